@@ -1,0 +1,123 @@
+/**
+ * The mapvisor command line. Every failure is one line on stderr, `mapvisor: <problem> (<fix>)`, with
+ * exit status 125 (mapvisor's own failure), 126 (the program cannot run here) or 127 (no such program);
+ * a program's own status passes through, and death by signal N exits 128+N with a one-line reason.
+ */
+import { parseArgs } from 'node:util';
+import { MapvisorError, UsageError, EXIT_INTERNAL } from '../errors.js';
+import { Sandbox, type SandboxResult } from '../sandbox/sandbox.js';
+import { parseSize, formatSize } from '../util/size.js';
+import { formatStats } from './stats.js';
+
+const USAGE = `usage: mapvisor run [options] -- PROGRAM [ARGS...]
+
+Runs a static Linux x86-64 program in a KVM virtual machine with no guest kernel.
+
+options:
+  --mem SIZE          memory the program may map in all (default 4G), e.g. 256M
+  --space SIZE        guest address-space size, whole GiBs (default 64G)
+  --timeout SECONDS   kill the program (SIGKILL, exit 137) after this long
+  --strace            print every system call to stderr, as strace does
+  --stats             print exits, system calls and memory figures to stderr at the end
+  --env KEY=VALUE     set an environment variable (repeatable; default PATH, HOME, LANG)
+  --syscall-return M  how a system call returns to the program: sregs (default) or iretq
+  -h, --help          show this help
+`;
+
+function usage(problem: string, fix = 'see mapvisor run --help'): never {
+  throw new UsageError(problem, fix);
+}
+
+function sizeOption(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = parseSize(value);
+  if (n === null) usage(`--${name} ${JSON.stringify(value)} is not a size`, `give a size such as --${name} 512M`);
+  return n;
+}
+
+async function run(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        mem: { type: 'string' },
+        space: { type: 'string' },
+        timeout: { type: 'string' },
+        strace: { type: 'boolean' },
+        stats: { type: 'boolean' },
+        env: { type: 'string', multiple: true },
+        'syscall-return': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    usage((e as Error).message.split('\n')[0]!.replace(/\.$/, ''));
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const [program, ...args] = positionals;
+  if (!program) usage('no PROGRAM given', 'mapvisor run -- PROGRAM [ARGS...]');
+  let timeout: number | undefined;
+  if (values.timeout !== undefined) {
+    timeout = Number(values.timeout);
+    if (!Number.isFinite(timeout) || timeout <= 0) usage(`--timeout ${JSON.stringify(values.timeout)} is not a positive number of seconds`, 'give --timeout 10');
+  }
+  const ret = values['syscall-return'];
+  if (ret !== undefined && ret !== 'sregs' && ret !== 'iretq') usage(`--syscall-return ${JSON.stringify(ret)} is not sregs or iretq`);
+  const env = values.env;
+  for (const e of env ?? []) if (!e.includes('=')) usage(`--env ${JSON.stringify(e)} is not KEY=VALUE`, 'give --env NAME=value');
+  const mem = sizeOption('mem', values.mem);
+  const space = sizeOption('space', values.space);
+
+  const started = process.hrtime.bigint();
+  const result: SandboxResult = await Sandbox.run(program, args, {
+    argv0: program,
+    ...(env ? { env } : {}),
+    ...(mem !== undefined ? { mem } : {}),
+    ...(space !== undefined ? { space } : {}),
+    ...(timeout !== undefined ? { timeout } : {}),
+    ...(ret ? { syscallReturn: ret } : {}),
+    strace: values.strace ?? false,
+  });
+  if (result.reason) process.stderr.write(`mapvisor: program killed by ${result.reason}\n`);
+  if (values.stats && result.stats) {
+    process.stderr.write(formatStats(result.stats, Number(process.hrtime.bigint() - started)));
+  }
+  return result.status;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'run':
+        return await run(rest);
+      case undefined:
+      case '-h':
+      case '--help':
+      case 'help':
+        process.stdout.write(USAGE);
+        return command === undefined ? EXIT_INTERNAL : 0;
+      default:
+        usage(`unknown command ${JSON.stringify(command)}`, 'the command is: mapvisor run -- PROGRAM');
+    }
+  } catch (e) {
+    if (e instanceof MapvisorError) {
+      process.stderr.write(`mapvisor: ${e.oneLine()}\n`);
+      if (process.env.MAPVISOR_DEBUG && e.stack) process.stderr.write(`${e.stack}\n`);
+      return e.exitCode;
+    }
+    const err = e as Error;
+    process.stderr.write(`mapvisor: internal error: ${err.message} (set MAPVISOR_DEBUG=1 for details and report it)\n`);
+    if (process.env.MAPVISOR_DEBUG) process.stderr.write(`${err.stack}\n`);
+    return EXIT_INTERNAL;
+  }
+}
+
+export { formatSize };

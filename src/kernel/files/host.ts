@@ -1,0 +1,155 @@
+/**
+ * A host file descriptor handed to the program as one of its standard streams (the terminal, a pipe
+ * or a file the user redirected). Data moves with host read/write straight between the host fd and
+ * guest memory; the host's O_NONBLOCK state is hidden: a blocking read by the program waits in poll.
+ */
+import { E } from '../../abi/errno.js';
+import { S_IFCHR, S_IFIFO, S_IFMT, S_IFREG, STAT, type StatInfo } from '../../abi/stat.js';
+import * as libc from '../../kvm/libc.js';
+import { PROT_READ, PROT_WRITE } from '../../kvm/libc.js';
+import type { GuestMemory } from '../../mm/guest.js';
+import { O_NONBLOCK, POLLIN, POLLOUT, type FileOps, type OpenFile } from './file.js';
+
+const TCGETS = 0x5401;
+const TIOCGWINSZ = 0x5413;
+const TIOCGPGRP = 0x540f;
+const FIONREAD = 0x541b;
+const KERNEL_TERMIOS_SIZE = 36;
+const WINSIZE_SIZE = 8;
+
+/** Checked by blocking operations after EINTR: has the VMM been asked to stop? */
+export interface StopSignal {
+  stopRequested(): boolean;
+}
+
+export class HostStream implements FileOps {
+  readonly kind = 'host';
+  readonly hostFd: number;
+  readonly name: string;
+  private readonly mem: GuestMemory;
+  private readonly stop: StopSignal;
+  /** Bytes moved, for stats. */
+  bytesRead = 0;
+  bytesWritten = 0;
+
+  constructor(hostFd: number, name: string, mem: GuestMemory, stop: StopSignal) {
+    this.hostFd = hostFd;
+    this.name = name;
+    this.mem = mem;
+    this.stop = stop;
+  }
+
+  /** Wait until the host fd is ready for `events`; false when the VMM is stopping. */
+  private wait(events: number): boolean {
+    const pfd = Buffer.alloc(8);
+    pfd.writeInt32LE(this.hostFd, 0);
+    pfd.writeInt16LE(events, 4);
+    for (;;) {
+      if (this.stop.stopRequested()) return false;
+      const rc = libc.poll(pfd, 1, 200);
+      if (rc > 0) return true;
+      if (rc < 0 && libc.errno() !== E.EINTR) return true; // let the real call report the error
+    }
+  }
+
+  read(f: OpenFile, addr: number, length: number, offset: number | null): number | 'stop' {
+    if (length === 0) return 0;
+    const ptr = this.mem.hostPtr(addr, length, PROT_WRITE);
+    for (;;) {
+      const n = offset === null ? libc.read(this.hostFd, ptr, length) : libc.pread(this.hostFd, ptr, length, offset);
+      if (n >= 0) {
+        this.bytesRead += n;
+        return n;
+      }
+      const err = libc.errno();
+      if (err === E.EAGAIN && !(f.flags & O_NONBLOCK)) {
+        if (!this.wait(POLLIN)) return 'stop';
+        continue;
+      }
+      if (err === E.EINTR) {
+        if (this.stop.stopRequested()) return 'stop';
+        continue;
+      }
+      return -err;
+    }
+  }
+
+  write(f: OpenFile, addr: number, length: number, offset: number | null): number | 'stop' {
+    if (length === 0) return 0;
+    const ptr = this.mem.hostPtr(addr, length, PROT_READ);
+    let done = 0;
+    while (done < length) {
+      const n =
+        offset === null
+          ? libc.write(this.hostFd, ptr + done, length - done)
+          : libc.pwrite(this.hostFd, ptr + done, length - done, offset + done);
+      if (n >= 0) {
+        done += n;
+        this.bytesWritten += n;
+        continue;
+      }
+      const err = libc.errno();
+      if (err === E.EAGAIN && !(f.flags & O_NONBLOCK)) {
+        if (!this.wait(POLLOUT)) return done || 'stop';
+        continue;
+      }
+      if (err === E.EINTR) {
+        if (this.stop.stopRequested()) return done || 'stop';
+        continue;
+      }
+      return done || -err;
+    }
+    return done;
+  }
+
+  ioctl(_f: OpenFile, request: number, arg: number): number {
+    let size: number;
+    switch (request) {
+      case TCGETS:
+        size = KERNEL_TERMIOS_SIZE;
+        break;
+      case TIOCGWINSZ:
+      case TIOCGPGRP:
+      case FIONREAD:
+        size = request === TIOCGWINSZ ? WINSIZE_SIZE : 4;
+        break;
+      default:
+        return -E.ENOTTY;
+    }
+    const buf = Buffer.alloc(size);
+    if (libc.ioctlPtr(this.hostFd, request, buf) < 0) return -libc.errno();
+    if (request === TIOCGPGRP) buf.writeInt32LE(1, 0); // the program's own process group
+    this.mem.write(arg, buf);
+    return 0;
+  }
+
+  stat(): StatInfo {
+    const buf = Buffer.alloc(144);
+    let mode = S_IFCHR | 0o620;
+    let size = 0;
+    let blksize = 4096;
+    if (libc.fstat(this.hostFd, buf) === 0) {
+      const m = buf.readUInt32LE(STAT.mode);
+      const type = m & S_IFMT;
+      mode = (type === S_IFREG || type === S_IFIFO || type === S_IFCHR ? type : S_IFCHR) | (m & 0o777);
+      if (type === S_IFREG) size = Number(buf.readBigInt64LE(STAT.size));
+      blksize = Number(buf.readBigInt64LE(STAT.blksize)) || 4096;
+    }
+    const now = Math.floor(Date.now() / 1000);
+    return {
+      dev: 0x0d,
+      ino: this.hostFd + 1,
+      nlink: 1,
+      mode,
+      uid: 0,
+      gid: 0,
+      rdev: (mode & S_IFMT) === S_IFCHR ? 0x8800 : 0,
+      size,
+      blksize,
+      blocks: Math.ceil(size / 512),
+      atime: [now, 0],
+      mtime: [now, 0],
+      ctime: [now, 0],
+    };
+  }
+}

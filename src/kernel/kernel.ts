@@ -1,0 +1,148 @@
+/**
+ * The kernel: mapvisor's implementation of the Linux system-call interface for one program. It owns
+ * all of the program's kernel state (address space, fd table, signal dispositions, limits) and is
+ * driven by the task loop (task.ts), one system call at a time. It runs in exactly one thread, its
+ * owner; vCPUs in other threads (a later step) hand their exits to it.
+ */
+import { E } from '../abi/errno.js';
+import { syscallName } from '../abi/sysno.js';
+import { GuestFault, GuestMemory } from '../mm/guest.js';
+import type { AddressSpace } from '../mm/space.js';
+import type { Vcpu } from '../vm/vcpu.js';
+import { FdTable } from './files/file.js';
+import type { StopSignal } from './files/host.js';
+import { SignalState } from './signal-state.js';
+import { Stats } from './stats.js';
+import type { Strace } from './strace.js';
+import { SyscallArgs, type Outcome, type SyscallHandler, type SyscallResult, type SyscallTable } from './types.js';
+
+import { ioSyscalls } from './sys/io.js';
+import { mmSyscalls } from './sys/mm.js';
+import { processSyscalls } from './sys/process.js';
+import { timeSyscalls } from './sys/time.js';
+import { signalSyscalls } from './sys/signal.js';
+import { SYS } from '../abi/sysno.js';
+
+export interface ProcessIdentity {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+export interface KernelOptions {
+  space: AddressSpace;
+  stop: StopSignal;
+  identity: ProcessIdentity;
+  /** Number of CPUs the program is told it has. */
+  cpus: number;
+  strace: Strace | null;
+  /** The program's path as the program sees it (for /proc/self/exe and AT_EXECFN). */
+  exePath: string;
+}
+
+/** Resource limits the program sees (prlimit64). Infinity is RLIM_INFINITY. */
+export type Rlimits = Map<number, [number, number]>;
+
+function buildTable(): SyscallHandler[] {
+  const table: SyscallHandler[] = [];
+  const tables: SyscallTable[] = [ioSyscalls, mmSyscalls, processSyscalls, timeSyscalls, signalSyscalls];
+  for (const t of tables) {
+    for (const [name, handler] of Object.entries(t)) {
+      const nr = (SYS as Record<string, number>)[name];
+      if (nr === undefined) throw new Error(`syscall table names unknown system call ${name}`);
+      if (table[nr] !== undefined) throw new Error(`system call ${name} is implemented twice`);
+      table[nr] = handler;
+    }
+  }
+  return table;
+}
+const TABLE: Array<SyscallHandler | undefined> = buildTable();
+
+/** The system calls mapvisor implements (for docs and tests). */
+export function implementedSyscalls(): string[] {
+  return TABLE.map((h, nr) => (h ? syscallName(nr) : '')).filter(Boolean);
+}
+
+export class Kernel {
+  readonly space: AddressSpace;
+  readonly mem: GuestMemory;
+  readonly fds = new FdTable();
+  readonly signals = new SignalState();
+  readonly stats = new Stats();
+  readonly stop: StopSignal;
+  readonly identity: ProcessIdentity;
+  readonly cpus: number;
+  readonly strace: Strace | null;
+  readonly exePath: string;
+  readonly rlimits: Rlimits;
+  umask = 0o022;
+  /** set_tid_address: cleared (and futex-woken) when the thread exits. */
+  clearChildTid = 0;
+  robustList = 0;
+
+  constructor(opts: KernelOptions) {
+    this.space = opts.space;
+    this.mem = new GuestMemory(opts.space);
+    this.stop = opts.stop;
+    this.identity = opts.identity;
+    this.cpus = opts.cpus;
+    this.strace = opts.strace;
+    this.exePath = opts.exePath;
+    const INF = Infinity;
+    this.rlimits = new Map<number, [number, number]>([
+      [0, [INF, INF]], // CPU
+      [1, [INF, INF]], // FSIZE
+      [2, [INF, INF]], // DATA
+      [3, [opts.space.layout.stackSize, INF]], // STACK
+      [4, [0, INF]], // CORE
+      [5, [INF, INF]], // RSS
+      [6, [INF, INF]], // NPROC
+      [7, [this.fds.limit, this.fds.limit]], // NOFILE
+      [8, [8 * 2 ** 20, 8 * 2 ** 20]], // MEMLOCK
+      [9, [opts.space.layout.memLimit, opts.space.layout.memLimit]], // AS
+      [10, [INF, INF]], // LOCKS
+      [11, [INF, INF]], // SIGPENDING
+      [12, [819200, 819200]], // MSGQUEUE
+      [13, [0, 0]], // NICE
+      [14, [0, 0]], // RTPRIO
+      [15, [INF, INF]], // RTTIME
+    ]);
+  }
+
+  /** Handle the system call the vCPU stopped at. Returns the value for rax, or an outcome. */
+  syscall(cpu: Vcpu): SyscallResult {
+    const nr = cpu.reg('rax');
+    const handler = nr < TABLE.length ? TABLE[nr] : undefined;
+    const args = new SyscallArgs(cpu);
+    const t0 = process.hrtime.bigint();
+    let result: SyscallResult;
+    if (!handler) {
+      result = -E.ENOSYS;
+      this.stats.unimplemented(nr);
+    } else {
+      try {
+        result = handler(this, args, cpu);
+      } catch (e) {
+        if (e instanceof GuestFault) result = -E.EFAULT;
+        else throw e;
+      }
+    }
+    this.stats.syscall(nr, Number(process.hrtime.bigint() - t0));
+    if (this.strace) this.strace.log(this, nr, args, result);
+    return result;
+  }
+
+  /** A helper for handlers: run `f`, answering -EFAULT for a bad guest pointer. */
+  static guarded(f: () => number): number {
+    try {
+      return f();
+    } catch (e) {
+      if (e instanceof GuestFault) return -E.EFAULT;
+      throw e;
+    }
+  }
+
+  exitOutcome(status: number): Outcome {
+    return { kind: 'exit', status: status & 0xff };
+  }
+}

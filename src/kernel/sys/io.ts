@@ -1,0 +1,251 @@
+/**
+ * I/O system calls on file descriptors: read/write and their vector and positional forms, poll,
+ * ioctl, fcntl, dup, close, fstat, lseek.
+ */
+import { E } from '../../abi/errno.js';
+import { encodeStat } from '../../abi/stat.js';
+import * as libc from '../../kvm/libc.js';
+import { O_CLOEXEC, SETFL_MASK, POLLNVAL, type OpenFile } from '../files/file.js';
+import type { Kernel } from '../kernel.js';
+import type { SyscallArgs, SyscallResult, SyscallTable } from '../types.js';
+
+const IOV_MAX = 1024;
+const MAX_RW = 0x7ffff000; // Linux caps one read/write at this many bytes
+
+const F_DUPFD = 0;
+const F_GETFD = 1;
+const F_SETFD = 2;
+const F_GETFL = 3;
+const F_SETFL = 4;
+const F_DUPFD_CLOEXEC = 1030;
+const FD_CLOEXEC = 1;
+const AT_EMPTY_PATH = 0x1000;
+
+function file(k: Kernel, fd: number): OpenFile | number {
+  const f = k.fds.get(fd);
+  return f ?? -E.EBADF;
+}
+
+function stopOr(n: number | 'stop'): SyscallResult {
+  return n === 'stop' ? { kind: 'stop' } : n;
+}
+
+function doRead(k: Kernel, fd: number, addr: number, len: number, offset: number | null): SyscallResult {
+  const f = file(k, fd);
+  if (typeof f === 'number') return f;
+  if (!f.readable) return -E.EBADF;
+  if (!f.ops.read) return -E.EINVAL;
+  if (len < 0) return -E.EINVAL;
+  if (offset !== null && offset < 0) return -E.EINVAL;
+  return stopOr(f.ops.read(f, addr, Math.min(len, MAX_RW), offset));
+}
+
+function doWrite(k: Kernel, fd: number, addr: number, len: number, offset: number | null): SyscallResult {
+  const f = file(k, fd);
+  if (typeof f === 'number') return f;
+  if (!f.writable) return -E.EBADF;
+  if (!f.ops.write) return -E.EINVAL;
+  if (len < 0) return -E.EINVAL;
+  if (offset !== null && offset < 0) return -E.EINVAL;
+  return stopOr(f.ops.write(f, addr, Math.min(len, MAX_RW), offset));
+}
+
+/** Decode an iovec array: [base, len] pairs. */
+function iovecs(k: Kernel, addr: number, count: number): Array<[number, number]> | number {
+  if (count < 0 || count > IOV_MAX) return -E.EINVAL;
+  if (count === 0) return [];
+  const raw = k.mem.read(addr, count * 16);
+  const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  const out: Array<[number, number]> = [];
+  let total = 0;
+  for (let i = 0; i < count; i++) {
+    const base = dv.getUint32(i * 16, true) + dv.getUint32(i * 16 + 4, true) * 2 ** 32;
+    const len = Number(dv.getBigInt64(i * 16 + 8, true));
+    if (len < 0) return -E.EINVAL;
+    total += len;
+    if (total > 2 ** 53) return -E.EINVAL;
+    out.push([base, len]);
+  }
+  return out;
+}
+
+function vectored(
+  k: Kernel,
+  fd: number,
+  iovAddr: number,
+  count: number,
+  offset: number | null,
+  op: (fd: number, addr: number, len: number, offset: number | null) => SyscallResult,
+): SyscallResult {
+  const iov = iovecs(k, iovAddr, count);
+  if (typeof iov === 'number') return iov;
+  let done = 0;
+  for (const [base, len] of iov) {
+    if (len === 0) continue;
+    const r = op(fd, base, len, offset === null ? null : offset + done);
+    if (typeof r !== 'number') return done > 0 ? done : r;
+    if (r < 0) return done > 0 ? done : r;
+    done += r;
+    if (r < len) break;
+  }
+  if (iov.length > 0 && done === 0 && iov.every(([, l]) => l === 0)) {
+    // A vector of empty buffers still checks the fd, as Linux does.
+    return op(fd, iov[0]![0], 0, offset);
+  }
+  return done;
+}
+
+/** poll/ppoll: host fds are polled by the host; other files answer their own readiness. */
+function doPoll(k: Kernel, fdsAddr: number, nfds: number, timeoutMs: number): SyscallResult {
+  if (nfds < 0 || nfds > k.fds.limit) return -E.EINVAL;
+  const raw = nfds ? k.mem.read(fdsAddr, nfds * 8) : new Uint8Array(0);
+  k.mem.writable(fdsAddr, nfds * 8); // must be writable too
+  const req = Buffer.from(raw); // a copy: the host writes revents into it
+  let ready = 0;
+  const hostIdx: number[] = [];
+  for (let i = 0; i < nfds; i++) {
+    const fd = req.readInt32LE(i * 8);
+    req.writeInt16LE(0, i * 8 + 6);
+    if (fd < 0) continue;
+    const f = k.fds.get(fd);
+    if (!f) {
+      req.writeInt16LE(POLLNVAL, i * 8 + 6);
+      ready++;
+    } else if (f.ops.hostFd !== undefined) {
+      hostIdx.push(i);
+    } else {
+      const ev = (f.ops.pollEvents?.(f) ?? 0) & (req.readInt16LE(i * 8 + 4) | 0x18);
+      req.writeInt16LE(ev, i * 8 + 6);
+      if (ev) ready++;
+    }
+  }
+  if (hostIdx.length) {
+    const host = Buffer.alloc(hostIdx.length * 8);
+    hostIdx.forEach((i, j) => {
+      host.writeInt32LE(k.fds.get(req.readInt32LE(i * 8))!.ops.hostFd!, j * 8);
+      host.writeInt16LE(req.readInt16LE(i * 8 + 4), j * 8 + 4);
+    });
+    // Block in slices so a stop request is noticed.
+    const deadline = timeoutMs < 0 ? Infinity : Date.now() + timeoutMs;
+    for (;;) {
+      const slice = ready > 0 ? 0 : Math.min(200, Math.max(0, deadline - Date.now()));
+      const rc = libc.poll(host, hostIdx.length, slice === Infinity ? 200 : slice);
+      if (rc < 0 && libc.errno() !== E.EINTR) return -libc.errno();
+      if (rc > 0 || ready > 0 || Date.now() >= deadline) break;
+      if (k.stop.stopRequested()) return { kind: 'stop' };
+    }
+    hostIdx.forEach((i, j) => {
+      const rev = host.readInt16LE(j * 8 + 6);
+      req.writeInt16LE(rev, i * 8 + 6);
+      if (rev) ready++;
+    });
+  } else if (ready === 0 && timeoutMs !== 0) {
+    // Nothing can become ready: sleep out the timeout (or until stopped).
+    const deadline = timeoutMs < 0 ? Infinity : Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (k.stop.stopRequested()) return { kind: 'stop' };
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Math.min(200, deadline - Date.now()));
+    }
+  }
+  k.mem.write(fdsAddr, req);
+  return ready;
+}
+
+function timespecMs(k: Kernel, addr: number): number | null {
+  if (addr === 0) return -1;
+  const sec = Number(k.mem.readBigU64(addr));
+  const nsec = Number(k.mem.readBigU64(addr + 8));
+  if (sec < 0 || nsec < 0 || nsec >= 1e9) return null;
+  return sec * 1000 + Math.ceil(nsec / 1e6);
+}
+
+function fcntl(k: Kernel, a: SyscallArgs): SyscallResult {
+  const fd = a.i32(0);
+  const cmd = a.i32(1);
+  const f = k.fds.get(fd);
+  if (!f) return -E.EBADF;
+  switch (cmd) {
+    case F_DUPFD:
+    case F_DUPFD_CLOEXEC: {
+      const min = a.i32(2);
+      if (min < 0 || min >= k.fds.limit) return -E.EINVAL;
+      return k.fds.install(f, cmd === F_DUPFD_CLOEXEC, min);
+    }
+    case F_GETFD:
+      return k.fds.cloexec(fd) ? FD_CLOEXEC : 0;
+    case F_SETFD:
+      k.fds.setCloexec(fd, (a.i32(2) & FD_CLOEXEC) !== 0);
+      return 0;
+    case F_GETFL:
+      return f.flags & ~O_CLOEXEC;
+    case F_SETFL:
+      f.flags = (f.flags & ~SETFL_MASK) | (a.i32(2) & SETFL_MASK);
+      return 0;
+    default:
+      return -E.EINVAL;
+  }
+}
+
+function dup3(k: Kernel, oldfd: number, newfd: number, flags: number): number {
+  const f = k.fds.get(oldfd);
+  if (!f) return -E.EBADF;
+  if (flags & ~O_CLOEXEC) return -E.EINVAL;
+  if (oldfd === newfd) return -E.EINVAL;
+  return k.fds.installAt(newfd, f, (flags & O_CLOEXEC) !== 0);
+}
+
+export const ioSyscalls: SyscallTable = {
+  read: (k, a) => doRead(k, a.i32(0), a.u64(1), a.u64(2), null),
+  write: (k, a) => doWrite(k, a.i32(0), a.u64(1), a.u64(2), null),
+  pread64: (k, a) => doRead(k, a.i32(0), a.u64(1), a.u64(2), a.i64(3)),
+  pwrite64: (k, a) => doWrite(k, a.i32(0), a.u64(1), a.u64(2), a.i64(3)),
+  readv: (k, a) => vectored(k, a.i32(0), a.u64(1), a.i32(2), null, (fd, p, l, o) => doRead(k, fd, p, l, o)),
+  writev: (k, a) => vectored(k, a.i32(0), a.u64(1), a.i32(2), null, (fd, p, l, o) => doWrite(k, fd, p, l, o)),
+  preadv: (k, a) => vectored(k, a.i32(0), a.u64(1), a.i32(2), a.i64(3), (fd, p, l, o) => doRead(k, fd, p, l, o)),
+  pwritev: (k, a) => vectored(k, a.i32(0), a.u64(1), a.i32(2), a.i64(3), (fd, p, l, o) => doWrite(k, fd, p, l, o)),
+  poll: (k, a) => doPoll(k, a.u64(0), a.i32(1), a.i32(2)),
+  ppoll: (k, a) => {
+    const ms = timespecMs(k, a.u64(2));
+    if (ms === null) return -E.EINVAL;
+    return doPoll(k, a.u64(0), a.i32(1), ms);
+  },
+  ioctl: (k, a) => {
+    const f = k.fds.get(a.i32(0));
+    if (!f) return -E.EBADF;
+    return f.ops.ioctl ? f.ops.ioctl(f, a.u32(1), a.u64(2)) : -E.ENOTTY;
+  },
+  fcntl,
+  close: (k, a) => k.fds.close(a.i32(0)),
+  dup: (k, a) => {
+    const f = k.fds.get(a.i32(0));
+    return f ? k.fds.install(f, false) : -E.EBADF;
+  },
+  dup2: (k, a) => {
+    const oldfd = a.i32(0);
+    const newfd = a.i32(1);
+    if (!k.fds.get(oldfd)) return -E.EBADF;
+    return oldfd === newfd ? newfd : dup3(k, oldfd, newfd, 0);
+  },
+  dup3: (k, a) => dup3(k, a.i32(0), a.i32(1), a.i32(2)),
+  fstat: (k, a) => {
+    const f = k.fds.get(a.i32(0));
+    if (!f) return -E.EBADF;
+    k.mem.write(a.u64(1), encodeStat(f.ops.stat(f)));
+    return 0;
+  },
+  newfstatat: (k, a) => {
+    // Only the fd form (empty path with AT_EMPTY_PATH) exists until the program has a file system.
+    const path = k.mem.readCString(a.u64(1));
+    if (path === null) return -E.ENAMETOOLONG;
+    if (path !== '' || !(a.i32(3) & AT_EMPTY_PATH)) return -E.ENOENT;
+    const f = k.fds.get(a.i32(0));
+    if (!f) return -E.EBADF;
+    k.mem.write(a.u64(2), encodeStat(f.ops.stat(f)));
+    return 0;
+  },
+  lseek: (k, a) => {
+    const f = k.fds.get(a.i32(0));
+    if (!f) return -E.EBADF;
+    return -E.ESPIPE; // standard streams are not seekable through mapvisor
+  },
+};

@@ -1,0 +1,197 @@
+/** Process-level system calls: exit, identity, uname, limits, TLS (arch_prctl), CPU affinity, futex. */
+import { E } from '../../abi/errno.js';
+import * as libc from '../../kvm/libc.js';
+import type { Kernel } from '../kernel.js';
+import type { SyscallArgs, SyscallResult, SyscallTable } from '../types.js';
+
+const ARCH_SET_GS = 0x1001;
+const ARCH_SET_FS = 0x1002;
+const ARCH_GET_FS = 0x1003;
+const ARCH_GET_GS = 0x1004;
+
+const UTS_FIELD = 65;
+export const UNAME = {
+  sysname: 'Linux',
+  nodename: 'mapvisor',
+  release: '6.1.0-mapvisor',
+  version: '#1 SMP PREEMPT_DYNAMIC mapvisor',
+  machine: 'x86_64',
+  domainname: '(none)',
+} as const;
+
+const RLIM_INFINITY = 0xffff_ffff_ffff_ffffn;
+const RLIMIT_NLIMITS = 16;
+
+function toRlim(v: number): bigint {
+  return v === Infinity ? RLIM_INFINITY : BigInt(v);
+}
+function fromRlim(v: bigint): number {
+  return v >= RLIM_INFINITY ? Infinity : Number(v);
+}
+
+function prlimit(k: Kernel, pid: number, resource: number, newAddr: number, oldAddr: number): number {
+  if (pid !== 0 && pid !== k.identity.pid) return -E.ESRCH;
+  if (resource < 0 || resource >= RLIMIT_NLIMITS) return -E.EINVAL;
+  const cur = k.rlimits.get(resource)!;
+  let next: [number, number] | null = null;
+  if (newAddr) {
+    const soft = fromRlim(k.mem.readBigU64(newAddr));
+    const hard = fromRlim(k.mem.readBigU64(newAddr + 8));
+    if (soft > hard) return -E.EINVAL;
+    if (hard > cur[1]) return -E.EPERM; // raising a hard limit needs privilege mapvisor does not grant
+    next = [soft, hard];
+  }
+  if (oldAddr) {
+    k.mem.writeU64(oldAddr, toRlim(cur[0]));
+    k.mem.writeU64(oldAddr + 8, toRlim(cur[1]));
+  }
+  if (next) {
+    k.rlimits.set(resource, next);
+    if (resource === 7) k.fds.limit = Math.min(next[0], 1 << 20);
+  }
+  return 0;
+}
+
+function archPrctl(k: Kernel, a: SyscallArgs, cpu: Parameters<SyscallTable[string]>[2]): SyscallResult {
+  const code = a.i32(0);
+  const addr = a.u64(1);
+  switch (code) {
+    case ARCH_SET_FS:
+    case ARCH_SET_GS:
+      // A base must be a canonical user address (Linux refuses others with EPERM).
+      if (!Number.isSafeInteger(addr) || addr >= 2 ** 47) return -E.EPERM;
+      if (code === ARCH_SET_FS) cpu.fsBase = addr;
+      else cpu.gsBase = addr;
+      return 0;
+    case ARCH_GET_FS:
+      k.mem.writeU64(addr, cpu.fsBase);
+      return 0;
+    case ARCH_GET_GS:
+      k.mem.writeU64(addr, cpu.gsBase);
+      return 0;
+    default:
+      return -E.EINVAL;
+  }
+}
+
+/** futex for a single-threaded program: a wait can only end by its timeout (or never). */
+function futex(k: Kernel, a: SyscallArgs): SyscallResult {
+  const uaddr = a.u64(0);
+  const op = a.i32(1) & ~(128 | 256); // FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME
+  const val = a.u32(2);
+  const FUTEX_WAIT = 0;
+  const FUTEX_WAKE = 1;
+  const FUTEX_WAIT_BITSET = 9;
+  const FUTEX_WAKE_BITSET = 10;
+  if (uaddr % 4) return -E.EINVAL;
+  switch (op) {
+    case FUTEX_WAKE:
+    case FUTEX_WAKE_BITSET:
+      k.mem.readU32(uaddr); // fault check, as Linux does
+      return 0; // no other thread can be waiting
+    case FUTEX_WAIT:
+    case FUTEX_WAIT_BITSET: {
+      if (k.mem.readU32(uaddr) !== val) return -E.EAGAIN;
+      const ts = a.u64(3);
+      let deadline = Infinity;
+      if (ts) {
+        const sec = Number(k.mem.readBigU64(ts));
+        const nsec = Number(k.mem.readBigU64(ts + 8));
+        if (sec < 0 || nsec < 0 || nsec >= 1e9) return -E.EINVAL;
+        const ms = sec * 1000 + nsec / 1e6;
+        // FUTEX_WAIT's timeout is relative; WAIT_BITSET's is absolute on CLOCK_MONOTONIC/REALTIME.
+        deadline = op === FUTEX_WAIT ? Date.now() + ms : Date.now() + Math.max(0, ms - absNowMs(a.i32(1) & 256 ? 0 : 1));
+      }
+      // Nobody else can wake us: sleep until the timeout or a stop request.
+      const cell = new Int32Array(new SharedArrayBuffer(4));
+      while (Date.now() < deadline) {
+        if (k.stop.stopRequested()) return { kind: 'stop' };
+        Atomics.wait(cell, 0, 0, Math.min(200, deadline - Date.now()));
+      }
+      return -E.ETIMEDOUT;
+    }
+    default:
+      return -E.ENOSYS;
+  }
+}
+
+/** Now on CLOCK_REALTIME (0) or CLOCK_MONOTONIC (1), in ms (Node's hrtime is CLOCK_MONOTONIC). */
+function absNowMs(clock: number): number {
+  return clock === 0 ? Date.now() : Number(process.hrtime.bigint()) / 1e6;
+}
+
+export const processSyscalls: SyscallTable = {
+  exit: (k, a) => k.exitOutcome(a.i32(0)),
+  exit_group: (k, a) => k.exitOutcome(a.i32(0)),
+  getpid: (k) => k.identity.pid,
+  gettid: (k) => k.identity.pid,
+  getppid: () => 0,
+  getuid: (k) => k.identity.uid,
+  geteuid: (k) => k.identity.uid,
+  getgid: (k) => k.identity.gid,
+  getegid: (k) => k.identity.gid,
+  getresuid: (k, a) => {
+    for (let i = 0; i < 3; i++) k.mem.writeU32(a.u64(i), k.identity.uid);
+    return 0;
+  },
+  getresgid: (k, a) => {
+    for (let i = 0; i < 3; i++) k.mem.writeU32(a.u64(i), k.identity.gid);
+    return 0;
+  },
+  getpgrp: (k) => k.identity.pid,
+  getpgid: (k, a) => (a.i32(0) === 0 || a.i32(0) === k.identity.pid ? k.identity.pid : -E.ESRCH),
+  getsid: (k, a) => (a.i32(0) === 0 || a.i32(0) === k.identity.pid ? k.identity.pid : -E.ESRCH),
+  uname: (k, a) => {
+    const addr = a.u64(0);
+    const fields = [UNAME.sysname, UNAME.nodename, UNAME.release, UNAME.version, UNAME.machine, UNAME.domainname];
+    const buf = new Uint8Array(UTS_FIELD * fields.length);
+    const enc = new TextEncoder();
+    fields.forEach((f, i) => buf.set(enc.encode(f).subarray(0, UTS_FIELD - 1), i * UTS_FIELD));
+    k.mem.write(addr, buf);
+    return 0;
+  },
+  arch_prctl: archPrctl,
+  set_tid_address: (k, a) => {
+    k.clearChildTid = a.u64(0);
+    return k.identity.pid;
+  },
+  set_robust_list: (k, a) => {
+    if (a.u64(1) !== 24) return -E.EINVAL; // sizeof(struct robust_list_head)
+    k.robustList = a.u64(0);
+    return 0;
+  },
+  prlimit64: (k, a) => prlimit(k, a.i32(0), a.i32(1), a.u64(2), a.u64(3)),
+  getrlimit: (k, a) => prlimit(k, 0, a.i32(0), 0, a.u64(1)),
+  setrlimit: (k, a) => prlimit(k, 0, a.i32(0), a.u64(1), 0),
+  sched_getaffinity: (k, a) => {
+    const pid = a.i32(0);
+    const len = a.u64(1);
+    if (pid !== 0 && pid !== k.identity.pid) return -E.ESRCH;
+    const size = 8 * Math.ceil(k.cpus / 64); // the kernel's cpumask size, in whole longs
+    if (len < size || len % 8) return -E.EINVAL;
+    const mask = new Uint8Array(size);
+    for (let c = 0; c < k.cpus; c++) mask[c >> 3]! |= 1 << (c & 7);
+    k.mem.write(a.u64(2), mask);
+    return size;
+  },
+  sched_yield: () => 0,
+  getcwd: (k, a) => {
+    const cwd = '/';
+    const size = a.u64(1);
+    if (size < cwd.length + 1) return -E.ERANGE;
+    return k.mem.writeCString(a.u64(0), cwd, size);
+  },
+  umask: (k, a) => {
+    const old = k.umask;
+    k.umask = a.u32(0) & 0o777;
+    return old;
+  },
+  getrandom: (k, a) => {
+    const len = Math.min(a.u64(1), 33554431);
+    if (a.u32(2) & ~7) return -E.EINVAL;
+    if (len === 0) return 0;
+    const n = libc.getrandom(k.mem.hostPtr(a.u64(0), len, libc.PROT_WRITE), len, 0);
+    return n < 0 ? -libc.errno() : n;
+  },
+  futex,
+};

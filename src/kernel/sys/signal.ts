@@ -1,0 +1,120 @@
+/**
+ * Signals: dispositions, the blocked mask and the alternate stack are recorded; a signal the program
+ * sends itself takes its default action (terminate, ignore). Running a program's handler is the job of
+ * the threads-and-signals step; until then such a signal is reported, not faked.
+ */
+import { E } from '../../abi/errno.js';
+import { NSIG, SIG, defaultAction, signalName } from '../../abi/signals.js';
+import type { Kernel } from '../kernel.js';
+import { SIGACTION, SIGACTION_SIZE, SIG_DFL, SIG_IGN } from '../signal-state.js';
+import type { SyscallResult, SyscallTable } from '../types.js';
+
+const SIG_BLOCK = 0;
+const SIG_UNBLOCK = 1;
+const SIG_SETMASK = 2;
+const UNBLOCKABLE = (1n << BigInt(SIG.SIGKILL - 1)) | (1n << BigInt(SIG.SIGSTOP - 1));
+const SS_ONSTACK = 1;
+const SS_DISABLE = 2;
+const MINSIGSTKSZ = 2048;
+
+/** The program sends itself `sig`. */
+export function raise(k: Kernel, sig: number): SyscallResult {
+  if (sig === 0) return 0;
+  if (sig < 1 || sig > NSIG) return -E.EINVAL;
+  const act = k.signals.get(sig);
+  const blocked = (k.signals.blocked >> BigInt(sig - 1)) & 1n;
+  if (sig !== SIG.SIGKILL && sig !== SIG.SIGSTOP) {
+    if (act.handler === SIG_IGN) return 0;
+    if (blocked) return 0; // stays pending until unblocked; pending signals are not tracked yet
+    if (act.handler !== SIG_DFL) {
+      return {
+        kind: 'kill',
+        signal: sig,
+        reason: `${signalName(sig)} has a handler, and running signal handlers is not supported yet`,
+      };
+    }
+  }
+  const action = defaultAction(sig);
+  if (action === 'ignore' || action === 'continue' || action === 'stop') return 0;
+  return { kind: 'kill', signal: sig, reason: `${signalName(sig)} sent by the program to itself` };
+}
+
+export const signalSyscalls: SyscallTable = {
+  rt_sigaction: (k, a) => {
+    const sig = a.i32(0);
+    const act = a.u64(1);
+    const old = a.u64(2);
+    if (a.u64(3) !== 8) return -E.EINVAL; // sigsetsize
+    if (sig < 1 || sig > NSIG) return -E.EINVAL;
+    if (act && (sig === SIG.SIGKILL || sig === SIG.SIGSTOP)) return -E.EINVAL;
+    let next = null;
+    if (act) {
+      const b = k.mem.read(act, SIGACTION_SIZE);
+      const dv = new DataView(b.buffer, b.byteOffset, SIGACTION_SIZE);
+      next = {
+        handler: dv.getBigUint64(SIGACTION.handler, true),
+        flags: dv.getBigUint64(SIGACTION.flags, true),
+        restorer: dv.getBigUint64(SIGACTION.restorer, true),
+        mask: dv.getBigUint64(SIGACTION.mask, true) & ~UNBLOCKABLE,
+      };
+    }
+    if (old) {
+      const cur = k.signals.get(sig);
+      const b = new Uint8Array(SIGACTION_SIZE);
+      const dv = new DataView(b.buffer);
+      dv.setBigUint64(SIGACTION.handler, cur.handler, true);
+      dv.setBigUint64(SIGACTION.flags, cur.flags, true);
+      dv.setBigUint64(SIGACTION.restorer, cur.restorer, true);
+      dv.setBigUint64(SIGACTION.mask, cur.mask, true);
+      k.mem.write(old, b);
+    }
+    if (next) k.signals.set(sig, next);
+    return 0;
+  },
+  rt_sigprocmask: (k, a) => {
+    const how = a.i32(0);
+    const set = a.u64(1);
+    const old = a.u64(2);
+    if (a.u64(3) !== 8) return -E.EINVAL;
+    let next: bigint | null = null;
+    if (set) {
+      const m = k.mem.readBigU64(set);
+      if (how === SIG_BLOCK) next = k.signals.blocked | m;
+      else if (how === SIG_UNBLOCK) next = k.signals.blocked & ~m;
+      else if (how === SIG_SETMASK) next = m;
+      else return -E.EINVAL;
+    }
+    if (old) k.mem.writeU64(old, k.signals.blocked);
+    if (next !== null) k.signals.blocked = next & ~UNBLOCKABLE;
+    return 0;
+  },
+  sigaltstack: (k, a) => {
+    const ss = a.u64(0);
+    const old = a.u64(1);
+    if (old) {
+      const b = new Uint8Array(24);
+      const dv = new DataView(b.buffer);
+      dv.setBigUint64(0, k.signals.altStack.sp, true);
+      dv.setInt32(8, k.signals.altStack.flags, true);
+      dv.setBigUint64(16, k.signals.altStack.size, true);
+      k.mem.write(old, b);
+    }
+    if (ss) {
+      const b = k.mem.read(ss, 24);
+      const dv = new DataView(b.buffer, b.byteOffset, 24);
+      const flags = dv.getInt32(8, true);
+      if (flags & ~(SS_DISABLE | SS_ONSTACK | 0x80000000)) return -E.EINVAL;
+      const size = dv.getBigUint64(16, true);
+      if (!(flags & SS_DISABLE) && size < BigInt(MINSIGSTKSZ)) return -E.ENOMEM;
+      k.signals.altStack = { sp: dv.getBigUint64(0, true), flags: flags & SS_DISABLE, size };
+    }
+    return 0;
+  },
+  kill: (k, a) => {
+    const pid = a.i32(0);
+    if (pid !== k.identity.pid && pid !== 0 && pid !== -1) return -E.ESRCH;
+    return raise(k, a.i32(1));
+  },
+  tkill: (k, a) => (a.i32(0) === k.identity.pid ? raise(k, a.i32(1)) : -E.ESRCH),
+  tgkill: (k, a) => (a.i32(0) === k.identity.pid && a.i32(1) === k.identity.pid ? raise(k, a.i32(2)) : -E.ESRCH),
+};

@@ -1,0 +1,177 @@
+/**
+ * The host C library, reached through koffi. Every function that takes or returns memory uses
+ * `uintptr_t` (a JavaScript number: user-space addresses fit in 47 bits), so the VMM can pass
+ * guest-window addresses straight to the host kernel without copying through JavaScript.
+ *
+ * This module only binds; callers check results and turn `-1` into typed errors with `errno()`.
+ */
+import koffi from 'koffi';
+
+const lib = koffi.load('libc.so.6');
+
+export const open = lib.func('int open(const char *path, int flags, int mode)') as (
+  path: string,
+  flags: number,
+  mode: number,
+) => number;
+export const close = lib.func('int close(int fd)') as (fd: number) => number;
+
+/** ioctl with a pointer argument (a Buffer the kernel reads or writes). */
+export const ioctlPtr = lib.func('ioctl', 'int', ['int', 'unsigned long', 'void *']) as (
+  fd: number,
+  request: number,
+  arg: Buffer | null,
+) => number;
+/** ioctl with an integer argument. */
+export const ioctlInt = lib.func('ioctl', 'int', ['int', 'unsigned long', 'unsigned long']) as (
+  fd: number,
+  request: number,
+  arg: number,
+) => number;
+/** ioctl with an address argument (memory outside the JavaScript heap). */
+export const ioctlAddr = lib.func('ioctl', 'int', ['int', 'unsigned long', 'uintptr_t']) as (
+  fd: number,
+  request: number,
+  arg: number,
+) => number;
+
+/** mmap(2); returns the address, or -1 on failure (declared intptr_t so that MAP_FAILED is -1). */
+export const mmap = lib.func(
+  'intptr_t mmap(uintptr_t addr, size_t length, int prot, int flags, int fd, int64_t offset)',
+) as (addr: number, length: number, prot: number, flags: number, fd: number, offset: number) => number;
+export const munmap = lib.func('int munmap(uintptr_t addr, size_t length)') as (addr: number, length: number) => number;
+export const mprotect = lib.func('int mprotect(uintptr_t addr, size_t length, int prot)') as (
+  addr: number,
+  length: number,
+  prot: number,
+) => number;
+export const madvise = lib.func('int madvise(uintptr_t addr, size_t length, int advice)') as (
+  addr: number,
+  length: number,
+  advice: number,
+) => number;
+export const msync = lib.func('int msync(uintptr_t addr, size_t length, int flags)') as (
+  addr: number,
+  length: number,
+  flags: number,
+) => number;
+export const memfdCreate = lib.func('int memfd_create(const char *name, unsigned int flags)') as (
+  name: string,
+  flags: number,
+) => number;
+export const ftruncate = lib.func('int ftruncate(int fd, int64_t length)') as (fd: number, length: number) => number;
+
+export const read = lib.func('intptr_t read(int fd, uintptr_t buf, size_t count)') as (
+  fd: number,
+  buf: number,
+  count: number,
+) => number;
+export const write = lib.func('intptr_t write(int fd, uintptr_t buf, size_t count)') as (
+  fd: number,
+  buf: number,
+  count: number,
+) => number;
+export const pread = lib.func('intptr_t pread(int fd, uintptr_t buf, size_t count, int64_t offset)') as (
+  fd: number,
+  buf: number,
+  count: number,
+  offset: number,
+) => number;
+export const pwrite = lib.func('intptr_t pwrite(int fd, uintptr_t buf, size_t count, int64_t offset)') as (
+  fd: number,
+  buf: number,
+  count: number,
+  offset: number,
+) => number;
+/** poll(2) over a Buffer of struct pollfd (8 bytes each: fd i32, events i16, revents i16). */
+export const poll = lib.func('int poll(void *fds, unsigned long nfds, int timeout)') as (
+  fds: Buffer,
+  nfds: number,
+  timeout: number,
+) => number;
+export const isatty = lib.func('int isatty(int fd)') as (fd: number) => number;
+
+export const memmove = lib.func('uintptr_t memmove(uintptr_t dst, uintptr_t src, size_t n)') as (
+  dst: number,
+  src: number,
+  n: number,
+) => number;
+export const memset = lib.func('uintptr_t memset(uintptr_t dst, int c, size_t n)') as (
+  dst: number,
+  c: number,
+  n: number,
+) => number;
+
+export const pthreadSelf = lib.func('unsigned long pthread_self()') as () => number | bigint;
+export const pthreadKill = lib.func('int pthread_kill(unsigned long thread, int sig)') as (
+  thread: number | bigint,
+  sig: number,
+) => number;
+/** sigaction(2) over a Buffer holding glibc's struct sigaction (152 bytes on x86-64). */
+export const sigaction = lib.func('int sigaction(int sig, void *act, void *oldact)') as (
+  sig: number,
+  act: Buffer | null,
+  oldact: Buffer | null,
+) => number;
+export const dlsym = lib.func('uintptr_t dlsym(uintptr_t handle, const char *symbol)') as (
+  handle: number,
+  symbol: string,
+) => number;
+export const gettid = lib.func('int gettid()') as () => number;
+
+/** The calling thread's errno after the last libc call made through koffi. */
+export function errno(): number {
+  return koffi.errno();
+}
+
+// memmove(p, 0, 0) returns p untouched: the cheapest way to turn an address into a koffi pointer.
+const toPointer = lib.func('memmove', 'void *', ['uintptr_t', 'uintptr_t', 'size_t']) as (
+  dst: number,
+  src: number,
+  n: number,
+) => unknown;
+
+/** An ArrayBuffer over host memory at `addr` (at most 4 GiB: koffi's limit). */
+export function view(addr: number, length: number): ArrayBuffer {
+  return koffi.view(toPointer(addr, 0, 0), length) as ArrayBuffer;
+}
+
+// Constants of the host ABI (x86-64 Linux) used by the VMM itself.
+export const O_RDONLY = 0;
+export const O_RDWR = 2;
+export const O_CLOEXEC = 0o2000000;
+export const PROT_NONE = 0;
+export const PROT_READ = 1;
+export const PROT_WRITE = 2;
+export const PROT_EXEC = 4;
+export const MAP_SHARED = 0x01;
+export const MAP_PRIVATE = 0x02;
+export const MAP_FIXED = 0x10;
+export const MAP_ANONYMOUS = 0x20;
+export const MAP_NORESERVE = 0x4000;
+export const MADV_DONTNEED = 4;
+export const MS_SYNC = 4;
+export const MFD_CLOEXEC = 1;
+
+export const fallocate = lib.func('int fallocate(int fd, int mode, int64_t offset, int64_t len)') as (
+  fd: number,
+  mode: number,
+  offset: number,
+  len: number,
+) => number;
+export const FALLOC_FL_KEEP_SIZE = 1;
+export const FALLOC_FL_PUNCH_HOLE = 2;
+
+export const clockGettime = lib.func('int clock_gettime(int clockid, uintptr_t ts)') as (clockid: number, ts: number) => number;
+export const clockGetres = lib.func('int clock_getres(int clockid, uintptr_t ts)') as (clockid: number, ts: number) => number;
+export const clockNanosleep = lib.func(
+  'int clock_nanosleep(int clockid, int flags, uintptr_t request, uintptr_t remain)',
+) as (clockid: number, flags: number, request: number, remain: number) => number;
+export const getrandom = lib.func('intptr_t getrandom(uintptr_t buf, size_t len, unsigned int flags)') as (
+  buf: number,
+  len: number,
+  flags: number,
+) => number;
+export const pipe2 = lib.func('int pipe2(_Out_ int *fds, int flags)') as (fds: number[], flags: number) => number;
+export const fcntl = lib.func('int fcntl(int fd, int cmd, int arg)') as (fd: number, cmd: number, arg: number) => number;
+export const fstat = lib.func('int fstat(int fd, void *buf)') as (fd: number, buf: Buffer) => number;

@@ -1,0 +1,46 @@
+/**
+ * Anonymous memory for the program: one host memfd per VM, handed out in page-aligned extents that
+ * are mapped MAP_SHARED into the window. Keeping anonymous memory in a file (rather than host
+ * MAP_ANONYMOUS) lets a region move (mremap) by mapping the same pages elsewhere, without a copy and
+ * without ever leaving a hole in the window; and it is the seam where checkpoints put memory in files.
+ *
+ * Extents are allocated by a bump pointer and never reused; freeing punches a hole, so the host gets
+ * the memory back at once and the file stays sparse.
+ */
+import { KvmError } from '../kvm/kvm.js';
+import * as libc from '../kvm/libc.js';
+
+const ALIGN_SMALL = 0x1000;
+const ALIGN_LARGE = 0x20_0000; // extents of 2 MiB or more start 2 MiB-aligned (host huge pages)
+
+export class AnonMemory {
+  readonly fd: number;
+  readonly id: number;
+  private next = 0;
+
+  constructor(id: number, name = 'mapvisor-anon') {
+    this.id = id;
+    this.fd = libc.memfdCreate(name, libc.MFD_CLOEXEC);
+    if (this.fd < 0) throw new KvmError('memfd_create', libc.errno());
+  }
+
+  /** Reserve `length` bytes of the file; returns their offset. The file grows (sparsely) to fit. */
+  allocate(length: number): number {
+    const align = length >= ALIGN_LARGE ? ALIGN_LARGE : ALIGN_SMALL;
+    const offset = Math.ceil(this.next / align) * align;
+    this.next = offset + length;
+    if (libc.ftruncate(this.fd, this.next) !== 0) throw new KvmError('ftruncate anonymous memory', libc.errno());
+    return offset;
+  }
+
+  /** Give the pages at [offset, offset+length) back to the host; they read as zeros afterwards. */
+  free(offset: number, length: number): void {
+    if (length <= 0) return;
+    const rc = libc.fallocate(this.fd, libc.FALLOC_FL_PUNCH_HOLE | libc.FALLOC_FL_KEEP_SIZE, offset, length);
+    if (rc !== 0) throw new KvmError('fallocate(PUNCH_HOLE) on anonymous memory', libc.errno());
+  }
+
+  close(): void {
+    libc.close(this.fd);
+  }
+}

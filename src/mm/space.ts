@@ -1,0 +1,287 @@
+/**
+ * The program's address space: Linux's mmap/munmap/mprotect/mremap/brk semantics over the region map
+ * (what exists) and the window (where it really is mapped). Every change is made in the window first
+ * and recorded in the region map after, so the two never disagree about what the guest can touch.
+ *
+ * Errors are returned as negative errno values, as the system calls answer them.
+ */
+import { E } from '../abi/errno.js';
+import { PROT_EXEC, PROT_READ, PROT_WRITE } from '../kvm/libc.js';
+import { PAGE_SIZE, USER_START } from '../vm/layout.js';
+import type { Window } from '../vm/window.js';
+import type { AnonMemory } from './anon.js';
+import { RegionMap, type Backing, type Region } from './regions.js';
+
+export const PROT_MASK = PROT_READ | PROT_WRITE | PROT_EXEC;
+
+export const pageDown = (x: number): number => x - (x % PAGE_SIZE);
+export const pageUp = (x: number): number => Math.ceil(x / PAGE_SIZE) * PAGE_SIZE;
+
+/** A mapping request after the syscall layer has decoded it. */
+export interface MapRequest {
+  addr: number; // hint or fixed address (page-aligned when fixed)
+  length: number; // page-aligned, > 0
+  prot: number;
+  shared: boolean;
+  fixed: boolean; // MAP_FIXED: replace what is there
+  noReplace: boolean; // MAP_FIXED_NOREPLACE: EEXIST if anything is there
+  tag: string;
+  /** Where the pages come from; anonymous memory when absent. */
+  file?: { id: number; fd: number; offset: number; path: string };
+}
+
+export interface SpaceLayout {
+  size: number; // the window size: user space is [USER_START, size)
+  stackTop: number;
+  stackSize: number;
+  memLimit: number; // total bytes the program may have mapped (like RLIMIT_AS)
+}
+
+export class AddressSpace {
+  readonly regions = new RegionMap();
+  readonly window: Window;
+  readonly anon: AnonMemory;
+  readonly layout: SpaceLayout;
+  /** The top of the area mmap searches (below the stack and its gap). */
+  readonly mmapTop: number;
+  brkStart = 0;
+  brkCurrent = 0;
+  /** Host file descriptors of mapped files, by backing id (the anonymous memory file is one of them). */
+  private readonly fds = new Map<number, number>();
+
+  constructor(window: Window, anon: AnonMemory, layout: SpaceLayout) {
+    this.window = window;
+    this.anon = anon;
+    this.layout = layout;
+    this.fds.set(anon.id, anon.fd);
+    const gap = Math.min(128 * 2 ** 20, Math.floor((layout.stackTop - layout.stackSize - USER_START) / 4));
+    this.mmapTop = pageDown(layout.stackTop - layout.stackSize - gap);
+  }
+
+  /** Register a host file descriptor that file backings with `id` map from. */
+  registerFile(id: number, fd: number): void {
+    this.fds.set(id, fd);
+  }
+
+  mappedBytes(): number {
+    return this.regions.mappedBytes();
+  }
+
+  /** Is [addr, addr+len) inside user space? */
+  inUserSpace(addr: number, length: number): boolean {
+    return addr >= USER_START && length >= 0 && addr + length <= this.layout.size;
+  }
+
+  /** Bytes of [start, end) that are already mapped (they do not count again against the limit). */
+  private overlapBytes(start: number, end: number): number {
+    let n = 0;
+    for (const r of this.regions.regions()) {
+      if (r.end <= start) continue;
+      if (r.start >= end) break;
+      n += Math.min(r.end, end) - Math.max(r.start, start);
+    }
+    return n;
+  }
+
+  private isFree(start: number, length: number): boolean {
+    return this.overlapBytes(start, start + length) === 0;
+  }
+
+  /** Choose where a non-fixed mapping goes: the hint when free, else the highest free gap. */
+  private place(hint: number, length: number): number | null {
+    if (hint && hint % PAGE_SIZE === 0 && this.inUserSpace(hint, length) && this.isFree(hint, length)) return hint;
+    return this.regions.findFree(length, { lo: USER_START, hi: this.mmapTop, topDown: true });
+  }
+
+  /** mmap: returns the address or -errno. */
+  map(req: MapRequest): number {
+    const { length } = req;
+    if (length <= 0 || length % PAGE_SIZE) return -E.EINVAL;
+    let addr: number;
+    if (req.fixed || req.noReplace) {
+      if (req.addr % PAGE_SIZE) return -E.EINVAL;
+      if (!this.inUserSpace(req.addr, length)) return -E.ENOMEM;
+      if (req.noReplace && !this.isFree(req.addr, length)) return -E.EEXIST;
+      addr = req.addr;
+    } else {
+      const at = this.place(pageDown(req.addr), length);
+      if (at === null) return -E.ENOMEM;
+      addr = at;
+    }
+    if (this.mappedBytes() - this.overlapBytes(addr, addr + length) + length > this.layout.memLimit) return -E.ENOMEM;
+    let backing: Backing;
+    let fd: number;
+    if (req.file) {
+      backing = { kind: 'file', id: req.file.id, offset: req.file.offset };
+      fd = req.file.fd;
+      this.fds.set(req.file.id, fd);
+    } else {
+      backing = { kind: 'anon', id: this.anon.id, offset: this.anon.allocate(length) };
+      fd = this.anon.fd;
+    }
+    // Anonymous memory is always MAP_SHARED on the host (it is our memfd); file mappings follow the program.
+    this.window.mapFd(addr, length, req.prot & PROT_MASK, fd, backing.offset, req.file ? req.shared : true);
+    const removed = this.regions.map({
+      start: addr,
+      end: addr + length,
+      prot: req.prot & PROT_MASK,
+      shared: req.shared,
+      backing,
+      tag: req.tag,
+      ...(req.file ? { path: req.file.path } : {}),
+    });
+    this.freeBackings(removed);
+    return addr;
+  }
+
+  /** munmap: 0 or -errno. Unmapping nothing is fine, as on Linux. */
+  unmap(addr: number, length: number): number {
+    if (addr % PAGE_SIZE || length <= 0) return -E.EINVAL;
+    const len = pageUp(length);
+    if (!this.inUserSpace(addr, len)) return addr < USER_START ? -E.EINVAL : 0;
+    const removed = this.regions.unmap(addr, len);
+    for (const r of removed) this.window.release(r.start, r.end - r.start);
+    this.freeBackings(removed);
+    return 0;
+  }
+
+  /** mprotect: 0 or -errno (ENOMEM when part of the range is not mapped; then nothing changes). */
+  protect(addr: number, length: number, prot: number): number {
+    if (addr % PAGE_SIZE) return -E.EINVAL;
+    const len = pageUp(length);
+    if (len === 0) return 0;
+    if (!this.inUserSpace(addr, len)) return -E.ENOMEM;
+    if (!this.regions.check(addr, len, 0)) return -E.ENOMEM;
+    this.window.protect(addr, len, prot & PROT_MASK);
+    this.regions.protect(addr, len, prot & PROT_MASK);
+    return 0;
+  }
+
+  /** mremap: the new address or -errno. */
+  remap(oldAddr: number, oldSize: number, newSize: number, mayMove: boolean, fixedAt: number | null): number {
+    if (oldAddr % PAGE_SIZE) return -E.EINVAL;
+    const oldLen = pageUp(oldSize);
+    const newLen = pageUp(newSize);
+    if (newLen === 0 || oldLen === 0) return -E.EINVAL; // duplicating a shared mapping (old_size 0) is not supported
+    // Linux wants the old range inside one VMA; here a grown mapping may be several regions (one per
+    // backing extent), so the rule is: the whole old range is mapped.
+    if (!this.inUserSpace(oldAddr, oldLen) || !this.regions.check(oldAddr, oldLen, 0)) return -E.EFAULT;
+    const region = this.regions.find(oldAddr + oldLen - PAGE_SIZE)!;
+    if (fixedAt !== null) {
+      if (fixedAt % PAGE_SIZE || !mayMove) return -E.EINVAL;
+      if (!this.inUserSpace(fixedAt, newLen)) return -E.EINVAL;
+      if (fixedAt < oldAddr + oldLen && oldAddr < fixedAt + newLen) return -E.EINVAL;
+    }
+    if (fixedAt === null && newLen <= oldLen) {
+      if (newLen < oldLen) this.unmap(oldAddr + newLen, oldLen - newLen);
+      return oldAddr;
+    }
+    if (fixedAt === null && this.inUserSpace(oldAddr + oldLen, newLen - oldLen) && this.isFree(oldAddr + oldLen, newLen - oldLen)) {
+      // Grow in place: the extension is a new mapping of the same kind right after the old one.
+      const r = this.extend(region, oldAddr + oldLen, newLen - oldLen, true);
+      return r < 0 ? r : oldAddr;
+    }
+    if (!mayMove) return -E.ENOMEM;
+    const keep = Math.min(oldLen, newLen);
+    if (fixedAt === null && this.mappedBytes() - oldLen + newLen > this.layout.memLimit) return -E.ENOMEM;
+    const dest = fixedAt ?? this.regions.findFree(newLen, { lo: USER_START, hi: this.mmapTop, topDown: true });
+    if (dest === null) return -E.ENOMEM;
+    if (fixedAt !== null) this.unmap(fixedAt, newLen);
+    // Move the pages: map the same backing at the destination, then release the source (no copy).
+    const pieces = this.regions.unmap(oldAddr, oldLen);
+    let at = dest;
+    for (const p of pieces) {
+      const len = Math.min(p.end - p.start, dest + keep - at);
+      if (len <= 0) break;
+      const moved: Region = { ...p, start: at, end: at + len };
+      this.window.mapFd(at, len, p.prot, this.fdOf(p.backing), p.backing.offset, p.backing.kind === 'anon' ? true : p.shared);
+      this.regions.map(moved);
+      at += len;
+    }
+    for (const p of pieces) this.window.release(p.start, p.end - p.start);
+    // A shrinking move drops the tail; a growing move adds a fresh extension.
+    const dropped: Region[] = [];
+    for (const p of pieces) {
+      const used = Math.max(0, Math.min(p.end, oldAddr + keep) - p.start);
+      if (used < p.end - p.start) {
+        dropped.push({ ...p, start: p.start + used, backing: { ...p.backing, offset: p.backing.offset + used } });
+      }
+    }
+    this.freeBackings(dropped);
+    if (newLen > oldLen) {
+      const last = this.regions.find(dest + oldLen - PAGE_SIZE);
+      if (last) {
+        const r = this.extend(last, dest + oldLen, newLen - oldLen, false);
+        if (r < 0) return r;
+      }
+    }
+    return dest;
+  }
+
+  /** Map [at, at+len) as a continuation of `like` (same prot, tag, sharing; file offset continues). */
+  private extend(like: Region, at: number, len: number, checkLimit: boolean): number {
+    if (checkLimit && this.mappedBytes() + len > this.layout.memLimit) return -E.ENOMEM;
+    if (like.backing.kind === 'file') {
+      const off = like.backing.offset + (at - like.start);
+      const fd = this.fdOf(like.backing);
+      this.window.mapFd(at, len, like.prot, fd, off, like.shared);
+      this.regions.map({ ...like, start: at, end: at + len, backing: { ...like.backing, offset: off } });
+      return 0;
+    }
+    const offset = this.anon.allocate(len);
+    this.window.mapFd(at, len, like.prot, this.anon.fd, offset, true);
+    this.regions.map({ ...like, start: at, end: at + len, backing: { kind: 'anon', id: this.anon.id, offset } });
+    return 0;
+  }
+
+  /**
+   * MADV_DONTNEED and friends: private anonymous pages in the range read as zeros afterwards (their
+   * backing is punched out); shared and file pages keep their contents. ENOMEM when part is unmapped.
+   */
+  discard(addr: number, length: number): number {
+    let covered = 0;
+    for (const r of this.regions.regions()) {
+      if (r.end <= addr) continue;
+      if (r.start >= addr + length) break;
+      const s = Math.max(r.start, addr);
+      const e = Math.min(r.end, addr + length);
+      covered += e - s;
+      if (r.backing.kind === 'anon' && !r.shared) this.anon.free(r.backing.offset + (s - r.start), e - s);
+    }
+    return covered === length ? 0 : -E.ENOMEM;
+  }
+
+  /** brk: the new break (or the old one when the request cannot be met), as Linux answers. */
+  brk(requested: number): number {
+    if (requested < this.brkStart || requested > this.mmapTop) return this.brkCurrent;
+    const oldEnd = pageUp(this.brkCurrent);
+    const newEnd = pageUp(requested);
+    if (newEnd > oldEnd) {
+      if (!this.isFree(oldEnd, newEnd - oldEnd)) return this.brkCurrent;
+      const r = this.map({
+        addr: oldEnd,
+        length: newEnd - oldEnd,
+        prot: PROT_READ | PROT_WRITE,
+        shared: false,
+        fixed: true,
+        noReplace: false,
+        tag: 'heap',
+      });
+      if (r < 0) return this.brkCurrent;
+    } else if (newEnd < oldEnd) {
+      this.unmap(newEnd, oldEnd - newEnd);
+    }
+    this.brkCurrent = requested;
+    return requested;
+  }
+
+  private fdOf(b: Backing): number {
+    const fd = this.fds.get(b.id);
+    if (fd === undefined) throw new Error(`no host file for backing ${b.id}`);
+    return fd;
+  }
+
+  private freeBackings(removed: readonly Region[]): void {
+    for (const r of removed) if (r.backing.kind === 'anon') this.anon.free(r.backing.offset, r.end - r.start);
+  }
+}

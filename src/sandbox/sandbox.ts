@@ -1,0 +1,221 @@
+/**
+ * Sandbox: run one Linux program in a mapvisor VM from Node. The CLI is built on it.
+ *
+ *   const r = await Sandbox.run('/path/to/busybox', ['echo', 'hi'], { stdout: 'pipe' });
+ *   r.status === 0; r.stdout?.toString() === 'hi\n'
+ *
+ * The VM runs in a worker thread (KVM_RUN blocks); this class starts it, feeds and collects the
+ * standard streams, enforces the timeout by kicking the vCPU, and resolves with the outcome.
+ */
+import { closeSync, createReadStream, createWriteStream, openSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import type { Readable } from 'node:stream';
+import { Worker } from 'node:worker_threads';
+import { SIG, signalName } from '../abi/signals.js';
+import { MapvisorError, UsageError } from '../errors.js';
+import * as libc from '../kvm/libc.js';
+import { DEFAULT_SPACE, GIB } from '../vm/layout.js';
+import { checkSpaceSize } from '../vm/pagetables.js';
+import { installKickHandler, kick } from '../vm/kick.js';
+import type { SyscallReturn } from '../vm/vcpu.js';
+import { inspectProgram } from './program.js';
+import { CONTROL_STOP, type VmStats, type WorkerConfig, type WorkerMessage } from './protocol.js';
+
+export type StdinOption = 'inherit' | 'ignore' | string | Uint8Array;
+export type StdoutOption = 'inherit' | 'pipe';
+
+export interface SandboxOptions {
+  /** argv[0] as the program sees it (default: the program path). */
+  argv0?: string;
+  /** The program's environment as KEY=VALUE strings (default: a minimal PATH/HOME/TERM/LANG). */
+  env?: string[];
+  /** Bytes the program may map in all (like RLIMIT_AS). Default 4 GiB. */
+  mem?: number;
+  /** Guest address-space size (whole GiBs). Default 64 GiB. */
+  space?: number;
+  /** Stack size (RLIMIT_STACK). Default 8 MiB. */
+  stack?: number;
+  /** Seconds before the program is killed (SIGKILL). Default: none. */
+  timeout?: number;
+  strace?: boolean;
+  /** Where --strace lines go (a host fd). Default: 2. */
+  traceFd?: number;
+  stdin?: StdinOption;
+  stdout?: StdoutOption;
+  stderr?: StdoutOption;
+  /** CPUs the program is told it has. Default: the host's. */
+  cpus?: number;
+  /** How a syscall returns to the program: 'sregs' (default) or 'iretq'. */
+  syscallReturn?: SyscallReturn;
+}
+
+export interface SandboxResult {
+  /** The exit status (0..255), or 128 + signal when the program was killed. */
+  status: number;
+  /** The signal that ended the program, or null when it exited. */
+  signal: number | null;
+  /** A one-line explanation when the program did not exit by itself. */
+  reason: string | null;
+  timedOut: boolean;
+  stdout: Buffer | null;
+  stderr: Buffer | null;
+  stats: VmStats | null;
+}
+
+export const DEFAULT_MEM = 4 * GIB;
+export const DEFAULT_STACK = 8 * 2 ** 20;
+export const MIN_MEM = 16 * 2 ** 20;
+export const DEFAULT_ENV = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/', 'LANG=C.UTF-8'];
+
+function pipe(): [number, number] {
+  const fds = [0, 0];
+  if (libc.pipe2(fds, libc.O_CLOEXEC) !== 0) throw new MapvisorError('EPIPE', `pipe2 failed: errno ${libc.errno()}`, '');
+  return [fds[0]!, fds[1]!];
+}
+
+function collect(stream: Readable): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    stream.on('data', (d: Buffer) => parts.push(d));
+    stream.on('end', () => resolve(Buffer.concat(parts)));
+    stream.on('error', reject);
+  });
+}
+
+export class Sandbox {
+  readonly program: string;
+  readonly args: string[];
+  readonly options: SandboxOptions;
+
+  constructor(program: string, args: string[] = [], options: SandboxOptions = {}) {
+    this.program = program;
+    this.args = args;
+    this.options = options;
+  }
+
+  /** Run a program to completion. */
+  static run(program: string, args: string[] = [], options: SandboxOptions = {}): Promise<SandboxResult> {
+    return new Sandbox(program, args, options).run();
+  }
+
+  private config(control: SharedArrayBuffer, stdio: [number, number, number]): WorkerConfig {
+    const o = this.options;
+    const spaceSize = o.space ?? DEFAULT_SPACE;
+    const problem = checkSpaceSize(spaceSize);
+    if (problem) throw new UsageError(`--space ${spaceSize} ${problem}`, 'give a size such as 64G');
+    const memLimit = o.mem ?? DEFAULT_MEM;
+    if (!Number.isSafeInteger(memLimit) || memLimit < MIN_MEM) {
+      throw new UsageError(`--mem ${memLimit} bytes is too small: the program needs at least 16 MiB`, 'give --mem 16M or more');
+    }
+    const stackSize = o.stack ?? DEFAULT_STACK;
+    if (o.timeout !== undefined && !(o.timeout > 0)) throw new UsageError(`timeout ${o.timeout} is not a positive number of seconds`, 'give --timeout 10');
+    return {
+      programPath: this.program,
+      argv: [o.argv0 ?? this.program, ...this.args],
+      envp: o.env ?? DEFAULT_ENV,
+      spaceSize,
+      memLimit,
+      stackSize,
+      cpus: o.cpus ?? availableParallelism(),
+      strace: o.strace ?? false,
+      stdio,
+      traceFd: o.traceFd ?? 2,
+      syscallReturn: o.syscallReturn ?? 'sregs',
+      control,
+    };
+  }
+
+  async run(): Promise<SandboxResult> {
+    inspectProgram(this.program); // fail fast, before a VM exists, with a one-line error
+    installKickHandler();
+    const o = this.options;
+    const toClose: number[] = [];
+    const pending: Array<Promise<unknown>> = [];
+
+    // stdin
+    let stdinFd = 0;
+    if (o.stdin === 'ignore') {
+      stdinFd = openSync('/dev/null', 'r');
+      toClose.push(stdinFd);
+    } else if (o.stdin !== undefined && o.stdin !== 'inherit') {
+      const [r, w] = pipe();
+      stdinFd = r;
+      toClose.push(r);
+      const ws = createWriteStream('', { fd: w, autoClose: true });
+      ws.on('error', () => undefined); // the program may exit without reading it all (EPIPE)
+      ws.end(typeof o.stdin === 'string' ? Buffer.from(o.stdin) : o.stdin);
+    }
+    // stdout, stderr
+    const out: Array<Promise<Buffer> | null> = [null, null];
+    const outFds = [1, 2].map((fd, i) => {
+      const mode = i === 0 ? o.stdout : o.stderr;
+      if (mode !== 'pipe') return fd;
+      const [r, w] = pipe();
+      out[i] = collect(createReadStream('', { fd: r, autoClose: true }));
+      toClose.push(w);
+      return w;
+    });
+
+    const control = new SharedArrayBuffer(4);
+    const cfg = this.config(control, [stdinFd, outFds[0]!, outFds[1]!]);
+    const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: cfg });
+    let vcpu: { runAddr: number; thread: bigint } | null = null;
+    let timedOut = false;
+    const stopVm = (): void => {
+      Atomics.store(new Int32Array(control), CONTROL_STOP, 1);
+      if (vcpu) kick(vcpu.runAddr, vcpu.thread);
+    };
+    const timer = o.timeout ? setTimeout(() => ((timedOut = true), stopVm()), o.timeout * 1000) : null;
+
+    const message = await new Promise<WorkerMessage>((resolve, reject) => {
+      worker.on('message', (m: WorkerMessage) => {
+        if (m.type === 'ready') {
+          vcpu = { runAddr: m.runAddr, thread: BigInt(m.thread) };
+          if (Atomics.load(new Int32Array(control), CONTROL_STOP)) stopVm();
+        } else resolve(m);
+      });
+      worker.on('error', reject);
+      worker.on('exit', (code) => reject(new MapvisorError('EWORKER', `the VM worker stopped unexpectedly (exit ${code})`, 'report this as a mapvisor bug')));
+    }).finally(() => {
+      if (timer) clearTimeout(timer);
+    });
+    await worker.terminate();
+    for (const fd of toClose) closeSync(fd);
+    const [stdout, stderr] = await Promise.all([out[0] ?? null, out[1] ?? null, ...pending]);
+
+    if (message.type === 'error') {
+      const e = message.error;
+      const err = new MapvisorError(e.code, e.message, e.fix, e.exitCode);
+      if (e.stack) err.stack = e.stack;
+      throw err;
+    }
+    const end = message.type === 'end' ? message.end : null;
+    const stats = message.type === 'end' ? message.stats : null;
+    const result = (status: number, signal: number | null, reason: string | null): SandboxResult => ({
+      status,
+      signal,
+      reason,
+      timedOut,
+      stdout: stdout as Buffer | null,
+      stderr: stderr as Buffer | null,
+      stats,
+    });
+    if (!end) throw new MapvisorError('EWORKER', 'the VM worker sent no result', 'report this as a mapvisor bug');
+    switch (end.kind) {
+      case 'exited':
+        return result(end.status, null, null);
+      case 'killed':
+        return result(128 + end.signal, end.signal, end.reason);
+      case 'stopped':
+        return result(
+          128 + SIG.SIGKILL,
+          SIG.SIGKILL,
+          timedOut ? `SIGKILL: the program ran past --timeout ${o.timeout}s` : 'SIGKILL: the sandbox was stopped',
+        );
+      case 'failed':
+        throw new MapvisorError('EVMFAILED', `the VM failed: ${end.reason}`, 'report this as a mapvisor bug, with --strace output');
+    }
+  }
+}
+
+export { signalName };

@@ -1,0 +1,87 @@
+/**
+ * A VM with no guest kernel: the KVM VM, its memory window, and the supervisor area (identity-map page
+ * tables, GDT, TSS, IDT, trap stubs) written once before any vCPU runs. vCPUs are created on demand.
+ */
+import { KvmSystem, VcpuFd, type Vm } from '../kvm/kvm.js';
+import { PROT_READ, PROT_WRITE } from '../kvm/libc.js';
+import { buildGdtAndTss, buildIdt } from './descriptors.js';
+import { cpuFeatures, initVcpu, type CpuFeatures } from './cpu.js';
+import {
+  EXCEPTION_STUBS_ADDR,
+  KVM_TSS_ADDR,
+  MAX_VCPUS,
+  PAGE_SIZE,
+  SUPERVISOR_END,
+  SYSCALL_PAGE_ADDR,
+} from './layout.js';
+import { buildPageTables } from './pagetables.js';
+import { loadStubs } from './stubs.js';
+import { Vcpu, type SyscallReturn } from './vcpu.js';
+import { Window } from './window.js';
+
+export interface MachineOptions {
+  /** Size of the guest address space in bytes (whole GiBs). */
+  spaceSize: number;
+  syscallReturn: SyscallReturn;
+}
+
+export class Machine {
+  readonly system: KvmSystem;
+  readonly vm: Vm;
+  readonly window: Window;
+  readonly features: CpuFeatures;
+  readonly options: MachineOptions;
+  /** XCR0 in force (null: XSAVE off, AVX hidden). Known after the first vCPU is made. */
+  xcr0: bigint | null = null;
+  private readonly vcpus: Vcpu[] = [];
+
+  private constructor(system: KvmSystem, vm: Vm, window: Window, options: MachineOptions) {
+    this.system = system;
+    this.vm = vm;
+    this.window = window;
+    this.options = options;
+    this.features = cpuFeatures(system);
+  }
+
+  static create(options: MachineOptions): Machine {
+    const system = KvmSystem.open();
+    const vm = system.createVm();
+    vm.setTssAddr(KVM_TSS_ADDR);
+    const window = Window.create(vm, options.spaceSize);
+    const m = new Machine(system, vm, window, options);
+    m.buildSupervisorArea();
+    return m;
+  }
+
+  private buildSupervisorArea(): void {
+    const w = this.window;
+    w.mapZero(0, SUPERVISOR_END, PROT_READ | PROT_WRITE);
+    const sup = w.bytes(0, SUPERVISOR_END);
+    const dv = new DataView(sup.buffer, sup.byteOffset, sup.byteLength);
+    buildPageTables(dv, this.options.spaceSize);
+    buildGdtAndTss(dv);
+    buildIdt(dv);
+    const stubs = loadStubs();
+    sup.set(stubs.exceptions, EXCEPTION_STUBS_ADDR);
+    // The syscall page (stub) and the iret-frame page after it; the guest sees both read-only.
+    w.mapZero(SYSCALL_PAGE_ADDR, 2 * PAGE_SIZE, PROT_READ | PROT_WRITE);
+    w.bytes(SYSCALL_PAGE_ADDR, stubs.syscall.length).set(stubs.syscall);
+    w.protect(SYSCALL_PAGE_ADDR, PAGE_SIZE, PROT_READ);
+  }
+
+  /** Create vCPU `id` ready to run at CPL3 at `rip` with stack `rsp`. */
+  createVcpu(id: number, rip: number, rsp: number): Vcpu {
+    if (id >= MAX_VCPUS) throw new RangeError(`at most ${MAX_VCPUS} vCPUs`);
+    const fd = VcpuFd.create(this.vm, id);
+    this.xcr0 = initVcpu(fd, this.features, rip, rsp);
+    const v = new Vcpu(id, fd, this.window, this.options.syscallReturn);
+    this.vcpus[id] = v;
+    return v;
+  }
+
+  close(): void {
+    for (const v of this.vcpus) v?.fd.close();
+    this.vm.close();
+    this.system.close();
+  }
+}

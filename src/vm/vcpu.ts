@@ -1,0 +1,233 @@
+/**
+ * A vCPU running a program at CPL3: entering the guest, decoding why it left, and the two ways back
+ * from a system call. Registers are read and written in kvm_run's sync area (KVM_CAP_SYNC_REGS), so
+ * an exit costs no GET/SET ioctls.
+ */
+import { E } from '../abi/errno.js';
+import { KVM_EXIT, KVM_SYNC_X86_REGS, KVM_SYNC_X86_SREGS, exitReasonName } from '../kvm/ioctl.js';
+import type { VcpuFd } from '../kvm/kvm.js';
+import {
+  REGS,
+  RUN,
+  RUN_IO,
+  RUN_INTERNAL,
+  RUN_MEMORY_FAULT,
+  SEG,
+  SREGS,
+  SYNC,
+  getU64,
+  setU64,
+  writeSegment,
+  type RegName,
+} from '../kvm/structs.js';
+import { VECTORS_WITH_ERROR_CODE, userCodeSegment, userDataSegment } from './descriptors.js';
+import { RFLAGS_FIXED, RFLAGS_USER_MASK } from './cpu.js';
+import {
+  EXCEPTION_PORT_BASE,
+  EXCEPTION_STACK_TOP,
+  IRET_FRAMES_ADDR,
+  IRET_FRAME_STRIDE,
+  SEL,
+  SYSCALL_PORT,
+} from './layout.js';
+import type { Window } from './window.js';
+
+/** Why the guest stopped running. */
+export type Exit =
+  | { kind: 'syscall' }
+  | { kind: 'exception'; vector: number; errorCode: number | null; rip: number; cr2: number }
+  | { kind: 'memfault'; rip: number; gpa: number | null; write: boolean | null }
+  | { kind: 'interrupted' }
+  | { kind: 'fatal'; reason: string; rip: number };
+
+/** How a system call returns to the program; see src/vm/asm/stubs.S. */
+export type SyscallReturn = 'sregs' | 'iretq';
+
+const USER_CS_BYTES = segmentBytes(userCodeSegment());
+const USER_SS_BYTES = segmentBytes(userDataSegment());
+
+function segmentBytes(s: ReturnType<typeof userCodeSegment>): Uint8Array {
+  const b = new Uint8Array(24);
+  writeSegment(new DataView(b.buffer), 0, s);
+  return b;
+}
+
+export class Vcpu {
+  readonly id: number;
+  readonly fd: VcpuFd;
+  readonly run: DataView;
+  private readonly runBytes: Uint8Array;
+  private readonly window: Window;
+  readonly returnPath: SyscallReturn;
+  private dirtySregs = false;
+  /** Exits by reason name, for --stats. */
+  readonly exitCounts = new Map<string, number>();
+
+  constructor(id: number, fd: VcpuFd, window: Window, returnPath: SyscallReturn) {
+    this.id = id;
+    this.fd = fd;
+    this.run = fd.run;
+    this.runBytes = new Uint8Array(fd.run.buffer, fd.run.byteOffset, fd.run.byteLength);
+    this.window = window;
+    this.returnPath = returnPath;
+    // Ask KVM to copy the registers into kvm_run on every exit.
+    setU64(this.run, RUN.kvm_valid_regs, KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS);
+  }
+
+  // --- registers (valid between an exit and the next entry) ---
+  reg(name: RegName): number {
+    return getU64(this.run, SYNC.regs + REGS[name]);
+  }
+  regBig(name: RegName): bigint {
+    return this.run.getBigUint64(SYNC.regs + REGS[name], true);
+  }
+  setReg(name: RegName, v: number): void {
+    setU64(this.run, SYNC.regs + REGS[name], v);
+  }
+  setRegBig(name: RegName, v: bigint): void {
+    this.run.setBigUint64(SYNC.regs + REGS[name], BigInt.asUintN(64, v), true);
+  }
+  /** The low 32 bits of a register as a signed int (how Linux reads `int` arguments). */
+  regI32(name: RegName): number {
+    return this.run.getInt32(SYNC.regs + REGS[name], true);
+  }
+  regU32(name: RegName): number {
+    return this.run.getUint32(SYNC.regs + REGS[name], true);
+  }
+  /** A register as a signed 64-bit number (exact for |v| < 2^53). */
+  regI64(name: RegName): number {
+    return Number(this.run.getBigInt64(SYNC.regs + REGS[name], true));
+  }
+  sreg(offset: number): number {
+    return getU64(this.run, SYNC.sregs + offset);
+  }
+
+  get fsBase(): number {
+    return getU64(this.run, SYNC.sregs + SREGS.fs + SEG.base);
+  }
+  set fsBase(v: number) {
+    setU64(this.run, SYNC.sregs + SREGS.fs + SEG.base, v);
+    this.dirtySregs = true;
+  }
+  get gsBase(): number {
+    return getU64(this.run, SYNC.sregs + SREGS.gs + SEG.base);
+  }
+  set gsBase(v: number) {
+    setU64(this.run, SYNC.sregs + SREGS.gs + SEG.base, v);
+    this.dirtySregs = true;
+  }
+
+  private count(reason: string): void {
+    this.exitCounts.set(reason, (this.exitCounts.get(reason) ?? 0) + 1);
+  }
+
+  /** Enter the guest until it exits; decode the exit. */
+  enter(): Exit {
+    const rc = this.fd.runOnce();
+    setU64(this.run, RUN.kvm_dirty_regs, 0);
+    this.dirtySregs = false;
+    if (rc < 0) {
+      if (rc === -E.EINTR) {
+        this.run.setUint8(RUN.immediate_exit, 0);
+        this.count('interrupted');
+        return { kind: 'interrupted' };
+      }
+      if (rc === -E.EFAULT) {
+        // The guest touched a window page with no host mapping (or wrote a read-only one). With
+        // KVM_CAP_MEMORY_FAULT_INFO the kernel says which guest-physical page.
+        this.count('memory fault');
+        const reason = this.run.getUint32(RUN.exit_reason, true);
+        const known = reason === KVM_EXIT.MEMORY_FAULT;
+        return {
+          kind: 'memfault',
+          rip: this.reg('rip'),
+          gpa: known ? getU64(this.run, RUN_MEMORY_FAULT.gpa) : null,
+          write: null,
+        };
+      }
+      this.count('error');
+      return { kind: 'fatal', reason: `KVM_RUN failed with errno ${-rc}`, rip: this.reg('rip') };
+    }
+    const reason = this.run.getUint32(RUN.exit_reason, true);
+    if (reason === KVM_EXIT.IO) {
+      const port = this.run.getUint16(RUN_IO.port, true);
+      if (port === SYSCALL_PORT) {
+        this.count('syscall');
+        return { kind: 'syscall' };
+      }
+      const vector = port - EXCEPTION_PORT_BASE;
+      if (vector >= 0 && vector < 32) {
+        this.count('exception');
+        return this.exceptionExit(vector);
+      }
+    }
+    if (reason === KVM_EXIT.INTR) {
+      this.run.setUint8(RUN.immediate_exit, 0);
+      this.count('interrupted');
+      return { kind: 'interrupted' };
+    }
+    const name = exitReasonName(reason);
+    this.count(name.toLowerCase());
+    let detail = name;
+    if (reason === KVM_EXIT.INTERNAL_ERROR) detail += ` suberror ${this.run.getUint32(RUN_INTERNAL.suberror, true)}`;
+    return { kind: 'fatal', reason: `unexpected VM exit ${detail}`, rip: this.reg('rip') };
+  }
+
+  /** The CPU pushed [error code,] rip, cs, rflags, rsp, ss on the exception stack. */
+  private exceptionExit(vector: number): Exit {
+    const hasCode = VECTORS_WITH_ERROR_CODE.has(vector);
+    const frameSize = (hasCode ? 6 : 5) * 8;
+    const frame = this.window.bytes(EXCEPTION_STACK_TOP - frameSize, frameSize);
+    const dv = new DataView(frame.buffer, frame.byteOffset, frameSize);
+    const errorCode = hasCode ? getU64(dv, 0) : null;
+    const base = hasCode ? 8 : 0;
+    const rip = getU64(dv, base);
+    const rsp = getU64(dv, base + 24);
+    const rflags = getU64(dv, base + 16);
+    // Put the program's view back into the registers: where it faulted and its own stack.
+    this.setReg('rip', rip);
+    this.setReg('rsp', rsp);
+    this.setReg('rflags', rflags);
+    return { kind: 'exception', vector, errorCode, rip, cr2: this.sreg(SREGS.cr2) };
+  }
+
+  /** Complete a system call: rax = result, back to CPL3 after the `syscall` instruction. */
+  completeSyscall(result: number | bigint): void {
+    const rv = this.run;
+    if (typeof result === 'bigint') rv.setBigUint64(SYNC.regs + REGS.rax, BigInt.asUintN(64, result), true);
+    else if (result < 0) rv.setBigInt64(SYNC.regs + REGS.rax, BigInt(result), true);
+    else setU64(rv, SYNC.regs + REGS.rax, result);
+    const rip = this.reg('rcx');
+    const rflags = (this.reg('r11') & RFLAGS_USER_MASK) | RFLAGS_FIXED;
+    if (this.returnPath === 'iretq') {
+      const frameAddr = IRET_FRAMES_ADDR + this.id * IRET_FRAME_STRIDE;
+      const f = this.window.bytes(frameAddr, 40);
+      const fv = new DataView(f.buffer, f.byteOffset, 40);
+      setU64(fv, 0, rip);
+      setU64(fv, 8, SEL.USER_CS);
+      setU64(fv, 16, rflags);
+      setU64(fv, 24, this.reg('rsp'));
+      setU64(fv, 32, SEL.USER_DS);
+      this.setReg('rsp', frameAddr);
+      setU64(rv, RUN.kvm_dirty_regs, KVM_SYNC_X86_REGS | (this.dirtySregs ? KVM_SYNC_X86_SREGS : 0));
+      return;
+    }
+    this.setReg('rip', rip);
+    this.setReg('rflags', rflags);
+    this.runBytes.set(USER_CS_BYTES, SYNC.sregs + SREGS.cs);
+    this.runBytes.set(USER_SS_BYTES, SYNC.sregs + SREGS.ss);
+    setU64(rv, RUN.kvm_dirty_regs, KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS);
+  }
+
+  /** Resume the program at user state already placed in the registers (after an exception). */
+  resumeUser(): void {
+    this.runBytes.set(USER_CS_BYTES, SYNC.sregs + SREGS.cs);
+    this.runBytes.set(USER_SS_BYTES, SYNC.sregs + SREGS.ss);
+    setU64(this.run, RUN.kvm_dirty_regs, KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS);
+  }
+
+  /** Ask a running KVM_RUN to return (the kicker also signals the thread). */
+  requestExit(): void {
+    this.run.setUint8(RUN.immediate_exit, 1);
+  }
+}
