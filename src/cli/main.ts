@@ -20,7 +20,7 @@ options:
   --strace            print every system call to stderr, as strace does
   --stats             print exits, system calls and memory figures to stderr at the end
   --env KEY=VALUE     set an environment variable (repeatable; default PATH, HOME, LANG)
-  --syscall-return M  how a system call returns to the program: sregs (default) or iretq
+  --syscall-return M  how a system call returns to the program: iretq (default) or sregs
   -h, --help          show this help
 `;
 

@@ -5,6 +5,7 @@
  */
 import { SIG, signalName } from '../abi/signals.js';
 import { PROT_WRITE } from '../kvm/libc.js';
+import { SUPERVISOR_END } from '../vm/layout.js';
 import type { Vcpu, Exit } from '../vm/vcpu.js';
 import type { Kernel } from './kernel.js';
 
@@ -55,13 +56,14 @@ const VECTOR_NAMES: Record<number, string> = {
   19: 'SIMD floating-point error',
 };
 
-function describeException(exit: Extract<Exit, { kind: 'exception' }>): string {
+function describeException(k: Kernel, exit: Extract<Exit, { kind: 'exception' }>): string {
   const what = VECTOR_NAMES[exit.vector] ?? `exception ${exit.vector}`;
   if (exit.vector === 14) {
     const code = exit.errorCode ?? 0;
-    const access = code & 16 ? 'execute' : code & 2 ? 'write' : 'read';
-    const why = code & 1 ? 'protection violation' : 'not present';
-    return `${access} of ${hex(exit.cr2)} at rip ${hex(exit.rip)} (${why}: the VMM's supervisor area)`;
+    const access = code & 16 || exit.cr2 === exit.rip ? 'execution' : code & 2 ? 'write' : 'read';
+    const where =
+      exit.cr2 < SUPERVISOR_END ? "the VMM's supervisor area" : exit.cr2 >= k.space.layout.size ? 'outside the address space' : 'not mapped';
+    return `${access} of ${hex(exit.cr2)} at rip ${hex(exit.rip)} (${where})`;
   }
   return `${what} at rip ${hex(exit.rip)}`;
 }
@@ -90,7 +92,7 @@ export function runTask(cpu: Vcpu, k: Kernel): TaskEnd {
       }
       case 'exception': {
         const sig = exceptionSignal(exit.vector);
-        return { kind: 'killed', signal: sig, reason: `${signalName(sig)}: ${describeException(exit)}` };
+        return { kind: 'killed', signal: sig, reason: `${signalName(sig)}: ${describeException(k, exit)}` };
       }
       case 'memfault':
         return { kind: 'killed', signal: SIG.SIGSEGV, reason: `SIGSEGV: ${describeMemfault(k, exit)}` };

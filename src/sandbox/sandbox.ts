@@ -45,7 +45,7 @@ export interface SandboxOptions {
   stderr?: StdoutOption;
   /** CPUs the program is told it has. Default: the host's. */
   cpus?: number;
-  /** How a syscall returns to the program: 'sregs' (default) or 'iretq'. */
+  /** How a syscall returns to the program: 'iretq' (default) or 'sregs'. */
   syscallReturn?: SyscallReturn;
 }
 
@@ -120,7 +120,7 @@ export class Sandbox {
       strace: o.strace ?? false,
       stdio,
       traceFd: o.traceFd ?? 2,
-      syscallReturn: o.syscallReturn ?? 'sregs',
+      syscallReturn: o.syscallReturn ?? 'iretq',
       control,
     };
   }

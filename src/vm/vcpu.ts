@@ -4,7 +4,7 @@
  * an exit costs no GET/SET ioctls.
  */
 import { E } from '../abi/errno.js';
-import { KVM_EXIT, KVM_SYNC_X86_REGS, KVM_SYNC_X86_SREGS, exitReasonName } from '../kvm/ioctl.js';
+import { KVM, KVM_EXIT, KVM_SYNC_X86_REGS, KVM_SYNC_X86_SREGS, exitReasonName } from '../kvm/ioctl.js';
 import type { VcpuFd } from '../kvm/kvm.js';
 import {
   REGS,
@@ -13,6 +13,7 @@ import {
   RUN_INTERNAL,
   RUN_MEMORY_FAULT,
   SEG,
+  SIZEOF,
   SREGS,
   SYNC,
   getU64,
@@ -21,7 +22,7 @@ import {
   type RegName,
 } from '../kvm/structs.js';
 import { VECTORS_WITH_ERROR_CODE, userCodeSegment, userDataSegment } from './descriptors.js';
-import { RFLAGS_FIXED, RFLAGS_USER_MASK } from './cpu.js';
+import { MSR_FS_BASE, MSR_GS_BASE, RFLAGS_FIXED, RFLAGS_USER_MASK } from './cpu.js';
 import {
   EXCEPTION_PORT_BASE,
   EXCEPTION_STACK_TOP,
@@ -40,7 +41,12 @@ export type Exit =
   | { kind: 'interrupted' }
   | { kind: 'fatal'; reason: string; rip: number };
 
-/** How a system call returns to the program; see src/vm/asm/stubs.S. */
+/**
+ * How a system call returns to the program; see src/vm/asm/stubs.S. 'iretq' (the default) writes an
+ * iret frame and lets the stub's `iretq` return, syncing only the general registers; 'sregs' sets
+ * rip/rflags/cs/ss through KVM_CAP_SYNC_REGS, which makes KVM load all segment state on every entry.
+ * bench:core measures both.
+ */
 export type SyscallReturn = 'sregs' | 'iretq';
 
 const USER_CS_BYTES = segmentBytes(userCodeSegment());
@@ -59,7 +65,7 @@ export class Vcpu {
   private readonly runBytes: Uint8Array;
   private readonly window: Window;
   readonly returnPath: SyscallReturn;
-  private dirtySregs = false;
+  private readonly syncSregs: boolean;
   /** Exits by reason name, for --stats. */
   readonly exitCounts = new Map<string, number>();
 
@@ -70,8 +76,10 @@ export class Vcpu {
     this.runBytes = new Uint8Array(fd.run.buffer, fd.run.byteOffset, fd.run.byteLength);
     this.window = window;
     this.returnPath = returnPath;
-    // Ask KVM to copy the registers into kvm_run on every exit.
-    setU64(this.run, RUN.kvm_valid_regs, KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS);
+    // Ask KVM to copy the registers into kvm_run on every exit; the segment registers only when the
+    // return path writes them (the iretq path needs them only for rare events: faults, FS base).
+    this.syncSregs = returnPath === 'sregs';
+    setU64(this.run, RUN.kvm_valid_regs, KVM_SYNC_X86_REGS | (this.syncSregs ? KVM_SYNC_X86_SREGS : 0));
   }
 
   // --- registers (valid between an exit and the next entry) ---
@@ -98,23 +106,35 @@ export class Vcpu {
   regI64(name: RegName): number {
     return Number(this.run.getBigInt64(SYNC.regs + REGS[name], true));
   }
+  /** A field of kvm_sregs: from the sync area, or by KVM_GET_SREGS when sregs are not synced. */
   sreg(offset: number): number {
-    return getU64(this.run, SYNC.sregs + offset);
+    if (this.syncSregs) return getU64(this.run, SYNC.sregs + offset);
+    const b = this.fd.get(KVM.GET_SREGS, SIZEOF.kvm_sregs);
+    return getU64(new DataView(b.buffer, b.byteOffset, b.length), offset);
   }
 
+  private segBase(seg: number, msr: number): number {
+    if (this.syncSregs) return getU64(this.run, SYNC.sregs + seg + SEG.base);
+    return Number(this.fd.getMsrs([msr])[0]!);
+  }
+  private setSegBase(seg: number, msr: number, v: number): void {
+    if (this.syncSregs) {
+      setU64(this.run, SYNC.sregs + seg + SEG.base, v);
+    } else {
+      this.fd.setMsrs([[msr, v]]);
+    }
+  }
   get fsBase(): number {
-    return getU64(this.run, SYNC.sregs + SREGS.fs + SEG.base);
+    return this.segBase(SREGS.fs, MSR_FS_BASE);
   }
   set fsBase(v: number) {
-    setU64(this.run, SYNC.sregs + SREGS.fs + SEG.base, v);
-    this.dirtySregs = true;
+    this.setSegBase(SREGS.fs, MSR_FS_BASE, v);
   }
   get gsBase(): number {
-    return getU64(this.run, SYNC.sregs + SREGS.gs + SEG.base);
+    return this.segBase(SREGS.gs, MSR_GS_BASE);
   }
   set gsBase(v: number) {
-    setU64(this.run, SYNC.sregs + SREGS.gs + SEG.base, v);
-    this.dirtySregs = true;
+    this.setSegBase(SREGS.gs, MSR_GS_BASE, v);
   }
 
   private count(reason: string): void {
@@ -125,7 +145,6 @@ export class Vcpu {
   enter(): Exit {
     const rc = this.fd.runOnce();
     setU64(this.run, RUN.kvm_dirty_regs, 0);
-    this.dirtySregs = false;
     if (rc < 0) {
       if (rc === -E.EINTR) {
         this.run.setUint8(RUN.immediate_exit, 0);
@@ -209,7 +228,7 @@ export class Vcpu {
       setU64(fv, 24, this.reg('rsp'));
       setU64(fv, 32, SEL.USER_DS);
       this.setReg('rsp', frameAddr);
-      setU64(rv, RUN.kvm_dirty_regs, KVM_SYNC_X86_REGS | (this.dirtySregs ? KVM_SYNC_X86_SREGS : 0));
+      setU64(rv, RUN.kvm_dirty_regs, KVM_SYNC_X86_REGS);
       return;
     }
     this.setReg('rip', rip);
@@ -221,9 +240,17 @@ export class Vcpu {
 
   /** Resume the program at user state already placed in the registers (after an exception). */
   resumeUser(): void {
-    this.runBytes.set(USER_CS_BYTES, SYNC.sregs + SREGS.cs);
-    this.runBytes.set(USER_SS_BYTES, SYNC.sregs + SREGS.ss);
-    setU64(this.run, RUN.kvm_dirty_regs, KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS);
+    if (this.syncSregs) {
+      this.runBytes.set(USER_CS_BYTES, SYNC.sregs + SREGS.cs);
+      this.runBytes.set(USER_SS_BYTES, SYNC.sregs + SREGS.ss);
+      setU64(this.run, RUN.kvm_dirty_regs, KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS);
+      return;
+    }
+    const b = this.fd.get(KVM.GET_SREGS, SIZEOF.kvm_sregs);
+    b.set(USER_CS_BYTES, SREGS.cs);
+    b.set(USER_SS_BYTES, SREGS.ss);
+    this.fd.set(KVM.SET_SREGS, b);
+    setU64(this.run, RUN.kvm_dirty_regs, KVM_SYNC_X86_REGS);
   }
 
   /** Ask a running KVM_RUN to return (the kicker also signals the thread). */
