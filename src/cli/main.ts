@@ -8,6 +8,7 @@ import { MapvisorError, UsageError, EXIT_INTERNAL } from '../errors.js';
 import { Sandbox, type SandboxResult } from '../sandbox/sandbox.js';
 import { parseSize, formatSize } from '../util/size.js';
 import { formatStats } from './stats.js';
+import { checkSpaceSize } from '../vm/pagetables.js';
 
 const USAGE = `usage: mapvisor run [options] -- PROGRAM [ARGS...]
 
@@ -74,6 +75,10 @@ async function run(argv: string[]): Promise<number> {
   for (const e of env ?? []) if (!e.includes('=')) usage(`--env ${JSON.stringify(e)} is not KEY=VALUE`, 'give --env NAME=value');
   const mem = sizeOption('mem', values.mem);
   const space = sizeOption('space', values.space);
+  if (space !== undefined) {
+    const problem = checkSpaceSize(space);
+    if (problem) usage(`--space ${values.space} ${problem}`, 'give a size such as --space 64G');
+  }
 
   const started = process.hrtime.bigint();
   const result: SandboxResult = await Sandbox.run(program, args, {
