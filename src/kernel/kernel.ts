@@ -21,6 +21,7 @@ import { mmSyscalls } from './sys/mm.js';
 import { processSyscalls } from './sys/process.js';
 import { timeSyscalls } from './sys/time.js';
 import { signalSyscalls } from './sys/signal.js';
+import { fsSyscalls } from './sys/fs.js';
 import { SYS } from '../abi/sysno.js';
 
 export interface ProcessIdentity {
@@ -45,7 +46,7 @@ export type Rlimits = Map<number, [number, number]>;
 
 function buildTable(): SyscallHandler[] {
   const table: SyscallHandler[] = [];
-  const tables: SyscallTable[] = [ioSyscalls, mmSyscalls, processSyscalls, timeSyscalls, signalSyscalls];
+  const tables: SyscallTable[] = [ioSyscalls, fsSyscalls, mmSyscalls, processSyscalls, timeSyscalls, signalSyscalls];
   for (const t of tables) {
     for (const [name, handler] of Object.entries(t)) {
       const nr = (SYS as Record<string, number>)[name];

@@ -7,6 +7,8 @@ import { encodeStat } from '../../abi/stat.js';
 import * as libc from '../../kvm/libc.js';
 import { O_CLOEXEC, SETFL_MASK, POLLNVAL, type OpenFile } from '../files/file.js';
 import type { Kernel } from '../kernel.js';
+import { SIG } from '../../abi/signals.js';
+import { raise } from './signal.js';
 import type { SyscallArgs, SyscallResult, SyscallTable } from '../types.js';
 
 const IOV_MAX = 1024;
@@ -47,7 +49,13 @@ function doWrite(k: Kernel, fd: number, addr: number, len: number, offset: numbe
   if (!f.ops.write) return -E.EINVAL;
   if (len < 0) return -E.EINVAL;
   if (offset !== null && offset < 0) return -E.EINVAL;
-  return stopOr(f.ops.write(f, addr, Math.min(len, MAX_RW), offset));
+  const r = stopOr(f.ops.write(f, addr, Math.min(len, MAX_RW), offset));
+  // Writing to a pipe nobody reads raises SIGPIPE (its default action ends the program), then EPIPE.
+  if (r === -E.EPIPE) {
+    const sig = raise(k, SIG.SIGPIPE, 'on a write to a pipe or stream with no reader');
+    if (typeof sig === 'object') return sig;
+  }
+  return r;
 }
 
 /** Decode an iovec array: [base, len] pairs. */

@@ -18,7 +18,7 @@ const SS_DISABLE = 2;
 const MINSIGSTKSZ = 2048;
 
 /** The program sends itself `sig`. */
-export function raise(k: Kernel, sig: number): SyscallResult {
+export function raise(k: Kernel, sig: number, why = 'sent by the program to itself'): SyscallResult {
   if (sig === 0) return 0;
   if (sig < 1 || sig > NSIG) return -E.EINVAL;
   const act = k.signals.get(sig);
@@ -36,7 +36,7 @@ export function raise(k: Kernel, sig: number): SyscallResult {
   }
   const action = defaultAction(sig);
   if (action === 'ignore' || action === 'continue' || action === 'stop') return 0;
-  return { kind: 'kill', signal: sig, reason: `${signalName(sig)} sent by the program to itself` };
+  return { kind: 'kill', signal: sig, reason: `${signalName(sig)} ${why}` };
 }
 
 export const signalSyscalls: SyscallTable = {
