@@ -12,9 +12,12 @@ import { checkSpaceSize } from '../vm/pagetables.js';
 
 const USAGE = `usage: mapvisor run [options] -- PROGRAM [ARGS...]
 
-Runs a static Linux x86-64 program in a KVM virtual machine with no guest kernel.
+Runs a Linux x86-64 program in a KVM virtual machine with no guest kernel: a static program from
+the host, or any program inside a disk image given with --image.
 
 options:
+  --image PATH[,ro|,cow]  an ext4 disk image as the root file system; PROGRAM is a path inside it
+                      (rw: exclusive, written in place; ro: shared, read-only; cow: private copy)
   --mem SIZE          memory the program may map in all (default 4G), e.g. 256M
   --space SIZE        guest address-space size, whole GiBs (default 64G)
   --timeout SECONDS   kill the program (SIGKILL, exit 137) after this long
@@ -45,6 +48,7 @@ async function run(argv: string[]): Promise<number> {
       strict: true,
       options: {
         mem: { type: 'string' },
+        image: { type: 'string' },
         space: { type: 'string' },
         timeout: { type: 'string' },
         strace: { type: 'boolean' },
@@ -88,6 +92,7 @@ async function run(argv: string[]): Promise<number> {
     ...(space !== undefined ? { space } : {}),
     ...(timeout !== undefined ? { timeout } : {}),
     ...(ret ? { syscallReturn: ret } : {}),
+    ...(values.image !== undefined ? { image: values.image } : {}),
     strace: values.strace ?? false,
   });
   if (result.reason) process.stderr.write(`mapvisor: program killed by ${result.reason}\n`);

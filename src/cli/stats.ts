@@ -14,6 +14,8 @@ export function formatStats(s: VmStats, totalNs: number): string {
     `  unimplemented (answered ENOSYS): ${s.unimplemented.map((c) => `${c.name} ${c.count}`).join(', ') || 'none'}`,
     `  memory: ${s.mapChanges} host map changes in the window, ${formatSize(s.mappedBytes)} mapped at exit; XSAVE/AVX ${s.xsave ? 'on' : 'off'}`,
     `  standard streams: ${formatSize(s.bytesIn)} in, ${formatSize(s.bytesOut)} out`,
+    `  files: ${formatSize(s.fileBytesRead)} read, ${formatSize(s.fileBytesWritten)} written by the VMM; ${formatSize(s.imageMappedBytes)} of the address space are the image's own pages`,
+    `  program: ${s.execInPlace ? 'executed in place from the image' : 'copied into memory'}${s.interpInPlace === null ? '' : `; interpreter ${s.interpInPlace ? 'executed in place' : 'copied'}`}`,
   ];
   return lines.join('\n') + '\n';
 }

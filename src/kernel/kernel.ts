@@ -10,6 +10,7 @@ import { GuestFault, GuestMemory } from '../mm/guest.js';
 import type { AddressSpace } from '../mm/space.js';
 import type { Vcpu } from '../vm/vcpu.js';
 import { FdTable } from './files/file.js';
+import type { RootFs } from './vfs/rootfs.js';
 import type { StopSignal } from './files/host.js';
 import { SignalState } from './signal-state.js';
 import { Stats } from './stats.js';
@@ -39,6 +40,8 @@ export interface KernelOptions {
   strace: Strace | null;
   /** The program's path as the program sees it (for /proc/self/exe and AT_EXECFN). */
   exePath: string;
+  root?: RootFs | null;
+  argv?: string[];
 }
 
 /** Resource limits the program sees (prlimit64). Infinity is RLIM_INFINITY. */
@@ -77,6 +80,12 @@ export class Kernel {
   readonly exePath: string;
   readonly rlimits: Rlimits;
   umask = 0o022;
+  /** The root file system (the disk image), or null: then only /dev, /proc and pipes exist. */
+  readonly root: RootFs | null;
+  /** The working directory: its inode on the root file system (null without one) and its path. */
+  cwd: { ino: number | null; path: string };
+  /** The program's argv, for /proc/self/cmdline. */
+  readonly argv: string[];
   /** set_tid_address: cleared (and futex-woken) when the thread exits. */
   clearChildTid = 0;
   robustList = 0;
@@ -89,6 +98,9 @@ export class Kernel {
     this.cpus = opts.cpus;
     this.strace = opts.strace;
     this.exePath = opts.exePath;
+    this.root = opts.root ?? null;
+    this.cwd = { ino: this.root ? this.root.fs.rootIno : null, path: '/' };
+    this.argv = opts.argv ?? [];
     const INF = Infinity;
     this.rlimits = new Map<number, [number, number]>([
       [0, [INF, INF]], // CPU

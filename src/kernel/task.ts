@@ -4,8 +4,9 @@
  * the program dies with a one-line report).
  */
 import { SIG, signalName } from '../abi/signals.js';
-import { PROT_WRITE } from '../kvm/libc.js';
+import { PROT_READ, PROT_WRITE } from '../kvm/libc.js';
 import { SUPERVISOR_END } from '../vm/layout.js';
+import { BEYOND_EOF } from './sys/mm.js';
 import type { Vcpu, Exit } from '../vm/vcpu.js';
 import type { Kernel } from './kernel.js';
 
@@ -75,6 +76,28 @@ function describeMemfault(k: Kernel, exit: Extract<Exit, { kind: 'memfault' }>):
   return `access to ${hex(exit.gpa)} (${why}) at rip ${hex(exit.rip)}`;
 }
 
+const RFLAGS_TF = 0x100;
+
+/**
+ * This KVM does not report which address an EFAULT was for. Was it a page of a file mapping past the
+ * end of the file (SIGBUS) rather than unmapped memory (SIGSEGV)? Make those pages accessible for a
+ * moment and re-run the faulting instruction alone (the trap flag raises #DB after it): if it now
+ * completes, it touched them. The program is about to die either way, so its state need not survive.
+ */
+function probeBeyondEof(cpu: Vcpu, k: Kernel): boolean {
+  const eof = k.space.regions.regions().filter((r) => r.tag === BEYOND_EOF);
+  if (eof.length === 0) return false;
+  for (const r of eof) k.space.window.protect(r.start, r.end - r.start, PROT_READ | PROT_WRITE);
+  try {
+    cpu.setReg('rflags', cpu.reg('rflags') | RFLAGS_TF);
+    cpu.regsChanged();
+    const again = cpu.enter();
+    return again.kind === 'exception' && again.vector === 1;
+  } finally {
+    for (const r of eof) k.space.window.protect(r.start, r.end - r.start, 0);
+  }
+}
+
 /** Run until the program exits, dies, or the VMM is stopped. */
 export function runTask(cpu: Vcpu, k: Kernel): TaskEnd {
   for (;;) {
@@ -94,8 +117,17 @@ export function runTask(cpu: Vcpu, k: Kernel): TaskEnd {
         const sig = exceptionSignal(exit.vector);
         return { kind: 'killed', signal: sig, reason: `${signalName(sig)}: ${describeException(k, exit)}` };
       }
-      case 'memfault':
+      case 'memfault': {
+        // A touch of a file mapping's pages past the end of the file is SIGBUS, as on Linux.
+        const r = exit.gpa === null ? undefined : k.space.regions.find(exit.gpa);
+        if (r?.tag === BEYOND_EOF) {
+          return { kind: 'killed', signal: SIG.SIGBUS, reason: `SIGBUS: access to 0x${exit.gpa!.toString(16)}, past the end of the mapped file ${r.path ?? ''}` };
+        }
+        if (exit.gpa === null && probeBeyondEof(cpu, k)) {
+          return { kind: 'killed', signal: SIG.SIGBUS, reason: `SIGBUS: access past the end of a mapped file at rip ${hex(exit.rip)}` };
+        }
         return { kind: 'killed', signal: SIG.SIGSEGV, reason: `SIGSEGV: ${describeMemfault(k, exit)}` };
+      }
       case 'interrupted':
         if (k.stop.stopRequested()) return { kind: 'stopped' };
         break;

@@ -175,3 +175,8 @@ export const getrandom = lib.func('intptr_t getrandom(uintptr_t buf, size_t len,
 export const pipe2 = lib.func('int pipe2(_Out_ int *fds, int flags)') as (fds: number[], flags: number) => number;
 export const fcntl = lib.func('int fcntl(int fd, int cmd, int arg)') as (fd: number, cmd: number, arg: number) => number;
 export const fstat = lib.func('int fstat(int fd, void *buf)') as (fd: number, buf: Buffer) => number;
+export const flock = lib.func('int flock(int fd, int operation)') as (fd: number, op: number) => number;
+export const LOCK_SH = 1;
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
+export const fsync = lib.func('int fsync(int fd)') as (fd: number) => number;

@@ -26,7 +26,11 @@ export interface ExecParams {
 }
 
 export interface LoadedProgram {
+  /** Where the program starts: the interpreter's entry for a dynamic program. */
   entry: number;
+  /** Whether the program's (and interpreter's) segments are the image's own pages. */
+  inPlace: boolean;
+  interpInPlace: boolean;
   sp: number;
   bias: number;
   brk: number;
@@ -61,8 +65,104 @@ export function segmentPages(elf: ElfInfo, bias: number): Array<{ start: number;
   return runs;
 }
 
-export function loadProgram(space: AddressSpace, image: ExecImage, params: ExecParams): LoadedProgram {
+/** Where a file's pages can be mapped from directly (the root file system's image). */
+export interface XipSource {
+  /** Runs of the file: physical byte offsets in the image (page-aligned when blocks are 4 KiB). */
+  runs(offset: number, length: number): Array<{ offset: number; length: number; physical: number | null }>;
+  /** Backing id and host fd of the image, for the region map and the window. */
+  backingId: number;
+  fd: number;
+  imagePath: string;
+}
+
+export interface ExecImageSource extends ExecImage {
+  xip?: XipSource;
+}
+
+function mapOrFail(space: AddressSpace, r: number, path: string): void {
+  if (r < 0) throw new ExecError('ENOMEM', `${path} does not fit in --mem`, 'raise --mem');
+}
+
+/**
+ * Map one segment's file pages straight from the image (MAP_PRIVATE: a writable segment is
+ * copy-on-write over the image's bytes). Returns false when a page is not block-aligned in the image,
+ * or is a hole; the caller then copies.
+ */
+function mapSegmentInPlace(space: AddressSpace, image: ExecImageSource, bias: number, ph: ElfInfo['loads'][number]): boolean {
+  const xip = image.xip!;
+  const start = pageDown(bias + ph.vaddr);
+  const fileStart = pageDown(ph.offset);
+  const fileEnd = pageUp(ph.offset + ph.filesz);
+  const runs = xip.runs(fileStart, fileEnd - fileStart);
+  if (runs.some((r) => r.physical === null || r.physical % PAGE_SIZE || r.length % PAGE_SIZE)) return false;
+  const prot = protOf(ph.flags);
+  for (const r of runs) {
+    mapOrFail(
+      space,
+      space.map({
+        addr: start + (r.offset - fileStart),
+        length: r.length,
+        prot: prot | PROT_READ,
+        shared: false,
+        fixed: true,
+        noReplace: false,
+        tag: 'elf',
+        file: { id: xip.backingId, fd: xip.fd, offset: r.physical!, path: image.path },
+      }),
+      image.path,
+    );
+  }
+  // The bss: the rest of the last file page is zeroed (a private copy of that page), and whole pages
+  // past it are anonymous memory.
+  const fileBytesEnd = bias + ph.vaddr + ph.filesz;
+  const memEnd = pageUp(bias + ph.vaddr + ph.memsz);
+  const filePagesEnd = start + (fileEnd - fileStart);
+  if (ph.memsz > ph.filesz && fileBytesEnd < filePagesEnd) {
+    if (!(prot & PROT_WRITE)) return false;
+    space.window.bytes(fileBytesEnd, filePagesEnd - fileBytesEnd).fill(0);
+  }
+  if (memEnd > filePagesEnd) {
+    mapOrFail(space, space.map({ addr: filePagesEnd, length: memEnd - filePagesEnd, prot, shared: false, fixed: true, noReplace: false, tag: 'elf' }), image.path);
+  }
+  return true;
+}
+
+/** Map an ELF's segments at `bias`: in place from the image when possible, else copied. */
+export function mapElf(space: AddressSpace, image: ExecImageSource, bias: number): { inPlace: boolean } {
   const { elf, bytes } = image;
+  // In place needs every segment on pages of its own (true of modern linkers' output).
+  const pages = segmentPages(elf, bias);
+  const ownPages = elf.loads.every((ph, i) => {
+    const next = elf.loads[i + 1];
+    return !next || pageUp(ph.vaddr + ph.memsz) <= pageDown(next.vaddr);
+  });
+  if (image.xip && ownPages) {
+    const done: Array<{ start: number; end: number }> = [];
+    let ok = true;
+    for (const ph of elf.loads) {
+      if (ph.memsz === 0) continue;
+      if (!mapSegmentInPlace(space, image, bias, ph)) {
+        ok = false;
+        break;
+      }
+      done.push({ start: pageDown(bias + ph.vaddr), end: pageUp(bias + ph.vaddr + ph.memsz) });
+    }
+    if (ok) return { inPlace: true };
+    for (const d of done) space.unmap(d.start, d.end - d.start);
+  }
+  // Copy: map every page writable, fill it, then give each range its real protection.
+  for (const p of pages) {
+    mapOrFail(space, space.map({ addr: p.start, length: p.end - p.start, prot: PROT_READ | PROT_WRITE, shared: false, fixed: true, noReplace: false, tag: 'elf' }), image.path);
+  }
+  for (const ph of elf.loads) {
+    if (ph.filesz > 0) space.window.bytes(bias + ph.vaddr, ph.filesz).set(bytes.subarray(ph.offset, ph.offset + ph.filesz));
+  }
+  for (const p of pages) if (p.prot !== (PROT_READ | PROT_WRITE)) space.protect(p.start, p.end - p.start, p.prot);
+  return { inPlace: false };
+}
+
+export function loadProgram(space: AddressSpace, image: ExecImageSource, params: ExecParams, interp: ExecImageSource | null = null): LoadedProgram {
+  const { elf } = image;
   const bias = elf.kind === 'dyn' ? pieBase(space.layout.size) - elf.minVaddr : 0;
   const lo = bias + elf.minVaddr;
   const hi = bias + elf.maxVaddr;
@@ -73,28 +173,16 @@ export function loadProgram(space: AddressSpace, image: ExecImage, params: ExecP
       'use a bigger address space (--space) or a position-independent build',
     );
   }
-  const pages = segmentPages(elf, bias);
-  // Map every page writable, fill it, then give each range its real protection.
-  for (const p of pages) {
-    const r = space.map({
-      addr: p.start,
-      length: p.end - p.start,
-      prot: PROT_READ | PROT_WRITE,
-      shared: false,
-      fixed: true,
-      noReplace: false,
-      tag: 'elf',
-    });
-    if (r < 0) {
-      throw new ExecError('ENOMEM', `${image.path} does not fit in --mem (${(hi - lo) >> 20} MiB of segments)`, 'raise --mem');
-    }
+  const main = mapElf(space, image, bias);
+  let interpBase = 0;
+  let interpInPlace = false;
+  if (interp) {
+    const span = interp.elf.maxVaddr - interp.elf.minVaddr;
+    const at = space.regions.findFree(span, { lo: pageUp(hi) + 0x100_0000, hi: space.mmapTop, topDown: true });
+    if (at === null) throw new ExecError('ENOMEM', `no room for the interpreter ${interp.path}`, 'raise --space');
+    interpBase = at - interp.elf.minVaddr;
+    interpInPlace = mapElf(space, interp, interpBase).inPlace;
   }
-  for (const ph of elf.loads) {
-    if (ph.filesz > 0) space.window.bytes(bias + ph.vaddr, ph.filesz).set(bytes.subarray(ph.offset, ph.offset + ph.filesz));
-    // The bss after filesz is already zero: the pages are fresh.
-  }
-  for (const p of pages) if (p.prot !== (PROT_READ | PROT_WRITE)) space.protect(p.start, p.end - p.start, p.prot);
-
   space.brkStart = space.brkCurrent = pageUp(hi);
 
   // The stack: RLIMIT_STACK's worth, mapped up front (never grown by faults), at the top of the space.
@@ -116,7 +204,7 @@ export function loadProgram(space: AddressSpace, image: ExecImage, params: ExecP
     [AT.PHENT, elf.phentsize],
     [AT.PHNUM, elf.phnum],
     [AT.PAGESZ, PAGE_SIZE],
-    [AT.BASE, 0],
+    [AT.BASE, interpBase],
     [AT.FLAGS, 0],
     [AT.ENTRY, bias + elf.entry],
     [AT.UID, params.uid],
@@ -141,5 +229,6 @@ export function loadProgram(space: AddressSpace, image: ExecImage, params: ExecP
     throw new ExecError('E2BIG', 'arguments and environment take more than a quarter of the stack', 'pass fewer or shorter arguments');
   }
   space.window.bytes(stack.sp, stack.bytes.length).set(stack.bytes);
-  return { entry: bias + elf.entry, sp: stack.sp, bias, brk: space.brkStart, auxv: stack.auxv };
+  const entry = interp ? interpBase + interp.elf.entry : bias + elf.entry;
+  return { entry, sp: stack.sp, bias, brk: space.brkStart, auxv: stack.auxv, inPlace: main.inPlace, interpInPlace };
 }

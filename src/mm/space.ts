@@ -73,7 +73,7 @@ export class AddressSpace {
   }
 
   /** Bytes of [start, end) that are already mapped (they do not count again against the limit). */
-  private overlapBytes(start: number, end: number): number {
+  overlapBytes(start: number, end: number): number {
     let n = 0;
     for (const r of this.regions.regions()) {
       if (r.end <= start) continue;
@@ -88,7 +88,7 @@ export class AddressSpace {
   }
 
   /** Choose where a non-fixed mapping goes: the hint when free, else the highest free gap. */
-  private place(hint: number, length: number): number | null {
+  place(hint: number, length: number): number | null {
     if (hint && hint % PAGE_SIZE === 0 && this.inUserSpace(hint, length) && this.isFree(hint, length)) return hint;
     return this.regions.findFree(length, { lo: USER_START, hi: this.mmapTop, topDown: true });
   }

@@ -16,6 +16,8 @@ export interface WorkerConfig {
   stdio: [number, number, number];
   traceFd: number;
   syscallReturn: SyscallReturn;
+  /** The root file system image, when the program runs from one. */
+  image: { path: string; mode: 'rw' | 'ro' | 'cow' } | null;
   /** Int32Array over it: [0] = stop requested. */
   control: SharedArrayBuffer;
 }
@@ -30,6 +32,14 @@ export interface VmStats extends StatsReport {
   xsave: boolean;
   bytesIn: number;
   bytesOut: number;
+  /** Whether the program's segments (and its interpreter's) are the image's own pages. */
+  execInPlace: boolean;
+  interpInPlace: boolean | null;
+  /** Bytes copied between the image and the program's memory by read/write calls. */
+  fileBytesRead: number;
+  fileBytesWritten: number;
+  /** Bytes of the program's address space that are the image's own pages at exit. */
+  imageMappedBytes: number;
 }
 
 export type WorkerMessage =

@@ -19,6 +19,7 @@ import { checkSpaceSize } from '../vm/pagetables.js';
 import { installKickHandler, kick } from '../vm/kick.js';
 import type { SyscallReturn } from '../vm/vcpu.js';
 import { inspectProgram } from './program.js';
+import { parseImageSpec } from '../kernel/vfs/rootfs.js';
 import { CONTROL_STOP, type VmStats, type WorkerConfig, type WorkerMessage } from './protocol.js';
 
 export type StdinOption = 'inherit' | 'ignore' | string | Uint8Array;
@@ -45,6 +46,8 @@ export interface SandboxOptions {
   stderr?: StdoutOption;
   /** CPUs the program is told it has. Default: the host's. */
   cpus?: number;
+  /** A root file system: an ext4 image; PROGRAM is then a path inside it. */
+  image?: string | { path: string; mode?: 'rw' | 'ro' | 'cow' };
   /** How a syscall returns to the program: 'iretq' (default) or 'sregs'. */
   syscallReturn?: SyscallReturn;
 }
@@ -121,12 +124,13 @@ export class Sandbox {
       stdio,
       traceFd: o.traceFd ?? 2,
       syscallReturn: o.syscallReturn ?? 'iretq',
+      image: o.image === undefined ? null : typeof o.image === 'string' ? parseImageSpec(o.image) : { path: o.image.path, mode: o.image.mode ?? 'rw' },
       control,
     };
   }
 
   async run(): Promise<SandboxResult> {
-    inspectProgram(this.program); // fail fast, before a VM exists, with a one-line error
+    if (this.options.image === undefined) inspectProgram(this.program); // fail fast, before a VM exists
     installKickHandler();
     const o = this.options;
     const toClose: number[] = [];

@@ -3,7 +3,7 @@
  * blocks this thread while the program runs. The main thread only starts it, kicks it, and reads the
  * result.
  */
-import { readFileSync, writeSync } from 'node:fs';
+import { writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { parentPort, workerData } from 'node:worker_threads';
 import { MapvisorError } from '../errors.js';
@@ -13,12 +13,16 @@ import { Kernel } from '../kernel/kernel.js';
 import { Strace } from '../kernel/strace.js';
 import { runTask } from '../kernel/task.js';
 import * as libc from '../kvm/libc.js';
-import { parseElf } from '../loader/elf.js';
 import { loadProgram } from '../loader/load.js';
 import { AnonMemory } from '../mm/anon.js';
 import { AddressSpace } from '../mm/space.js';
 import { Machine } from '../vm/machine.js';
-import { checkProgram } from './program.js';
+import { findExecutable } from './exec.js';
+import { RootFs } from '../kernel/vfs/rootfs.js';
+import { ioCounters } from '../kernel/files/ext4file.js';
+
+/** The region-map backing id of the root file system image (1 is anonymous memory). */
+const IMAGE_BACKING_ID = 2;
 import { CONTROL_STOP, type VmStats, type WorkerConfig, type WorkerMessage } from './protocol.js';
 
 const cfg = workerData as WorkerConfig;
@@ -33,10 +37,16 @@ function hwcap(machine: Machine): number {
 
 function main(): void {
   const t0 = process.hrtime.bigint();
-  const bytes = new Uint8Array(readFileSync(cfg.programPath));
-  const elf = parseElf(bytes, cfg.programPath);
-  checkProgram(elf, cfg.programPath);
+  const root = cfg.image ? RootFs.open(cfg.image, IMAGE_BACKING_ID) : null;
+  try {
+    run(t0, root);
+  } finally {
+    root?.close();
+  }
+}
 
+function run(t0: bigint, root: RootFs | null): void {
+  const { main: exe, interp } = findExecutable(root, cfg.programPath);
   const machine = Machine.create({ spaceSize: cfg.spaceSize, syscallReturn: cfg.syscallReturn });
   const anon = new AnonMemory(1);
   const space = new AddressSpace(machine.window, anon, {
@@ -46,7 +56,8 @@ function main(): void {
     memLimit: cfg.memLimit,
   });
   const identity = { pid: 1, uid: 0, gid: 0 };
-  const loaded = loadProgram(space, { path: cfg.programPath, bytes, elf }, {
+  if (root) space.registerFile(IMAGE_BACKING_ID, root.fd);
+  const loaded = loadProgram(space, exe, {
     argv: cfg.argv,
     envp: cfg.envp,
     execfn: cfg.argv[0] ?? cfg.programPath,
@@ -54,9 +65,9 @@ function main(): void {
     gid: identity.gid,
     hwcap: hwcap(machine),
     random: new Uint8Array(randomBytes(16)),
-  });
+  }, interp);
   const strace = cfg.strace ? new Strace((line) => writeSync(cfg.traceFd, line)) : null;
-  const kernel = new Kernel({ space, stop, identity, cpus: cfg.cpus, strace, exePath: cfg.programPath });
+  const kernel = new Kernel({ space, stop, identity, cpus: cfg.cpus, strace, exePath: cfg.programPath, root, argv: cfg.argv });
   const streams = cfg.stdio.map((fd, i) => new HostStream(fd, ['stdin', 'stdout', 'stderr'][i]!, kernel.mem, stop));
   streams.forEach((s, i) => kernel.fds.install(new OpenFile(s, i === 0 ? O_RDONLY : O_WRONLY), false, i));
 
@@ -73,7 +84,16 @@ function main(): void {
     xsave: machine.xcr0 !== null,
     bytesIn: streams[0]!.bytesRead,
     bytesOut: streams[1]!.bytesWritten + streams[2]!.bytesWritten,
+    execInPlace: loaded.inPlace,
+    interpInPlace: interp ? loaded.interpInPlace : null,
+    fileBytesRead: ioCounters.bytesRead,
+    fileBytesWritten: ioCounters.bytesWritten,
+    imageMappedBytes: space.regions
+      .regions()
+      .filter((r) => r.backing.kind === 'file' && r.backing.id === IMAGE_BACKING_ID)
+      .reduce((a, r) => a + (r.end - r.start), 0),
   };
+  kernel.fds.closeAll();
   machine.close();
   anon.close();
   machine.window.destroy();

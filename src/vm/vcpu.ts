@@ -253,6 +253,11 @@ export class Vcpu {
     setU64(this.run, RUN.kvm_dirty_regs, KVM_SYNC_X86_REGS);
   }
 
+  /** Make KVM load the general registers written with setReg on the next entry. */
+  regsChanged(): void {
+    setU64(this.run, RUN.kvm_dirty_regs, getU64(this.run, RUN.kvm_dirty_regs) | KVM_SYNC_X86_REGS);
+  }
+
   /** Ask a running KVM_RUN to return (the kicker also signals the thread). */
   requestExit(): void {
     this.run.setUint8(RUN.immediate_exit, 1);

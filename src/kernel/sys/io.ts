@@ -20,8 +20,17 @@ const F_SETFD = 2;
 const F_GETFL = 3;
 const F_SETFL = 4;
 const F_DUPFD_CLOEXEC = 1030;
+const F_GETLK = 5;
+const F_SETLK = 6;
+const F_SETLKW = 7;
+const F_OFD_GETLK = 36;
+const F_OFD_SETLK = 37;
+const F_OFD_SETLKW = 38;
+const F_RDLCK = 0;
+const F_WRLCK = 1;
+const F_UNLCK = 2;
+const FLOCK_SIZE = 32; // struct flock: l_type, l_whence, l_start, l_len, l_pid
 const FD_CLOEXEC = 1;
-const AT_EMPTY_PATH = 0x1000;
 
 function file(k: Kernel, fd: number): OpenFile | number {
   const f = k.fds.get(fd);
@@ -189,6 +198,25 @@ function fcntl(k: Kernel, a: SyscallArgs): SyscallResult {
     case F_SETFL:
       f.flags = (f.flags & ~SETFL_MASK) | (a.i32(2) & SETFL_MASK);
       return 0;
+    case F_GETLK:
+    case F_SETLK:
+    case F_SETLKW:
+    case F_OFD_GETLK:
+    case F_OFD_SETLK:
+    case F_OFD_SETLKW: {
+      // Record locks. The program is the only process that can reach its files (a rw image is held
+      // exclusively), so every lock is granted and F_GETLK finds none; the arguments are still checked.
+      const lk = a.u64(2);
+      const type = k.mem.read(lk, FLOCK_SIZE)[0]! | (k.mem.read(lk, FLOCK_SIZE)[1]! << 8);
+      if (type !== F_RDLCK && type !== F_WRLCK && type !== F_UNLCK) return -E.EINVAL;
+      if (cmd === F_GETLK || cmd === F_OFD_GETLK) {
+        k.mem.writable(lk, FLOCK_SIZE).set([F_UNLCK & 0xff, F_UNLCK >> 8], 0);
+        return 0;
+      }
+      if (type === F_WRLCK && !f.writable) return -E.EBADF;
+      if (type === F_RDLCK && !f.readable) return -E.EBADF;
+      return 0;
+    }
     default:
       return -E.EINVAL;
   }
@@ -240,20 +268,5 @@ export const ioSyscalls: SyscallTable = {
     if (!f) return -E.EBADF;
     k.mem.write(a.u64(1), encodeStat(f.ops.stat(f)));
     return 0;
-  },
-  newfstatat: (k, a) => {
-    // Only the fd form (empty path with AT_EMPTY_PATH) exists until the program has a file system.
-    const path = k.mem.readCString(a.u64(1));
-    if (path === null) return -E.ENAMETOOLONG;
-    if (path !== '' || !(a.i32(3) & AT_EMPTY_PATH)) return -E.ENOENT;
-    const f = k.fds.get(a.i32(0));
-    if (!f) return -E.EBADF;
-    k.mem.write(a.u64(2), encodeStat(f.ops.stat(f)));
-    return 0;
-  },
-  lseek: (k, a) => {
-    const f = k.fds.get(a.i32(0));
-    if (!f) return -E.EBADF;
-    return -E.ESPIPE; // standard streams are not seekable through mapvisor
   },
 };

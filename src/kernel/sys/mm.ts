@@ -4,6 +4,9 @@ import * as libc from '../../kvm/libc.js';
 import { PAGE_SIZE } from '../../vm/layout.js';
 import { pageUp } from '../../mm/space.js';
 import type { SyscallTable } from '../types.js';
+import type { Kernel } from '../kernel.js';
+import { Device } from '../files/devices.js';
+import { Ext4File, fsCall } from '../files/ext4file.js';
 
 const MAP_SHARED = 0x01;
 const MAP_PRIVATE = 0x02;
@@ -30,6 +33,68 @@ const MADV_FREE = 8;
 const MADV_REMOVE = 9;
 const MADV_KNOWN = new Set([0, 1, 2, 3, 4, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 100, 101]);
 
+/**
+ * mmap of a file on the root file system: each block-aligned run of the file is the image's own pages,
+ * one host mmap of the image per run (MAP_SHARED: the program writes the image; MAP_PRIVATE: the host
+ * kernel does copy-on-write). Holes are zero pages (for MAP_SHARED, blocks are allocated first so that
+ * stores reach the image); whole pages past the end of the file are left inaccessible and a touch of
+ * them raises SIGBUS, as on Linux.
+ */
+function mapFile(
+  k: Kernel,
+  file: Ext4File,
+  req: { addr: number; length: number; prot: number; shared: boolean; fixed: boolean; noReplace: boolean; offset: number },
+): number {
+  const root = k.root!;
+  const fs = root.fs;
+  const { length, offset } = req;
+  let addr: number;
+  if (req.fixed || req.noReplace) {
+    if (req.addr % PAGE_SIZE) return -E.EINVAL;
+    if (!k.space.inUserSpace(req.addr, length)) return -E.ENOMEM;
+    if (req.noReplace && k.space.overlapBytes(req.addr, req.addr + length) > 0) return -E.EEXIST;
+    addr = req.addr;
+  } else {
+    const at = k.space.place(req.addr - (req.addr % PAGE_SIZE), length);
+    if (at === null) return -E.ENOMEM;
+    addr = at;
+  }
+  if (k.space.mappedBytes() - k.space.overlapBytes(addr, addr + length) + length > k.space.layout.memLimit) return -E.ENOMEM;
+  return fsCall(() => {
+    const st = fs.stat(file.ino);
+    const filePages = Math.max(0, Math.min(length, pageUp(st.size) - offset));
+    if (req.shared && req.prot & libc.PROT_WRITE && filePages > 0 && !fs.readOnly) fs.allocateRange(file.ino, offset, Math.min(filePages, st.size - offset));
+    const direct = fs.geo.blockSize % PAGE_SIZE === 0;
+    const pieces: Array<{ at: number; len: number; physical: number | null }> = [];
+    if (filePages > 0) {
+      for (const r of fs.fileRuns(file.ino, offset, filePages)) pieces.push({ at: addr + (r.offset - offset), len: r.length, physical: r.physical });
+    }
+    const base = { prot: req.prot, shared: req.shared, fixed: true, noReplace: false };
+    for (const p of pieces) {
+      let r: number;
+      if (p.physical !== null && direct) {
+        r = k.space.map({ ...base, addr: p.at, length: p.len, tag: 'file', file: { id: root.backingId, fd: root.fd, offset: p.physical, path: file.name } });
+      } else {
+        if (req.shared && !direct) return -E.ENODEV; // shared mappings need 4 KiB-aligned blocks
+        // A hole (or an image with small blocks): private zero pages, filled from the file when not a hole.
+        r = k.space.map({ ...base, addr: p.at, length: p.len, prot: req.prot | libc.PROT_WRITE, shared: false, tag: 'file' });
+        if (r >= 0 && p.physical !== null) k.space.window.bytes(p.at, p.len).set(root.image.bytes(p.physical, p.len));
+        if (r >= 0 && !(req.prot & libc.PROT_WRITE)) k.space.protect(p.at, p.len, req.prot);
+      }
+      if (r < 0) return r;
+    }
+    if (filePages < length) {
+      // Past the end of the file: inaccessible; an access faults and becomes SIGBUS.
+      const r = k.space.map({ ...base, addr: addr + filePages, length: length - filePages, prot: 0, shared: false, tag: BEYOND_EOF });
+      if (r < 0) return r;
+    }
+    return addr;
+  });
+}
+
+/** Region tag of the pages of a file mapping that lie past the end of the file. */
+export const BEYOND_EOF = 'beyond-eof';
+
 export const mmSyscalls: SyscallTable = {
   mmap: (k, a) => {
     const addr = a.u64(0);
@@ -49,7 +114,15 @@ export const mmSyscalls: SyscallTable = {
     if (!(flags & MAP_ANONYMOUS)) {
       const f = k.fds.get(fd);
       if (!f) return -E.EBADF;
-      return -E.ENODEV; // no mappable files until the program has a disk image
+      if (f.ops instanceof Device && f.ops.name === '/dev/zero') {
+        // A mapping of /dev/zero is anonymous memory (private), or shared anonymous memory.
+        return k.space.map({ addr, length, prot, shared: type !== MAP_PRIVATE, fixed: (flags & MAP_FIXED) !== 0, noReplace: (flags & MAP_FIXED_NOREPLACE) !== 0, tag: 'mmap' });
+      }
+      if (!(f.ops instanceof Ext4File) || !k.root) return -E.ENODEV;
+      if (!f.readable) return -E.EACCES;
+      const shared = type !== MAP_PRIVATE;
+      if (shared && prot & libc.PROT_WRITE && !f.writable) return -E.EACCES;
+      return mapFile(k, f.ops, { addr, length, prot, shared, fixed: (flags & MAP_FIXED) !== 0, noReplace: (flags & MAP_FIXED_NOREPLACE) !== 0, offset });
     }
     return k.space.map({
       addr,
@@ -98,4 +171,26 @@ export const mmSyscalls: SyscallTable = {
     return 0;
   },
   brk: (k, a) => k.space.brk(a.u64(0)),
+  msync: (k, a) => {
+    const addr = a.u64(0);
+    const len = pageUp(a.u64(1));
+    const flags = a.i32(2);
+    const MS_ASYNC = 1;
+    const MS_INVALIDATE = 2;
+    const MS_SYNC = 4;
+    if (addr % PAGE_SIZE || flags & ~(MS_ASYNC | MS_INVALIDATE | MS_SYNC) || (flags & MS_ASYNC && flags & MS_SYNC)) return -E.EINVAL;
+    if (!k.space.inUserSpace(addr, len) || !k.space.regions.check(addr, len, 0)) return -E.ENOMEM;
+    // The program's shared file pages are the image's pages: flushing the image range is msync.
+    const root = k.root;
+    if (root && flags & MS_SYNC) {
+      for (const r of k.space.regions.regions()) {
+        if (r.end <= addr || r.start >= addr + len) continue;
+        if (r.backing.kind !== 'file' || r.backing.id !== root.backingId || !r.shared) continue;
+        const s = Math.max(r.start, addr);
+        const e = Math.min(r.end, addr + len);
+        root.flush(r.backing.offset + (s - r.start), e - s);
+      }
+    }
+    return 0;
+  },
 };

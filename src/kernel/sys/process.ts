@@ -175,17 +175,6 @@ export const processSyscalls: SyscallTable = {
     return size;
   },
   sched_yield: () => 0,
-  getcwd: (k, a) => {
-    const cwd = '/';
-    const size = a.u64(1);
-    if (size < cwd.length + 1) return -E.ERANGE;
-    return k.mem.writeCString(a.u64(0), cwd, size);
-  },
-  umask: (k, a) => {
-    const old = k.umask;
-    k.umask = a.u32(0) & 0o777;
-    return old;
-  },
   getrandom: (k, a) => {
     const len = Math.min(a.u64(1), 33554431);
     if (a.u32(2) & ~7) return -E.EINVAL;

@@ -1,0 +1,126 @@
+/**
+ * The program's root file system: an ext4 image file mapped once into the VMM (MAP_SHARED), served by
+ * src/storage/ext4, and mapped again page by page into the guest window when the program maps a file
+ * (the image's own pages: one copy in the host page cache for every VM that uses it).
+ *
+ * Modes: `rw` takes an exclusive lock on the image and writes it in place; `ro` takes a shared lock,
+ * maps it PROT_READ and answers EROFS to every change; `cow` takes a shared lock and runs on a private
+ * sparse copy (made with cp --reflink=auto --sparse=always, deleted at exit), so the program can write
+ * freely and the image never changes.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { MapvisorError, UsageError } from '../../errors.js';
+import * as libc from '../../kvm/libc.js';
+import { MappedImage, type MapMode } from '../../storage/blockdev.js';
+import { Ext4 } from '../../storage/ext4/fs.js';
+
+export type ImageMode = 'rw' | 'ro' | 'cow';
+
+export interface ImageSpec {
+  path: string;
+  mode: ImageMode;
+}
+
+/** Parse `PATH[,ro|,cow|,rw]`. */
+export function parseImageSpec(text: string): ImageSpec {
+  const m = /^(.*?)(?:,(rw|ro|cow))?$/.exec(text)!;
+  const path = m[1]!;
+  if (!path) throw new UsageError(`--image ${JSON.stringify(text)} names no file`, 'give --image PATH[,ro|,cow]');
+  return { path, mode: (m[2] as ImageMode | undefined) ?? 'rw' };
+}
+
+export class RootFs {
+  readonly spec: ImageSpec;
+  readonly image: MappedImage;
+  readonly fs: Ext4;
+  /** The image file's fd, for mapping its pages into the window (and holding the lock). */
+  readonly fd: number;
+  /** Backing id of the image in the region map. */
+  readonly backingId: number;
+  private readonly tmpDir: string | null;
+
+  private constructor(spec: ImageSpec, image: MappedImage, fs: Ext4, fd: number, backingId: number, tmpDir: string | null) {
+    this.spec = spec;
+    this.image = image;
+    this.fs = fs;
+    this.fd = fd;
+    this.backingId = backingId;
+    this.tmpDir = tmpDir;
+  }
+
+  get readOnly(): boolean {
+    return this.fs.readOnly;
+  }
+
+  static open(spec: ImageSpec, backingId: number): RootFs {
+    let st;
+    try {
+      st = statSync(spec.path);
+    } catch {
+      throw new UsageError(`the disk image ${spec.path} does not exist`, 'create one with: mapvisor image create OUT.img');
+    }
+    if (!st.isFile()) throw new UsageError(`the disk image ${spec.path} is not a regular file`, 'give the path of an ext4 image file');
+    const fd = libc.open(spec.path, spec.mode === 'rw' ? libc.O_RDWR | libc.O_CLOEXEC : libc.O_RDONLY | libc.O_CLOEXEC, 0);
+    if (fd < 0) {
+      throw new MapvisorError('EIMAGE', `cannot open the disk image ${spec.path} (errno ${libc.errno()})`, spec.mode === 'rw' ? 'open it with ,ro or ,cow, or fix its permissions' : 'check its permissions');
+    }
+    const lock = spec.mode === 'rw' ? libc.LOCK_EX : libc.LOCK_SH;
+    if (libc.flock(fd, lock | libc.LOCK_NB) !== 0) {
+      libc.close(fd);
+      throw new MapvisorError(
+        'EIMAGELOCKED',
+        spec.mode === 'rw'
+          ? `the disk image ${spec.path} is in use by another VM`
+          : `the disk image ${spec.path} is open for writing by another VM`,
+        spec.mode === 'rw' ? 'wait for it to finish, or share it read-only with ,ro or ,cow' : 'wait for the writer to finish',
+      );
+    }
+    let tmpDir: string | null = null;
+    let runFd = fd;
+    let mapPath = spec.path;
+    let mapMode: MapMode = spec.mode === 'ro' ? 'ro' : 'rw';
+    try {
+      if (spec.mode === 'cow') {
+        tmpDir = mkdtempSync(join(process.env.MAPVISOR_TMPDIR ?? tmpdir(), 'mapvisor-cow-'));
+        mapPath = join(tmpDir, basename(spec.path));
+        execFileSync('cp', ['--reflink=auto', '--sparse=always', spec.path, mapPath]);
+        runFd = libc.open(mapPath, libc.O_RDWR | libc.O_CLOEXEC, 0);
+        if (runFd < 0) throw new MapvisorError('EIMAGE', `cannot open the private copy of ${spec.path}`, 'check free space in the temporary directory');
+        mapMode = 'rw';
+      }
+      const image = MappedImage.open(mapPath, mapMode);
+      const fs = Ext4.open(image, { name: spec.path, readOnly: spec.mode === 'ro' });
+      if (spec.mode === 'cow') libc.close(fd); // the lock is only needed while copying
+      return new RootFs(spec, image, fs, runFd, backingId, tmpDir);
+    } catch (e) {
+      if (runFd !== fd) libc.close(runFd);
+      libc.close(fd);
+      if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  /** Flush [offset, offset+length) of the image (or all of it) to the file. */
+  flush(offset?: number, length?: number): void {
+    this.image.flush(offset, length);
+  }
+
+  /** Make everything durable: metadata, data, the file itself. */
+  sync(): void {
+    if (!this.fs.readOnly) this.fs.sync();
+    else this.image.flush();
+  }
+
+  close(): void {
+    if (!this.fs.readOnly) {
+      this.fs.close();
+      this.fs.sync();
+    }
+    this.image.close();
+    libc.close(this.fd);
+    if (this.tmpDir) rmSync(this.tmpDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * Finding the program to run: a host file (static programs only), or a file inside the root file
+ * system image, whose segments are then mapped in place (XIP) and whose PT_INTERP is loaded from the
+ * image too.
+ */
+import { E } from '../abi/errno.js';
+import { ExecError, EXIT_NOT_FOUND } from '../errors.js';
+import type { RootFs } from '../kernel/vfs/rootfs.js';
+import { parseElf } from '../loader/elf.js';
+import type { ExecImageSource } from '../loader/load.js';
+import { FsError } from '../storage/ext4/errors.js';
+import { checkProgram, inspectProgram } from './program.js';
+
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+
+/** Read `path` from the image as an executable. */
+export function execFromImage(root: RootFs, path: string, what = 'program'): ExecImageSource {
+  const fs = root.fs;
+  let ino: number;
+  try {
+    ino = fs.resolve(path);
+  } catch (e) {
+    if (e instanceof FsError && (e.errno === E.ENOENT || e.errno === E.ENOTDIR)) {
+      throw new ExecError('ENOENT', `${what} ${path} does not exist in the image ${root.spec.path}`, 'give a path inside the image (see: debugfs -R "ls -l /usr/bin" IMAGE)', EXIT_NOT_FOUND);
+    }
+    if (e instanceof FsError) throw new ExecError('EIMAGEPATH', `cannot resolve ${path} in the image: ${e.message}`, 'check the path and the image');
+    throw e;
+  }
+  const st = fs.stat(ino);
+  if ((st.mode & S_IFMT) !== S_IFREG) throw new ExecError('ENOTREG', `${what} ${path} in the image is not a regular file`, 'give the path of a program file');
+  if (!(st.mode & 0o111)) throw new ExecError('EACCES', `${what} ${path} in the image is not executable (mode ${(st.mode & 0o7777).toString(8)})`, 'chmod +x it in the image');
+  const bytes = new Uint8Array(st.size);
+  fs.read(ino, 0, bytes);
+  const elf = parseElf(bytes, path);
+  const xipOk = fs.geo.blockSize % 4096 === 0;
+  return {
+    path,
+    bytes,
+    elf,
+    ...(xipOk
+      ? { xip: { runs: (o: number, l: number) => fs.fileRuns(ino, o, l), backingId: root.backingId, fd: root.fd, imagePath: root.spec.path } }
+      : {}),
+  };
+}
+
+/** The program and, for a dynamic one, its interpreter. */
+export function findExecutable(root: RootFs | null, path: string): { main: ExecImageSource; interp: ExecImageSource | null } {
+  if (!root) {
+    const { bytes, elf } = inspectProgram(path);
+    return { main: { path, bytes, elf }, interp: null };
+  }
+  const main = execFromImage(root, path);
+  if (main.elf.interp === null) return { main, interp: null };
+  const interp = execFromImage(root, main.elf.interp, 'interpreter');
+  if (interp.elf.interp !== null) throw new ExecError('EINTERP', `the interpreter ${main.elf.interp} itself asks for an interpreter`, 'the image is broken');
+  if (interp.elf.kind !== 'dyn') checkProgram(interp.elf, interp.path);
+  return { main, interp };
+}
