@@ -38,14 +38,17 @@ function hwcap(machine: Machine): number {
 function main(): void {
   const t0 = process.hrtime.bigint();
   const root = cfg.image ? RootFs.open(cfg.image, IMAGE_BACKING_ID) : null;
+  let result: WorkerMessage;
   try {
-    run(t0, root);
+    result = run(t0, root);
   } finally {
+    // Flush and unlock the image before anyone hears the program ended.
     root?.close();
   }
+  post(result);
 }
 
-function run(t0: bigint, root: RootFs | null): void {
+function run(t0: bigint, root: RootFs | null): WorkerMessage {
   const { main: exe, interp } = findExecutable(root, cfg.programPath);
   const machine = Machine.create({ spaceSize: cfg.spaceSize, syscallReturn: cfg.syscallReturn });
   const anon = new AnonMemory(1);
@@ -97,7 +100,7 @@ function run(t0: bigint, root: RootFs | null): void {
   machine.close();
   anon.close();
   machine.window.destroy();
-  post({ type: 'end', end, stats });
+  return { type: 'end', end, stats };
 }
 
 try {

@@ -1,0 +1,199 @@
+/**
+ * Storage as memory: programs run from an ext4 image that the VMM maps, on real images made by
+ * mkfs.ext4 -d and checked on the host with e2fsck and debugfs.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Sandbox, MapvisorError } from '../../src/index.js';
+
+const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
+const CLI = join(ROOT, 'bin', 'mapvisor.js');
+const guest = (n: string): string => join(ROOT, '.cache', 'guest', n);
+const T = { timeout: 120_000 };
+
+let dir: string;
+let stage: string;
+const hostFiles = new Map<string, string>(); // path in the image -> sha256
+
+function sha256(b: Uint8Array): string {
+  return createHash('sha256').update(b).digest('hex');
+}
+
+/** A fresh image of `size` from the staging tree. */
+function makeImage(name: string, size = '128M', extra: string[] = []): string {
+  const img = join(dir, name);
+  execFileSync('mkfs.ext4', ['-q', '-F', '-O', '^has_journal', ...extra, '-d', stage, '-b', '4096', img, size], { stdio: 'ignore' });
+  return img;
+}
+
+function fsck(img: string): { ok: boolean; out: string } {
+  const r = spawnSync('e2fsck', ['-fn', img], { encoding: 'utf8' });
+  return { ok: r.status === 0, out: r.stdout + r.stderr };
+}
+
+function debugfsCat(img: string, path: string): Buffer {
+  return execFileSync('debugfs', ['-R', `cat ${path}`, img], { stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 1 << 28 });
+}
+
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'mapvisor-storage-'));
+  stage = join(dir, 'stage');
+  for (const d of ['bin', 'data', 'data/sub', 'tmp']) mkdirSync(join(stage, d), { recursive: true });
+  copyFileSync(join(ROOT, '.cache', 'busybox'), join(stage, 'bin', 'busybox'));
+  for (const g of ['fsstress', 'mmapfile', 'syncwrite', 'hello']) copyFileSync(guest(g), join(stage, 'bin', g));
+  for (const f of ['busybox', 'fsstress', 'mmapfile', 'syncwrite', 'hello']) chmodSync(join(stage, 'bin', f), 0o755);
+  // Files of varied sizes (holes included) whose hashes the VM must reproduce.
+  const sizes = [0, 1, 4095, 4096, 4097, 65536, 1_000_003, 5 * 2 ** 20];
+  sizes.forEach((n, i) => {
+    const data = randomBytes(n);
+    const p = i % 2 ? `data/sub/f${i}` : `data/f${i}`;
+    writeFileSync(join(stage, p), data);
+    hostFiles.set(`/${p}`, sha256(data));
+  });
+  const sparse = Buffer.alloc(3 * 2 ** 20);
+  sparse.write('start', 0);
+  sparse.write('end', sparse.length - 3);
+  writeFileSync(join(stage, 'data', 'sparse'), sparse);
+  execFileSync('truncate', ['-s', String(3 * 2 ** 20), join(stage, 'data', 'sparse')]);
+  hostFiles.set('/data/sparse', sha256(sparse));
+  symlinkSync('sub/f1', join(stage, 'data', 'link'));
+  hostFiles.set('/data/link', hostFiles.get('/data/sub/f1')!);
+  // A symlink loop, for the hostile cases.
+  symlinkSync('loop2', join(stage, 'data', 'loop1'));
+  symlinkSync('loop1', join(stage, 'data', 'loop2'));
+});
+
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+test('files made on the host read back with the same sha256 inside the VM', T, async () => {
+  const img = makeImage('read.img');
+  const paths = [...hostFiles.keys()];
+  const r = await Sandbox.run('/bin/busybox', ['sha256sum', ...paths], { image: `${img},ro`, stdout: 'pipe', stderr: 'pipe' });
+  assert.equal(r.status, 0, r.stderr?.toString());
+  const got = new Map(r.stdout!.toString().trim().split('\n').map((l) => [l.split(/\s+/)[1]!, l.split(/\s+/)[0]!]));
+  for (const [p, h] of hostFiles) assert.equal(got.get(p), h, p);
+  assert.equal(r.stats!.execInPlace, true, 'busybox runs in place from the image');
+  assert.ok(r.stats!.imageMappedBytes >= 1 << 20, `the program's text is the image's pages (${r.stats!.imageMappedBytes} bytes)`);
+});
+
+test('a write-heavy run leaves a clean file system and the same data a native run makes', T, async () => {
+  const img = makeImage('stress.img', '256M');
+  const r = await Sandbox.run('/bin/fsstress', ['/data/st', '3000'], { image: img, stdout: 'pipe' });
+  assert.equal(r.status, 0, r.stdout?.toString());
+  const vmSum = /fsstress ok ([0-9a-f]+)/.exec(r.stdout!.toString())?.[1];
+  const native = mkdtempSync(join(dir, 'native-'));
+  const n = spawnSync(guest('fsstress'), [join(native, 'st'), '3000'], { encoding: 'utf8' });
+  assert.equal(n.status, 0, n.stdout);
+  assert.equal(vmSum, /fsstress ok ([0-9a-f]+)/.exec(n.stdout)?.[1], 'same files and bytes as natively');
+  const f = fsck(img);
+  assert.ok(f.ok, f.out);
+  // The data is on the image: one fragmented file, read by debugfs, equals the native one.
+  assert.equal(sha256(debugfsCat(img, '/data/st/frag2')), sha256(readFileSync(join(native, 'st', 'frag2'))));
+  const ls = execFileSync('debugfs', ['-R', 'ls -l /data/st/big', img], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 1 << 26 });
+  assert.ok(ls.split('\n').filter((l) => l.includes('renamed-')).length === 1500);
+});
+
+test('busybox file tools on a read-write image; e2fsck clean afterwards', T, async () => {
+  const img = makeImage('tools.img');
+  const bb = (...args: string[]) => Sandbox.run('/bin/busybox', args, { image: img, stdout: 'pipe', stderr: 'pipe' });
+  for (const args of [
+    ['mkdir', '-p', '/data/x/y/z'],
+    ['cp', '/data/f6', '/data/x/y/z/copy'],
+    ['mv', '/data/x/y/z/copy', '/data/x/moved'],
+    ['ln', '-s', '/data/x/moved', '/data/x/sl'],
+    ['ln', '/data/x/moved', '/data/x/hard'],
+    ['rm', '-r', '/data/x/y'],
+    ['chmod', '600', '/data/x/hard'],
+    ['touch', '-d', '2001-02-03 04:05:06', '/data/x/moved'],
+  ]) {
+    const r = await bb(...args);
+    assert.equal(r.status, 0, `${args.join(' ')}: ${r.stderr?.toString()}`);
+  }
+  const r = await bb('sha256sum', '/data/x/sl');
+  assert.equal(r.stdout!.toString().split(' ')[0], hostFiles.get('/data/f6'));
+  assert.ok(fsck(img).ok, fsck(img).out);
+  assert.equal(sha256(debugfsCat(img, '/data/x/hard')), hostFiles.get('/data/f6'));
+  const stat = execFileSync('debugfs', ['-R', 'stat /data/x/moved', img], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  assert.match(stat, /Links: 2/);
+  assert.match(stat, /mtime: .*2001/);
+});
+
+test('MAP_SHARED stores reach the image; MAP_PRIVATE stores do not; past the end of the file is SIGBUS', T, async () => {
+  const img = makeImage('mmap.img');
+  const r = await Sandbox.run('/bin/mmapfile', ['/data/m'], { image: img, stdout: 'pipe' });
+  assert.equal(r.stdout?.toString().trim(), 'mmapfile ok');
+  const bytes = debugfsCat(img, '/data/m');
+  assert.equal(bytes.length, 3 * 4096 + 100);
+  assert.equal(bytes.subarray(0, 23).toString(), 'shared mapping was here');
+  assert.equal(bytes.subarray(4096, 4101).toString(), 'WRITE');
+  assert.equal(bytes.subarray(2 * 4096, 2 * 4096 + 10).toString(), 'page three');
+  const b = await Sandbox.run('/bin/mmapfile', ['/data/m2', 'sigbus'], { image: img, stdout: 'pipe' });
+  assert.equal(b.signal, 7, `${b.reason}`);
+  assert.equal(b.status, 135);
+  assert.ok(fsck(img).ok);
+});
+
+test('ro refuses writes with EROFS; cow leaves the image unchanged', T, async () => {
+  const img = makeImage('modes.img');
+  const before = sha256(readFileSync(img));
+  const ro = await Sandbox.run('/bin/busybox', ['touch', '/data/new'], { image: `${img},ro`, stderr: 'pipe' });
+  assert.notEqual(ro.status, 0);
+  assert.match(ro.stderr!.toString(), /Read-only file system/);
+  const cow = await Sandbox.run('/bin/busybox', ['cp', '/data/f6', '/data/copy'], { image: `${img},cow`, stderr: 'pipe' });
+  assert.equal(cow.status, 0, cow.stderr?.toString());
+  assert.equal(sha256(readFileSync(img)), before, 'the image bytes are unchanged');
+});
+
+test('two VMs run from one ro image at once; a second writer is refused', T, async () => {
+  const img = makeImage('shared.img');
+  const [a, b] = await Promise.all([
+    Sandbox.run('/bin/busybox', ['sha256sum', '/data/sub/f7'], { image: `${img},ro`, stdout: 'pipe' }),
+    Sandbox.run('/bin/busybox', ['sha256sum', '/data/sub/f7'], { image: `${img},ro`, stdout: 'pipe' }),
+  ]);
+  assert.equal(a.stdout!.toString().split(' ')[0], hostFiles.get('/data/sub/f7'));
+  assert.equal(b.stdout!.toString().split(' ')[0], hostFiles.get('/data/sub/f7'));
+  // A writer holds the image; a second writer gets a clear error.
+  const writer = spawn(process.execPath, [CLI, 'run', '--image', img, '--', '/bin/syncwrite', '/data/w', 'x'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  await new Promise<void>((resolve) => writer.stdout.on('data', (d: Buffer) => d.toString().includes('synced') && resolve()));
+  await assert.rejects(Sandbox.run('/bin/hello', [], { image: img }), (e: unknown) => e instanceof MapvisorError && /in use by another VM/.test(e.message));
+  writer.kill('SIGKILL');
+  await new Promise((r) => writer.on('close', r));
+});
+
+test('data the program synced survives SIGKILL of the VMM', T, async () => {
+  const img = makeImage('durable.img');
+  const child = spawn(process.execPath, [CLI, 'run', '--image', img, '--', '/bin/syncwrite', '/data/durable', 'this survived'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  await new Promise<void>((resolve) => child.stdout.on('data', (d: Buffer) => d.toString().includes('synced') && resolve()));
+  child.kill('SIGKILL');
+  await new Promise((r) => child.on('close', r));
+  assert.equal(debugfsCat(img, '/data/durable').toString(), 'this survived');
+});
+
+test('hostile images and paths: errors, never a crash', T, async () => {
+  // A corrupted superblock.
+  const bad = makeImage('badsb.img');
+  const fd = readFileSync(bad);
+  fd.writeUInt16LE(0x1234, 1024 + 0x38); // s_magic
+  writeFileSync(bad, fd);
+  await assert.rejects(Sandbox.run('/bin/hello', [], { image: bad }), (e: unknown) => e instanceof MapvisorError && e.oneLine().length < 400);
+  // A directory loop through symlinks, and a path of 10,000 components.
+  const img = makeImage('paths.img');
+  const loop = await Sandbox.run('/bin/busybox', ['cat', '/data/loop1'], { image: img, stderr: 'pipe' });
+  assert.notEqual(loop.status, 0);
+  assert.match(loop.stderr!.toString(), /Symbolic link loop|Too many levels/i);
+  const long = await Sandbox.run('/bin/busybox', ['cat', '/data' + '/.'.repeat(10_000)], { image: img, stderr: 'pipe' });
+  assert.notEqual(long.status, 0);
+  assert.match(long.stderr!.toString(), /too long/i);
+  assert.ok(fsck(img).ok);
+  // A missing program in the image, and a missing image.
+  await assert.rejects(Sandbox.run('/bin/nothing', [], { image: img }), (e: unknown) => e instanceof MapvisorError && e.exitCode === 127);
+  await assert.rejects(Sandbox.run('/bin/hello', [], { image: join(dir, 'none.img') }), (e: unknown) => e instanceof MapvisorError && /does not exist/.test(e.message));
+});
