@@ -8,9 +8,11 @@ import { MapvisorError, UsageError, EXIT_INTERNAL } from '../errors.js';
 import { Sandbox, type SandboxResult } from '../sandbox/sandbox.js';
 import { parseSize, formatSize } from '../util/size.js';
 import { formatStats } from './stats.js';
+import { imageCommand } from './image.js';
 import { checkSpaceSize } from '../vm/pagetables.js';
 
 const USAGE = `usage: mapvisor run [options] -- PROGRAM [ARGS...]
+       mapvisor image create [--size S] [--debian PKG...] [--add HOSTDIR[:DIR]...] OUT.img
 
 Runs a Linux x86-64 program in a KVM virtual machine with no guest kernel: a static program from
 the host, or any program inside a disk image given with --image.
@@ -24,7 +26,7 @@ options:
   --strace            print every system call to stderr, as strace does
   --stats             print exits, system calls and memory figures to stderr at the end
   --env KEY=VALUE     set an environment variable (repeatable; default PATH, HOME, LANG)
-  --syscall-return M  how a system call returns to the program: iretq (default) or sregs
+  --syscall-return M  how a system call returns to the program: sregs (default) or iretq
   -h, --help          show this help
 `;
 
@@ -108,6 +110,8 @@ export async function main(argv: string[]): Promise<number> {
     switch (command) {
       case 'run':
         return await run(rest);
+      case 'image':
+        return await imageCommand(rest);
       case undefined:
       case '-h':
       case '--help':
@@ -115,7 +119,7 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(USAGE);
         return command === undefined ? EXIT_INTERNAL : 0;
       default:
-        usage(`unknown command ${JSON.stringify(command)}`, 'the command is: mapvisor run -- PROGRAM');
+        usage(`unknown command ${JSON.stringify(command)}`, 'the commands are: mapvisor run, mapvisor image create');
     }
   } catch (e) {
     if (e instanceof MapvisorError) {

@@ -48,7 +48,7 @@ export interface SandboxOptions {
   cpus?: number;
   /** A root file system: an ext4 image; PROGRAM is then a path inside it. */
   image?: string | { path: string; mode?: 'rw' | 'ro' | 'cow' };
-  /** How a syscall returns to the program: 'iretq' (default) or 'sregs'. */
+  /** How a syscall returns to the program: 'sregs' (default) or 'iretq'. */
   syscallReturn?: SyscallReturn;
 }
 
@@ -123,7 +123,7 @@ export class Sandbox {
       strace: o.strace ?? false,
       stdio,
       traceFd: o.traceFd ?? 2,
-      syscallReturn: o.syscallReturn ?? 'iretq',
+      syscallReturn: o.syscallReturn ?? 'sregs',
       image: o.image === undefined ? null : typeof o.image === 'string' ? parseImageSpec(o.image) : { path: o.image.path, mode: o.image.mode ?? 'rw' },
       control,
     };

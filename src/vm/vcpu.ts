@@ -42,10 +42,9 @@ export type Exit =
   | { kind: 'fatal'; reason: string; rip: number };
 
 /**
- * How a system call returns to the program; see src/vm/asm/stubs.S. 'iretq' (the default) writes an
- * iret frame and lets the stub's `iretq` return, syncing only the general registers; 'sregs' sets
- * rip/rflags/cs/ss through KVM_CAP_SYNC_REGS, which makes KVM load all segment state on every entry.
- * bench:core measures both.
+ * How a system call returns to the program; see src/vm/asm/stubs.S. 'sregs' (the default: ~3% faster
+ * on kvm_pvm in bench:core) sets rip/rflags/cs/ss through KVM_CAP_SYNC_REGS; 'iretq' writes an iret
+ * frame and lets the stub's `iretq` return, syncing only the general registers.
  */
 export type SyscallReturn = 'sregs' | 'iretq';
 

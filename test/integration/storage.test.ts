@@ -197,3 +197,28 @@ test('hostile images and paths: errors, never a crash', T, async () => {
   await assert.rejects(Sandbox.run('/bin/nothing', [], { image: img }), (e: unknown) => e instanceof MapvisorError && e.exitCode === 127);
   await assert.rejects(Sandbox.run('/bin/hello', [], { image: join(dir, 'none.img') }), (e: unknown) => e instanceof MapvisorError && /does not exist/.test(e.message));
 });
+
+test("Debian's sqlite3 (dynamic, from an image made by image create): 10,000 rows in transactions; the database checks clean on the host", T, async () => {
+  const { createImage } = await import('../../src/image/create.js');
+  const img = join(dir, 'sqlite.img');
+  const extra = join(dir, 'sqlite-extra');
+  mkdirSync(join(extra, 'data'), { recursive: true });
+  await createImage({ out: img, debian: ['sqlite3'], add: [{ host: extra, dir: '/' }] });
+  const sql = ['create table t(id integer primary key, k integer, v text);', 'create index tk on t(k);'];
+  for (let b = 0; b < 10; b++) {
+    sql.push('begin;');
+    for (let i = b * 1000; i < (b + 1) * 1000; i++) sql.push(`insert into t(k, v) values(${(i * 7919) % 10000}, 'value-${i}');`);
+    sql.push('commit;');
+  }
+  const r = await Sandbox.run('/usr/bin/sqlite3', ['/data/t.db'], { image: img, stdin: sql.join('\n'), stdout: 'pipe', stderr: 'pipe' });
+  assert.equal(r.status, 0, r.stderr?.toString());
+  assert.equal(r.stats!.execInPlace, true);
+  assert.equal(r.stats!.interpInPlace, true, 'ld.so runs in place from the image');
+  const q = await Sandbox.run('/usr/bin/sqlite3', ['/data/t.db', 'select count(*), sum(k) from t; select v from t where k = 4242;'], { image: img, stdout: 'pipe', stderr: 'pipe' });
+  assert.equal(q.stdout!.toString(), `10000|49995000\nvalue-${[...Array(10000).keys()].find((i) => (i * 7919) % 10000 === 4242)}\n`, q.stderr?.toString());
+  assert.ok(fsck(img).ok, fsck(img).out);
+  const db = join(dir, 'out.db');
+  writeFileSync(db, debugfsCat(img, '/data/t.db'));
+  const check = execFileSync('sqlite3', [db, 'pragma integrity_check; select count(*) from t;'], { encoding: 'utf8' });
+  assert.equal(check, 'ok\n10000\n');
+});
