@@ -22,4 +22,9 @@ export interface FsCtx {
   sealInode(inode: Inode): void;
   /** A default allocation goal for the inode (start of its group). */
   goalFor(inode: Inode): number;
+  /**
+   * Metadata blocks whose checksum has been verified in this session. This VMM is the image's only
+   * writer and re-seals every block it changes, so a block is verified once, not on every read.
+   */
+  readonly verifiedBlocks: Set<number>;
 }

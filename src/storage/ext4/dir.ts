@@ -73,7 +73,10 @@ export function loadDirBlock(ctx: DirCtx, dir: Inode, lblk: number): { pblk: num
   const pblk = ctx.dirBlockNo(dir, lblk);
   const b = ctx.block(pblk);
   const tail = ctx.geo.metadataCsum && hasTail(b);
-  if (tail) verifyLeaf(ctx.inodeSeed(dir), b, `directory ${dir.ino} block ${lblk}`);
+  if (tail && !ctx.verifiedBlocks.has(pblk)) {
+    verifyLeaf(ctx.inodeSeed(dir), b, `directory ${dir.ino} block ${lblk}`);
+    ctx.verifiedBlocks.add(pblk);
+  }
   const limit = tail ? b.length - DIR_TAIL_SIZE : b.length;
   return { pblk, b, entries: parseBlock(b, limit, ctx.geo.blockSize, ctx.geo.inodesCount, ctx.filetype, `directory ${dir.ino} block ${lblk}`), limit };
 }

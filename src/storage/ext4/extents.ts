@@ -131,10 +131,11 @@ function loadNode(ctx: FsCtx, inode: Inode, pblk: number, depth: number): { node
   const cap = nodeCapacity(ctx.geo.blockSize);
   const h = readHeader(node, cap, `inode ${inode.ino} extent block ${pblk}`);
   if (h.depth !== depth) throw corrupted(`inode ${inode.ino} extent block ${pblk}: depth ${h.depth}, expected ${depth}`);
-  if (ctx.geo.metadataCsum && tailOffset(h.max) + EXTENT_TAIL_SIZE <= node.length) {
+  if (ctx.geo.metadataCsum && tailOffset(h.max) + EXTENT_TAIL_SIZE <= node.length && !ctx.verifiedBlocks.has(pblk)) {
     if (dv(node).getUint32(tailOffset(h.max), true) !== nodeChecksum(ctx, inode, node, h.max)) {
       throw new FsError(EFSBADCRC, `inode ${inode.ino} extent block ${pblk}: checksum mismatch`);
     }
+    ctx.verifiedBlocks.add(pblk);
   }
   return { node, h };
 }

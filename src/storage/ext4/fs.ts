@@ -204,6 +204,7 @@ export class Ext4 implements DirCtx, FsCtx {
   private readonly alloc: Allocator;
   private readonly now: () => Timespec;
   private readonly verify: boolean;
+  readonly verifiedBlocks = new Set<number>();
   /** Open references per inode (see iref/irelease); unlinked inodes stay until released. */
   private readonly refs = new Map<number, number>();
   private readonly orphans = new Set<number>();
@@ -284,6 +285,8 @@ export class Ext4 implements DirCtx, FsCtx {
     const cur = inode.blocks512(this.geo.log2BlockSize);
     inode.setBlocks512(Math.max(0, cur - (count * this.geo.blockSize) / 512));
     this.alloc.freeBlocks(pblk, count);
+    // A freed block may come back as file data that the program writes: forget it was verified.
+    if (this.verifiedBlocks.size > 0) for (let i = 0; i < count; i++) this.verifiedBlocks.delete(pblk + i);
   }
   inodeSeed(inode: Inode): number {
     return inodeCsumSeed(this.geo.csumSeed, inode.ino, inode.generation);
