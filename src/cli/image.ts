@@ -4,6 +4,7 @@
  * Errors are thrown as MapvisorError for the caller (main.ts) to print as one line. On a terminal each
  * step shows as one line updated in place; otherwise only the final summary is printed (on stderr).
  */
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
 import { createImage } from '../image/create.js';
@@ -30,10 +31,10 @@ function usage(problem: string, fix = 'see mapvisor image create --help'): never
   throw new UsageError(problem, fix);
 }
 
-/** "HOST[:DIR]": split at the last colon that is followed by an absolute image path. */
+/** "HOST[:DIR]", split at the last colon (unless the whole value is an existing host path). */
 export function parseAdd(value: string): { host: string; dir: string } {
-  const colon = value.lastIndexOf(':/');
-  const [host, dir] = colon > 0 ? [value.slice(0, colon), value.slice(colon + 1)] : [value, '/'];
+  const colon = value.lastIndexOf(':');
+  const [host, dir] = colon < 0 || existsSync(value) ? [value, '/'] : [value.slice(0, colon), value.slice(colon + 1) || '/'];
   if (!host) usage(`--add ${JSON.stringify(value)} names no host path`, 'give --add HOSTDIR[:/dir/in/image]');
   return { host, dir };
 }

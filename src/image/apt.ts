@@ -209,6 +209,7 @@ export async function resolvePackages(names: string[]): Promise<DebPackage[]> {
     if (!PACKAGE_NAME.test(n)) throw new UsageError(`--debian ${JSON.stringify(n)} is not a Debian package name`, 'give names such as --debian sqlite3,curl');
   }
   const arch = await nativeArch();
+  if (arch !== 'amd64') throw new MapvisorError('EARCH', `this host's Debian architecture is ${arch}, not amd64`, 'build --debian images on an amd64 host: mapvisor runs x86-64 programs');
   const graph = parseDepends(await aptCache(['depends', '--recurse', ...DEPENDS_FLAGS, ...names]), arch);
   const real = [...graph].filter(([, n]) => !n.virtual).map(([name]) => name);
   const candidates = real.length ? parseShow(await aptCache(['show', '--no-all-versions', ...real])) : new Map<string, DebPackage>();

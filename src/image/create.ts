@@ -105,8 +105,7 @@ export async function createImage(opts: CreateImageOptions): Promise<CreateImage
     }
     for (const a of opts.add) {
       progress(`copying ${a.host} to ${a.dir}`);
-      const { skipped } = await addHostPath(root, a.host, a.dir);
-      if (skipped) progress(`copying ${a.host} to ${a.dir}: skipped ${skipped} FIFOs, sockets or devices`);
+      await addHostPath(root, a.host, a.dir);
     }
 
     const content = await measureTree(root);

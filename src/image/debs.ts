@@ -16,7 +16,7 @@ import { exec, firstError } from './exec.js';
 export class DownloadError extends MapvisorError {
   readonly stale: boolean;
   constructor(message: string, stale: boolean) {
-    super('EDOWNLOAD', message, 'check the network connection to the Debian mirror (apt-get download works?)');
+    super('EDOWNLOAD', message, 'check the network connection to the Debian mirror; apt-get download PKG must work');
     this.name = 'DownloadError';
     this.stale = stale;
   }

@@ -16,6 +16,7 @@ const INSTALL_FIX: Record<string, string> = {
   'apt-get': 'building --debian images needs a Debian or Ubuntu host with apt',
   'apt-cache': 'building --debian images needs a Debian or Ubuntu host with apt',
   dpkg: 'apt-get install dpkg',
+  cp: 'apt-get install coreutils',
 };
 
 /** Where sbin tools live when PATH lacks them (ordinary users on Debian have no /usr/sbin in PATH). */

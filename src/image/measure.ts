@@ -40,19 +40,21 @@ export async function measureTree(root: string): Promise<Content> {
   const walk = async (dir: string): Promise<void> => {
     const names = await readdir(dir);
     content.bytes += dirBytes(names);
-    for (const name of names) {
-      const path = join(dir, name);
-      const st = await lstat(path);
+    const stats = await Promise.all(names.map((n) => lstat(join(dir, n)))); // a directory's lstats at once
+    const subdirs: Promise<void>[] = [];
+    names.forEach((name, i) => {
+      const st = stats[i]!;
       if (st.nlink > 1 && !st.isDirectory()) {
         const key = `${st.dev}:${st.ino}`;
-        if (seen.has(key)) continue;
+        if (seen.has(key)) return;
         seen.add(key);
       }
       content.entries++;
-      if (st.isDirectory()) await walk(path);
+      if (st.isDirectory()) subdirs.push(walk(join(dir, name)));
       else if (st.isSymbolicLink()) content.bytes += st.size >= 60 ? BLOCK : 0;
       else if (st.isFile()) content.bytes += roundUp(st.size, BLOCK);
-    }
+    });
+    await Promise.all(subdirs);
   };
   await walk(root);
   return content;

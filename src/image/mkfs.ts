@@ -5,7 +5,9 @@ import { exec, firstError } from './exec.js';
 
 /** Creates `file` (`size` bytes, sparse) holding the tree at `root`, with `inodes` inodes. */
 export async function makeExt4(file: string, root: string, size: number, inodes: number): Promise<void> {
-  const fd = await open(file, 'w');
+  const fd = await open(file, 'w').catch((e: NodeJS.ErrnoException) => {
+    throw new MapvisorError('EWRITE', `cannot write ${file}: ${e.code ?? e.message}`, 'check the permissions and free space of the output directory');
+  });
   try {
     await fd.truncate(size);
   } finally {

@@ -7,8 +7,9 @@
  * directory, and a .deb's lib/x86_64-linux-gnu lands in usr/lib/x86_64-linux-gnu through the lib -> usr/lib
  * link (dpkg -x itself would replace that link with a directory).
  */
-import { constants, type Stats } from 'node:fs';
+import { constants } from 'node:fs';
 import { chmod, copyFile, lstat, mkdir, readdir, readlink, rename, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { exec, firstError } from './exec.js';
 import { basename, dirname, join, posix, relative } from 'node:path';
 import { MapvisorError, UsageError } from '../errors.js';
 
@@ -53,7 +54,7 @@ export async function makeRootSkeleton(root: string): Promise<void> {
     await mkdir(join(root, 'usr', d), { recursive: true, mode: 0o755 });
     await symlink(`usr/${d}`, join(root, d));
   }
-  for (const [dir, mode] of [['etc', 0o755], ['dev', 0o755], ['proc', 0o555], ['sys', 0o555], ['root', 0o700], ['tmp', 0o1777], ['var/tmp', 0o1777]] as const) {
+  for (const [dir, mode] of [['etc', 0o755], ['dev', 0o755], ['proc', 0o555], ['sys', 0o555], ['root', 0o700], ['tmp', 0o1777], ['var/tmp', 0o1777], ['data', 0o755]] as const) {
     await mkdir(join(root, dir), { recursive: true });
     await chmod(join(root, dir), mode); // mkdir's mode is cut by the umask and never sets the sticky bit
   }
@@ -61,49 +62,43 @@ export async function makeRootSkeleton(root: string): Promise<void> {
   await writeFile(join(root, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\n', { mode: 0o644 });
 }
 
-/** How mergeTree places entries: `move` renames (same file system, the source is consumed), `copy` copies. */
+/**
+ * How mergeTree places entries: `move` renames (same file system; the source is consumed), `copy`
+ * copies with `cp -R --preserve=mode,timestamps,links` (keeps hard links, FIFOs and, as root, devices;
+ * the copies belong to the user running mapvisor). cp is some ten times faster than copying file by
+ * file from JavaScript when a tree has tens of thousands of files.
+ */
 export type MergeMode = 'move' | 'copy';
-
-export interface MergeStats {
-  /** FIFOs, sockets and devices, which are not copied. */
-  skipped: number;
-}
 
 /** Removes whatever is at `path` (a later tree wins over an earlier one). */
 async function clear(path: string): Promise<void> {
   await rm(path, { recursive: true, force: true });
 }
 
-/** Places one non-directory `src` at `dst`; `st` is its lstat (or its stat, to copy a symlink's file). */
-async function placeLeaf(src: string, st: Stats, dst: string, mode: MergeMode, stats: MergeStats): Promise<void> {
-  if (!st.isFile() && !st.isSymbolicLink()) {
-    stats.skipped++;
-    return;
+/** Arguments per cp call, well below ARG_MAX. */
+const CP_BATCH = 1000;
+
+/** Copies host paths `from` (not existing in `dir`, or cleared) into directory `dir`. */
+async function copyInto(from: string[], dir: string): Promise<void> {
+  for (let i = 0; i < from.length; i += CP_BATCH) {
+    const r = await exec('cp', ['-R', '--no-dereference', '--preserve=mode,timestamps,links', '-t', dir, '--', ...from.slice(i, i + CP_BATCH)]);
+    if (r.status !== 0) throw new MapvisorError('ECOPY', `cannot copy into the image: ${firstError(r.stderr)}`, 'check the files given with --add');
   }
-  await clear(dst);
-  if (mode === 'move') return rename(src, dst);
-  if (st.isSymbolicLink()) return symlink(await readlink(src), dst);
-  await copyFile(src, dst, constants.COPYFILE_FICLONE);
-  await chmod(dst, st.mode & 0o7777);
-  await utimes(dst, st.atime, st.mtime);
 }
 
 /**
  * Merges the contents of host directory `src` into the directory `dst` (a host path inside `root`):
  * directories merge (also through symlinks to directories inside the root), anything else replaces
- * what is there. In copy mode file and directory modes and times are kept.
+ * what is there. In copy mode the modes and times of files and directories are kept.
  */
-export async function mergeTree(src: string, dst: string, root: string, mode: MergeMode, stats: MergeStats = { skipped: 0 }): Promise<MergeStats> {
+export async function mergeTree(src: string, dst: string, root: string, mode: MergeMode): Promise<void> {
+  const fresh: string[] = []; // copy mode: entries to copy whole into dst
   for (const name of await readdir(src)) {
     const from = join(src, name);
     let to = join(dst, name);
     const fromSt = await lstat(from);
-    if (!fromSt.isDirectory()) {
-      await placeLeaf(from, fromSt, to, mode, stats);
-      continue;
-    }
     let toSt = await lstat(to).catch(() => null);
-    if (toSt?.isSymbolicLink()) {
+    if (fromSt.isDirectory() && toSt?.isSymbolicLink()) {
       const real = await resolveInRoot(root, imagePath(root, to));
       const realSt = await stat(real).catch(() => null);
       if (realSt?.isDirectory()) {
@@ -111,29 +106,29 @@ export async function mergeTree(src: string, dst: string, root: string, mode: Me
         toSt = realSt;
       }
     }
-    if (toSt && !toSt.isDirectory()) {
+    if (toSt && !(fromSt.isDirectory() && toSt.isDirectory())) {
       await clear(to);
       toSt = null;
     }
-    if (!toSt && mode === 'move') {
-      await rename(from, to);
+    if (!toSt) {
+      if (mode === 'move') await rename(from, to);
+      else fresh.push(from);
       continue;
     }
-    if (!toSt) await mkdir(to, { mode: 0o700 });
-    await mergeTree(from, to, root, mode, stats);
+    await mergeTree(from, to, root, mode);
     if (mode === 'copy') {
       await chmod(to, fromSt.mode & 0o7777);
       await utimes(to, fromSt.atime, fromSt.mtime);
     }
   }
-  return stats;
+  await copyInto(fresh, dst);
 }
 
 /**
  * Copies host path `host` into the image at `dir`: a directory's contents go into directory `dir`; a
- * file goes to `dir` itself, or into it when `dir` ends in "/" or is a directory already.
+ * file (a symlink's file) goes to `dir` itself, or into it when `dir` ends in "/" or is a directory.
  */
-export async function addHostPath(root: string, host: string, dir: string): Promise<MergeStats> {
+export async function addHostPath(root: string, host: string, dir: string): Promise<void> {
   const st = await stat(host);
   const target = await resolveInRoot(root, posix.normalize(`/${dir}`));
   if (st.isDirectory()) {
@@ -145,7 +140,8 @@ export async function addHostPath(root: string, host: string, dir: string): Prom
   const targetSt = await stat(target).catch(() => null);
   const file = dir.endsWith('/') || targetSt?.isDirectory() ? join(target, basename(host)) : target;
   await mkdir(dirname(file), { recursive: true });
-  const stats = { skipped: 0 };
-  await placeLeaf(host, st, file, 'copy', stats);
-  return stats;
+  await clear(file);
+  await copyFile(host, file, constants.COPYFILE_FICLONE);
+  await chmod(file, st.mode & 0o7777);
+  await utimes(file, st.atime, st.mtime);
 }

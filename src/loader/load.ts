@@ -77,6 +77,8 @@ export interface XipSource {
 
 export interface ExecImageSource extends ExecImage {
   xip?: XipSource;
+  /** The whole file, when `bytes` holds only the headers (programs read from an image). */
+  complete?: () => Uint8Array;
 }
 
 function mapOrFail(space: AddressSpace, r: number, path: string): void {
@@ -129,7 +131,7 @@ function mapSegmentInPlace(space: AddressSpace, image: ExecImageSource, bias: nu
 
 /** Map an ELF's segments at `bias`: in place from the image when possible, else copied. */
 export function mapElf(space: AddressSpace, image: ExecImageSource, bias: number): { inPlace: boolean } {
-  const { elf, bytes } = image;
+  const { elf } = image;
   // In place needs every segment on pages of its own (true of modern linkers' output).
   const pages = segmentPages(elf, bias);
   const ownPages = elf.loads.every((ph, i) => {
@@ -151,6 +153,7 @@ export function mapElf(space: AddressSpace, image: ExecImageSource, bias: number
     for (const d of done) space.unmap(d.start, d.end - d.start);
   }
   // Copy: map every page writable, fill it, then give each range its real protection.
+  const bytes = image.complete ? image.complete() : image.bytes;
   for (const p of pages) {
     mapOrFail(space, space.map({ addr: p.start, length: p.end - p.start, prot: PROT_READ | PROT_WRITE, shared: false, fixed: true, noReplace: false, tag: 'elf' }), image.path);
   }

@@ -30,14 +30,38 @@ export function execFromImage(root: RootFs, path: string, what = 'program'): Exe
   const st = fs.stat(ino);
   if ((st.mode & S_IFMT) !== S_IFREG) throw new ExecError('ENOTREG', `${what} ${path} in the image is not a regular file`, 'give the path of a program file');
   if (!(st.mode & 0o111)) throw new ExecError('EACCES', `${what} ${path} in the image is not executable (mode ${(st.mode & 0o7777).toString(8)})`, 'chmod +x it in the image');
+  // Read only what the ELF parser looks at (header, program headers, PT_INTERP's string) into a buffer
+  // of the file's size: the segments themselves are mapped from the image, never copied, unless the
+  // copy path needs them (complete()).
   const bytes = new Uint8Array(st.size);
-  fs.read(ino, 0, bytes);
+  const readAt = (off: number, len: number): void => {
+    if (off < st.size && len > 0) fs.read(ino, off, bytes.subarray(off, Math.min(st.size, off + len)));
+  };
+  readAt(0, 4096);
+  const hdr = new DataView(bytes.buffer);
+  if (st.size >= 64) {
+    const phoff = Number(hdr.getBigUint64(32, true));
+    const phnum = hdr.getUint16(56, true);
+    if (phoff < st.size) {
+      readAt(phoff, phnum * 56);
+      for (let i = 0; i < phnum && phoff + (i + 1) * 56 <= st.size; i++) {
+        const at = phoff + i * 56;
+        if (hdr.getUint32(at, true) === 3 /* PT_INTERP */) readAt(Number(hdr.getBigUint64(at + 8, true)), Number(hdr.getBigUint64(at + 32, true)));
+      }
+    }
+  }
+  let complete = false;
   const elf = parseElf(bytes, path);
   const xipOk = fs.geo.blockSize % 4096 === 0;
   return {
     path,
     bytes,
     elf,
+    complete: () => {
+      if (!complete) fs.read(ino, 0, bytes);
+      complete = true;
+      return bytes;
+    },
     ...(xipOk
       ? { xip: { runs: (o: number, l: number) => fs.fileRuns(ino, o, l), backingId: root.backingId, fd: root.fd, imagePath: root.spec.path } }
       : {}),

@@ -65,22 +65,22 @@ function mapFile(
     const filePages = Math.max(0, Math.min(length, pageUp(st.size) - offset));
     if (req.shared && req.prot & libc.PROT_WRITE && filePages > 0 && !fs.readOnly) fs.allocateRange(file.ino, offset, Math.min(filePages, st.size - offset));
     const direct = fs.geo.blockSize % PAGE_SIZE === 0;
-    const pieces: Array<{ at: number; len: number; physical: number | null }> = [];
-    if (filePages > 0) {
-      for (const r of fs.fileRuns(file.ino, offset, filePages)) pieces.push({ at: addr + (r.offset - offset), len: r.length, physical: r.physical });
-    }
     const base = { prot: req.prot, shared: req.shared, fixed: true, noReplace: false };
-    for (const p of pieces) {
-      let r: number;
-      if (p.physical !== null && direct) {
-        r = k.space.map({ ...base, addr: p.at, length: p.len, tag: 'file', file: { id: root.backingId, fd: root.fd, offset: p.physical, path: file.name } });
-      } else {
-        if (req.shared && !direct) return -E.ENODEV; // shared mappings need 4 KiB-aligned blocks
-        // A hole (or an image with small blocks): private zero pages, filled from the file when not a hole.
-        r = k.space.map({ ...base, addr: p.at, length: p.len, prot: req.prot | libc.PROT_WRITE, shared: false, tag: 'file' });
-        if (r >= 0 && p.physical !== null) k.space.window.bytes(p.at, p.len).set(root.image.bytes(p.physical, p.len));
-        if (r >= 0 && !(req.prot & libc.PROT_WRITE)) k.space.protect(p.at, p.len, req.prot);
-      }
+    if (!direct && filePages > 0) {
+      // Blocks smaller than a page cannot be mapped one by one: a private copy of the file's pages.
+      if (req.shared) return -E.ENODEV;
+      const r = k.space.map({ ...base, addr, length: filePages, prot: req.prot | libc.PROT_WRITE, shared: false, tag: 'file' });
+      if (r < 0) return r;
+      fs.read(file.ino, offset, k.space.window.bytes(addr, filePages));
+      if (!(req.prot & libc.PROT_WRITE)) k.space.protect(addr, filePages, req.prot);
+    }
+    for (const p of direct && filePages > 0 ? fs.fileRuns(file.ino, offset, filePages) : []) {
+      const at = addr + (p.offset - offset);
+      const r =
+        p.physical !== null
+          ? k.space.map({ ...base, addr: at, length: p.length, tag: 'file', file: { id: root.backingId, fd: root.fd, offset: p.physical, path: file.name } })
+          : // A hole in a private mapping: zero pages (shared mappings had their holes allocated above).
+            k.space.map({ ...base, addr: at, length: p.length, shared: false, tag: 'file' });
       if (r < 0) return r;
     }
     if (filePages < length) {
