@@ -20,6 +20,10 @@ the host, or any program inside a disk image given with --image.
 options:
   --image PATH[,ro|,cow]  an ext4 disk image as the root file system; PROGRAM is a path inside it
                       (rw: exclusive, written in place; ro: shared, read-only; cow: private copy)
+  --storage memory|blk  how the image is reached: mapped into memory (default), or the conventional
+                      path through a block device with a VMM-side cache (the baseline)
+  --cache SIZE        blk: size of the block cache (default 256M)
+  --cache-mode writeback|none  blk: none opens the image with O_DIRECT (no host page cache)
   --mem SIZE          memory the program may map in all (default 4G), e.g. 256M
   --space SIZE        guest address-space size, whole GiBs (default 64G)
   --timeout SECONDS   kill the program (SIGKILL, exit 137) after this long
@@ -51,6 +55,9 @@ async function run(argv: string[]): Promise<number> {
       options: {
         mem: { type: 'string' },
         image: { type: 'string' },
+        storage: { type: 'string' },
+        cache: { type: 'string' },
+        'cache-mode': { type: 'string' },
         space: { type: 'string' },
         timeout: { type: 'string' },
         strace: { type: 'boolean' },
@@ -80,6 +87,11 @@ async function run(argv: string[]): Promise<number> {
   const env = values.env;
   for (const e of env ?? []) if (!e.includes('=')) usage(`--env ${JSON.stringify(e)} is not KEY=VALUE`, 'give --env NAME=value');
   const mem = sizeOption('mem', values.mem);
+  const storage = values.storage;
+  if (storage !== undefined && storage !== 'memory' && storage !== 'blk') usage(`--storage ${JSON.stringify(storage)} is not memory or blk`, 'give --storage memory or --storage blk');
+  const cache = sizeOption('cache', values.cache);
+  const cacheMode = values['cache-mode'];
+  if (cacheMode !== undefined && cacheMode !== 'writeback' && cacheMode !== 'none') usage(`--cache-mode ${JSON.stringify(cacheMode)} is not writeback or none`, 'give --cache-mode none for O_DIRECT');
   const space = sizeOption('space', values.space);
   if (space !== undefined) {
     const problem = checkSpaceSize(space);
@@ -95,6 +107,9 @@ async function run(argv: string[]): Promise<number> {
     ...(timeout !== undefined ? { timeout } : {}),
     ...(ret ? { syscallReturn: ret } : {}),
     ...(values.image !== undefined ? { image: values.image } : {}),
+    ...(storage ? { storage } : {}),
+    ...(cache !== undefined ? { cache } : {}),
+    ...(cacheMode ? { cacheMode } : {}),
     strace: values.strace ?? false,
   });
   if (result.reason) process.stderr.write(`mapvisor: program killed by ${result.reason}\n`);

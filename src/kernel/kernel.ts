@@ -11,6 +11,7 @@ import type { AddressSpace } from '../mm/space.js';
 import type { Vcpu } from '../vm/vcpu.js';
 import { FdTable } from './files/file.js';
 import type { RootFs } from './vfs/rootfs.js';
+import { SharedFileMaps } from './vfs/sharedmaps.js';
 import type { StopSignal } from './files/host.js';
 import { SignalState } from './signal-state.js';
 import { Stats } from './stats.js';
@@ -86,6 +87,8 @@ export class Kernel {
   cwd: { ino: number | null; path: string };
   /** The program's argv, for /proc/self/cmdline. */
   readonly argv: string[];
+  /** MAP_SHARED file mappings that are copies (blk mode), kept in step with their files. */
+  readonly sharedFileMaps: SharedFileMaps;
   /** set_tid_address: cleared (and futex-woken) when the thread exits. */
   clearChildTid = 0;
   robustList = 0;
@@ -101,6 +104,8 @@ export class Kernel {
     this.root = opts.root ?? null;
     this.cwd = { ino: this.root ? this.root.fs.rootIno : null, path: '/' };
     this.argv = opts.argv ?? [];
+    this.sharedFileMaps = new SharedFileMaps(opts.space.window, this.root);
+    if (this.root) this.root.onWrite = (ino, off, len, src) => this.sharedFileMaps.refresh(ino, off, len, src);
     const INF = Infinity;
     this.rlimits = new Map<number, [number, number]>([
       [0, [INF, INF]], // CPU
@@ -133,11 +138,14 @@ export class Kernel {
       result = -E.ENOSYS;
       this.stats.unimplemented(nr);
     } else {
+      this.root?.beginOp();
       try {
         result = handler(this, args, cpu);
       } catch (e) {
         if (e instanceof GuestFault) result = -E.EFAULT;
         else throw e;
+      } finally {
+        this.root?.endOp();
       }
     }
     this.stats.syscall(nr, Number(process.hrtime.bigint() - t0));

@@ -52,7 +52,7 @@ export function execFromImage(root: RootFs, path: string, what = 'program'): Exe
   }
   let complete = false;
   const elf = parseElf(bytes, path);
-  const xipOk = fs.geo.blockSize % 4096 === 0;
+  const xipOk = root.mapsInPlace;
   return {
     path,
     bytes,

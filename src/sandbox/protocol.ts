@@ -2,6 +2,8 @@
 import type { StatsReport } from '../kernel/stats.js';
 import type { TaskEnd } from '../kernel/task.js';
 import type { SyscallReturn } from '../vm/vcpu.js';
+import type { BlockImageStats } from '../storage/blkdev.js';
+import type { ImageSpec } from '../kernel/vfs/rootfs.js';
 
 export interface WorkerConfig {
   programPath: string;
@@ -17,7 +19,7 @@ export interface WorkerConfig {
   traceFd: number;
   syscallReturn: SyscallReturn;
   /** The root file system image, when the program runs from one. */
-  image: { path: string; mode: 'rw' | 'ro' | 'cow' } | null;
+  image: ImageSpec | null;
   /** Int32Array over it: [0] = stop requested. */
   control: SharedArrayBuffer;
 }
@@ -40,6 +42,11 @@ export interface VmStats extends StatsReport {
   fileBytesWritten: number;
   /** Bytes of the program's address space that are the image's own pages at exit. */
   imageMappedBytes: number;
+  /** How the image was reached, and the block device's counters in blk mode. */
+  storage: 'memory' | 'blk' | null;
+  block: BlockImageStats | null;
+  /** blk mode: bytes of shared file mappings written back to their files. */
+  writtenBack: number;
 }
 
 export type WorkerMessage =

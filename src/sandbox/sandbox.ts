@@ -46,8 +46,14 @@ export interface SandboxOptions {
   stderr?: StdoutOption;
   /** CPUs the program is told it has. Default: the host's. */
   cpus?: number;
-  /** A root file system: an ext4 image; PROGRAM is then a path inside it. */
+  /** A root file system: an ext4 image ("PATH[,ro|,cow]"); PROGRAM is then a path inside it. */
   image?: string | { path: string; mode?: 'rw' | 'ro' | 'cow' };
+  /** How the image is reached: 'memory' (mapped, the default) or 'blk' (block device + cache). */
+  storage?: 'memory' | 'blk';
+  /** blk: bytes of block cache (default 256 MiB). */
+  cache?: number;
+  /** blk: 'none' opens the image with O_DIRECT (no host page cache); default 'writeback'. */
+  cacheMode?: 'writeback' | 'none';
   /** How a syscall returns to the program: 'sregs' (default) or 'iretq'. */
   syscallReturn?: SyscallReturn;
 }
@@ -111,6 +117,11 @@ export class Sandbox {
       throw new UsageError(`--mem ${memLimit} bytes is too small: the program needs at least 16 MiB`, 'give --mem 16M or more');
     }
     const stackSize = o.stack ?? DEFAULT_STACK;
+    if (o.storage !== undefined && o.storage !== 'memory' && o.storage !== 'blk') throw new UsageError(`storage ${JSON.stringify(o.storage)} is not memory or blk`, 'give --storage memory or --storage blk');
+    if ((o.storage === 'blk' || o.cache !== undefined || o.cacheMode !== undefined) && o.image === undefined) {
+      throw new UsageError('--storage, --cache and --cache-mode need a disk image', 'add --image PATH');
+    }
+    if (o.cache !== undefined && (!Number.isSafeInteger(o.cache) || o.cache < 16 * 4096)) throw new UsageError(`--cache ${o.cache} is too small`, 'give --cache 64M or more');
     if (o.timeout !== undefined && !(o.timeout > 0)) throw new UsageError(`timeout ${o.timeout} is not a positive number of seconds`, 'give --timeout 10');
     return {
       programPath: this.program,
@@ -124,7 +135,15 @@ export class Sandbox {
       stdio,
       traceFd: o.traceFd ?? 2,
       syscallReturn: o.syscallReturn ?? 'sregs',
-      image: o.image === undefined ? null : typeof o.image === 'string' ? parseImageSpec(o.image) : { path: o.image.path, mode: o.image.mode ?? 'rw' },
+      image:
+        o.image === undefined
+          ? null
+          : {
+              ...(typeof o.image === 'string' ? parseImageSpec(o.image) : { path: o.image.path, mode: o.image.mode ?? 'rw' }),
+              storage: o.storage ?? 'memory',
+              ...(o.cache !== undefined ? { cacheBytes: o.cache } : {}),
+              direct: o.cacheMode === 'none',
+            },
       control,
     };
   }

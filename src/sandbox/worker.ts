@@ -91,12 +91,22 @@ function run(t0: bigint, root: RootFs | null): WorkerMessage {
     interpInPlace: interp ? loaded.interpInPlace : null,
     fileBytesRead: ioCounters.bytesRead,
     fileBytesWritten: ioCounters.bytesWritten,
+    storage: root ? root.storage : null,
+    block: root?.blockStats() ?? null,
+    writtenBack: kernel.sharedFileMaps.writtenBack,
     imageMappedBytes: space.regions
       .regions()
       .filter((r) => r.backing.kind === 'file' && r.backing.id === IMAGE_BACKING_ID)
       .reduce((a, r) => a + (r.end - r.start), 0),
   };
   kernel.fds.closeAll();
+  // blk mode: shared file mappings are copies; write them back before the image is closed.
+  kernel.root?.beginOp();
+  try {
+    kernel.sharedFileMaps.writeBackAll();
+  } finally {
+    kernel.root?.endOp();
+  }
   machine.close();
   anon.close();
   machine.window.destroy();

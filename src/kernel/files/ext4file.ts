@@ -84,7 +84,7 @@ export class Ext4File implements FileOps {
       let o = 0;
       for (const r of this.fs.fileRuns(this.ino, pos, n)) {
         if (r.physical === null) libc.memset(dst + o, 0, r.length);
-        else libc.memmove(dst + o, this.root.image.base + r.physical, r.length);
+        else this.root.copyOut(r.physical, dst + o, r.length);
         o += r.length;
       }
       if (offset === null) f.pos += n;
@@ -103,10 +103,11 @@ export class Ext4File implements FileOps {
       let o = 0;
       for (const r of this.fs.fileRuns(this.ino, pos, length)) {
         if (r.physical === null) throw new FsError(E.EIO, `inode ${this.ino}: hole after allocation`);
-        libc.memmove(this.root.image.base + r.physical, src + o, r.length);
+        this.root.copyIn(r.physical, src + o, r.length);
         o += r.length;
       }
       this.fs.commitWrite(this.ino, pos + length);
+      this.root.onWrite?.(this.ino, pos, length, src);
       if (offset === null) f.pos = pos + length;
       ioCounters.bytesWritten += length;
       return length;

@@ -64,15 +64,22 @@ function mapFile(
     const st = fs.stat(file.ino);
     const filePages = Math.max(0, Math.min(length, pageUp(st.size) - offset));
     if (req.shared && req.prot & libc.PROT_WRITE && filePages > 0 && !fs.readOnly) fs.allocateRange(file.ino, offset, Math.min(filePages, st.size - offset));
-    const direct = fs.geo.blockSize % PAGE_SIZE === 0;
+    const direct = root.mapsInPlace;
     const base = { prot: req.prot, shared: req.shared, fixed: true, noReplace: false };
     if (!direct && filePages > 0) {
-      // Blocks smaller than a page cannot be mapped one by one: a private copy of the file's pages.
-      if (req.shared) return -E.ENODEV;
-      const r = k.space.map({ ...base, addr, length: filePages, prot: req.prot | libc.PROT_WRITE, shared: false, tag: 'file' });
+      // The conventional path (blk mode, or blocks smaller than a page): the VM's own memory, filled
+      // from the file now (as a guest kernel's page cache would be); a shared mapping is written back
+      // on msync and munmap, and kept in step with write().
+      if (req.shared && root.storage !== 'blk') return -E.ENODEV;
+      const r = k.space.map({ ...base, addr, length: filePages, prot: req.prot | libc.PROT_WRITE, shared: req.shared, tag: 'file' });
       if (r < 0) return r;
-      fs.read(file.ino, offset, k.space.window.bytes(addr, filePages));
+      const dst = k.space.window.hostAddr(addr);
+      const valid = Math.max(0, Math.min(filePages, st.size - offset));
+      for (const run of fs.fileRuns(file.ino, offset, valid)) {
+        if (run.physical !== null) root.copyOut(run.physical, dst + (run.offset - offset), run.length);
+      }
       if (!(req.prot & libc.PROT_WRITE)) k.space.protect(addr, filePages, req.prot);
+      if (req.shared) k.sharedFileMaps.add({ file, addr, offset, length: filePages });
     }
     for (const p of direct && filePages > 0 ? fs.fileRuns(file.ino, offset, filePages) : []) {
       const at = addr + (p.offset - offset);
@@ -137,6 +144,10 @@ export const mmSyscalls: SyscallTable = {
   munmap: (k, a) => {
     const len = a.u64(1);
     if (!Number.isSafeInteger(len) || len > k.space.layout.size) return -E.EINVAL;
+    if (k.sharedFileMaps.size > 0 && a.u64(0) % PAGE_SIZE === 0) {
+      fsCall(() => (k.sharedFileMaps.writeBack(a.u64(0), pageUp(len)), 0));
+      k.sharedFileMaps.remove(a.u64(0), pageUp(len));
+    }
     return k.space.unmap(a.u64(0), len);
   },
   mprotect: (k, a) => {
@@ -180,7 +191,13 @@ export const mmSyscalls: SyscallTable = {
     const MS_SYNC = 4;
     if (addr % PAGE_SIZE || flags & ~(MS_ASYNC | MS_INVALIDATE | MS_SYNC) || (flags & MS_ASYNC && flags & MS_SYNC)) return -E.EINVAL;
     if (!k.space.inUserSpace(addr, len) || !k.space.regions.check(addr, len, 0)) return -E.ENOMEM;
-    // The program's shared file pages are the image's pages: flushing the image range is msync.
+    // blk mode: a shared mapping is a copy, written back now.
+    if (k.sharedFileMaps.size > 0) {
+      const r = fsCall(() => (k.sharedFileMaps.writeBack(addr, len), 0));
+      if (r < 0) return r;
+      if (flags & MS_SYNC) k.root?.sync();
+    }
+    // memory mode: the program's shared file pages are the image's pages: flushing the image range is msync.
     const root = k.root;
     if (root && flags & MS_SYNC) {
       for (const r of k.space.regions.regions()) {

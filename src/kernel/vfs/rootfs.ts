@@ -15,13 +15,26 @@ import { basename, join } from 'node:path';
 import { MapvisorError, UsageError } from '../../errors.js';
 import * as libc from '../../kvm/libc.js';
 import { MappedImage, type MapMode } from '../../storage/blockdev.js';
+import { BlockImage, BLOCK_SIZE, type BlockImageStats } from '../../storage/blkdev.js';
+import * as libcCopy from '../../kvm/libc.js';
 import { Ext4 } from '../../storage/ext4/fs.js';
 
 export type ImageMode = 'rw' | 'ro' | 'cow';
 
+/**
+ * How the image is reached. 'memory': mapped once, the program's file data is the mapping's pages.
+ * 'blk': the conventional path, through a block device with a VMM-side cache (src/storage/blkdev.ts).
+ */
+export type StorageMode = 'memory' | 'blk';
+
 export interface ImageSpec {
   path: string;
   mode: ImageMode;
+  storage?: StorageMode;
+  /** blk: bytes of block cache (default 256 MiB). */
+  cacheBytes?: number;
+  /** blk: O_DIRECT (cache=none). */
+  direct?: boolean;
 }
 
 /** Parse `PATH[,ro|,cow|,rw]`. */
@@ -34,17 +47,25 @@ export function parseImageSpec(text: string): ImageSpec {
 
 export class RootFs {
   readonly spec: ImageSpec;
-  readonly image: MappedImage;
+  readonly storage: StorageMode;
+  /** The mapped image (memory mode), or null. */
+  readonly mapped: MappedImage | null;
+  /** The block device (blk mode), or null. */
+  readonly blk: BlockImage | null;
   readonly fs: Ext4;
   /** The image file's fd, for mapping its pages into the window (and holding the lock). */
   readonly fd: number;
   /** Backing id of the image in the region map. */
   readonly backingId: number;
   private readonly tmpDir: string | null;
+  /** Called after write() put `len` bytes from host address `src` at `off` of file `ino`. */
+  onWrite: ((ino: number, off: number, len: number, src: number) => void) | null = null;
 
-  private constructor(spec: ImageSpec, image: MappedImage, fs: Ext4, fd: number, backingId: number, tmpDir: string | null) {
+  private constructor(spec: ImageSpec, dev: MappedImage | BlockImage, fs: Ext4, fd: number, backingId: number, tmpDir: string | null) {
     this.spec = spec;
-    this.image = image;
+    this.storage = dev instanceof BlockImage ? 'blk' : 'memory';
+    this.mapped = dev instanceof MappedImage ? dev : null;
+    this.blk = dev instanceof BlockImage ? dev : null;
     this.fs = fs;
     this.fd = fd;
     this.backingId = backingId;
@@ -91,7 +112,10 @@ export class RootFs {
         if (runFd < 0) throw new MapvisorError('EIMAGE', `cannot open the private copy of ${spec.path}`, 'check free space in the temporary directory');
         mapMode = 'rw';
       }
-      const image = MappedImage.open(mapPath, mapMode);
+      const image =
+        spec.storage === 'blk'
+          ? BlockImage.open(mapPath, { mode: mapMode, ...(spec.cacheBytes ? { cacheBytes: spec.cacheBytes } : {}), direct: spec.direct ?? false })
+          : MappedImage.open(mapPath, mapMode);
       const fs = Ext4.open(image, { name: spec.path, readOnly: spec.mode === 'ro' });
       if (spec.mode === 'cow') libc.close(fd); // the lock is only needed while copying
       return new RootFs(spec, image, fs, runFd, backingId, tmpDir);
@@ -103,15 +127,69 @@ export class RootFs {
     }
   }
 
+  private get dev(): MappedImage | BlockImage {
+    return (this.mapped ?? this.blk)!;
+  }
+
+  /** Can the program's file pages be the image's own pages (memory mode, 4 KiB blocks)? */
+  get mapsInPlace(): boolean {
+    return this.mapped !== null && this.fs.geo.blockSize % 4096 === 0;
+  }
+
+  /** Copy `length` image bytes at `physical` to host address `dst` (the program's memory). */
+  copyOut(physical: number, dst: number, length: number): void {
+    if (this.mapped) {
+      libcCopy.memmove(dst, this.mapped.base + physical, length);
+      return;
+    }
+    const blk = this.blk!;
+    blk.loadRange(physical, length);
+    for (let p = physical, o = 0; o < length; ) {
+      const n = Math.min(length - o, BLOCK_SIZE - (p % BLOCK_SIZE));
+      libcCopy.memmove(dst + o, blk.blockAddr(Math.floor(p / BLOCK_SIZE)) + (p % BLOCK_SIZE), n);
+      p += n;
+      o += n;
+    }
+  }
+
+  /** Copy `length` bytes from host address `src` into the image at `physical`. */
+  copyIn(physical: number, src: number, length: number): void {
+    if (this.mapped) {
+      libcCopy.memmove(this.mapped.base + physical, src, length);
+      return;
+    }
+    const blk = this.blk!;
+    for (let p = physical, o = 0; o < length; ) {
+      const n = Math.min(length - o, BLOCK_SIZE - (p % BLOCK_SIZE));
+      // A whole-block write need not read the block first; a partial one does (read-modify-write).
+      libcCopy.memmove(blk.blockAddr(Math.floor(p / BLOCK_SIZE)) + (p % BLOCK_SIZE), src + o, n);
+      blk.dirty(p, n);
+      p += n;
+      o += n;
+    }
+  }
+
+  /** Bracket one system call: blk-mode views stay valid until endOp. */
+  beginOp(): void {
+    this.blk?.pin();
+  }
+  endOp(): void {
+    this.blk?.unpin();
+  }
+
+  blockStats(): BlockImageStats | null {
+    return this.blk ? this.blk.stats() : null;
+  }
+
   /** Flush [offset, offset+length) of the image (or all of it) to the file. */
   flush(offset?: number, length?: number): void {
-    this.image.flush(offset, length);
+    this.dev.flush(offset, length);
   }
 
   /** Make everything durable: metadata, data, the file itself. */
   sync(): void {
     if (!this.fs.readOnly) this.fs.sync();
-    else this.image.flush();
+    else this.dev.flush();
   }
 
   close(): void {
@@ -119,7 +197,7 @@ export class RootFs {
       this.fs.close();
       this.fs.sync();
     }
-    this.image.close();
+    this.dev.close();
     libc.close(this.fd);
     if (this.tmpDir) rmSync(this.tmpDir, { recursive: true, force: true });
   }
