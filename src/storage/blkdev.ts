@@ -137,7 +137,7 @@ export class BlockImage implements BlockDev {
   readonly readOnly: boolean;
   readonly mode: MapMode;
   readonly direct: boolean;
-  /** Cache bound in blocks. */
+  /** Cache bound in blocks (cacheBytes / 4096, at most the image's block count). */
   readonly capacity: number;
   private fd: number;
   private readonly blocks: number;
@@ -180,7 +180,8 @@ export class BlockImage implements BlockDev {
     this.direct = o.direct;
     this.blocks = Math.ceil(size / BLOCK_SIZE);
     this.tailBytes = size - (this.blocks - 1) * BLOCK_SIZE;
-    this.capacity = Math.floor(o.cacheBytes / BLOCK_SIZE);
+    // A cache larger than the image would never fill: it is bounded by the image's block count.
+    this.capacity = Math.min(Math.floor(o.cacheBytes / BLOCK_SIZE), Math.max(this.blocks, MIN_CACHE_BLOCKS));
     this.raMax = Math.max(1, Math.min(IOV_MAX, Math.floor(o.readaheadBytes / BLOCK_SIZE)));
     for (let left = this.capacity; left > 0; ) {
       const n = Math.min(left, ARENA_MAX_SLOTS);
@@ -339,6 +340,37 @@ export class BlockImage implements BlockDev {
       throw new RangeError(`block ${block} out of range (device of ${this.blocks} blocks)`);
     }
     return this.slotAddr[this.lookup(block)]!;
+  }
+
+  /**
+   * Host address of `block` for a caller that overwrites the whole block (all 4096 bytes, or up to
+   * the end of the image for a partial last block) and then calls dirty(): on a miss the block is
+   * not read from the image (as a kernel skips the read for a full-page write). Valid under pin().
+   */
+  /** BlockDev.overwrite: a whole aligned block is not read first; anything else is bytes(). */
+  overwrite(offset: number, length: number): Uint8Array {
+    if (offset % BLOCK_SIZE !== 0 || length !== BLOCK_SIZE) return this.bytes(offset, length);
+    const addr = this.blockAddrForOverwrite(offset / BLOCK_SIZE);
+    return new Uint8Array(libc.view(addr, BLOCK_SIZE));
+  }
+
+  blockAddrForOverwrite(block: number): number {
+    if (this.fd < 0) throw new RangeError('image is closed');
+    if (!Number.isSafeInteger(block) || block < 0 || block >= this.blocks) {
+      throw new RangeError(`block ${block} out of range (device of ${this.blocks} blocks)`);
+    }
+    const s = this.map.get(block);
+    if (s !== undefined) {
+      this.st.hits++;
+      this.touch(s);
+      return this.slotAddr[s]!;
+    }
+    this.st.misses++;
+    if (this.overlay.has(block)) return this.slotAddr[this.fromOverlay(block)]!;
+    const n = this.allocSlot();
+    if (this.blockBytes(block) < BLOCK_SIZE) libc.memset(this.slotAddr[n]!, 0, BLOCK_SIZE);
+    this.insert(block, n);
+    return this.slotAddr[n]!;
   }
 
   /**
@@ -779,7 +811,7 @@ export function withPin<T>(dev: BlockDev, fn: () => T): T {
 
 function directRefused(path: string): MapvisorError {
   return imageError(
-    `cache=none needs a host file system that supports O_DIRECT, and the one holding ${path} refuses it (tmpfs before Linux 6.6 does)`,
+    `cache=none needs a host file system that supports O_DIRECT, and the one holding ${path} does not (tmpfs before Linux 6.6, ramfs)`,
     'put the image on ext4 or xfs, or drop cache=none',
   );
 }

@@ -23,6 +23,11 @@ export interface BlockDev {
   dirty(offset: number, length: number): void;
   /** Makes the range (default: everything) durable. */
   flush(offset?: number, length?: number): void;
+  /**
+   * Like bytes(), for a caller that will overwrite the whole range: a block device need not read the
+   * old contents first (as a guest kernel's page cache does not for a full-page write).
+   */
+  overwrite?(offset: number, length: number): Uint8Array;
 }
 
 function checkRange(dev: { size: number }, offset: number, length: number): void {

@@ -162,7 +162,9 @@ export class RootFs {
     for (let p = physical, o = 0; o < length; ) {
       const n = Math.min(length - o, BLOCK_SIZE - (p % BLOCK_SIZE));
       // A whole-block write need not read the block first; a partial one does (read-modify-write).
-      libcCopy.memmove(blk.blockAddr(Math.floor(p / BLOCK_SIZE)) + (p % BLOCK_SIZE), src + o, n);
+      const block = Math.floor(p / BLOCK_SIZE);
+      const at = n === BLOCK_SIZE ? blk.blockAddrForOverwrite(block) : blk.blockAddr(block) + (p % BLOCK_SIZE);
+      libcCopy.memmove(at, src + o, n);
       blk.dirty(p, n);
       p += n;
       o += n;

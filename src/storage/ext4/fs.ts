@@ -492,7 +492,7 @@ export class Ext4 implements DirCtx, FsCtx {
     for (let i = 0; i < count; i++) {
       for (let off = 0; off < bs; off += 4096) {
         const len = Math.min(4096, bs - off);
-        this.dev.bytes((pblk + i) * bs + off, len).fill(0);
+        (this.dev.overwrite ? this.dev.overwrite((pblk + i) * bs + off, len) : this.dev.bytes((pblk + i) * bs + off, len)).fill(0);
         this.dev.dirty((pblk + i) * bs + off, len);
       }
     }
