@@ -9,10 +9,12 @@ import { Sandbox, type SandboxResult } from '../sandbox/sandbox.js';
 import { parseSize, formatSize } from '../util/size.js';
 import { formatStats } from './stats.js';
 import { imageCommand } from './image.js';
+import { benchCommand } from './bench.js';
 import { checkSpaceSize } from '../vm/pagetables.js';
 
 const USAGE = `usage: mapvisor run [options] -- PROGRAM [ARGS...]
        mapvisor image create [--size S] [--debian PKG...] [--add HOSTDIR[:DIR]...] OUT.img
+       mapvisor bench [--quick] [--only ID] [--json FILE] [--svg FILE]
 
 Runs a Linux x86-64 program in a KVM virtual machine with no guest kernel: a static program from
 the host, or any program inside a disk image given with --image.
@@ -127,6 +129,8 @@ export async function main(argv: string[]): Promise<number> {
         return await run(rest);
       case 'image':
         return await imageCommand(rest);
+      case 'bench':
+        return await benchCommand(rest);
       case undefined:
       case '-h':
       case '--help':
@@ -134,7 +138,7 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(USAGE);
         return command === undefined ? EXIT_INTERNAL : 0;
       default:
-        usage(`unknown command ${JSON.stringify(command)}`, 'the commands are: mapvisor run, mapvisor image create');
+        usage(`unknown command ${JSON.stringify(command)}`, 'the commands are: mapvisor run, mapvisor image create, mapvisor bench');
     }
   } catch (e) {
     if (e instanceof MapvisorError) {
