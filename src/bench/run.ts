@@ -393,12 +393,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       }
       results.push({ id: w.id, name: w.name, unit: w.unit, better: w.better, results: res, ...(w.note ? { note: w.note } : {}) });
     }
-    let kvm = 'unknown';
-    try {
-      kvm = readFileSync('/sys/module/kvm_pvm/initstate', 'utf8').trim() ? 'kvm_pvm' : 'kvm';
-    } catch {
-      kvm = existsSync('/sys/module/kvm_intel') ? 'kvm_intel' : existsSync('/sys/module/kvm_amd') ? 'kvm_amd' : 'kvm';
-    }
+    const kvm = ['kvm_pvm', 'kvm_intel', 'kvm_amd'].find((m) => existsSync(`/sys/module/${m}`)) ?? 'kvm';
     return {
       version: 1,
       date: new Date().toISOString(),
