@@ -26,6 +26,7 @@ options:
                       path through a block device with a VMM-side cache (the baseline)
   --cache SIZE        blk: size of the block cache (default 256M)
   --cache-mode writeback|none  blk: none opens the image with O_DIRECT (no host page cache)
+  --blk-mmap eager|fault  blk: fill file mappings at mmap time (default) or on first touch (userfaultfd)
   --mem SIZE          memory the program may map in all (default 4G), e.g. 256M
   --space SIZE        guest address-space size, whole GiBs (default 64G)
   --timeout SECONDS   kill the program (SIGKILL, exit 137) after this long
@@ -60,6 +61,7 @@ async function run(argv: string[]): Promise<number> {
         storage: { type: 'string' },
         cache: { type: 'string' },
         'cache-mode': { type: 'string' },
+        'blk-mmap': { type: 'string' },
         space: { type: 'string' },
         timeout: { type: 'string' },
         strace: { type: 'boolean' },
@@ -93,6 +95,8 @@ async function run(argv: string[]): Promise<number> {
   if (storage !== undefined && storage !== 'memory' && storage !== 'blk') usage(`--storage ${JSON.stringify(storage)} is not memory or blk`, 'give --storage memory or --storage blk');
   const cache = sizeOption('cache', values.cache);
   const cacheMode = values['cache-mode'];
+  const blkMmap = values['blk-mmap'];
+  if (blkMmap !== undefined && blkMmap !== 'eager' && blkMmap !== 'fault') usage(`--blk-mmap ${JSON.stringify(blkMmap)} is not eager or fault`, 'give --blk-mmap eager or --blk-mmap fault');
   if (cacheMode !== undefined && cacheMode !== 'writeback' && cacheMode !== 'none') usage(`--cache-mode ${JSON.stringify(cacheMode)} is not writeback or none`, 'give --cache-mode none for O_DIRECT');
   const space = sizeOption('space', values.space);
   if (space !== undefined) {
@@ -112,6 +116,7 @@ async function run(argv: string[]): Promise<number> {
     ...(storage ? { storage } : {}),
     ...(cache !== undefined ? { cache } : {}),
     ...(cacheMode ? { cacheMode } : {}),
+    ...(blkMmap ? { blkMmap } : {}),
     strace: values.strace ?? false,
   });
   if (result.reason) process.stderr.write(`mapvisor: program killed by ${result.reason}\n`);

@@ -18,7 +18,7 @@ export function formatStats(s: VmStats, totalNs: number): string {
     `  files: ${formatSize(s.fileBytesRead)} read, ${formatSize(s.fileBytesWritten)} written by the VMM; ${formatSize(s.imageMappedBytes)} of the address space are the image's own pages`,
     ...(s.block
       ? [
-          `  block device: ${s.block.requests} requests (${s.block.readRequests} reads, ${s.block.writeRequests} writes), ${formatSize(s.block.bytesRead)} read, ${formatSize(s.block.bytesWritten)} written; cache ${s.block.hits} hits, ${s.block.misses} misses, ${s.block.evictions} evictions, ${formatSize(s.block.cachedBytes)} cached; ${formatSize(s.writtenBack)} of shared mappings written back`,
+          `  block device: ${s.block.requests} requests (${s.block.readRequests} reads, ${s.block.writeRequests} writes), ${formatSize(s.block.bytesRead)} read, ${formatSize(s.block.bytesWritten)} written; cache ${s.block.hits} hits, ${s.block.misses} misses, ${s.block.evictions} evictions, ${formatSize(s.block.cachedBytes)} cached; ${formatSize(s.writtenBack)} of shared mappings written back; ${s.pagesFilledOnFault} pages filled on first touch`,
         ]
       : []),
     `  program: ${s.execInPlace ? 'executed in place from the image' : 'copied into memory'}${s.interpInPlace === null ? '' : `; interpreter ${s.interpInPlace ? 'executed in place' : 'copied'}`}`,

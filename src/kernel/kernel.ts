@@ -12,6 +12,7 @@ import type { Vcpu } from '../vm/vcpu.js';
 import { FdTable } from './files/file.js';
 import type { RootFs } from './vfs/rootfs.js';
 import { SharedFileMaps } from './vfs/sharedmaps.js';
+import { FaultFiller } from './vfs/faultfill.js';
 import type { StopSignal } from './files/host.js';
 import { SignalState } from './signal-state.js';
 import { Stats } from './stats.js';
@@ -89,6 +90,22 @@ export class Kernel {
   readonly argv: string[];
   /** MAP_SHARED file mappings that are copies (blk mode), kept in step with their files. */
   readonly sharedFileMaps: SharedFileMaps;
+  /** blk mode with --blk-mmap fault: fills file mappings on first touch (made on first use). */
+  private filler: FaultFiller | null = null;
+
+  faultFiller(): FaultFiller {
+    if (!this.filler) this.filler = new FaultFiller(this.root!.fd);
+    return this.filler;
+  }
+
+  /** Release what the kernel holds outside the address space (the fault handler thread). */
+  close(): void {
+    this.filler?.close();
+  }
+
+  get pagesFilledOnFault(): number {
+    return this.filler?.filled ?? 0;
+  }
   /** set_tid_address: cleared (and futex-woken) when the thread exits. */
   clearChildTid = 0;
   robustList = 0;

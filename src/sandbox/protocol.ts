@@ -47,6 +47,8 @@ export interface VmStats extends StatsReport {
   block: BlockImageStats | null;
   /** blk mode: bytes of shared file mappings written back to their files. */
   writtenBack: number;
+  /** blk mode with --blk-mmap fault: pages of file mappings filled on first touch. */
+  pagesFilledOnFault: number;
 }
 
 export type WorkerMessage =

@@ -54,6 +54,8 @@ export interface SandboxOptions {
   cache?: number;
   /** blk: 'none' opens the image with O_DIRECT (no host page cache); default 'writeback'. */
   cacheMode?: 'writeback' | 'none';
+  /** blk: fill file mappings at mmap time ('eager', default) or on first touch ('fault': userfaultfd). */
+  blkMmap?: 'eager' | 'fault';
   /** How a syscall returns to the program: 'sregs' (default) or 'iretq'. */
   syscallReturn?: SyscallReturn;
 }
@@ -118,7 +120,8 @@ export class Sandbox {
     }
     const stackSize = o.stack ?? DEFAULT_STACK;
     if (o.storage !== undefined && o.storage !== 'memory' && o.storage !== 'blk') throw new UsageError(`storage ${JSON.stringify(o.storage)} is not memory or blk`, 'give --storage memory or --storage blk');
-    if ((o.storage === 'blk' || o.cache !== undefined || o.cacheMode !== undefined) && o.image === undefined) {
+    if (o.blkMmap !== undefined && o.blkMmap !== 'eager' && o.blkMmap !== 'fault') throw new UsageError(`blk-mmap ${JSON.stringify(o.blkMmap)} is not eager or fault`, 'give --blk-mmap eager or --blk-mmap fault');
+    if ((o.storage === 'blk' || o.cache !== undefined || o.cacheMode !== undefined || o.blkMmap !== undefined) && o.image === undefined) {
       throw new UsageError('--storage, --cache and --cache-mode need a disk image', 'add --image PATH');
     }
     if (o.cache !== undefined && (!Number.isSafeInteger(o.cache) || o.cache < 16 * 4096)) throw new UsageError(`--cache ${o.cache} is too small`, 'give --cache 64M or more');
@@ -143,6 +146,7 @@ export class Sandbox {
               storage: o.storage ?? 'memory',
               ...(o.cache !== undefined ? { cacheBytes: o.cache } : {}),
               direct: o.cacheMode === 'none',
+              blkMmap: o.blkMmap ?? 'eager',
             },
       control,
     };

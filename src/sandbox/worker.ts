@@ -94,12 +94,14 @@ function run(t0: bigint, root: RootFs | null): WorkerMessage {
     storage: root ? root.storage : null,
     block: root?.blockStats() ?? null,
     writtenBack: kernel.sharedFileMaps.writtenBack,
+    pagesFilledOnFault: kernel.pagesFilledOnFault,
     imageMappedBytes: space.regions
       .regions()
       .filter((r) => r.backing.kind === 'file' && r.backing.id === IMAGE_BACKING_ID)
       .reduce((a, r) => a + (r.end - r.start), 0),
   };
   kernel.fds.closeAll();
+  kernel.close();
   // blk mode: shared file mappings are copies; write them back before the image is closed.
   kernel.root?.beginOp();
   try {

@@ -324,3 +324,12 @@ test('cache=none (O_DIRECT) works where the host file system supports it, and sa
     refusing.cleanup();
   }
 });
+
+test('blk mode with --blk-mmap fault fills file mappings on first touch (userfaultfd), with the same results', T, async () => {
+  const img = makeImage('lazy.img');
+  const r = await Sandbox.run('/bin/mmapfile', ['/data/m'], { storage: 'blk', blkMmap: 'fault', image: img, stdout: 'pipe' });
+  assert.equal(r.stdout?.toString().trim(), 'mmapfile ok');
+  assert.ok(r.stats!.pagesFilledOnFault > 0, 'pages were filled by the fault handler');
+  assert.equal(debugfsCat(img, '/data/m').subarray(0, 23).toString(), 'shared mapping was here');
+  assert.ok(fsck(img).ok);
+});

@@ -71,14 +71,27 @@ function mapFile(
       // from the file now (as a guest kernel's page cache would be); a shared mapping is written back
       // on msync and munmap, and kept in step with write().
       if (req.shared && root.storage !== 'blk') return -E.ENODEV;
-      const r = k.space.map({ ...base, addr, length: filePages, prot: req.prot | libc.PROT_WRITE, shared: req.shared, tag: 'file' });
-      if (r < 0) return r;
-      const dst = k.space.window.hostAddr(addr);
       const valid = Math.max(0, Math.min(filePages, st.size - offset));
-      for (const run of fs.fileRuns(file.ino, offset, valid)) {
-        if (run.physical !== null) root.copyOut(run.physical, dst + (run.offset - offset), run.length);
+      const lazy = root.spec.blkMmap === 'fault' && root.blk !== null && fs.geo.blockSize === PAGE_SIZE;
+      const r = k.space.map({ ...base, addr, length: filePages, prot: lazy ? req.prot : req.prot | libc.PROT_WRITE, shared: req.shared, tag: 'file' });
+      if (r < 0) return r;
+      if (lazy) {
+        // Filled on first touch: each page's block is read from the image by the fault handler, so
+        // the cache's dirty blocks of this file are written to the image first.
+        const physical = new Float64Array(new SharedArrayBuffer(8 * (filePages / PAGE_SIZE))).fill(-1);
+        for (const run of fs.fileRuns(file.ino, offset, valid)) {
+          if (run.physical === null) continue;
+          root.flush(run.physical, run.length);
+          for (let o = 0; o < run.length; o += PAGE_SIZE) physical[(run.offset - offset + o) / PAGE_SIZE] = run.physical + o;
+        }
+        k.faultFiller().register({ start: addr, physical }, k.space.window.hostAddr(addr));
+      } else {
+        const dst = k.space.window.hostAddr(addr);
+        for (const run of fs.fileRuns(file.ino, offset, valid)) {
+          if (run.physical !== null) root.copyOut(run.physical, dst + (run.offset - offset), run.length);
+        }
+        if (!(req.prot & libc.PROT_WRITE)) k.space.protect(addr, filePages, req.prot);
       }
-      if (!(req.prot & libc.PROT_WRITE)) k.space.protect(addr, filePages, req.prot);
       if (req.shared) k.sharedFileMaps.add({ file, addr, offset, length: filePages });
     }
     for (const p of direct && filePages > 0 ? fs.fileRuns(file.ino, offset, filePages) : []) {

@@ -35,6 +35,8 @@ export interface ImageSpec {
   cacheBytes?: number;
   /** blk: O_DIRECT (cache=none). */
   direct?: boolean;
+  /** blk: fill file mappings at mmap time ('eager', the default) or on first touch ('fault', userfaultfd). */
+  blkMmap?: 'eager' | 'fault';
 }
 
 /** Parse `PATH[,ro|,cow|,rw]`. */
