@@ -367,7 +367,16 @@ async function share(c: Ctx, mode: Mode): Promise<Measurement> {
   return { value: (cache + own) / MB, detail: { pageCacheMiB: cache / MB, ownMiB: own / MB, idleProcessMiB: idleOwn / MB, copies: (cache + own) / (c.dataMB * MB) } };
 }
 
+/** The workloads' ids, in the order they run. */
+export const WORKLOAD_IDS = [
+  'seq-read-4k', 'seq-read-1m', 'seq-read-1m-cold', 'rand-pread-4k', 'rand-map-4k', 'rand-map-4k-cold',
+  'rand-write-fsync', 'sqlite-insert', 'sqlite-query', 'startup-dynamic', 'share-vms',
+] as const;
+
 export async function runBench(opts: BenchOptions): Promise<BenchReport> {
+  if (opts.only && !WORKLOAD_IDS.some((id) => opts.only!.some((o) => id === o || id.startsWith(o)))) {
+    throw new MapvisorError('EBENCHONLY', `--only ${opts.only.join(',')} names no workload`, `the workloads are: ${WORKLOAD_IDS.join(', ')}`);
+  }
   const dir = mkdtempSync(join(process.env.MAPVISOR_TMPDIR ?? tmpdir(), 'mapvisor-bench-'));
   try {
     const dataMB = opts.quick ? 64 : 512;

@@ -153,6 +153,7 @@ export class Sandbox {
   }
 
   async run(): Promise<SandboxResult> {
+    this.config(new SharedArrayBuffer(4), [0, 1, 2]); // option errors first
     if (this.options.image === undefined) inspectProgram(this.program); // fail fast, before a VM exists
     installKickHandler();
     const o = this.options;
