@@ -1,8 +1,8 @@
 /** `mapvisor bench`: run the workloads in every mode, print the table, write JSON and an SVG chart. */
+import { parseCommandLine } from './args.js';
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
 import { MapvisorError, UsageError } from '../errors.js';
 import { runBench } from '../bench/run.js';
@@ -17,24 +17,20 @@ rand-pread-4k, rand-map-4k, rand-map-4k-cold, rand-write-fsync, sqlite-insert, s
 `;
 
 export async function benchCommand(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      strict: true,
-      options: {
-        quick: { type: 'boolean' },
-        only: { type: 'string', multiple: true },
-        vms: { type: 'string' },
-        json: { type: 'string' },
-        svg: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (e) {
-    throw new UsageError((e as Error).message.split('\n')[0]!.replace(/\.$/, ''), 'see mapvisor bench --help');
-  }
+  const parsed = parseCommandLine(
+    argv,
+    {
+    quick: { type: 'boolean' },
+    only: { type: 'string', multiple: true },
+    vms: { type: 'string' },
+    json: { type: 'string' },
+    svg: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
+    'mapvisor bench --help',
+  );
   const v = parsed.values;
+  if (parsed.positionals.length) throw new UsageError(`unexpected argument ${JSON.stringify(parsed.positionals[0])}`, 'see mapvisor bench --help');
   if (v.help) {
     process.stdout.write(USAGE);
     return 0;

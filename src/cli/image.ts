@@ -4,8 +4,8 @@
  * Errors are thrown as MapvisorError for the caller (main.ts) to print as one line. On a terminal each
  * step shows as one line updated in place; otherwise only the final summary is printed (on stderr).
  */
+import { parseCommandLine } from './args.js';
 import { existsSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
 import { createImage } from '../image/create.js';
 import { formatSize, parseSize } from '../util/size.js';
@@ -57,22 +57,16 @@ class TtyProgress {
 }
 
 async function create(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        size: { type: 'string' },
-        debian: { type: 'string', multiple: true },
-        add: { type: 'string', multiple: true },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (e) {
-    usage((e as Error).message.split(/\.(?:\s|$)/)[0]!);
-  }
+  const parsed = parseCommandLine(
+    argv,
+    {
+    size: { type: 'string' },
+    debian: { type: 'string', multiple: true },
+    add: { type: 'string', multiple: true },
+    help: { type: 'boolean', short: 'h' },
+  },
+    'mapvisor image create --help',
+  );
   const { values, positionals } = parsed;
   if (values.help) {
     process.stdout.write(USAGE);

@@ -3,7 +3,7 @@
  * exit status 125 (mapvisor's own failure), 126 (the program cannot run here) or 127 (no such program);
  * a program's own status passes through, and death by signal N exits 128+N with a one-line reason.
  */
-import { parseArgs } from 'node:util';
+import { parseCommandLine } from './args.js';
 import { MapvisorError, UsageError, EXIT_INTERNAL } from '../errors.js';
 import { Sandbox, type SandboxResult } from '../sandbox/sandbox.js';
 import { parseSize, formatSize } from '../util/size.js';
@@ -49,31 +49,25 @@ function sizeOption(name: string, value: string | undefined): number | undefined
 }
 
 async function run(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        mem: { type: 'string' },
-        image: { type: 'string' },
-        storage: { type: 'string' },
-        cache: { type: 'string' },
-        'cache-mode': { type: 'string' },
-        'blk-mmap': { type: 'string' },
-        space: { type: 'string' },
-        timeout: { type: 'string' },
-        strace: { type: 'boolean' },
-        stats: { type: 'boolean' },
-        env: { type: 'string', multiple: true },
-        'syscall-return': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (e) {
-    usage((e as Error).message.split('\n')[0]!.replace(/\.$/, ''));
-  }
+  const parsed = parseCommandLine(
+    argv,
+    {
+    mem: { type: 'string' },
+    image: { type: 'string' },
+    storage: { type: 'string' },
+    cache: { type: 'string' },
+    'cache-mode': { type: 'string' },
+    'blk-mmap': { type: 'string' },
+    space: { type: 'string' },
+    timeout: { type: 'string' },
+    strace: { type: 'boolean' },
+    stats: { type: 'boolean' },
+    env: { type: 'string', multiple: true },
+    'syscall-return': { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
+    'mapvisor run --help',
+  );
   const { values, positionals } = parsed;
   if (values.help) {
     process.stdout.write(USAGE);

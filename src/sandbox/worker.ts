@@ -4,6 +4,8 @@
  * result.
  */
 import { writeSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
+import { normalizePath } from '../kernel/sys/fs.js';
 import { randomBytes } from 'node:crypto';
 import { parentPort, workerData } from 'node:worker_threads';
 import { MapvisorError } from '../errors.js';
@@ -70,7 +72,7 @@ function run(t0: bigint, root: RootFs | null): WorkerMessage {
     random: new Uint8Array(randomBytes(16)),
   }, interp);
   const strace = cfg.strace ? new Strace((line) => writeSync(cfg.traceFd, line)) : null;
-  const kernel = new Kernel({ space, stop, identity, cpus: cfg.cpus, strace, exePath: cfg.programPath, root, argv: cfg.argv });
+  const kernel = new Kernel({ space, stop, identity, cpus: cfg.cpus, strace, exePath: root ? normalizePath(cfg.programPath) : resolvePath(cfg.programPath), root, argv: cfg.argv });
   const streams = cfg.stdio.map((fd, i) => new HostStream(fd, ['stdin', 'stdout', 'stderr'][i]!, kernel.mem, stop));
   streams.forEach((s, i) => kernel.fds.install(new OpenFile(s, i === 0 ? O_RDONLY : O_WRONLY), false, i));
 

@@ -152,6 +152,12 @@ describe('busybox', () => {
     assert.equal(r.stdout.trim(), '3', show(r));
   });
 
+  test('a program given by a relative path (its /proc/self/exe is absolute, as glibc asserts)', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const r = await run([], join('.cache', 'busybox'), ['wc', '-c'], { input: 'hi\n' });
+    assertExit(r, 0);
+    assert.equal(r.stdout.trim(), '3', show(r));
+  });
+
   test('busybox echo hello world', { timeout: TEST_TIMEOUT_MS }, async () => {
     const r = await run([], BUSYBOX, ['echo', 'hello', 'world']);
     assertExit(r, 0);

@@ -12,9 +12,8 @@ import { FsError } from '../../storage/ext4/errors.js';
 import type { RootFs } from '../vfs/rootfs.js';
 import { O_APPEND, POLLIN, POLLOUT, type FileOps, type OpenFile } from './file.js';
 
-export const S_IFMT = 0o170000;
-export const S_IFDIR = 0o040000;
-export const S_IFREG = 0o100000;
+export { S_IFMT, S_IFDIR, S_IFREG } from '../../abi/stat.js';
+import { S_IFMT, S_IFDIR } from '../../abi/stat.js';
 
 /** Run `f`, turning a file-system error into -errno. */
 export function fsCall(f: () => number): number {

@@ -39,15 +39,9 @@ export const I_PROJID = 0x9c;
 /** The extra fields this implementation writes into new inodes (up to and including i_projid). */
 export const EXTRA_ISIZE_DEFAULT = 32;
 
-// i_mode file types
-export const S_IFMT = 0o170000;
-export const S_IFSOCK = 0o140000;
-export const S_IFLNK = 0o120000;
-export const S_IFREG = 0o100000;
-export const S_IFBLK = 0o060000;
-export const S_IFDIR = 0o040000;
-export const S_IFCHR = 0o020000;
-export const S_IFIFO = 0o010000;
+// i_mode file types: the same numbers as Linux's st_mode.
+import { S_IFMT, S_IFSOCK, S_IFLNK, S_IFREG, S_IFBLK, S_IFDIR, S_IFCHR, S_IFIFO } from '../../abi/stat.js';
+export { S_IFMT, S_IFSOCK, S_IFLNK, S_IFREG, S_IFBLK, S_IFDIR, S_IFCHR, S_IFIFO };
 
 // i_flags
 export const FL_INDEX = 0x1000;
