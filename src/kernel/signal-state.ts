@@ -22,6 +22,8 @@ export interface SigAction {
 export class SignalState {
   private readonly actions: SigAction[] = [];
   blocked = 0n;
+  /** Signals sent but not yet delivered (bit sig-1). */
+  pending = 0n;
   altStack = { sp: 0n, flags: 2 /* SS_DISABLE */, size: 0n };
 
   constructor() {
@@ -34,5 +36,17 @@ export class SignalState {
 
   set(sig: number, a: SigAction): void {
     this.actions[sig] = a;
+  }
+
+  /** The lowest pending signal that is not blocked, or 0. */
+  nextDeliverable(): number {
+    const ready = this.pending & ~this.blocked;
+    if (ready === 0n) return 0;
+    for (let s = 1; s <= NSIG; s++) if (ready & (1n << BigInt(s - 1))) return s;
+    return 0;
+  }
+
+  isBlocked(sig: number): boolean {
+    return (this.blocked & (1n << BigInt(sig - 1))) !== 0n;
   }
 }

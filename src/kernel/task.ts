@@ -7,6 +7,9 @@ import { SIG, signalName } from '../abi/signals.js';
 import { PROT_READ, PROT_WRITE } from '../kvm/libc.js';
 import { SUPERVISOR_END } from '../vm/layout.js';
 import { BEYOND_EOF } from './sys/mm.js';
+import { defaultAction } from '../abi/signals.js';
+import { SIG_DFL, SIG_IGN } from './signal-state.js';
+import { BUS_ADRERR, FPE_INTDIV, ILL_ILLOPN, SEGV_ACCERR, SEGV_MAPERR, SI_TKILL, TRAP_BRKPT, deliverSignal, type SigInfo } from './signal-frame.js';
 import type { Vcpu, Exit } from '../vm/vcpu.js';
 import type { Kernel } from './kernel.js';
 
@@ -87,6 +90,7 @@ const RFLAGS_TF = 0x100;
 function probeBeyondEof(cpu: Vcpu, k: Kernel): boolean {
   const eof = k.space.regions.regions().filter((r) => r.tag === BEYOND_EOF);
   if (eof.length === 0) return false;
+  const saved = cpu.saveRegs();
   for (const r of eof) k.space.window.protect(r.start, r.end - r.start, PROT_READ | PROT_WRITE);
   try {
     cpu.setReg('rflags', cpu.reg('rflags') | RFLAGS_TF);
@@ -95,7 +99,61 @@ function probeBeyondEof(cpu: Vcpu, k: Kernel): boolean {
     return again.kind === 'exception' && again.vector === 1;
   } finally {
     for (const r of eof) k.space.window.protect(r.start, r.end - r.start, 0);
+    // Back to the state at the fault, so a SIGBUS handler sees the faulting instruction.
+    cpu.restoreRegs(saved);
   }
+}
+
+/** si_code for a fault of `vector` (arch/x86/kernel/traps.c). */
+function faultCode(vector: number, errorCode: number | null): number {
+  switch (vector) {
+    case 0:
+      return FPE_INTDIV;
+    case 6:
+      return ILL_ILLOPN;
+    case 1:
+    case 3:
+      return TRAP_BRKPT;
+    case 14:
+      return (errorCode ?? 0) & 1 ? SEGV_ACCERR : SEGV_MAPERR;
+    case 17:
+      return BUS_ADRERR;
+    default:
+      return SI_KERNEL;
+  }
+}
+const SI_KERNEL = 0x80;
+
+/**
+ * A synchronous fault raises `sig`: run the program's handler if it has one and the signal is neither
+ * blocked nor ignored (Linux forces the default action otherwise); null means the program continues.
+ */
+function fault(k: Kernel, cpu: Vcpu, sig: number, info: SigInfo, reason: string): TaskEnd | null {
+  const act = k.signals.get(sig);
+  if (act.handler !== SIG_DFL && act.handler !== SIG_IGN && !k.signals.isBlocked(sig)) {
+    if (deliverSignal(k, cpu, sig, act, info)) return null;
+    return { kind: 'killed', signal: SIG.SIGSEGV, reason: `SIGSEGV: no room for the ${signalName(sig)} frame on the stack (${reason})` };
+  }
+  return { kind: 'killed', signal: sig, reason: `${signalName(sig)}: ${reason}` };
+}
+
+/** Deliver the pending signals the program does not block, at a return to it. */
+function deliverPending(k: Kernel, cpu: Vcpu): TaskEnd | null {
+  for (let sig = k.signals.nextDeliverable(); sig !== 0; sig = k.signals.nextDeliverable()) {
+    k.signals.pending &= ~(1n << BigInt(sig - 1));
+    const act = k.signals.get(sig);
+    if (act.handler === SIG_IGN) continue;
+    if (act.handler === SIG_DFL) {
+      const d = defaultAction(sig);
+      if (d === 'term' || d === 'core') return { kind: 'killed', signal: sig, reason: `${signalName(sig)} sent by the program to itself` };
+      continue;
+    }
+    if (!deliverSignal(k, cpu, sig, act, { signo: sig, code: SI_TKILL, pid: k.identity.pid, uid: k.identity.uid })) {
+      return { kind: 'killed', signal: SIG.SIGSEGV, reason: `SIGSEGV: no room for the ${signalName(sig)} frame on the stack` };
+    }
+    return null; // one frame at a time: the next is delivered when this handler returns
+  }
+  return null;
 }
 
 /** Run until the program exits, dies, or the VMM is stopped. */
@@ -108,25 +166,45 @@ export function runTask(cpu: Vcpu, k: Kernel): TaskEnd {
         if (typeof r === 'object') {
           if (r.kind === 'exit') return { kind: 'exited', status: r.status };
           if (r.kind === 'kill') return { kind: 'killed', signal: r.signal, reason: r.reason };
-          return { kind: 'stopped' };
+          if (r.kind === 'stop') return { kind: 'stopped' };
+          // 'resume': rt_sigreturn restored the registers itself.
+        } else {
+          cpu.completeSyscall(r);
         }
-        cpu.completeSyscall(r);
+        if (k.signals.pending !== 0n) {
+          if (typeof r !== 'object') cpu.syscallReturnToRegs();
+          const end = deliverPending(k, cpu);
+          if (end) return end;
+        }
         break;
       }
       case 'exception': {
         const sig = exceptionSignal(exit.vector);
-        return { kind: 'killed', signal: sig, reason: `${signalName(sig)}: ${describeException(k, exit)}` };
+        const info: SigInfo = {
+          signo: sig,
+          code: faultCode(exit.vector, exit.errorCode),
+          addr: exit.vector === 14 ? exit.cr2 : exit.vector === 13 ? 0 : exit.rip,
+          trapno: exit.vector,
+          err: exit.errorCode ?? 0,
+          cr2: exit.vector === 14 ? exit.cr2 : 0,
+        };
+        const end = fault(k, cpu, sig, info, describeException(k, exit));
+        if (end) return end;
+        break;
       }
       case 'memfault': {
         // A touch of a file mapping's pages past the end of the file is SIGBUS, as on Linux.
         const r = exit.gpa === null ? undefined : k.space.regions.find(exit.gpa);
+        let end: TaskEnd | null;
         if (r?.tag === BEYOND_EOF) {
-          return { kind: 'killed', signal: SIG.SIGBUS, reason: `SIGBUS: access to 0x${exit.gpa!.toString(16)}, past the end of the mapped file ${r.path ?? ''}` };
+          end = fault(k, cpu, SIG.SIGBUS, { signo: SIG.SIGBUS, code: BUS_ADRERR, addr: exit.gpa! }, `access to 0x${exit.gpa!.toString(16)}, past the end of the mapped file ${r.path ?? ''}`);
+        } else if (exit.gpa === null && probeBeyondEof(cpu, k)) {
+          end = fault(k, cpu, SIG.SIGBUS, { signo: SIG.SIGBUS, code: BUS_ADRERR, addr: 0 }, `access past the end of a mapped file at rip ${hex(exit.rip)}`);
+        } else {
+          end = fault(k, cpu, SIG.SIGSEGV, { signo: SIG.SIGSEGV, code: SEGV_MAPERR, addr: exit.gpa ?? 0 }, describeMemfault(k, exit));
         }
-        if (exit.gpa === null && probeBeyondEof(cpu, k)) {
-          return { kind: 'killed', signal: SIG.SIGBUS, reason: `SIGBUS: access past the end of a mapped file at rip ${hex(exit.rip)}` };
-        }
-        return { kind: 'killed', signal: SIG.SIGSEGV, reason: `SIGSEGV: ${describeMemfault(k, exit)}` };
+        if (end) return end;
+        break;
       }
       case 'interrupted':
         if (k.stop.stopRequested()) return { kind: 'stopped' };

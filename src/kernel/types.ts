@@ -6,7 +6,8 @@ import type { Kernel } from './kernel.js';
 export type Outcome =
   | { kind: 'exit'; status: number } // exit_group / last thread's exit
   | { kind: 'kill'; signal: number; reason: string } // the program dies by a signal
-  | { kind: 'stop' }; // the VMM was asked to stop (timeout, API) while the call blocked
+  | { kind: 'stop' } // the VMM was asked to stop (timeout, API) while the call blocked
+  | { kind: 'resume' }; // the call set the registers itself (rt_sigreturn): resume as they are
 
 /** A handler answers a number (>= 0 result, < 0 -errno), a bigint (a full 64-bit result) or an outcome. */
 export type SyscallResult = number | bigint | Outcome;

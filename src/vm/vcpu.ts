@@ -252,6 +252,31 @@ export class Vcpu {
     setU64(this.run, RUN.kvm_dirty_regs, KVM_SYNC_X86_REGS);
   }
 
+  /** A copy of the general registers (kvm_regs), to put back with restoreRegs. */
+  saveRegs(): Uint8Array {
+    return this.runBytes.slice(SYNC.regs, SYNC.regs + 144);
+  }
+  restoreRegs(saved: Uint8Array): void {
+    this.runBytes.set(saved, SYNC.regs);
+    this.regsChanged();
+  }
+
+  /**
+   * Put the state "just after the system call returned" into the registers (rip = rcx, rflags = r11),
+   * as a signal frame must record it; the caller then redirects the vCPU (resumeUser).
+   */
+  syscallReturnToRegs(): void {
+    if (this.returnPath === 'iretq') {
+      // completeSyscall left rsp pointing at the iret frame: take the user state back out of it.
+      const f = this.window.bytes(this.reg('rsp'), 40);
+      const fv = new DataView(f.buffer, f.byteOffset, 40);
+      this.setReg('rip', getU64(fv, 0));
+      this.setReg('rflags', getU64(fv, 16));
+      this.setReg('rsp', getU64(fv, 24));
+    }
+    this.resumeUser();
+  }
+
   /** Make KVM load the general registers written with setReg on the next entry. */
   regsChanged(): void {
     setU64(this.run, RUN.kvm_dirty_regs, getU64(this.run, RUN.kvm_dirty_regs) | KVM_SYNC_X86_REGS);

@@ -158,6 +158,14 @@ describe('busybox', () => {
     assert.equal(r.stdout.trim(), '3', show(r));
   });
 
+  for (const ret of ['sregs', 'iretq']) {
+    test(`signal handlers: faults, raise, sigaltstack, masks, sigreturn (return by ${ret})`, { timeout: TEST_TIMEOUT_MS }, async () => {
+      const r = await run(['--syscall-return', ret], guest('signals'));
+      assertExit(r, 0);
+      assert.equal(r.stdout.trim(), 'signals ok', show(r));
+    });
+  }
+
   test('busybox echo hello world', { timeout: TEST_TIMEOUT_MS }, async () => {
     const r = await run([], BUSYBOX, ['echo', 'hello', 'world']);
     assertExit(r, 0);

@@ -1,13 +1,13 @@
 /**
- * Signals: dispositions, the blocked mask and the alternate stack are recorded; a signal the program
- * sends itself takes its default action (terminate, ignore). Running a program's handler is the job of
- * the threads-and-signals step; until then such a signal is reported, not faked.
+ * Signals: dispositions, the blocked mask and the alternate stack; signals the program sends itself;
+ * rt_sigreturn. Handlers run through signal-frame.ts, from the task loop.
  */
 import { E } from '../../abi/errno.js';
 import { NSIG, SIG, defaultAction, signalName } from '../../abi/signals.js';
 import type { Kernel } from '../kernel.js';
 import { SIGACTION, SIGACTION_SIZE, SIG_DFL, SIG_IGN } from '../signal-state.js';
 import type { SyscallResult, SyscallTable } from '../types.js';
+import { sigreturn } from '../signal-frame.js';
 
 const SIG_BLOCK = 0;
 const SIG_UNBLOCK = 1;
@@ -17,21 +17,20 @@ const SS_ONSTACK = 1;
 const SS_DISABLE = 2;
 const MINSIGSTKSZ = 2048;
 
-/** The program sends itself `sig`. */
+/**
+ * The program sends itself `sig`. A handled or blocked signal becomes pending and is delivered when the
+ * system call returns (task.ts); an ignored one is dropped; otherwise the default action is taken now.
+ */
 export function raise(k: Kernel, sig: number, why = 'sent by the program to itself'): SyscallResult {
   if (sig === 0) return 0;
   if (sig < 1 || sig > NSIG) return -E.EINVAL;
   const act = k.signals.get(sig);
-  const blocked = (k.signals.blocked >> BigInt(sig - 1)) & 1n;
-  if (sig !== SIG.SIGKILL && sig !== SIG.SIGSTOP) {
+  const unblockable = sig === SIG.SIGKILL || sig === SIG.SIGSTOP;
+  if (!unblockable) {
     if (act.handler === SIG_IGN) return 0;
-    if (blocked) return 0; // stays pending until unblocked; pending signals are not tracked yet
-    if (act.handler !== SIG_DFL) {
-      return {
-        kind: 'kill',
-        signal: sig,
-        reason: `${signalName(sig)} has a handler, and running signal handlers is not supported yet`,
-      };
+    if (act.handler !== SIG_DFL || k.signals.isBlocked(sig)) {
+      k.signals.pending |= 1n << BigInt(sig - 1);
+      return 0;
     }
   }
   const action = defaultAction(sig);
@@ -116,5 +115,11 @@ export const signalSyscalls: SyscallTable = {
     return raise(k, a.i32(1));
   },
   tkill: (k, a) => (a.i32(0) === k.identity.pid ? raise(k, a.i32(1)) : -E.ESRCH),
+  rt_sigpending: (k, a) => {
+    if (a.u64(1) > 8) return -E.EINVAL;
+    k.mem.writeU64(a.u64(0), k.signals.pending & k.signals.blocked);
+    return 0;
+  },
+  rt_sigreturn: (k, _a, cpu) => (sigreturn(k, cpu) ? { kind: 'resume' } : { kind: 'kill', signal: SIG.SIGSEGV, reason: 'SIGSEGV: rt_sigreturn found no valid signal frame' }),
   tgkill: (k, a) => (a.i32(0) === k.identity.pid && a.i32(1) === k.identity.pid ? raise(k, a.i32(2)) : -E.ESRCH),
 };
