@@ -108,6 +108,8 @@ export class Kernel {
   }
   /** set_tid_address: cleared (and futex-woken) when the thread exits. */
   clearChildTid = 0;
+  /** prctl(PR_SET_NAME) */
+  threadName = '';
   robustList = 0;
 
   constructor(opts: KernelOptions) {
@@ -121,6 +123,7 @@ export class Kernel {
     this.root = opts.root ?? null;
     this.cwd = { ino: this.root ? this.root.fs.rootIno : null, path: '/' };
     this.argv = opts.argv ?? [];
+    this.threadName = (opts.exePath.split('/').pop() ?? '').slice(0, 15);
     this.sharedFileMaps = new SharedFileMaps(opts.space.window, this.root);
     if (this.root) this.root.onWrite = (ino, off, len, src) => this.sharedFileMaps.refresh(ino, off, len, src);
     const INF = Infinity;

@@ -166,6 +166,12 @@ describe('busybox', () => {
     });
   }
 
+  test('eventfd, prctl, getcpu, membarrier, affinity', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const r = await run([], guest('misc'));
+    assertExit(r, 0);
+    assert.equal(r.stdout.trim(), 'misc ok', show(r));
+  });
+
   test('busybox echo hello world', { timeout: TEST_TIMEOUT_MS }, async () => {
     const r = await run([], BUSYBOX, ['echo', 'hello', 'world']);
     assertExit(r, 0);

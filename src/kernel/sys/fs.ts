@@ -25,6 +25,7 @@ import {
 import { MemFile } from '../files/memfile.js';
 import { FsError } from '../../storage/ext4/errors.js';
 import { makePipe } from '../files/pipe.js';
+import { EFD_CLOEXEC, EFD_NONBLOCK, EFD_SEMAPHORE, EventFd } from '../files/eventfd.js';
 import type { Kernel } from '../kernel.js';
 import type { SyscallArgs, SyscallResult, SyscallTable } from '../types.js';
 import { procFile, procLink } from '../vfs/proc.js';
@@ -509,6 +510,12 @@ export const fsSyscalls: SyscallTable = {
   open: (k, a) => openAt(k, AT_FDCWD, a.u64(0), a.i32(1), a.u32(2)),
   openat: (k, a) => openAt(k, a.i32(0), a.u64(1), a.i32(2), a.u32(3)),
   creat: (k, a) => openAt(k, AT_FDCWD, a.u64(0), O_CREAT | O_WRONLY | O_TRUNC, a.u32(1)),
+  eventfd2: (k, a) => {
+    const flags = a.i32(1);
+    if (flags & ~(EFD_SEMAPHORE | EFD_CLOEXEC | EFD_NONBLOCK)) return -E.EINVAL;
+    return k.fds.install(new OpenFile(new EventFd(a.u32(0), flags, k.mem, k.stop), 2 | (flags & EFD_NONBLOCK)), (flags & EFD_CLOEXEC) !== 0);
+  },
+  eventfd: (k, a) => k.fds.install(new OpenFile(new EventFd(a.u32(0), 0, k.mem, k.stop), 2), false),
   pipe: (k, a) => pipe2(k, a.u64(0), 0),
   pipe2: (k, a) => pipe2(k, a.u64(0), a.i32(1)),
   stat: (k, a) => writeStat(k, a.u64(1), statTarget(k, AT_FDCWD, a.u64(0), 0)),

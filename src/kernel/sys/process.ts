@@ -175,6 +175,61 @@ export const processSyscalls: SyscallTable = {
     return size;
   },
   sched_yield: () => 0,
+  sched_setaffinity: (k, a) => {
+    // Record nothing, refuse nothing the host would: the mask must name one of the program's CPUs.
+    const pid = a.i32(0);
+    if (pid !== 0 && pid !== k.identity.pid) return -E.ESRCH;
+    const len = Math.min(a.u64(1), 128);
+    const mask = k.mem.read(a.u64(2), len);
+    for (let c = 0; c < Math.min(k.cpus, len * 8); c++) if (mask[c >> 3]! & (1 << (c & 7))) return 0;
+    return -E.EINVAL;
+  },
+  getcpu: (k, a) => {
+    if (a.u64(0)) k.mem.writeU32(a.u64(0), 0);
+    if (a.u64(1)) k.mem.writeU32(a.u64(1), 0);
+    return 0;
+  },
+  membarrier: (_k, a) => {
+    // One thread: every barrier is already satisfied. QUERY reports the commands that are.
+    const MEMBARRIER_CMD_QUERY = 0;
+    const SUPPORTED = 1 /* GLOBAL */ | 8 /* PRIVATE_EXPEDITED */ | 16 /* REGISTER_PRIVATE_EXPEDITED */;
+    const cmd = a.i32(0);
+    if (cmd === MEMBARRIER_CMD_QUERY) return SUPPORTED;
+    return cmd & SUPPORTED && (cmd & (cmd - 1)) === 0 ? 0 : -E.EINVAL;
+  },
+  prctl: (k, a) => {
+    const PR_SET_PDEATHSIG = 1;
+    const PR_GET_PDEATHSIG = 2;
+    const PR_GET_DUMPABLE = 3;
+    const PR_SET_DUMPABLE = 4;
+    const PR_SET_NAME = 15;
+    const PR_GET_NAME = 16;
+    const PR_SET_NO_NEW_PRIVS = 38;
+    const PR_GET_NO_NEW_PRIVS = 39;
+    switch (a.i32(0)) {
+      case PR_SET_NAME: {
+        const name = k.mem.readCStringBytes(a.u64(1), 16);
+        k.threadName = new TextDecoder().decode(name ?? k.mem.read(a.u64(1), 15));
+        return 0;
+      }
+      case PR_GET_NAME:
+        k.mem.writeCString(a.u64(1), k.threadName, 16);
+        return 0;
+      case PR_SET_PDEATHSIG:
+      case PR_SET_DUMPABLE:
+      case PR_SET_NO_NEW_PRIVS:
+        return 0;
+      case PR_GET_PDEATHSIG:
+        k.mem.writeU32(a.u64(1), 0);
+        return 0;
+      case PR_GET_DUMPABLE:
+        return 1;
+      case PR_GET_NO_NEW_PRIVS:
+        return 0;
+      default:
+        return -E.EINVAL;
+    }
+  },
   getrandom: (k, a) => {
     const len = Math.min(a.u64(1), 33554431);
     if (a.u32(2) & ~7) return -E.EINVAL;
