@@ -13,6 +13,7 @@ import { FdTable } from './files/file.js';
 import type { RootFs } from './vfs/rootfs.js';
 import { SharedFileMaps } from './vfs/sharedmaps.js';
 import { FaultFiller } from './vfs/faultfill.js';
+import type { Threads } from './threads.js';
 import type { StopSignal } from './files/host.js';
 import { SignalState } from './signal-state.js';
 import { Stats } from './stats.js';
@@ -108,6 +109,8 @@ export class Kernel {
   }
   /** set_tid_address: cleared (and futex-woken) when the thread exits. */
   clearChildTid = 0;
+  /** The program's threads (set by the worker that owns the machine). */
+  threads: Threads | null = null;
   /** prctl(PR_SET_NAME) */
   threadName = '';
   robustList = 0;

@@ -156,61 +156,91 @@ function deliverPending(k: Kernel, cpu: Vcpu): TaskEnd | null {
   return null;
 }
 
-/** Run until the program exits, dies, or the VMM is stopped. */
-export function runTask(cpu: Vcpu, k: Kernel): TaskEnd {
-  for (;;) {
-    const exit = cpu.enter();
-    switch (exit.kind) {
-      case 'syscall': {
-        const r = k.syscall(cpu);
-        if (typeof r === 'object') {
-          if (r.kind === 'exit') return { kind: 'exited', status: r.status };
-          if (r.kind === 'kill') return { kind: 'killed', signal: r.signal, reason: r.reason };
-          if (r.kind === 'stop') return { kind: 'stopped' };
-          // 'resume': rt_sigreturn restored the registers itself.
-        } else {
-          cpu.completeSyscall(r);
+/** What handling one exit asks of the caller: continue the vCPU, or one of these. */
+export type ExitResult =
+  | TaskEnd
+  | { kind: 'park' } // threads: the system call waits; the thread's park is set
+  | { kind: 'thread-exit'; status: number }
+  | { kind: 'threaded' }; // the second thread exists: serve threads from now on
+
+/** Handle one exit of `cpu`; null means resume it. */
+export function handleExit(k: Kernel, cpu: Vcpu, exit: Exit): ExitResult | null {
+  switch (exit.kind) {
+    case 'syscall': {
+      const r = k.syscall(cpu);
+      let threaded = false;
+      if (typeof r === 'object') {
+        switch (r.kind) {
+          case 'exit':
+            return { kind: 'exited', status: r.status };
+          case 'kill':
+            return { kind: 'killed', signal: r.signal, reason: r.reason };
+          case 'stop':
+            return { kind: 'stopped' };
+          case 'park':
+            if (k.threads) k.threads.current.park = r.park;
+            return { kind: 'park' };
+          case 'thread-exit':
+            return { kind: 'thread-exit', status: r.status };
+          case 'threaded':
+            cpu.completeSyscall(r.result);
+            threaded = true;
+            break;
+          case 'resume':
+            break; // rt_sigreturn restored the registers itself
         }
-        if (k.signals.pending !== 0n) {
-          if (typeof r !== 'object') cpu.syscallReturnToRegs();
-          const end = deliverPending(k, cpu);
-          if (end) return end;
-        }
-        break;
+      } else {
+        cpu.completeSyscall(r);
       }
-      case 'exception': {
-        const sig = exceptionSignal(exit.vector);
-        const info: SigInfo = {
-          signo: sig,
-          code: faultCode(exit.vector, exit.errorCode),
-          addr: exit.vector === 14 ? exit.cr2 : exit.vector === 13 ? 0 : exit.rip,
-          trapno: exit.vector,
-          err: exit.errorCode ?? 0,
-          cr2: exit.vector === 14 ? exit.cr2 : 0,
-        };
-        const end = fault(k, cpu, sig, info, describeException(k, exit));
+      if (k.signals.pending !== 0n) {
+        if (typeof r !== 'object' || r.kind === 'threaded') cpu.syscallReturnToRegs();
+        const end = deliverPending(k, cpu);
         if (end) return end;
-        break;
       }
-      case 'memfault': {
-        // A touch of a file mapping's pages past the end of the file is SIGBUS, as on Linux.
-        const r = exit.gpa === null ? undefined : k.space.regions.find(exit.gpa);
-        let end: TaskEnd | null;
-        if (r?.tag === BEYOND_EOF) {
-          end = fault(k, cpu, SIG.SIGBUS, { signo: SIG.SIGBUS, code: BUS_ADRERR, addr: exit.gpa! }, `access to 0x${exit.gpa!.toString(16)}, past the end of the mapped file ${r.path ?? ''}`);
-        } else if (exit.gpa === null && probeBeyondEof(cpu, k)) {
-          end = fault(k, cpu, SIG.SIGBUS, { signo: SIG.SIGBUS, code: BUS_ADRERR, addr: 0 }, `access past the end of a mapped file at rip ${hex(exit.rip)}`);
-        } else {
-          end = fault(k, cpu, SIG.SIGSEGV, { signo: SIG.SIGSEGV, code: SEGV_MAPERR, addr: exit.gpa ?? 0 }, describeMemfault(k, exit));
-        }
-        if (end) return end;
-        break;
-      }
-      case 'interrupted':
-        if (k.stop.stopRequested()) return { kind: 'stopped' };
-        break;
-      case 'fatal':
-        return { kind: 'failed', reason: `${exit.reason} at rip ${hex(exit.rip)}` };
+      return threaded ? { kind: 'threaded' } : null;
     }
+    case 'exception': {
+      const sig = exceptionSignal(exit.vector);
+      const info: SigInfo = {
+        signo: sig,
+        code: faultCode(exit.vector, exit.errorCode),
+        addr: exit.vector === 14 ? exit.cr2 : exit.vector === 13 ? 0 : exit.rip,
+        trapno: exit.vector,
+        err: exit.errorCode ?? 0,
+        cr2: exit.vector === 14 ? exit.cr2 : 0,
+      };
+      return fault(k, cpu, sig, info, describeException(k, exit));
+    }
+    case 'memfault': {
+      // A touch of a file mapping's pages past the end of the file is SIGBUS, as on Linux.
+      const r = exit.gpa === null ? undefined : k.space.regions.find(exit.gpa);
+      if (r?.tag === BEYOND_EOF) {
+        return fault(k, cpu, SIG.SIGBUS, { signo: SIG.SIGBUS, code: BUS_ADRERR, addr: exit.gpa! }, `access to 0x${exit.gpa!.toString(16)}, past the end of the mapped file ${r.path ?? ''}`);
+      }
+      if (exit.gpa === null && !k.threads?.threaded && probeBeyondEof(cpu, k)) {
+        return fault(k, cpu, SIG.SIGBUS, { signo: SIG.SIGBUS, code: BUS_ADRERR, addr: 0 }, `access past the end of a mapped file at rip ${hex(exit.rip)}`);
+      }
+      return fault(k, cpu, SIG.SIGSEGV, { signo: SIG.SIGSEGV, code: SEGV_MAPERR, addr: exit.gpa ?? 0 }, describeMemfault(k, exit));
+    }
+    case 'interrupted':
+      return k.stop.stopRequested() ? { kind: 'stopped' } : null;
+    case 'fatal':
+      return { kind: 'failed', reason: `${exit.reason} at rip ${hex(exit.rip)}` };
+  }
+}
+
+/**
+ * Run vCPU 0 in this thread until the program exits, dies, the VMM is stopped, or a second thread
+ * appears ('threaded': the caller then serves the threads, serve.ts).
+ */
+export function runTask(cpu: Vcpu, k: Kernel): TaskEnd | { kind: 'threaded' } {
+  for (;;) {
+    const r = handleExit(k, cpu, cpu.enter());
+    if (r === null) continue;
+    if (r.kind === 'park' || r.kind === 'thread-exit') {
+      // Only possible with threads, which switch to serving before either can happen.
+      return { kind: 'failed', reason: `a ${r.kind} outside threaded mode` };
+    }
+    return r;
   }
 }

@@ -1,13 +1,17 @@
 /** The contract between the syscall dispatcher and the per-area syscall modules. */
 import type { Vcpu } from '../vm/vcpu.js';
 import type { Kernel } from './kernel.js';
+import type { Park } from './threads.js';
 
 /** What a system call asks of the task loop besides returning a value. */
 export type Outcome =
   | { kind: 'exit'; status: number } // exit_group / last thread's exit
   | { kind: 'kill'; signal: number; reason: string } // the program dies by a signal
   | { kind: 'stop' } // the VMM was asked to stop (timeout, API) while the call blocked
-  | { kind: 'resume' }; // the call set the registers itself (rt_sigreturn): resume as they are
+  | { kind: 'resume' } // the call set the registers itself (rt_sigreturn): resume as they are
+  | { kind: 'park'; park: Park } // threads: the call waits; the kernel answers it later
+  | { kind: 'thread-exit'; status: number } // threads: this thread ends (exit)
+  | { kind: 'threaded'; result: number }; // clone made the second thread: answer `result`, then serve threads
 
 /** A handler answers a number (>= 0 result, < 0 -errno), a bigint (a full 64-bit result) or an outcome. */
 export type SyscallResult = number | bigint | Outcome;

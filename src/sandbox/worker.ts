@@ -20,6 +20,15 @@ import { AnonMemory } from '../mm/anon.js';
 import { AddressSpace } from '../mm/space.js';
 import { Machine } from '../vm/machine.js';
 import { findExecutable } from './exec.js';
+import { Worker } from 'node:worker_threads';
+import { Threads } from '../kernel/threads.js';
+import { serveThreads } from '../kernel/serve.js';
+import { Doorbell, Slot } from '../kernel/mailbox.js';
+import type { TaskEnd } from '../kernel/task.js';
+import { KVM } from '../kvm/ioctl.js';
+import { REGS, SIZEOF, type RegName } from '../kvm/structs.js';
+import { MSR_FS_BASE } from '../vm/cpu.js';
+import { MAX_VCPUS } from '../vm/layout.js';
 import { RootFs } from '../kernel/vfs/rootfs.js';
 import { ioCounters } from '../kernel/files/ext4file.js';
 
@@ -77,12 +86,54 @@ function run(t0: bigint, root: RootFs | null): WorkerMessage {
   streams.forEach((s, i) => kernel.fds.install(new OpenFile(s, i === 0 ? O_RDONLY : O_WRONLY), false, i));
 
   const vcpu = machine.createVcpu(0, loaded.entry, loaded.sp);
+  const slots = new Map<number, Slot>();
+  const allVcpus = [vcpu];
+  const doorbell = Doorbell.create();
+  const threads = new Threads(vcpu, identity.pid, {
+    max: MAX_VCPUS,
+    create: (id, init) => {
+      const v = machine.createVcpu(id, 0, 0);
+      allVcpus.push(v);
+      const regs = Buffer.alloc(SIZEOF.kvm_regs);
+      for (const [name, value] of Object.entries(init.regs)) regs.writeBigUInt64LE(BigInt.asUintN(64, value!), REGS[name as RegName]);
+      v.fd.set(KVM.SET_REGS, regs);
+      v.fd.setMsrs([[MSR_FS_BASE, init.fsBase]]);
+      return v;
+    },
+    start: (t) => {
+      const slot = Slot.create();
+      slots.set(t.tid, slot);
+      new Worker(new URL('./vcpu-worker.js', import.meta.url), {
+        workerData: {
+          id: t.cpu.id,
+          fd: t.cpu.fd.fd,
+          runAddr: t.cpu.fd.runAddr,
+          runSize: t.cpu.fd.runSize,
+          windowBase: machine.window.base,
+          windowSize: machine.window.size,
+          syscallReturn: cfg.syscallReturn,
+          slot: slot.sab,
+          doorbell: doorbell.sab,
+        },
+      }).unref();
+    },
+  });
+  kernel.threads = threads;
   post({ type: 'ready', runAddr: vcpu.fd.runAddr, thread: String(libc.pthreadSelf()) });
-  const end = runTask(vcpu, kernel);
+  let end: TaskEnd | { kind: 'threaded' } = runTask(vcpu, kernel);
+  if (end.kind === 'threaded') {
+    // A second thread exists: every vCPU now runs in a worker of its own and this thread serves them.
+    const main = threads.byTid.get(identity.pid)!;
+    main.ready = true;
+    threads.unstarted.unshift(main);
+    end = serveThreads(kernel, threads, { slotOf: (t) => slots.get(t.tid)!, doorbell });
+  }
+  const exits: Record<string, number> = {};
+  for (const c of allVcpus) for (const [r, n] of c.exitCounts) exits[r] = (exits[r] ?? 0) + n;
   const report = kernel.stats.report();
   const stats: VmStats = {
     ...report,
-    exits: Object.fromEntries(vcpu.exitCounts),
+    exits,
     mapChanges: machine.window.mapChanges,
     mappedBytes: space.mappedBytes(),
     wallNs: Number(process.hrtime.bigint() - t0),
@@ -102,15 +153,15 @@ function run(t0: bigint, root: RootFs | null): WorkerMessage {
       .filter((r) => r.backing.kind === 'file' && r.backing.id === IMAGE_BACKING_ID)
       .reduce((a, r) => a + (r.end - r.start), 0),
   };
-  kernel.fds.closeAll();
-  kernel.close();
-  // blk mode: shared file mappings are copies; write them back before the image is closed.
+  // blk mode: shared file mappings are copies; write them back before the files and image are closed.
   kernel.root?.beginOp();
   try {
     kernel.sharedFileMaps.writeBackAll();
   } finally {
     kernel.root?.endOp();
   }
+  kernel.fds.closeAll();
+  kernel.close();
   machine.close();
   anon.close();
   machine.window.destroy();

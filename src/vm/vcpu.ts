@@ -136,6 +136,11 @@ export class Vcpu {
     this.setSegBase(SREGS.gs, MSR_GS_BASE, v);
   }
 
+  /** Count an exit seen by another thread's copy of this vCPU (threaded programs). */
+  noteExit(reason: string): void {
+    this.count(reason);
+  }
+
   private count(reason: string): void {
     this.exitCounts.set(reason, (this.exitCounts.get(reason) ?? 0) + 1);
   }

@@ -172,6 +172,20 @@ describe('busybox', () => {
     assert.equal(r.stdout.trim(), 'misc ok', show(r));
   });
 
+  test('threads as vCPUs: 8 threads under a mutex give the exact total; condvar ping-pong; a thread fault reaches its handler', { timeout: 60_000 }, async () => {
+    const r = await run(['--stats'], guest('threads'), ['10000']);
+    assertExit(r, 0);
+    assert.match(r.stdout, /counters ok: 160000\nping-pong ok: 10000 rounds\nthreads ok/, show(r));
+    assert.match(r.stderr, /clone3 (9|10)/, 'the threads were made with clone3');
+  });
+
+  test('threads that deadlock are ended by --timeout, and the VMM releases its workers', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const r = await run(['--timeout', '1'], guest('deadlock'));
+    assert.equal(r.code, 137, show(r));
+    assert.ok(r.ms < 10_000, `took ${r.ms} ms`);
+    assert.match(r.stderr, /timeout/);
+  });
+
   test('busybox echo hello world', { timeout: TEST_TIMEOUT_MS }, async () => {
     const r = await run([], BUSYBOX, ['echo', 'hello', 'world']);
     assertExit(r, 0);

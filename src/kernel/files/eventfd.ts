@@ -29,14 +29,15 @@ export class EventFd implements FileOps {
     this.stop = stop;
   }
 
-  private hang(f: OpenFile): number | 'stop' {
+  private hang(f: OpenFile): number | 'stop' | 'block' {
     if (f.flags & O_NONBLOCK) return -E.EAGAIN;
+    if (this.stop.mustNotBlock?.()) return 'block';
     const cell = new Int32Array(new SharedArrayBuffer(4));
     while (!this.stop.stopRequested()) Atomics.wait(cell, 0, 0, 200);
     return 'stop';
   }
 
-  read(f: OpenFile, addr: number, length: number): number | 'stop' {
+  read(f: OpenFile, addr: number, length: number): number | 'stop' | 'block' {
     if (length < 8) return -E.EINVAL;
     this.mem.writable(addr, 8);
     if (this.count === 0n) return this.hang(f);
@@ -46,7 +47,7 @@ export class EventFd implements FileOps {
     return 8;
   }
 
-  write(f: OpenFile, addr: number, length: number): number | 'stop' {
+  write(f: OpenFile, addr: number, length: number): number | 'stop' | 'block' {
     if (length < 8) return -E.EINVAL;
     const v = this.mem.readBigU64(addr);
     if (v === 0xffff_ffff_ffff_ffffn) return -E.EINVAL;

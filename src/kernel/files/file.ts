@@ -41,8 +41,8 @@ export const POLLNVAL = 0x020;
  */
 export interface FileOps {
   readonly kind: string;
-  read?(f: OpenFile, addr: number, length: number, offset: number | null): number | 'stop';
-  write?(f: OpenFile, addr: number, length: number, offset: number | null): number | 'stop';
+  read?(f: OpenFile, addr: number, length: number, offset: number | null): number | 'stop' | 'block';
+  write?(f: OpenFile, addr: number, length: number, offset: number | null): number | 'stop' | 'block';
   ioctl?(f: OpenFile, request: number, arg: number): number;
   stat(f: OpenFile): StatInfo;
   /** The host fd to poll for readiness, when there is one. */

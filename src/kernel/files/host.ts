@@ -20,6 +20,19 @@ const WINSIZE_SIZE = 8;
 /** Checked by blocking operations after EINTR: has the VMM been asked to stop? */
 export interface StopSignal {
   stopRequested(): boolean;
+  /**
+   * True when the kernel serves several threads: a call that would wait must answer 'block' instead,
+   * and the kernel parks the thread and retries the call later.
+   */
+  mustNotBlock?(): boolean;
+}
+
+/** Is `fd` ready for `events` right now? */
+export function hostReady(fd: number, events: number): boolean {
+  const pfd = Buffer.alloc(8);
+  pfd.writeInt32LE(fd, 0);
+  pfd.writeInt16LE(events, 4);
+  return libc.poll(pfd, 1, 0) > 0;
 }
 
 export class HostStream implements FileOps {
@@ -40,7 +53,8 @@ export class HostStream implements FileOps {
   }
 
   /** Wait until the host fd is ready for `events`; false when the VMM is stopping. */
-  private wait(events: number): boolean {
+  private wait(events: number): boolean | 'block' {
+    if (this.stop.mustNotBlock?.()) return 'block';
     const pfd = Buffer.alloc(8);
     pfd.writeInt32LE(this.hostFd, 0);
     pfd.writeInt16LE(events, 4);
@@ -52,9 +66,10 @@ export class HostStream implements FileOps {
     }
   }
 
-  read(f: OpenFile, addr: number, length: number, offset: number | null): number | 'stop' {
+  read(f: OpenFile, addr: number, length: number, offset: number | null): number | 'stop' | 'block' {
     if (length === 0) return 0;
     const ptr = this.mem.hostPtr(addr, length, PROT_WRITE);
+    if (this.stop.mustNotBlock?.() && offset === null && !hostReady(this.hostFd, POLLIN)) return f.flags & O_NONBLOCK ? -E.EAGAIN : 'block';
     for (;;) {
       const n = offset === null ? libc.read(this.hostFd, ptr, length) : libc.pread(this.hostFd, ptr, length, offset);
       if (n >= 0) {
@@ -63,7 +78,8 @@ export class HostStream implements FileOps {
       }
       const err = libc.errno();
       if (err === E.EAGAIN && !(f.flags & O_NONBLOCK)) {
-        if (!this.wait(POLLIN)) return 'stop';
+        const w = this.wait(POLLIN);
+        if (w !== true) return w === 'block' ? 'block' : 'stop';
         continue;
       }
       if (err === E.EINTR) {
@@ -74,7 +90,7 @@ export class HostStream implements FileOps {
     }
   }
 
-  write(f: OpenFile, addr: number, length: number, offset: number | null): number | 'stop' {
+  write(f: OpenFile, addr: number, length: number, offset: number | null): number | 'stop' | 'block' {
     if (length === 0) return 0;
     const ptr = this.mem.hostPtr(addr, length, PROT_READ);
     let done = 0;
@@ -90,7 +106,8 @@ export class HostStream implements FileOps {
       }
       const err = libc.errno();
       if (err === E.EAGAIN && !(f.flags & O_NONBLOCK)) {
-        if (!this.wait(POLLOUT)) return done || 'stop';
+        const w = this.wait(POLLOUT);
+        if (w !== true) return done || (w === 'block' ? 'block' : 'stop');
         continue;
       }
       if (err === E.EINTR) {

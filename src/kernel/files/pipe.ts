@@ -23,7 +23,8 @@ class PipeBuffer {
   readonly ino = nextPipeIno++;
 }
 
-function waitForever(stop: StopSignal): 'stop' {
+function waitForever(stop: StopSignal): 'stop' | 'block' {
+  if (stop.mustNotBlock?.()) return 'block';
   const cell = new Int32Array(new SharedArrayBuffer(4));
   while (!stop.stopRequested()) Atomics.wait(cell, 0, 0, 200);
   return 'stop';
@@ -44,7 +45,7 @@ export class PipeReadEnd implements FileOps {
     p.readers++;
     this.name = `pipe:[${p.ino}]`;
   }
-  read(f: OpenFile, addr: number, length: number): number | 'stop' {
+  read(f: OpenFile, addr: number, length: number): number | 'stop' | 'block' {
     const p = this.p;
     if (length === 0) return 0;
     if (p.length === 0) {
@@ -81,7 +82,7 @@ export class PipeWriteEnd implements FileOps {
     p.writers++;
     this.name = `pipe:[${p.ino}]`;
   }
-  write(f: OpenFile, addr: number, length: number): number | 'stop' {
+  write(f: OpenFile, addr: number, length: number): number | 'stop' | 'block' {
     const p = this.p;
     if (p.readers === 0) {
       this.brokenPipe = true;

@@ -37,7 +37,8 @@ function file(k: Kernel, fd: number): OpenFile | number {
   return f ?? -E.EBADF;
 }
 
-function stopOr(n: number | 'stop'): SyscallResult {
+function stopOr(n: number | 'stop' | 'block'): SyscallResult {
+  if (n === 'block') return { kind: 'park', park: { kind: 'retry', deadline: Infinity, onTimeout: -E.EINTR } };
   return n === 'stop' ? { kind: 'stop' } : n;
 }
 
@@ -135,6 +136,19 @@ function doPoll(k: Kernel, fdsAddr: number, nfds: number, timeoutMs: number): Sy
       req.writeInt16LE(ev, i * 8 + 6);
       if (ev) ready++;
     }
+  }
+  if (k.stop.mustNotBlock?.() && ready === 0 && timeoutMs !== 0) {
+    // Threads: don't wait here; the thread is parked and the call retried until ready or timed out.
+    let anyHost = false;
+    if (hostIdx.length) {
+      const host = Buffer.alloc(hostIdx.length * 8);
+      hostIdx.forEach((i, j) => {
+        host.writeInt32LE(k.fds.get(req.readInt32LE(i * 8))!.ops.hostFd!, j * 8);
+        host.writeInt16LE(req.readInt16LE(i * 8 + 4), j * 8 + 4);
+      });
+      anyHost = libc.poll(host, hostIdx.length, 0) > 0;
+    }
+    if (!anyHost) return { kind: 'park', park: { kind: 'retry', deadline: timeoutMs < 0 ? Infinity : performance.now() + timeoutMs, onTimeout: 0 } };
   }
   if (hostIdx.length) {
     const host = Buffer.alloc(hostIdx.length * 8);

@@ -3,6 +3,7 @@ import { E } from '../../abi/errno.js';
 import * as libc from '../../kvm/libc.js';
 import type { Kernel } from '../kernel.js';
 import type { SyscallArgs, SyscallResult, SyscallTable } from '../types.js';
+import type { CloneArgs } from '../threads.js';
 
 const ARCH_SET_GS = 0x1001;
 const ARCH_SET_FS = 0x1002;
@@ -74,23 +75,44 @@ function archPrctl(k: Kernel, a: SyscallArgs, cpu: Parameters<SyscallTable[strin
   }
 }
 
-/** futex for a single-threaded program: a wait can only end by its timeout (or never). */
+/**
+ * futex. With one thread a wait can only end by its timeout (or never); with threads the waiter is
+ * parked in the kernel's wait queue (threads.ts) and its vCPU worker sleeps until a WAKE answers it.
+ */
 function futex(k: Kernel, a: SyscallArgs): SyscallResult {
   const uaddr = a.u64(0);
   const op = a.i32(1) & ~(128 | 256); // FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME
   const val = a.u32(2);
   const FUTEX_WAIT = 0;
   const FUTEX_WAKE = 1;
+  const FUTEX_REQUEUE = 3;
+  const FUTEX_CMP_REQUEUE = 4;
   const FUTEX_WAIT_BITSET = 9;
   const FUTEX_WAKE_BITSET = 10;
+  const threads = k.threads?.threaded ? k.threads : null;
   if (uaddr % 4) return -E.EINVAL;
   switch (op) {
     case FUTEX_WAKE:
-    case FUTEX_WAKE_BITSET:
+    case FUTEX_WAKE_BITSET: {
       k.mem.readU32(uaddr); // fault check, as Linux does
-      return 0; // no other thread can be waiting
+      const bitset = op === FUTEX_WAKE_BITSET ? a.u32(5) : 0xffffffff;
+      if (bitset === 0) return -E.EINVAL;
+      return threads ? threads.wake(k, uaddr, Math.max(0, a.i32(2)), bitset) : 0;
+    }
+    case FUTEX_REQUEUE:
+    case FUTEX_CMP_REQUEUE: {
+      const to = a.u64(4);
+      if (to % 4) return -E.EINVAL;
+      // futex(uaddr, op, nr_wake, nr_requeue (in the timeout slot), uaddr2, val3)
+      if (op === FUTEX_CMP_REQUEUE && k.mem.readU32(uaddr) !== a.u32(5)) return -E.EAGAIN;
+      if (!threads) return 0;
+      const woken = threads.wake(k, uaddr, Math.max(0, a.i32(2)), 0xffffffff);
+      return woken + threads.requeue(uaddr, to, Math.max(0, a.i32(3)));
+    }
     case FUTEX_WAIT:
     case FUTEX_WAIT_BITSET: {
+      const bitset = op === FUTEX_WAIT_BITSET ? a.u32(5) : 0xffffffff;
+      if (bitset === 0) return -E.EINVAL;
       if (k.mem.readU32(uaddr) !== val) return -E.EAGAIN;
       const ts = a.u64(3);
       let deadline = Infinity;
@@ -101,6 +123,10 @@ function futex(k: Kernel, a: SyscallArgs): SyscallResult {
         const ms = sec * 1000 + nsec / 1e6;
         // FUTEX_WAIT's timeout is relative; WAIT_BITSET's is absolute on CLOCK_MONOTONIC/REALTIME.
         deadline = op === FUTEX_WAIT ? Date.now() + ms : Date.now() + Math.max(0, ms - absNowMs(a.i32(1) & 256 ? 0 : 1));
+      }
+      if (threads) {
+        const d = deadline === Infinity ? Infinity : performance.now() + (deadline - Date.now());
+        return { kind: 'park', park: { kind: 'futex', uaddr, bitset, deadline: d } };
       }
       // Nobody else can wake us: sleep until the timeout or a stop request.
       const cell = new Int32Array(new SharedArrayBuffer(4));
@@ -120,11 +146,30 @@ function absNowMs(clock: number): number {
   return clock === 0 ? Date.now() : Number(process.hrtime.bigint()) / 1e6;
 }
 
+function cloneThread(k: Kernel, args: CloneArgs): SyscallResult {
+  if (!k.threads) return -E.ENOSYS;
+  const wasThreaded = k.threads.threaded;
+  const r = k.threads.clone(k, args);
+  if (typeof r === 'number' && r > 0 && !wasThreaded) return { kind: 'threaded', result: r };
+  return r;
+}
+
 export const processSyscalls: SyscallTable = {
-  exit: (k, a) => k.exitOutcome(a.i32(0)),
+  exit: (k, a) => (k.threads && k.threads.count > 1 ? { kind: 'thread-exit', status: a.i32(0) & 0xff } : k.exitOutcome(a.i32(0))),
+  clone: (k, a) => cloneThread(k, { flags: a.u64(0), stack: a.u64(1), ptid: a.u64(2), ctid: a.u64(3), tls: a.u64(4) }),
+  clone3: (k, a) => {
+    const size = a.u64(1);
+    if (size < 64) return -E.EINVAL;
+    const b = k.mem.read(a.u64(0), 64);
+    const dv = new DataView(b.buffer, b.byteOffset, 64);
+    const u = (o: number): number => Number(dv.getBigUint64(o, true));
+    // struct clone_args: flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls
+    if (u(16 + 16) !== 0) return -E.EINVAL; // exit_signal
+    return cloneThread(k, { flags: u(0), ctid: u(16), ptid: u(24), stack: u(40) + u(48), tls: u(56) });
+  },
   exit_group: (k, a) => k.exitOutcome(a.i32(0)),
   getpid: (k) => k.identity.pid,
-  gettid: (k) => k.identity.pid,
+  gettid: (k) => k.threads?.current.tid ?? k.identity.pid,
   getppid: () => 0,
   getuid: (k) => k.identity.uid,
   geteuid: (k) => k.identity.uid,
@@ -153,7 +198,8 @@ export const processSyscalls: SyscallTable = {
   arch_prctl: archPrctl,
   set_tid_address: (k, a) => {
     k.clearChildTid = a.u64(0);
-    return k.identity.pid;
+    if (k.threads) k.threads.current.clearTid = a.u64(0);
+    return k.threads?.current.tid ?? k.identity.pid;
   },
   set_robust_list: (k, a) => {
     if (a.u64(1) !== 24) return -E.EINVAL; // sizeof(struct robust_list_head)

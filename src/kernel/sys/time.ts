@@ -62,6 +62,10 @@ function clockNanosleep(k: Kernel, clock: number, flags: number, reqAddr: number
   if (req === null) return -E.EINVAL;
   const start = nowNs(clock);
   const deadline = flags & TIMER_ABSTIME ? req : start + req;
+  if (k.threads?.threaded) {
+    // Threads: park; the kernel answers 0 at the deadline (converted to the monotonic ms clock).
+    return { kind: 'park', park: { kind: 'sleep', deadline: performance.now() + Number(deadline - start) / 1e6 } };
+  }
   if (!sleepUntil(k, clock, deadline)) {
     if (remAddr && !(flags & TIMER_ABSTIME)) {
       const left = deadline - nowNs(clock);

@@ -1,0 +1,113 @@
+/**
+ * Serving a threaded program: the kernel's thread waits on the doorbell, handles each vCPU's posted
+ * exit in turn (so kernel state has one owner), answers parked calls when their wait ends, and lets
+ * each vCPU's worker run again. See threads.ts for the model and mailbox.ts for the hand-off.
+ */
+import { E } from '../abi/errno.js';
+import { kick } from '../vm/kick.js';
+import type { Kernel } from './kernel.js';
+import { Doorbell, ST, type Slot } from './mailbox.js';
+import { handleExit, type TaskEnd } from './task.js';
+import type { Thread, Threads } from './threads.js';
+
+export interface ThreadSlots {
+  slotOf(t: Thread): Slot;
+  readonly doorbell: Doorbell;
+}
+
+const IDLE_MS = 50; // the longest the kernel sleeps without a doorbell (stop requests, timers)
+const RETRY_MS = 10; // how often calls parked for host I/O are retried
+
+function stopAll(threads: Threads, slots: ThreadSlots, all: Thread[]): void {
+  for (const t of all) {
+    const s = slots.slotOf(t);
+    s.set(ST.TERMINATE);
+    if (s.thread) kick(t.cpu.fd.runAddr, BigInt(s.thread));
+  }
+  // Wait (briefly) until every vCPU has left KVM_RUN, before the machine is torn down.
+  const until = performance.now() + 2000;
+  while (all.some((t) => !slots.slotOf(t).gone) && performance.now() < until) {
+    for (const t of all) {
+      const s = slots.slotOf(t);
+      if (!s.gone && s.thread) kick(t.cpu.fd.runAddr, BigInt(s.thread));
+    }
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+  }
+  void threads;
+}
+
+export function serveThreads(k: Kernel, threads: Threads, slots: ThreadSlots): TaskEnd {
+  const everyone: Thread[] = [];
+  const started = (): void => {
+    for (const t of threads.unstarted) everyone.push(t);
+    threads.startPending();
+  };
+  const end = (e: TaskEnd): TaskEnd => {
+    stopAll(threads, slots, everyone);
+    return e;
+  };
+  started();
+  let lastRetry = 0;
+  for (;;) {
+    if (k.stop.stopRequested()) return end({ kind: 'stopped' });
+    const seen = slots.doorbell.value;
+    if (threads.unstarted.length) started();
+    // Let answered threads run.
+    for (const t of threads.byTid.values()) {
+      if (t.ready) {
+        t.ready = false;
+        slots.slotOf(t).set(ST.RESUME);
+      }
+    }
+    // Handle posted exits.
+    let handled = false;
+    for (const t of [...threads.byTid.values()]) {
+      const s = slots.slotOf(t);
+      if (s.state !== ST.EXITED || t.park || t.ready) continue;
+      handled = true;
+      threads.switchTo(k, t);
+      const exit = s.get();
+      t.cpu.noteExit(exit.kind);
+      const r = handleExit(k, t.cpu, exit);
+      if (r === null || r.kind === 'threaded') {
+        t.ready = true;
+      } else if (r.kind === 'park') {
+        // The thread waits; its worker sleeps in its slot until the call is answered.
+      } else if (r.kind === 'thread-exit') {
+        threads.exitThread(k, t);
+        s.set(ST.TERMINATE);
+        if (threads.count === 0) return end({ kind: 'exited', status: r.status });
+      } else {
+        return end(r);
+      }
+    }
+    // Parked calls: time-outs, and retries of calls waiting for I/O.
+    const now = performance.now();
+    const retry = handled || now - lastRetry >= RETRY_MS;
+    if (retry) lastRetry = now;
+    for (const t of [...threads.byTid.values()]) {
+      const p = t.park;
+      if (!p) continue;
+      if (p.deadline <= now) {
+        threads.answer(t, p.kind === 'futex' ? -E.ETIMEDOUT : p.kind === 'sleep' ? 0 : p.onTimeout);
+        continue;
+      }
+      if (p.kind === 'retry' && retry) {
+        threads.switchTo(k, t);
+        t.park = null;
+        const r = handleExit(k, t.cpu, { kind: 'syscall' });
+        if (r === null || r.kind === 'threaded') t.ready = true;
+        else if (r.kind === 'park') t.park = { ...p }; // still waiting: keep the original deadline
+        else if (r.kind === 'thread-exit') {
+          threads.exitThread(k, t);
+          slots.slotOf(t).set(ST.TERMINATE);
+          if (threads.count === 0) return end({ kind: 'exited', status: r.status });
+        } else return end(r);
+      }
+    }
+    if ([...threads.byTid.values()].some((t) => t.ready) || threads.unstarted.length) continue;
+    const parkedIo = [...threads.byTid.values()].some((t) => t.park?.kind === 'retry');
+    const wait = Math.max(0, Math.min(IDLE_MS, threads.nextDeadline() - performance.now(), parkedIo ? RETRY_MS : IDLE_MS));
+    slots.doorbell.wait(seen, wait);
+  }
+}

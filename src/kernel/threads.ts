@@ -1,0 +1,196 @@
+/**
+ * Threads: each thread of the program is a vCPU of the same VM, sharing its memory window and this
+ * kernel. The kernel stays single-owner: the vCPUs run in worker threads of their own and hand every
+ * exit to the kernel's thread (serve.ts), so kernel state is never touched concurrently and a
+ * memory-map change made by one thread is in place before any other thread's next exit is handled.
+ *
+ * This module keeps the thread table and the futex wait queues. A thread that waits (futex, sleep,
+ * a blocking read) is "parked": its system call stays unanswered, its vCPU worker sleeps in
+ * Atomics.wait (no CPU), and the kernel answers the call when the wait ends.
+ */
+import { E } from '../abi/errno.js';
+import type { Vcpu } from '../vm/vcpu.js';
+import type { RegName } from '../kvm/structs.js';
+import type { Kernel } from './kernel.js';
+import type { SyscallResult } from './types.js';
+
+/** Why a parked thread waits, and how its call ends. */
+export type Park =
+  | { kind: 'futex'; uaddr: number; bitset: number; deadline: number } // deadline: ms (performance.now), Infinity
+  | { kind: 'sleep'; deadline: number }
+  | { kind: 'retry'; deadline: number; onTimeout: number }; // re-run the call when anything changes (blocking I/O, poll)
+
+export interface Thread {
+  tid: number;
+  cpu: Vcpu;
+  /** CLONE_CHILD_CLEARTID / set_tid_address: cleared and futex-woken when the thread exits. */
+  clearTid: number;
+  robustList: number;
+  park: Park | null;
+  /** Set when the kernel answered the thread's exit: its worker may run the vCPU again. */
+  ready: boolean;
+  /** The thread's signal mask and alternate stack (per thread, as on Linux) while it is not current. */
+  blocked: bigint;
+  altStack: { sp: bigint; flags: number; size: bigint };
+}
+
+/** What the worker that owns the machine offers: a new vCPU for a new thread. */
+/** A new thread's first registers: the parent's, as the syscall returns, with rax 0 and its own stack. */
+export interface ThreadStart {
+  regs: Partial<Record<RegName, bigint>>;
+  fsBase: number;
+}
+
+export interface VcpuFactory {
+  create(id: number, start: ThreadStart): Vcpu;
+  /** Start running a vCPU in a thread of its own (threaded mode). */
+  start(t: Thread): void;
+  /** The process-wide limit on vCPUs (--cpus bounds how many run at once; threads beyond it share). */
+  readonly max: number;
+}
+
+export const CLONE_VM = 0x100;
+export const CLONE_FS = 0x200;
+export const CLONE_FILES = 0x400;
+export const CLONE_SIGHAND = 0x800;
+export const CLONE_THREAD = 0x10000;
+export const CLONE_SYSVSEM = 0x40000;
+export const CLONE_SETTLS = 0x80000;
+export const CLONE_PARENT_SETTID = 0x100000;
+export const CLONE_CHILD_CLEARTID = 0x200000;
+export const CLONE_CHILD_SETTID = 0x1000000;
+const CLONE_THREAD_FLAGS = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD;
+const CLONE_KNOWN = CLONE_THREAD_FLAGS | CLONE_SYSVSEM | CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | CLONE_CHILD_SETTID;
+
+export interface CloneArgs {
+  flags: number;
+  stack: number;
+  ptid: number;
+  ctid: number;
+  tls: number;
+}
+
+export class Threads {
+  readonly byTid = new Map<number, Thread>();
+  private nextTid = 2;
+  /** True once a second thread exists: vCPUs then run in workers of their own (serve.ts). */
+  threaded = false;
+  current: Thread;
+  private readonly factory: VcpuFactory;
+  /** Threads created but not yet started (the server starts them when it takes over). */
+  readonly unstarted: Thread[] = [];
+
+  constructor(main: Vcpu, pid: number, factory: VcpuFactory) {
+    this.factory = factory;
+    this.current = { tid: pid, cpu: main, clearTid: 0, robustList: 0, park: null, ready: false, blocked: 0n, altStack: { sp: 0n, flags: 2, size: 0n } };
+    this.byTid.set(pid, this.current);
+  }
+
+  get count(): number {
+    return this.byTid.size;
+  }
+
+  /** clone/clone3 for a thread: a new vCPU continuing after the call, with its own stack and TLS. */
+  clone(k: Kernel, args: CloneArgs): SyscallResult {
+    const f = args.flags;
+    if ((f & CLONE_THREAD_FLAGS) !== CLONE_THREAD_FLAGS) return -E.ENOSYS; // new processes: not supported
+    if (f & ~(CLONE_KNOWN | 0xff)) return -E.EINVAL;
+    if ((f & 0xff) !== 0) return -E.EINVAL; // exit signal: threads have none
+    if (this.byTid.size >= this.factory.max) return -E.EAGAIN;
+    if (!args.stack) return -E.EINVAL;
+    const tid = this.nextTid++;
+    if (f & CLONE_PARENT_SETTID) k.mem.writeU32(args.ptid, tid);
+    const parent = this.current.cpu;
+    // The child continues where the parent will: after the syscall, rax = 0, on its own stack.
+    const regs: Partial<Record<RegName, bigint>> = {};
+    for (const r of ['rbx', 'rdx', 'rsi', 'rdi', 'rbp', 'r8', 'r9', 'r10', 'r12', 'r13', 'r14', 'r15', 'rcx', 'r11'] as const) regs[r] = parent.regBig(r);
+    regs.rax = 0n;
+    regs.rsp = BigInt(args.stack);
+    regs.rip = parent.regBig('rcx');
+    regs.rflags = (parent.regBig('r11') & 0x254dd5n) | 0x202n;
+    const cpu = this.factory.create(tid - 1, { regs, fsBase: f & CLONE_SETTLS ? args.tls : parent.fsBase });
+    // A new thread inherits the mask of the thread that made it and starts with no alternate stack.
+    const t: Thread = {
+      tid,
+      cpu,
+      clearTid: f & CLONE_CHILD_CLEARTID ? args.ctid : 0,
+      robustList: 0,
+      park: null,
+      ready: true,
+      blocked: k.signals.blocked,
+      altStack: { sp: 0n, flags: 2, size: 0n },
+    };
+    if (f & CLONE_CHILD_SETTID) k.mem.writeU32(args.ctid, tid);
+    this.byTid.set(tid, t);
+    this.unstarted.push(t);
+    this.threaded = true;
+    return tid;
+  }
+
+  /** Make `t` the thread whose system call or fault the kernel handles: its signal mask and altstack. */
+  switchTo(k: Kernel, t: Thread): void {
+    if (t === this.current) return;
+    this.current.blocked = k.signals.blocked;
+    this.current.altStack = k.signals.altStack;
+    k.signals.blocked = t.blocked;
+    k.signals.altStack = t.altStack;
+    this.current = t;
+  }
+
+  startPending(): void {
+    for (const t of this.unstarted.splice(0)) this.factory.start(t);
+  }
+
+  /** The current thread ends: clear its child-tid word and wake one waiter there, as Linux does. */
+  exitThread(k: Kernel, t: Thread): void {
+    if (t.clearTid && k.mem.ok(t.clearTid, 4, 2)) {
+      k.mem.writeU32(t.clearTid, 0);
+      this.wake(k, t.clearTid, 1, 0xffffffff);
+    }
+    this.byTid.delete(t.tid);
+  }
+
+  // ------------------------------------------------------------------ futex
+
+  /** Wake up to `n` threads waiting on `uaddr` whose bitset meets `bitset`; returns how many. */
+  wake(_k: Kernel, uaddr: number, n: number, bitset: number): number {
+    let woken = 0;
+    for (const t of this.byTid.values()) {
+      if (woken >= n) break;
+      const p = t.park;
+      if (p?.kind === 'futex' && p.uaddr === uaddr && (p.bitset & bitset) !== 0) {
+        this.answer(t, 0);
+        woken++;
+      }
+    }
+    return woken;
+  }
+
+  /** Move up to `n` waiters from `from` to `to` (FUTEX_REQUEUE). */
+  requeue(from: number, to: number, n: number): number {
+    let moved = 0;
+    for (const t of this.byTid.values()) {
+      if (moved >= n) break;
+      const p = t.park;
+      if (p?.kind === 'futex' && p.uaddr === from) {
+        p.uaddr = to;
+        moved++;
+      }
+    }
+    return moved;
+  }
+
+  /** Answer a parked thread's system call with `result`; the server resumes it. */
+  answer(t: Thread, result: number): void {
+    t.park = null;
+    t.cpu.completeSyscall(result);
+    t.ready = true;
+  }
+
+  /** The earliest deadline among parked threads (ms, performance.now), or Infinity. */
+  nextDeadline(): number {
+    let d = Infinity;
+    for (const t of this.byTid.values()) if (t.park && t.park.deadline < d) d = t.park.deadline;
+    return d;
+  }
+}

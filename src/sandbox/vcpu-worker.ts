@@ -1,0 +1,49 @@
+/**
+ * A vCPU's own thread (threaded programs): run the guest, post each exit to the kernel's thread, sleep
+ * until it answers, repeat. Runs no kernel code.
+ */
+import { workerData } from 'node:worker_threads';
+import { VcpuFd } from '../kvm/kvm.js';
+import * as libc from '../kvm/libc.js';
+import { Doorbell, Slot, ST } from '../kernel/mailbox.js';
+import { Vcpu, type SyscallReturn } from '../vm/vcpu.js';
+import { Window } from '../vm/window.js';
+
+interface VcpuWorkerData {
+  id: number;
+  fd: number;
+  runAddr: number;
+  runSize: number;
+  windowBase: number;
+  windowSize: number;
+  syscallReturn: SyscallReturn;
+  slot: SharedArrayBuffer;
+  doorbell: SharedArrayBuffer;
+}
+
+const d = workerData as VcpuWorkerData;
+const slot = new Slot(d.slot);
+const bell = new Doorbell(d.doorbell);
+const cpu = new Vcpu(d.id, new VcpuFd(d.fd, d.runAddr, d.runSize), Window.attach(d.windowBase, d.windowSize), d.syscallReturn);
+slot.thread = Number(libc.pthreadSelf());
+
+function leave(): never {
+  slot.gone = true;
+  process.exit(0);
+}
+
+for (;;) {
+  // Wait for the kernel to let this vCPU run (a new thread starts in RESUME).
+  for (let s = slot.state; s !== ST.RESUME; s = slot.state) {
+    if (s === ST.TERMINATE) leave();
+    slot.waitWhile(s, 1000);
+  }
+  if (Atomics.compareExchange(slot.i32, 0, ST.RESUME, ST.RUNNING) !== ST.RESUME) leave();
+  const exit = cpu.enter();
+  slot.put(exit);
+  // Post the exit unless the kernel meanwhile told every vCPU to stop.
+  if (Atomics.compareExchange(slot.i32, 0, ST.RUNNING, ST.EXITED) !== ST.RUNNING) leave();
+  Atomics.notify(slot.i32, 0);
+  bell.ring();
+  slot.waitWhile(ST.EXITED);
+}
