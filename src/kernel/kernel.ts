@@ -26,6 +26,7 @@ import { processSyscalls } from './sys/process.js';
 import { timeSyscalls } from './sys/time.js';
 import { signalSyscalls } from './sys/signal.js';
 import { fsSyscalls } from './sys/fs.js';
+import { shmSyscalls } from './sys/shm.js';
 import { SYS } from '../abi/sysno.js';
 
 export interface ProcessIdentity {
@@ -52,7 +53,7 @@ export type Rlimits = Map<number, [number, number]>;
 
 function buildTable(): SyscallHandler[] {
   const table: SyscallHandler[] = [];
-  const tables: SyscallTable[] = [ioSyscalls, fsSyscalls, mmSyscalls, processSyscalls, timeSyscalls, signalSyscalls];
+  const tables: SyscallTable[] = [ioSyscalls, fsSyscalls, mmSyscalls, processSyscalls, timeSyscalls, signalSyscalls, shmSyscalls];
   for (const t of tables) {
     for (const [name, handler] of Object.entries(t)) {
       const nr = (SYS as Record<string, number>)[name];
@@ -111,6 +112,8 @@ export class Kernel {
   clearChildTid = 0;
   /** The program's threads (set by the worker that owns the machine). */
   threads: Threads | null = null;
+  /** setpriority (the whole process). */
+  nice = 0;
   /** prctl(PR_SET_NAME) */
   threadName = '';
   robustList = 0;
@@ -184,6 +187,11 @@ export class Kernel {
       if (e instanceof GuestFault) return -E.EFAULT;
       throw e;
     }
+  }
+
+  /** Is `tid` a live thread of the program (or the process itself)? */
+  hasThread(tid: number): boolean {
+    return tid === this.identity.pid || (this.threads?.byTid.has(tid) ?? false);
   }
 
   exitOutcome(status: number): Outcome {

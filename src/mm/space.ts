@@ -134,6 +134,29 @@ export class AddressSpace {
     return addr;
   }
 
+  /**
+   * Map existing anonymous memory (at `offset` in the memory file) MAP_SHARED, without allocating:
+   * a System V shared-memory segment attached again. Returns the address or -errno.
+   */
+  mapBacking(req: { addr: number; length: number; prot: number; fixed: boolean; offset: number; tag: string }): number {
+    let addr = req.addr;
+    if (!req.fixed) {
+      const at = this.place(0, req.length);
+      if (at === null) return -E.ENOMEM;
+      addr = at;
+    } else if (!this.inUserSpace(addr, req.length)) return -E.EINVAL;
+    if (this.mappedBytes() - this.overlapBytes(addr, addr + req.length) + req.length > this.layout.memLimit) return -E.ENOMEM;
+    this.window.mapFd(addr, req.length, req.prot, this.anon.fd, req.offset, true);
+    const removed = this.regions.map({ start: addr, end: addr + req.length, prot: req.prot, shared: true, backing: { kind: 'anon', id: this.anon.id, offset: req.offset }, tag: req.tag });
+    this.freeBackings(removed.filter((r) => r.tag !== req.tag));
+    return addr;
+  }
+
+  /** Unmap without giving the pages back (their owner, e.g. a shared-memory segment, still holds them). */
+  unmapKeepBacking(addr: number, length: number): void {
+    for (const r of this.regions.unmap(addr, length)) this.window.release(r.start, r.end - r.start);
+  }
+
   /** munmap: 0 or -errno. Unmapping nothing is fine, as on Linux. */
   unmap(addr: number, length: number): number {
     if (addr % PAGE_SIZE || length <= 0) return -E.EINVAL;

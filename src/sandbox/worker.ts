@@ -40,7 +40,12 @@ const cfg = workerData as WorkerConfig;
 const port = parentPort!;
 const post = (m: WorkerMessage): void => port.postMessage(m);
 const control = new Int32Array(cfg.control);
-const stop = { stopRequested: (): boolean => Atomics.load(control, CONTROL_STOP) !== 0 };
+/** Threads: once the program has more than one, the kernel's thread must never wait in a call. */
+let threadedKernel: { threads: { threaded: boolean } | null } | null = null;
+const stop = {
+  stopRequested: (): boolean => Atomics.load(control, CONTROL_STOP) !== 0,
+  mustNotBlock: (): boolean => threadedKernel?.threads?.threaded ?? false,
+};
 
 function hwcap(machine: Machine): number {
   return machine.features.cpuid.find((e) => e.function === 1 && e.index === 0)?.edx ?? 0;
@@ -119,6 +124,7 @@ function run(t0: bigint, root: RootFs | null): WorkerMessage {
     },
   });
   kernel.threads = threads;
+  threadedKernel = kernel;
   post({ type: 'ready', runAddr: vcpu.fd.runAddr, thread: String(libc.pthreadSelf()) });
   let end: TaskEnd | { kind: 'threaded' } = runTask(vcpu, kernel);
   if (end.kind === 'threaded') {

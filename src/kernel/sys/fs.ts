@@ -26,6 +26,7 @@ import { MemFile } from '../files/memfile.js';
 import { FsError } from '../../storage/ext4/errors.js';
 import { makePipe } from '../files/pipe.js';
 import { EFD_CLOEXEC, EFD_NONBLOCK, EFD_SEMAPHORE, EventFd } from '../files/eventfd.js';
+import { TFD_CLOEXEC, TFD_NONBLOCK, TFD_TIMER_ABSTIME, TimerFd } from '../files/timerfd.js';
 import type { Kernel } from '../kernel.js';
 import type { SyscallArgs, SyscallResult, SyscallTable } from '../types.js';
 import { procFile, procLink } from '../vfs/proc.js';
@@ -193,6 +194,18 @@ function openAt(k: Kernel, dirfd: number, pathAddr: number, flags: number, mode:
     if (flags & O_TRUNC && type === S_IFREG && (flags & O_ACCMODE) !== O_RDONLY) fs.truncate(ino, 0);
     return install(k, new Ext4File(root, k.mem, ino, abs), flags);
   });
+}
+
+/** struct itimerspec: it_interval then it_value, each {tv_sec, tv_nsec}; `t` = [value, interval] in ns. */
+function writeItimerspec(k: Kernel, addr: number, t: [bigint, bigint]): void {
+  const b = new Uint8Array(32);
+  const dv = new DataView(b.buffer);
+  const [value, interval] = t.map((x) => (x < 0n ? 0n : x));
+  dv.setBigInt64(0, interval! / 1_000_000_000n, true);
+  dv.setBigInt64(8, interval! % 1_000_000_000n, true);
+  dv.setBigInt64(16, value! / 1_000_000_000n, true);
+  dv.setBigInt64(24, value! % 1_000_000_000n, true);
+  k.mem.write(addr, b);
 }
 
 function pipe2(k: Kernel, addr: number, flags: number): SyscallResult {
@@ -515,6 +528,39 @@ export const fsSyscalls: SyscallTable = {
     if (flags & ~(EFD_SEMAPHORE | EFD_CLOEXEC | EFD_NONBLOCK)) return -E.EINVAL;
     return k.fds.install(new OpenFile(new EventFd(a.u32(0), flags, k.mem, k.stop), 2 | (flags & EFD_NONBLOCK)), (flags & EFD_CLOEXEC) !== 0);
   },
+  timerfd_create: (k, a) => {
+    const clock = a.i32(0);
+    const flags = a.i32(1);
+    if (![0, 1, 7, 8, 9].includes(clock)) return -E.EINVAL; // REALTIME, MONOTONIC, BOOTTIME (+ _ALARM)
+    if (flags & ~(TFD_CLOEXEC | TFD_NONBLOCK)) return -E.EINVAL;
+    return k.fds.install(new OpenFile(new TimerFd(clock === 8 ? 0 : clock === 9 ? 7 : clock, k.mem, k.stop), (flags & TFD_NONBLOCK)), (flags & TFD_CLOEXEC) !== 0);
+  },
+  timerfd_settime: (k, a) => {
+    const f = k.fds.get(a.i32(0));
+    if (!f) return -E.EBADF;
+    if (!(f.ops instanceof TimerFd)) return -E.EINVAL;
+    if (a.i32(1) & ~(TFD_TIMER_ABSTIME | 2)) return -E.EINVAL;
+    const its = k.mem.read(a.u64(2), 32);
+    const dv = new DataView(its.buffer, its.byteOffset, 32);
+    const ns = (o: number): bigint | null => {
+      const sec = dv.getBigInt64(o, true);
+      const nsec = dv.getBigInt64(o + 8, true);
+      return sec < 0n || nsec < 0n || nsec >= 1_000_000_000n ? null : sec * 1_000_000_000n + nsec;
+    };
+    const interval = ns(0);
+    const value = ns(16);
+    if (interval === null || value === null) return -E.EINVAL;
+    const old = f.ops.settime(a.i32(1), value, interval);
+    if (a.u64(3)) writeItimerspec(k, a.u64(3), old);
+    return 0;
+  },
+  timerfd_gettime: (k, a) => {
+    const f = k.fds.get(a.i32(0));
+    if (!f) return -E.EBADF;
+    if (!(f.ops instanceof TimerFd)) return -E.EINVAL;
+    writeItimerspec(k, a.u64(1), f.ops.gettime());
+    return 0;
+  },
   eventfd: (k, a) => k.fds.install(new OpenFile(new EventFd(a.u32(0), 0, k.mem, k.stop), 2), false),
   pipe: (k, a) => pipe2(k, a.u64(0), 0),
   pipe2: (k, a) => pipe2(k, a.u64(0), a.i32(1)),
@@ -627,6 +673,13 @@ export const fsSyscalls: SyscallTable = {
       if (!(mode & KEEP_SIZE) && offset + len > fs.stat(ino).size) fs.truncate(ino, offset + len);
       return 0;
     });
+  },
+  fadvise64: (k, a) => {
+    // Advice only: the image's pages are the host page cache's, which the host manages.
+    const f = k.fds.get(a.i32(0));
+    if (!f) return -E.EBADF;
+    if (f.ops.kind === 'pipe') return -E.ESPIPE;
+    return a.i32(3) >= 0 && a.i32(3) <= 5 ? 0 : -E.EINVAL;
   },
   fsync: (k, a) => sync(k, a.i32(0)),
   fdatasync: (k, a) => sync(k, a.i32(0)),

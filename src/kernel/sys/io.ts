@@ -5,7 +5,7 @@
 import { E } from '../../abi/errno.js';
 import { encodeStat } from '../../abi/stat.js';
 import * as libc from '../../kvm/libc.js';
-import { O_CLOEXEC, SETFL_MASK, POLLNVAL, type OpenFile } from '../files/file.js';
+import { O_CLOEXEC, SETFL_MASK, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI, type OpenFile } from '../files/file.js';
 import type { Kernel } from '../kernel.js';
 import { SIG } from '../../abi/signals.js';
 import { raise } from './signal.js';
@@ -182,6 +182,59 @@ function doPoll(k: Kernel, fdsAddr: number, nfds: number, timeoutMs: number): Sy
   return ready;
 }
 
+/** Readiness of `fd` for `events` right now (POLLNVAL for a bad fd). */
+function readiness(k: Kernel, fd: number, events: number): number {
+  const f = k.fds.get(fd);
+  if (!f) return POLLNVAL;
+  if (f.ops.hostFd !== undefined) {
+    const pfd = Buffer.alloc(8);
+    pfd.writeInt32LE(f.ops.hostFd, 0);
+    pfd.writeInt16LE(events, 4);
+    return libc.poll(pfd, 1, 0) > 0 ? pfd.readInt16LE(6) : 0;
+  }
+  return (f.ops.pollEvents?.(f) ?? 0) & (events | 0x18);
+}
+
+/** select/pselect6 over fd_set bitmaps, on the same readiness as poll. */
+function doSelect(k: Kernel, nfds: number, rAddr: number, wAddr: number, eAddr: number, timeoutMs: number): SyscallResult {
+  if (nfds < 0 || nfds > k.fds.limit) return -E.EINVAL;
+  const bytes = Math.ceil(nfds / 64) * 8;
+  const sets = [rAddr, wAddr, eAddr].map((a) => (a && bytes ? k.mem.copyIn(a, bytes) : null));
+  const check = (): { ready: number; out: Array<Uint8Array | null> } => {
+    const out = sets.map((s) => (s ? new Uint8Array(s.length) : null));
+    let ready = 0;
+    for (let fd = 0; fd < nfds; fd++) {
+      const bit = 1 << (fd & 7);
+      const want = sets.map((s) => (s ? (s[fd >> 3]! & bit) !== 0 : false));
+      if (!want.some(Boolean)) continue;
+      const ev = readiness(k, fd, (want[0] ? POLLIN : 0) | (want[1] ? POLLOUT : 0) | (want[2] ? POLLPRI : 0));
+      if (ev & POLLNVAL) return { ready: -E.EBADF, out };
+      const hits = [want[0] && ev & (POLLIN | POLLHUP | POLLERR), want[1] && ev & (POLLOUT | POLLERR), want[2] && ev & POLLPRI];
+      hits.forEach((h, i) => {
+        if (h) {
+          out[i]![fd >> 3]! |= bit;
+          ready++;
+        }
+      });
+    }
+    return { ready, out };
+  };
+  const deadline = timeoutMs < 0 ? Infinity : performance.now() + timeoutMs;
+  for (;;) {
+    const { ready, out } = check();
+    if (ready < 0) return ready;
+    if (ready > 0 || performance.now() >= deadline) {
+      [rAddr, wAddr, eAddr].forEach((a, i) => {
+        if (a && out[i]) k.mem.write(a, out[i]!);
+      });
+      return ready;
+    }
+    if (k.stop.mustNotBlock?.()) return { kind: 'park', park: { kind: 'retry', deadline, onTimeout: 0 } };
+    if (k.stop.stopRequested()) return { kind: 'stop' };
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Math.min(10, deadline - performance.now()));
+  }
+}
+
 function timespecMs(k: Kernel, addr: number): number | null {
   if (addr === 0) return -1;
   const sec = Number(k.mem.readBigU64(addr));
@@ -258,6 +311,22 @@ export const ioSyscalls: SyscallTable = {
     const ms = timespecMs(k, a.u64(2));
     if (ms === null) return -E.EINVAL;
     return doPoll(k, a.u64(0), a.i32(1), ms);
+  },
+  select: (k, a) => {
+    const tv = a.u64(4);
+    let ms = -1;
+    if (tv) {
+      const sec = Number(k.mem.readBigU64(tv));
+      const usec = Number(k.mem.readBigU64(tv + 8));
+      if (sec < 0 || usec < 0 || usec >= 1e6) return -E.EINVAL;
+      ms = sec * 1000 + usec / 1000;
+    }
+    return doSelect(k, a.i32(0), a.u64(1), a.u64(2), a.u64(3), ms);
+  },
+  pselect6: (k, a) => {
+    const ms = timespecMs(k, a.u64(4));
+    if (ms === null) return -E.EINVAL;
+    return doSelect(k, a.i32(0), a.u64(1), a.u64(2), a.u64(3), ms);
   },
   ioctl: (k, a) => {
     const f = k.fds.get(a.i32(0));

@@ -212,7 +212,7 @@ export const processSyscalls: SyscallTable = {
   sched_getaffinity: (k, a) => {
     const pid = a.i32(0);
     const len = a.u64(1);
-    if (pid !== 0 && pid !== k.identity.pid) return -E.ESRCH;
+    if (pid !== 0 && !k.hasThread(pid)) return -E.ESRCH;
     const size = 8 * Math.ceil(k.cpus / 64); // the kernel's cpumask size, in whole longs
     if (len < size || len % 8) return -E.EINVAL;
     const mask = new Uint8Array(size);
@@ -221,10 +221,56 @@ export const processSyscalls: SyscallTable = {
     return size;
   },
   sched_yield: () => 0,
+  getpriority: (k, a) => {
+    const PRIO_PROCESS = 0;
+    if (a.i32(0) !== PRIO_PROCESS) return -E.EINVAL;
+    if (a.i32(1) !== 0 && !k.hasThread(a.i32(1))) return -E.ESRCH;
+    return 20 - k.nice; // the raw syscall answers 20 - nice
+  },
+  setpriority: (k, a) => {
+    if (a.i32(0) !== 0) return -E.EINVAL;
+    if (a.i32(1) !== 0 && !k.hasThread(a.i32(1))) return -E.ESRCH;
+    const nice = Math.max(-20, Math.min(19, a.i32(2)));
+    if (nice < k.nice) return -E.EACCES; // raising priority needs a privilege the sandbox does not grant
+    k.nice = nice;
+    return 0;
+  },
+  sysinfo: (k, a) => {
+    // struct sysinfo: uptime, loads[3], totalram, freeram, sharedram, bufferram, totalswap, freeswap, procs, ..., mem_unit
+    const b = new Uint8Array(112);
+    const dv = new DataView(b.buffer);
+    const total = k.space.layout.memLimit;
+    dv.setBigInt64(0, BigInt(Math.floor(process.uptime())), true);
+    dv.setBigUint64(32, BigInt(total), true);
+    dv.setBigUint64(40, BigInt(Math.max(0, total - k.space.mappedBytes())), true);
+    dv.setUint16(80, k.threads?.count ?? 1, true);
+    dv.setUint32(104, 1, true); // mem_unit
+    k.mem.write(a.u64(0), b);
+    return 0;
+  },
+  getrusage: (k, a) => {
+    // The VMM thread's own usage stands in for the program's (guest time runs inside it).
+    const who = a.i32(0);
+    if (who !== 0 && who !== -1 && who !== 1) return -E.EINVAL;
+    const u = process.resourceUsage();
+    const b = new Uint8Array(144);
+    const dv = new DataView(b.buffer);
+    const tv = (o: number, us: number): void => {
+      dv.setBigInt64(o, BigInt(Math.floor(us / 1e6)), true);
+      dv.setBigInt64(o + 8, BigInt(Math.floor(us % 1e6)), true);
+    };
+    if (who !== -1) {
+      tv(0, u.userCPUTime);
+      tv(16, u.systemCPUTime);
+      dv.setBigInt64(32, BigInt(u.maxRSS), true);
+    }
+    k.mem.write(a.u64(1), b);
+    return 0;
+  },
   sched_setaffinity: (k, a) => {
     // Record nothing, refuse nothing the host would: the mask must name one of the program's CPUs.
     const pid = a.i32(0);
-    if (pid !== 0 && pid !== k.identity.pid) return -E.ESRCH;
+    if (pid !== 0 && !k.hasThread(pid)) return -E.ESRCH;
     const len = Math.min(a.u64(1), 128);
     const mask = k.mem.read(a.u64(2), len);
     for (let c = 0; c < Math.min(k.cpus, len * 8); c++) if (mask[c >> 3]! & (1 << (c & 7))) return 0;
