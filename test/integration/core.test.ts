@@ -186,6 +186,12 @@ describe('busybox', () => {
     assert.match(r.stderr, /timeout/);
   });
 
+  test('epoll over a pipe and an eventfd fed by another thread; timerfd; clock_nanosleep TIMER_ABSTIME', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const r = await run(['--timeout', '20'], guest('epoll'));
+    assertExit(r, 0);
+    assert.equal(r.stdout.trim(), 'epoll ok', show(r));
+  });
+
   test('busybox echo hello world', { timeout: TEST_TIMEOUT_MS }, async () => {
     const r = await run([], BUSYBOX, ['echo', 'hello', 'world']);
     assertExit(r, 0);

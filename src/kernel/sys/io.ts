@@ -5,7 +5,8 @@
 import { E } from '../../abi/errno.js';
 import { encodeStat } from '../../abi/stat.js';
 import * as libc from '../../kvm/libc.js';
-import { O_CLOEXEC, SETFL_MASK, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI, type OpenFile } from '../files/file.js';
+import { O_CLOEXEC, OpenFile, SETFL_MASK, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI } from '../files/file.js';
+import { EPOLLERR, EPOLLHUP, EPOLLONESHOT, EpollFile, type Interest } from '../files/epoll.js';
 import type { Kernel } from '../kernel.js';
 import { SIG } from '../../abi/signals.js';
 import { raise } from './signal.js';
@@ -235,6 +236,84 @@ function doSelect(k: Kernel, nfds: number, rAddr: number, wAddr: number, eAddr: 
   }
 }
 
+const EPOLL_CTL_ADD = 1;
+const EPOLL_CTL_DEL = 2;
+const EPOLL_CTL_MOD = 3;
+const EPOLL_EVENT_SIZE = 12; // packed on x86-64: u32 events, u64 data
+
+function epollOf(k: Kernel, fd: number): EpollFile | number {
+  const f = k.fds.get(fd);
+  if (!f) return -E.EBADF;
+  return f.ops instanceof EpollFile ? f.ops : -E.EINVAL;
+}
+
+function epollCtl(k: Kernel, epfd: number, op: number, fd: number, evAddr: number): number {
+  const ep = epollOf(k, epfd);
+  if (typeof ep === 'number') return ep;
+  const target = k.fds.get(fd);
+  if (!target) return -E.EBADF;
+  if (fd === epfd || target.ops.kind === 'ext4' || target.ops.kind === 'device') return fd === epfd ? -E.EINVAL : -E.EPERM;
+  const have = ep.interest.get(fd);
+  switch (op) {
+    case EPOLL_CTL_ADD:
+    case EPOLL_CTL_MOD: {
+      const b = k.mem.read(evAddr, EPOLL_EVENT_SIZE);
+      const dv = new DataView(b.buffer, b.byteOffset, EPOLL_EVENT_SIZE);
+      const events = dv.getUint32(0, true);
+      const data = dv.getBigUint64(4, true);
+      if (op === EPOLL_CTL_ADD && have) return -E.EEXIST;
+      if (op === EPOLL_CTL_MOD && !have) return -E.ENOENT;
+      ep.interest.set(fd, { events, data, disabled: false });
+      return 0;
+    }
+    case EPOLL_CTL_DEL:
+      return ep.interest.delete(fd) ? 0 : -E.ENOENT;
+    default:
+      return -E.EINVAL;
+  }
+}
+
+/** epoll_wait: level-triggered readiness of the interest list (edge-triggered is reported as level). */
+function epollWait(k: Kernel, epfd: number, evAddr: number, max: number, timeoutMs: number): SyscallResult {
+  const ep = epollOf(k, epfd);
+  if (typeof ep === 'number') return ep;
+  if (max <= 0 || max > 65536) return -E.EINVAL;
+  k.mem.writable(evAddr, max * EPOLL_EVENT_SIZE);
+  const scan = (): Array<[number, number, Interest]> => {
+    const out: Array<[number, number, Interest]> = [];
+    for (const [fd, it] of ep.interest) {
+      if (it.disabled) continue;
+      if (!k.fds.get(fd)) {
+        ep.interest.delete(fd); // closed: Linux drops it when the last reference goes
+        continue;
+      }
+      const ev = readiness(k, fd, it.events & 0xffff) & (it.events | EPOLLERR | EPOLLHUP);
+      if (ev) out.push([fd, ev, it]);
+      if (out.length >= max) break;
+    }
+    return out;
+  };
+  ep.readyProbe = () => scan().length > 0;
+  const deadline = timeoutMs < 0 ? Infinity : performance.now() + timeoutMs;
+  for (;;) {
+    const ready = scan();
+    if (ready.length > 0 || performance.now() >= deadline) {
+      const b = new Uint8Array(ready.length * EPOLL_EVENT_SIZE);
+      const dv = new DataView(b.buffer);
+      ready.forEach(([, ev, it], i) => {
+        dv.setUint32(i * EPOLL_EVENT_SIZE, ev, true);
+        dv.setBigUint64(i * EPOLL_EVENT_SIZE + 4, it.data, true);
+        if (it.events & EPOLLONESHOT) it.disabled = true;
+      });
+      if (b.length) k.mem.write(evAddr, b);
+      return ready.length;
+    }
+    if (k.stop.mustNotBlock?.()) return { kind: 'park', park: { kind: 'retry', deadline, onTimeout: 0 } };
+    if (k.stop.stopRequested()) return { kind: 'stop' };
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Math.min(10, deadline - performance.now()));
+  }
+}
+
 function timespecMs(k: Kernel, addr: number): number | null {
   if (addr === 0) return -1;
   const sec = Number(k.mem.readBigU64(addr));
@@ -311,6 +390,20 @@ export const ioSyscalls: SyscallTable = {
     const ms = timespecMs(k, a.u64(2));
     if (ms === null) return -E.EINVAL;
     return doPoll(k, a.u64(0), a.i32(1), ms);
+  },
+  epoll_create1: (k, a) => {
+    const flags = a.i32(0);
+    if (flags & ~O_CLOEXEC) return -E.EINVAL;
+    return k.fds.install(new OpenFile(new EpollFile(), 2), (flags & O_CLOEXEC) !== 0);
+  },
+  epoll_create: (k, a) => (a.i32(0) <= 0 ? -E.EINVAL : k.fds.install(new OpenFile(new EpollFile(), 2), false)),
+  epoll_ctl: (k, a) => epollCtl(k, a.i32(0), a.i32(1), a.i32(2), a.u64(3)),
+  epoll_wait: (k, a) => epollWait(k, a.i32(0), a.u64(1), a.i32(2), a.i32(3)),
+  epoll_pwait: (k, a) => epollWait(k, a.i32(0), a.u64(1), a.i32(2), a.i32(3)),
+  epoll_pwait2: (k, a) => {
+    const ms = timespecMs(k, a.u64(3));
+    if (ms === null) return -E.EINVAL;
+    return epollWait(k, a.i32(0), a.u64(1), a.i32(2), ms);
   },
   select: (k, a) => {
     const tv = a.u64(4);
