@@ -3,6 +3,7 @@
  * exit in turn (so kernel state has one owner), answers parked calls when their wait ends, and lets
  * each vCPU's worker run again. See threads.ts for the model and mailbox.ts for the hand-off.
  */
+import { nap } from './nap.js';
 import { E } from '../abi/errno.js';
 import { kick } from '../vm/kick.js';
 import type { Kernel } from './kernel.js';
@@ -31,7 +32,7 @@ function stopAll(threads: Threads, slots: ThreadSlots, all: Thread[]): void {
       const s = slots.slotOf(t);
       if (!s.gone && s.thread) kick(t.cpu.fd.runAddr, BigInt(s.thread));
     }
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+    nap(5);
   }
   void threads;
 }

@@ -3,6 +3,7 @@
  * would overflow it) can only wait for the VMM to stop, as a real single-threaded program would hang;
  * EFD_NONBLOCK answers EAGAIN instead.
  */
+import { napUntil } from '../nap.js';
 import { E } from '../../abi/errno.js';
 import { S_IFREG, type StatInfo } from '../../abi/stat.js';
 import type { GuestMemory } from '../../mm/guest.js';
@@ -32,8 +33,7 @@ export class EventFd implements FileOps {
   private hang(f: OpenFile): number | 'stop' | 'block' {
     if (f.flags & O_NONBLOCK) return -E.EAGAIN;
     if (this.stop.mustNotBlock?.()) return 'block';
-    const cell = new Int32Array(new SharedArrayBuffer(4));
-    while (!this.stop.stopRequested()) Atomics.wait(cell, 0, 0, 200);
+    napUntil(Infinity, () => this.stop.stopRequested());
     return 'stop';
   }
 

@@ -4,6 +4,7 @@
  * pipe meanwhile, so the wait ends only when the VMM is stopped (--timeout), exactly as a real
  * single-threaded program would hang. O_NONBLOCK answers EAGAIN instead.
  */
+import { napUntil } from '../nap.js';
 import { E } from '../../abi/errno.js';
 import { S_IFIFO, type StatInfo } from '../../abi/stat.js';
 import type { GuestMemory } from '../../mm/guest.js';
@@ -25,8 +26,7 @@ class PipeBuffer {
 
 function waitForever(stop: StopSignal): 'stop' | 'block' {
   if (stop.mustNotBlock?.()) return 'block';
-  const cell = new Int32Array(new SharedArrayBuffer(4));
-  while (!stop.stopRequested()) Atomics.wait(cell, 0, 0, 200);
+  napUntil(Infinity, () => stop.stopRequested());
   return 'stop';
 }
 

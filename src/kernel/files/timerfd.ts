@@ -3,6 +3,7 @@
  * waits for the next one: with threads the caller is parked until then; with one thread the wait is a
  * sleep (ended by a stop request).
  */
+import { nap } from '../nap.js';
 import { E } from '../../abi/errno.js';
 import { S_IFREG, type StatInfo } from '../../abi/stat.js';
 import * as libc from '../../kvm/libc.js';
@@ -83,7 +84,7 @@ export class TimerFd implements FileOps {
       if (f.flags & O_NONBLOCK) return -E.EAGAIN;
       if (this.stop.mustNotBlock?.()) return 'block';
       if (this.stop.stopRequested()) return 'stop';
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Math.min(200, this.msUntilNext()));
+      nap(Math.min(200, this.msUntilNext()));
     }
   }
 

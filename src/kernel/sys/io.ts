@@ -2,6 +2,7 @@
  * I/O system calls on file descriptors: read/write and their vector and positional forms, poll,
  * ioctl, fcntl, dup, close, fstat, lseek.
  */
+import { nap } from '../nap.js';
 import { E } from '../../abi/errno.js';
 import { encodeStat } from '../../abi/stat.js';
 import * as libc from '../../kvm/libc.js';
@@ -176,7 +177,7 @@ function doPoll(k: Kernel, fdsAddr: number, nfds: number, timeoutMs: number): Sy
     const deadline = timeoutMs < 0 ? Infinity : Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       if (k.stop.stopRequested()) return { kind: 'stop' };
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Math.min(200, deadline - Date.now()));
+      nap(Math.min(200, deadline - Date.now()));
     }
   }
   k.mem.write(fdsAddr, req);
@@ -232,7 +233,7 @@ function doSelect(k: Kernel, nfds: number, rAddr: number, wAddr: number, eAddr: 
     }
     if (k.stop.mustNotBlock?.()) return { kind: 'park', park: { kind: 'retry', deadline, onTimeout: 0 } };
     if (k.stop.stopRequested()) return { kind: 'stop' };
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Math.min(10, deadline - performance.now()));
+    nap(Math.min(10, deadline - performance.now()));
   }
 }
 
@@ -310,7 +311,7 @@ function epollWait(k: Kernel, epfd: number, evAddr: number, max: number, timeout
     }
     if (k.stop.mustNotBlock?.()) return { kind: 'park', park: { kind: 'retry', deadline, onTimeout: 0 } };
     if (k.stop.stopRequested()) return { kind: 'stop' };
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Math.min(10, deadline - performance.now()));
+    nap(Math.min(10, deadline - performance.now()));
   }
 }
 

@@ -1,4 +1,5 @@
 /** Process-level system calls: exit, identity, uname, limits, TLS (arch_prctl), CPU affinity, futex. */
+import { napUntil } from '../nap.js';
 import { E } from '../../abi/errno.js';
 import * as libc from '../../kvm/libc.js';
 import type { Kernel } from '../kernel.js';
@@ -129,12 +130,8 @@ function futex(k: Kernel, a: SyscallArgs): SyscallResult {
         return { kind: 'park', park: { kind: 'futex', uaddr, bitset, deadline: d } };
       }
       // Nobody else can wake us: sleep until the timeout or a stop request.
-      const cell = new Int32Array(new SharedArrayBuffer(4));
-      while (Date.now() < deadline) {
-        if (k.stop.stopRequested()) return { kind: 'stop' };
-        Atomics.wait(cell, 0, 0, Math.min(200, deadline - Date.now()));
-      }
-      return -E.ETIMEDOUT;
+      const until = deadline === Infinity ? Infinity : performance.now() + (deadline - Date.now());
+      return napUntil(until, () => k.stop.stopRequested()) ? -E.ETIMEDOUT : { kind: 'stop' };
     }
     default:
       return -E.ENOSYS;

@@ -2,6 +2,7 @@
  * Clocks and sleeps. Readings come from the host's clocks written straight into the program's memory;
  * sleeps block the vCPU's thread in slices so that a stop request (timeout, API) ends them.
  */
+import { nap } from '../nap.js';
 import { E } from '../../abi/errno.js';
 import * as libc from '../../kvm/libc.js';
 import { PROT_WRITE } from '../../kvm/libc.js';
@@ -30,13 +31,12 @@ function nowNs(clock: number): bigint {
 
 /** Sleep until `deadlineNs` on `clock`; false when the VMM is asked to stop first. */
 function sleepUntil(k: Kernel, clock: number, deadlineNs: bigint): boolean {
-  const cell = new Int32Array(new SharedArrayBuffer(4));
   for (;;) {
     const left = deadlineNs - nowNs(clock);
     if (left <= 0n) return true;
     if (k.stop.stopRequested()) return false;
-    // Atomics.wait takes fractional milliseconds; wake at least every 200 ms to notice a stop.
-    Atomics.wait(cell, 0, 0, Math.min(200, Number(left) / 1e6));
+    // Fractional milliseconds are fine; wake at least every 200 ms to notice a stop.
+    nap(Math.min(200, Number(left) / 1e6));
   }
 }
 
