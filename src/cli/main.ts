@@ -10,11 +10,15 @@ import { parseSize, formatSize } from '../util/size.js';
 import { formatStats } from './stats.js';
 import { imageCommand } from './image.js';
 import { benchCommand } from './bench.js';
+import { ctlCommand, serveControl } from './control.js';
+import { existsSync } from 'node:fs';
 import { checkSpaceSize } from '../vm/pagetables.js';
 
 const USAGE = `usage: mapvisor run [options] -- PROGRAM [ARGS...]
        mapvisor image create [--size S] [--debian PKG...] [--add HOSTDIR[:DIR]...] OUT.img
        mapvisor bench [--quick] [--only ID] [--json FILE] [--svg FILE]
+       mapvisor restore DIR [--in-place] [--api SOCKET]
+       mapvisor ctl SOCKET pause|resume|checkpoint DIR|stats|stop
 
 Runs a Linux x86-64 program in a KVM virtual machine with no guest kernel: a static program from
 the host, or any program inside a disk image given with --image.
@@ -33,6 +37,8 @@ options:
   --strace            print every system call to stderr, as strace does
   --stats             print exits, system calls and memory figures to stderr at the end
   --env KEY=VALUE     set an environment variable (repeatable; default PATH, HOME, LANG)
+  --api SOCKET        serve the control API (pause, resume, checkpoint DIR, stats, stop) on a Unix socket
+  --memory-dir DIR    keep the program's anonymous memory in DIR/memory.bin instead of host memory
   --syscall-return M  how a system call returns to the program: sregs (default) or iretq
   -h, --help          show this help
 `;
@@ -64,6 +70,8 @@ async function run(argv: string[]): Promise<number> {
     stats: { type: 'boolean' },
     env: { type: 'string', multiple: true },
     'syscall-return': { type: 'string' },
+    api: { type: 'string' },
+    'memory-dir': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
     'mapvisor run --help',
@@ -99,7 +107,10 @@ async function run(argv: string[]): Promise<number> {
   }
 
   const started = process.hrtime.bigint();
-  const result: SandboxResult = await Sandbox.run(program, args, {
+  const memoryDir = values['memory-dir'];
+  if (memoryDir !== undefined && !existsSync(memoryDir)) usage(`--memory-dir ${memoryDir} does not exist`, 'create the directory first');
+  const sb = new Sandbox(program, args, {
+    ...(memoryDir ? { memoryDir } : {}),
     argv0: program,
     ...(env ? { env } : {}),
     ...(mem !== undefined ? { mem } : {}),
@@ -113,11 +124,52 @@ async function run(argv: string[]): Promise<number> {
     ...(blkMmap ? { blkMmap } : {}),
     strace: values.strace ?? false,
   });
+  return finish(sb, values.api, values.stats ?? false, started);
+}
+
+/** Run a sandbox (serving the control API on `api` if given), report, and return the exit status. */
+async function finish(sb: Sandbox, api: string | undefined, stats: boolean, started: bigint): Promise<number> {
+  const server = api ? serveControl(sb, api) : null;
+  let result: SandboxResult;
+  try {
+    result = await sb.run();
+  } finally {
+    server?.close();
+  }
   if (result.reason) process.stderr.write(`mapvisor: program killed by ${result.reason}\n`);
-  if (values.stats && result.stats) {
+  if (stats && result.stats) {
     process.stderr.write(formatStats(result.stats, Number(process.hrtime.bigint() - started)));
   }
   return result.status;
+}
+
+/** `mapvisor restore DIR [--in-place] [--api SOCKET] [--timeout S] [--stats]` */
+async function restore(argv: string[]): Promise<number> {
+  const parsed = parseCommandLine(
+    argv,
+    {
+      'in-place': { type: 'boolean' },
+      api: { type: 'string' },
+      timeout: { type: 'string' },
+      stats: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    'mapvisor restore --help',
+  );
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write('usage: mapvisor restore DIR [--in-place] [--api SOCKET] [--timeout S] [--stats]\n');
+    return 0;
+  }
+  const dir = positionals[0];
+  if (!dir || positionals.length > 1) usage('give one checkpoint directory', 'mapvisor restore DIR');
+  let timeout: number | undefined;
+  if (values.timeout !== undefined) {
+    timeout = Number(values.timeout);
+    if (!Number.isFinite(timeout) || timeout <= 0) usage(`--timeout ${JSON.stringify(values.timeout)} is not a positive number of seconds`, 'give --timeout 10');
+  }
+  const sb = Sandbox.restore(dir, { inPlace: values['in-place'] ?? false, ...(timeout !== undefined ? { timeout } : {}) });
+  return finish(sb, values.api, values.stats ?? false, process.hrtime.bigint());
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -130,6 +182,10 @@ export async function main(argv: string[]): Promise<number> {
         return await imageCommand(rest);
       case 'bench':
         return await benchCommand(rest);
+      case 'restore':
+        return await restore(rest);
+      case 'ctl':
+        return await ctlCommand(rest);
       case undefined:
       case '-h':
       case '--help':
@@ -137,7 +193,7 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(USAGE);
         return command === undefined ? EXIT_INTERNAL : 0;
       default:
-        usage(`unknown command ${JSON.stringify(command)}`, 'the commands are: mapvisor run, mapvisor image create, mapvisor bench');
+        usage(`unknown command ${JSON.stringify(command)}`, 'the commands are: mapvisor run, image create, bench, restore, ctl');
     }
   } catch (e) {
     if (e instanceof MapvisorError) {

@@ -233,9 +233,20 @@ export function handleExit(k: Kernel, cpu: Vcpu, exit: Exit): ExitResult | null 
  * Run vCPU 0 in this thread until the program exits, dies, the VMM is stopped, or a second thread
  * appears ('threaded': the caller then serves the threads, serve.ts).
  */
-export function runTask(cpu: Vcpu, k: Kernel): TaskEnd | { kind: 'threaded' } {
+export function runTask(
+  cpu: Vcpu,
+  k: Kernel,
+  hooks?: { paused(): boolean; pause(): 'resume' | TaskEnd },
+): TaskEnd | { kind: 'threaded' } {
   for (;;) {
-    const r = handleExit(k, cpu, cpu.enter());
+    const exit = cpu.enter();
+    // A pause request (API: pause, checkpoint) stops the program at this exit boundary.
+    if (exit.kind === 'interrupted' && hooks?.paused() && !k.stop.stopRequested()) {
+      const p = hooks.pause();
+      if (p !== 'resume') return p;
+      continue;
+    }
+    const r = handleExit(k, cpu, exit);
     if (r === null) continue;
     if (r.kind === 'park' || r.kind === 'thread-exit') {
       // Only possible with threads, which switch to serving before either can happen.

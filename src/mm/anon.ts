@@ -8,6 +8,7 @@
  * the memory back at once and the file stays sparse.
  */
 import { KvmError } from '../kvm/kvm.js';
+import { MapvisorError } from '../errors.js';
 import * as libc from '../kvm/libc.js';
 
 const ALIGN_SMALL = 0x1000;
@@ -18,10 +19,33 @@ export class AnonMemory {
   readonly id: number;
   private next = 0;
 
-  constructor(id: number, name = 'mapvisor-anon') {
+  /** The file's path when it is a file in --memory-dir (else a memfd). */
+  readonly path: string | null;
+
+  /**
+   * `file`: keep the memory in this regular file (--memory-dir) instead of a memfd; `resume`: continue
+   * an existing file whose first `used` bytes are allocated (restore in place).
+   */
+  constructor(id: number, file: string | null = null, resume: { used: number } | null = null) {
     this.id = id;
-    this.fd = libc.memfdCreate(name, libc.MFD_CLOEXEC);
-    if (this.fd < 0) throw new KvmError('memfd_create', libc.errno());
+    this.path = file;
+    if (file) {
+      const O_CREAT = 0o100;
+      const O_TRUNC = 0o1000;
+      this.fd = libc.open(file, libc.O_RDWR | libc.O_CLOEXEC | O_CREAT | (resume ? 0 : O_TRUNC), 0o600);
+      if (this.fd < 0) {
+        throw new MapvisorError('EMEMDIR', `cannot create the memory file ${file} (errno ${libc.errno()})`, 'give --memory-dir a writable directory');
+      }
+      this.next = resume?.used ?? 0;
+    } else {
+      this.fd = libc.memfdCreate('mapvisor-anon', libc.MFD_CLOEXEC);
+      if (this.fd < 0) throw new KvmError('memfd_create', libc.errno());
+    }
+  }
+
+  /** Bytes of the file handed out so far (its logical size). */
+  get used(): number {
+    return this.next;
   }
 
   /** Reserve `length` bytes of the file; returns their offset. The file grows (sparsely) to fit. */

@@ -63,6 +63,17 @@ export class AddressSpace {
     this.fds.set(id, fd);
   }
 
+  /**
+   * Anonymous memory restored from a checkpoint's memory file, mapped MAP_PRIVATE so the file never
+   * changes (and clones share its pages): backing ids in this set are never freed or written.
+   */
+  readonly privateAnon = new Set<number>();
+
+  /** How the host maps a backing: anonymous memory is MAP_SHARED (our file) unless restored privately. */
+  private hostShared(b: Backing, programShared: boolean): boolean {
+    return b.kind === 'anon' ? !this.privateAnon.has(b.id) : programShared;
+  }
+
   mappedBytes(): number {
     return this.regions.mappedBytes();
   }
@@ -217,7 +228,7 @@ export class AddressSpace {
       const len = Math.min(p.end - p.start, dest + keep - at);
       if (len <= 0) break;
       const moved: Region = { ...p, start: at, end: at + len };
-      this.window.mapFd(at, len, p.prot, this.fdOf(p.backing), p.backing.offset, p.backing.kind === 'anon' ? true : p.shared);
+      this.window.mapFd(at, len, p.prot, this.fdOf(p.backing), p.backing.offset, this.hostShared(p.backing, p.shared));
       this.regions.map(moved);
       at += len;
     }
@@ -269,7 +280,10 @@ export class AddressSpace {
       const s = Math.max(r.start, addr);
       const e = Math.min(r.end, addr + length);
       covered += e - s;
-      if (r.backing.kind === 'anon' && !r.shared) this.anon.free(r.backing.offset + (s - r.start), e - s);
+      if (r.backing.kind === 'anon' && !r.shared) {
+        if (r.backing.id === this.anon.id) this.anon.free(r.backing.offset + (s - r.start), e - s);
+        else this.map({ addr: s, length: e - s, prot: r.prot, shared: false, fixed: true, noReplace: false, tag: r.tag }); // fresh zero pages
+      }
     }
     return covered === length ? 0 : -E.ENOMEM;
   }
@@ -298,6 +312,12 @@ export class AddressSpace {
     return requested;
   }
 
+  /** Map a region exactly as recorded (restore): its backing must be registered. */
+  mapRegion(r: Region): void {
+    this.window.mapFd(r.start, r.end - r.start, r.prot, this.fdOf(r.backing), r.backing.offset, this.hostShared(r.backing, r.shared));
+    this.regions.map(r);
+  }
+
   private fdOf(b: Backing): number {
     const fd = this.fds.get(b.id);
     if (fd === undefined) throw new Error(`no host file for backing ${b.id}`);
@@ -305,6 +325,6 @@ export class AddressSpace {
   }
 
   private freeBackings(removed: readonly Region[]): void {
-    for (const r of removed) if (r.backing.kind === 'anon') this.anon.free(r.backing.offset, r.end - r.start);
+    for (const r of removed) if (r.backing.kind === 'anon' && r.backing.id === this.anon.id) this.anon.free(r.backing.offset, r.end - r.start);
   }
 }

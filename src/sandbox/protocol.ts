@@ -1,4 +1,5 @@
 /** Messages between a Sandbox (main thread) and its VM worker. Plain data only (structured clone). */
+import type { MessagePort } from 'node:worker_threads';
 import type { StatsReport } from '../kernel/stats.js';
 import type { TaskEnd } from '../kernel/task.js';
 import type { SyscallReturn } from '../vm/vcpu.js';
@@ -20,11 +21,24 @@ export interface WorkerConfig {
   syscallReturn: SyscallReturn;
   /** The root file system image, when the program runs from one. */
   image: ImageSpec | null;
-  /** Int32Array over it: [0] = stop requested. */
+  /** Int32Array over it: [0] = stop requested, [1] = pause requested, [2] = command counter. */
   control: SharedArrayBuffer;
+  /** Control commands (pause loop), received synchronously by the worker. */
+  commands?: MessagePort;
+  /** Keep anonymous memory in DIR/memory.bin instead of a memfd. */
+  memoryDir: string | null;
+  /** Start from a checkpoint instead of a program. */
+  restore: { dir: string; inPlace: boolean } | null;
 }
 
 export const CONTROL_STOP = 0;
+export const CONTROL_PAUSE = 1;
+export const CONTROL_CMD = 2;
+
+export type ControlCommand =
+  | { id: number; cmd: 'checkpoint'; dir: string }
+  | { id: number; cmd: 'resume' }
+  | { id: number; cmd: 'stats' };
 
 export interface VmStats extends StatsReport {
   exits: Record<string, number>;
@@ -53,5 +67,7 @@ export interface VmStats extends StatsReport {
 
 export type WorkerMessage =
   | { type: 'ready'; runAddr: number; thread: string }
+  | { type: 'paused' }
+  | { type: 'reply'; id: number; ok: boolean; result?: unknown; error?: string }
   | { type: 'end'; end: TaskEnd; stats: VmStats }
   | { type: 'error'; error: { name: string; code: string; message: string; fix: string; exitCode: number; stack?: string } };

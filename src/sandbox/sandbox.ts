@@ -10,7 +10,8 @@
 import { closeSync, createReadStream, createWriteStream, openSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { Readable } from 'node:stream';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { resolve as resolvePath } from 'node:path';
 import { SIG, signalName } from '../abi/signals.js';
 import { MapvisorError, UsageError } from '../errors.js';
 import * as libc from '../kvm/libc.js';
@@ -20,7 +21,7 @@ import { installKickHandler, kick } from '../vm/kick.js';
 import type { SyscallReturn } from '../vm/vcpu.js';
 import { inspectProgram } from './program.js';
 import { parseImageSpec } from '../kernel/vfs/rootfs.js';
-import { CONTROL_STOP, type VmStats, type WorkerConfig, type WorkerMessage } from './protocol.js';
+import { CONTROL_CMD, CONTROL_PAUSE, CONTROL_STOP, type VmStats, type WorkerConfig, type WorkerMessage } from './protocol.js';
 
 export type StdinOption = 'inherit' | 'ignore' | string | Uint8Array;
 export type StdoutOption = 'inherit' | 'pipe';
@@ -56,6 +57,8 @@ export interface SandboxOptions {
   cacheMode?: 'writeback' | 'none';
   /** blk: fill file mappings at mmap time ('eager', default) or on first touch ('fault': userfaultfd). */
   blkMmap?: 'eager' | 'fault';
+  /** Keep the program's anonymous memory in DIR/memory.bin (a file) instead of host memory. */
+  memoryDir?: string;
   /** How a syscall returns to the program: 'sregs' (default) or 'iretq'. */
   syscallReturn?: SyscallReturn;
 }
@@ -149,12 +152,94 @@ export class Sandbox {
               blkMmap: o.blkMmap ?? 'eager',
             },
       control,
+      memoryDir: o.memoryDir ?? null,
+      restore: this.restoreFrom,
     };
   }
 
+  /** Set by Sandbox.restore: start from this checkpoint instead of the program. */
+  private restoreFrom: { dir: string; inPlace: boolean } | null = null;
+  /** While running: the control channel to the VM worker. */
+  private live: {
+    control: Int32Array;
+    port: MessagePort;
+    kickVcpu: () => void;
+    paused: boolean;
+    waiters: Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>;
+    onPaused: Array<() => void>;
+    nextId: number;
+  } | null = null;
+
+  /**
+   * Start from a checkpoint written by checkpoint(): the program continues where it stopped. Its memory
+   * is the checkpoint's memory file mapped copy-on-write (inPlace: continue on that file itself).
+   */
+  static restore(dir: string, options: SandboxOptions & { inPlace?: boolean } = {}): Sandbox {
+    const sb = new Sandbox('(restored)', [], options);
+    sb.restoreFrom = { dir, inPlace: options.inPlace ?? false };
+    return sb;
+  }
+
+  /** Stop the program at its next exit boundary (resolves once it is paused). */
+  async pause(): Promise<void> {
+    const l = this.live;
+    if (!l) throw new MapvisorError('ENOTRUNNING', 'the sandbox is not running', 'call run() first');
+    if (l.paused) return;
+    const paused = new Promise<void>((resolve) => l.onPaused.push(resolve));
+    Atomics.store(l.control, CONTROL_PAUSE, 1);
+    l.kickVcpu();
+    await paused;
+  }
+
+  private command(c: { cmd: 'checkpoint'; dir: string } | { cmd: 'resume' } | { cmd: 'stats' }): Promise<unknown> {
+    const l = this.live;
+    if (!l) return Promise.reject(new MapvisorError('ENOTRUNNING', 'the sandbox is not running', 'call run() first'));
+    const id = l.nextId++;
+    const p = new Promise<unknown>((resolve, reject) => l.waiters.set(id, { resolve, reject }));
+    l.port.postMessage({ ...c, id });
+    Atomics.add(l.control, CONTROL_CMD, 1);
+    Atomics.notify(l.control, CONTROL_CMD);
+    return p;
+  }
+
+  /** Let a paused program continue. */
+  async resume(): Promise<void> {
+    if (!this.live?.paused) return;
+    await this.command({ cmd: 'resume' });
+    this.live.paused = false;
+  }
+
+  /** Write a checkpoint of the running program to `dir` (pausing it meanwhile). */
+  async checkpoint(dir: string): Promise<{ dir: string; memoryBytes: number; ms: number }> {
+    const wasPaused = this.live?.paused ?? false;
+    await this.pause();
+    try {
+      return (await this.command({ cmd: 'checkpoint', dir: resolvePath(dir) })) as { dir: string; memoryBytes: number; ms: number };
+    } finally {
+      if (!wasPaused) await this.resume();
+    }
+  }
+
+  /** The kernel's counters now (pauses the program for the moment it takes). */
+  async liveStats(): Promise<unknown> {
+    const wasPaused = this.live?.paused ?? false;
+    await this.pause();
+    try {
+      return await this.command({ cmd: 'stats' });
+    } finally {
+      if (!wasPaused) await this.resume();
+    }
+  }
+
+  /** Stop the program (SIGKILL). */
+  stop(): void {
+    this.stopper?.();
+  }
+  private stopper: (() => void) | null = null;
+
   async run(): Promise<SandboxResult> {
-    this.config(new SharedArrayBuffer(4), [0, 1, 2]); // option errors first
-    if (this.options.image === undefined) inspectProgram(this.program); // fail fast, before a VM exists
+    this.config(new SharedArrayBuffer(12), [0, 1, 2]); // option errors first
+    if (this.options.image === undefined && !this.restoreFrom) inspectProgram(this.program); // fail fast, before a VM exists
     installKickHandler();
     const o = this.options;
     const toClose: number[] = [];
@@ -184,9 +269,10 @@ export class Sandbox {
       return w;
     });
 
-    const control = new SharedArrayBuffer(4);
-    const cfg = this.config(control, [stdinFd, outFds[0]!, outFds[1]!]);
-    const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: cfg });
+    const control = new SharedArrayBuffer(12);
+    const channel = new MessageChannel();
+    const cfg = { ...this.config(control, [stdinFd, outFds[0]!, outFds[1]!]), commands: channel.port2 };
+    const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: cfg, transferList: [channel.port2] });
     let vcpu: { runAddr: number; thread: bigint } | null = null;
     let timedOut = false;
     const stopVm = (): void => {
@@ -194,12 +280,38 @@ export class Sandbox {
       if (vcpu) kick(vcpu.runAddr, vcpu.thread);
     };
     const timer = o.timeout ? setTimeout(() => ((timedOut = true), stopVm()), o.timeout * 1000) : null;
+    this.stopper = () => {
+      Atomics.add(new Int32Array(control), CONTROL_CMD, 1);
+      Atomics.notify(new Int32Array(control), CONTROL_CMD);
+      stopVm();
+    };
+    const live = {
+      control: new Int32Array(control),
+      port: channel.port1,
+      kickVcpu: () => {
+        if (vcpu) kick(vcpu.runAddr, vcpu.thread);
+      },
+      paused: false,
+      waiters: new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>(),
+      onPaused: [] as Array<() => void>,
+      nextId: 1,
+    };
+    this.live = live;
 
     const message = await new Promise<WorkerMessage>((resolve, reject) => {
       worker.on('message', (m: WorkerMessage) => {
         if (m.type === 'ready') {
           vcpu = { runAddr: m.runAddr, thread: BigInt(m.thread) };
           if (Atomics.load(new Int32Array(control), CONTROL_STOP)) stopVm();
+          if (Atomics.load(live.control, CONTROL_PAUSE)) live.kickVcpu();
+        } else if (m.type === 'paused') {
+          live.paused = true;
+          for (const f of live.onPaused.splice(0)) f();
+        } else if (m.type === 'reply') {
+          const w = live.waiters.get(m.id);
+          live.waiters.delete(m.id);
+          if (m.ok) w?.resolve(m.result);
+          else w?.reject(new MapvisorError('ECONTROL', m.error ?? 'the command failed', ''));
         } else resolve(m);
       });
       worker.on('error', reject);
@@ -207,6 +319,11 @@ export class Sandbox {
     }).finally(() => {
       if (timer) clearTimeout(timer);
     });
+    this.live = null;
+    this.stopper = null;
+    for (const w of live.waiters.values()) w.reject(new MapvisorError('ENOTRUNNING', 'the program ended', ''));
+    for (const f of live.onPaused.splice(0)) f();
+    channel.port1.close();
     await worker.terminate();
     for (const fd of toClose) closeSync(fd);
     const [stdout, stderr] = await Promise.all([out[0] ?? null, out[1] ?? null, ...pending]);

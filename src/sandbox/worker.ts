@@ -1,45 +1,50 @@
 /**
- * The VM worker: one thread that owns a VM, its kernel, and (for now) its single vCPU, whose KVM_RUN
- * blocks this thread while the program runs. The main thread only starts it, kicks it, and reads the
- * result.
+ * The VM worker: the thread that owns a VM and its kernel. A single-threaded program's vCPU runs here
+ * (KVM_RUN blocks this thread while the program runs); once the program has threads, every vCPU runs in
+ * a worker of its own and this thread serves their exits (serve.ts). The main thread starts it, kicks
+ * it, sends it control commands (pause, resume, checkpoint, stop) and reads the result.
  */
 import { writeSync } from 'node:fs';
-import { resolve as resolvePath } from 'node:path';
-import { normalizePath } from '../kernel/sys/fs.js';
+import { join, resolve as resolvePath } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, Worker, workerData, type MessagePort } from 'node:worker_threads';
 import { MapvisorError } from '../errors.js';
+import { ioCounters } from '../kernel/files/ext4file.js';
 import { OpenFile, O_RDONLY, O_WRONLY } from '../kernel/files/file.js';
 import { HostStream } from '../kernel/files/host.js';
 import { Kernel } from '../kernel/kernel.js';
+import { Doorbell, Slot } from '../kernel/mailbox.js';
+import { serveThreads } from '../kernel/serve.js';
 import { Strace } from '../kernel/strace.js';
-import { runTask } from '../kernel/task.js';
+import { normalizePath } from '../kernel/sys/fs.js';
+import { runTask, type TaskEnd } from '../kernel/task.js';
+import { Threads } from '../kernel/threads.js';
+import { RootFs } from '../kernel/vfs/rootfs.js';
+import { KVM } from '../kvm/ioctl.js';
 import * as libc from '../kvm/libc.js';
+import { REGS, SIZEOF, type RegName } from '../kvm/structs.js';
 import { loadProgram } from '../loader/load.js';
 import { AnonMemory } from '../mm/anon.js';
 import { AddressSpace } from '../mm/space.js';
-import { Machine } from '../vm/machine.js';
-import { findExecutable } from './exec.js';
-import { Worker } from 'node:worker_threads';
-import { Threads } from '../kernel/threads.js';
-import { serveThreads } from '../kernel/serve.js';
-import { Doorbell, Slot } from '../kernel/mailbox.js';
-import type { TaskEnd } from '../kernel/task.js';
-import { KVM } from '../kvm/ioctl.js';
-import { REGS, SIZEOF, type RegName } from '../kvm/structs.js';
-import { MSR_FS_BASE } from '../vm/cpu.js';
+import { captureState, restoreKernel, restoreSpace } from '../snapshot/snapshot.js';
+import { cpuidHash, MEMORY_FILE, readCheckpoint, writeCheckpoint, type SavedState } from '../snapshot/state.js';
+import { MSR_FS_BASE, MSR_GS_BASE } from '../vm/cpu.js';
 import { MAX_VCPUS } from '../vm/layout.js';
-import { RootFs } from '../kernel/vfs/rootfs.js';
-import { ioCounters } from '../kernel/files/ext4file.js';
+import { Machine } from '../vm/machine.js';
+import type { Vcpu } from '../vm/vcpu.js';
+import { findExecutable } from './exec.js';
+import { CONTROL_CMD, CONTROL_PAUSE, CONTROL_STOP, type ControlCommand, type VmStats, type WorkerConfig, type WorkerMessage } from './protocol.js';
 
-/** The region-map backing id of the root file system image (1 is anonymous memory). */
+/** Region-map backing ids: anonymous memory, the root file system image, restored memory (private). */
+const ANON_BACKING_ID = 1;
 const IMAGE_BACKING_ID = 2;
-import { CONTROL_STOP, type VmStats, type WorkerConfig, type WorkerMessage } from './protocol.js';
+const FRESH_ANON_BACKING_ID = 3;
 
 const cfg = workerData as WorkerConfig;
 const port = parentPort!;
 const post = (m: WorkerMessage): void => port.postMessage(m);
 const control = new Int32Array(cfg.control);
+const commands = cfg.commands as MessagePort | undefined;
 /** Threads: once the program has more than one, the kernel's thread must never wait in a call. */
 let threadedKernel: { threads: { threaded: boolean } | null } | null = null;
 const stop = {
@@ -51,50 +56,126 @@ function hwcap(machine: Machine): number {
   return machine.features.cpuid.find((e) => e.function === 1 && e.index === 0)?.edx ?? 0;
 }
 
-function main(): void {
-  const t0 = process.hrtime.bigint();
-  const root = cfg.image ? RootFs.open(cfg.image, IMAGE_BACKING_ID) : null;
-  let result: WorkerMessage;
-  try {
-    result = run(t0, root);
-  } finally {
-    // Flush and unlock the image before anyone hears the program ended.
-    root?.close();
-  }
-  post(result);
+/** A VM ready to run: what boot() or bootRestore() made. */
+interface Booted {
+  machine: Machine;
+  space: AddressSpace;
+  anon: AnonMemory[];
+  kernel: Kernel;
+  vcpu: Vcpu;
+  streams: HostStream[];
+  inPlace: boolean;
+  interpInPlace: boolean | null;
 }
 
-function run(t0: bigint, root: RootFs | null): WorkerMessage {
+function newKernel(space: AddressSpace, root: RootFs | null, exePath: string, argv: string[]): { kernel: Kernel; streams: HostStream[] } {
+  const strace = cfg.strace ? new Strace((line) => writeSync(cfg.traceFd, line)) : null;
+  const kernel = new Kernel({ space, stop, identity: { pid: 1, uid: 0, gid: 0 }, cpus: cfg.cpus, strace, exePath, root, argv });
+  const streams = cfg.stdio.map((fd, i) => new HostStream(fd, ['stdin', 'stdout', 'stderr'][i]!, kernel.mem, stop));
+  streams.forEach((s, i) => kernel.fds.install(new OpenFile(s, i === 0 ? O_RDONLY : O_WRONLY), false, i));
+  return { kernel, streams };
+}
+
+function anonFile(): string | null {
+  return cfg.memoryDir ? join(cfg.memoryDir, MEMORY_FILE) : null;
+}
+
+/** A new program: load its ELF (and interpreter) and build its stack. */
+function boot(root: RootFs | null): Booted {
   const { main: exe, interp } = findExecutable(root, cfg.programPath);
   const machine = Machine.create({ spaceSize: cfg.spaceSize, syscallReturn: cfg.syscallReturn });
-  const anon = new AnonMemory(1);
-  const space = new AddressSpace(machine.window, anon, {
-    size: cfg.spaceSize,
-    stackTop: cfg.spaceSize,
-    stackSize: cfg.stackSize,
-    memLimit: cfg.memLimit,
-  });
-  const identity = { pid: 1, uid: 0, gid: 0 };
+  const anon = new AnonMemory(ANON_BACKING_ID, anonFile());
+  const space = new AddressSpace(machine.window, anon, { size: cfg.spaceSize, stackTop: cfg.spaceSize, stackSize: cfg.stackSize, memLimit: cfg.memLimit });
   if (root) space.registerFile(IMAGE_BACKING_ID, root.fd);
   const loaded = loadProgram(space, exe, {
     argv: cfg.argv,
     envp: cfg.envp,
     execfn: cfg.argv[0] ?? cfg.programPath,
-    uid: identity.uid,
-    gid: identity.gid,
+    uid: 0,
+    gid: 0,
     hwcap: hwcap(machine),
     random: new Uint8Array(randomBytes(16)),
   }, interp);
-  const strace = cfg.strace ? new Strace((line) => writeSync(cfg.traceFd, line)) : null;
-  const kernel = new Kernel({ space, stop, identity, cpus: cfg.cpus, strace, exePath: root ? normalizePath(cfg.programPath) : resolvePath(cfg.programPath), root, argv: cfg.argv });
-  const streams = cfg.stdio.map((fd, i) => new HostStream(fd, ['stdin', 'stdout', 'stderr'][i]!, kernel.mem, stop));
-  streams.forEach((s, i) => kernel.fds.install(new OpenFile(s, i === 0 ? O_RDONLY : O_WRONLY), false, i));
-
+  const { kernel, streams } = newKernel(space, root, root ? normalizePath(cfg.programPath) : resolvePath(cfg.programPath), cfg.argv);
   const vcpu = machine.createVcpu(0, loaded.entry, loaded.sp);
+  return { machine, space, anon: [anon], kernel, vcpu, streams, inPlace: loaded.inPlace, interpInPlace: interp ? loaded.interpInPlace : null };
+}
+
+/** A program from a checkpoint: its regions mapped from the memory file, its state put back. */
+function bootRestore(root: RootFs | null, state: SavedState, dir: string, inPlace: boolean): Booted {
+  const machine = Machine.create({ spaceSize: state.space.size, syscallReturn: 'sregs' });
+  const memPath = join(dir, MEMORY_FILE);
+  // In place: continue on the checkpoint's memory file. Otherwise map it MAP_PRIVATE (pages load on
+  // first touch, clones share them, the file never changes) and allocate new memory in a fresh file.
+  const saved = new AnonMemory(state.space.anonId, memPath, { used: state.space.anonUsed });
+  const fresh = inPlace ? saved : new AnonMemory(FRESH_ANON_BACKING_ID, null);
+  const space = new AddressSpace(machine.window, fresh, {
+    size: state.space.size,
+    stackTop: state.space.stackTop,
+    stackSize: state.space.stackSize,
+    memLimit: state.space.memLimit,
+  });
+  if (!inPlace) {
+    space.registerFile(state.space.anonId, saved.fd);
+    space.privateAnon.add(state.space.anonId);
+  }
+  if (root) space.registerFile(IMAGE_BACKING_ID, root.fd);
+  restoreSpace(space, state);
+  const { kernel, streams } = newKernel(space, root, state.program.exePath, state.program.argv);
+  const vcpu = machine.createVcpu(0, 0, 0);
+  // Registers and FPU state through the ioctls (the kvm_run sync area of a new vCPU holds nothing yet).
+  restoreKernel(kernel, vcpu, state, streams);
+  vcpu.fd.set(KVM.SET_REGS, Buffer.from(state.cpu.regs, 'base64'));
+  vcpu.fd.setMsrs([
+    [MSR_FS_BASE, state.cpu.fsBase],
+    [MSR_GS_BASE, state.cpu.gsBase],
+  ]);
+  vcpu.discardSyncedState();
+  return { machine, space, anon: inPlace ? [saved] : [saved, fresh], kernel, vcpu, streams, inPlace: false, interpInPlace: null };
+}
+
+/** Paused at an exit boundary: answer control commands until resumed or stopped. */
+function pauseLoop(b: Booted): 'resume' | TaskEnd {
+  post({ type: 'paused' });
+  for (;;) {
+    const seen = Atomics.load(control, CONTROL_CMD);
+    for (let m = commands ? receiveMessageOnPort(commands) : undefined; m; m = commands ? receiveMessageOnPort(commands) : undefined) {
+      const c = m.message as ControlCommand;
+      try {
+        switch (c.cmd) {
+          case 'checkpoint': {
+            const anonPath = b.anon[0]!.path ?? `/proc/${process.pid}/fd/${b.anon[0]!.fd}`;
+            b.kernel.root?.sync(); // the image as the checkpoint records it
+            const state = captureState(b.kernel, b.vcpu, b.space, cpuidHash(b.machine.features.cpuid), cfg.programPath);
+            const t0 = performance.now();
+            const full = writeCheckpoint(c.dir, state, anonPath);
+            post({ type: 'reply', id: c.id, ok: true, result: { dir: c.dir, memoryBytes: full.memory.size, ms: performance.now() - t0 } });
+            break;
+          }
+          case 'resume':
+            Atomics.store(control, CONTROL_PAUSE, 0);
+            post({ type: 'reply', id: c.id, ok: true, result: {} });
+            return 'resume';
+          case 'stats':
+            post({ type: 'reply', id: c.id, ok: true, result: b.kernel.stats.report() });
+            break;
+        }
+      } catch (e) {
+        const err = e as Error;
+        post({ type: 'reply', id: c.id, ok: false, error: e instanceof MapvisorError ? e.oneLine() : err.message });
+      }
+    }
+    if (stop.stopRequested()) return { kind: 'stopped' };
+    Atomics.wait(control, CONTROL_CMD, seen, 200);
+  }
+}
+
+function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
+  const { machine, space, kernel, vcpu, streams } = b;
   const slots = new Map<number, Slot>();
   const allVcpus = [vcpu];
   const doorbell = Doorbell.create();
-  const threads = new Threads(vcpu, identity.pid, {
+  const threads = new Threads(vcpu, kernel.identity.pid, {
     max: MAX_VCPUS,
     create: (id, init) => {
       const v = machine.createVcpu(id, 0, 0);
@@ -126,19 +207,19 @@ function run(t0: bigint, root: RootFs | null): WorkerMessage {
   kernel.threads = threads;
   threadedKernel = kernel;
   post({ type: 'ready', runAddr: vcpu.fd.runAddr, thread: String(libc.pthreadSelf()) });
-  let end: TaskEnd | { kind: 'threaded' } = runTask(vcpu, kernel);
+  const hooks = { paused: (): boolean => Atomics.load(control, CONTROL_PAUSE) !== 0, pause: (): 'resume' | TaskEnd => pauseLoop(b) };
+  let end: TaskEnd | { kind: 'threaded' } = runTask(vcpu, kernel, hooks);
   if (end.kind === 'threaded') {
     // A second thread exists: every vCPU now runs in a worker of its own and this thread serves them.
-    const main = threads.byTid.get(identity.pid)!;
+    const main = threads.byTid.get(kernel.identity.pid)!;
     main.ready = true;
     threads.unstarted.unshift(main);
     end = serveThreads(kernel, threads, { slotOf: (t) => slots.get(t.tid)!, doorbell });
   }
   const exits: Record<string, number> = {};
   for (const c of allVcpus) for (const [r, n] of c.exitCounts) exits[r] = (exits[r] ?? 0) + n;
-  const report = kernel.stats.report();
   const stats: VmStats = {
-    ...report,
+    ...kernel.stats.report(),
     exits,
     mapChanges: machine.window.mapChanges,
     mappedBytes: space.mappedBytes(),
@@ -146,8 +227,8 @@ function run(t0: bigint, root: RootFs | null): WorkerMessage {
     xsave: machine.xcr0 !== null,
     bytesIn: streams[0]!.bytesRead,
     bytesOut: streams[1]!.bytesWritten + streams[2]!.bytesWritten,
-    execInPlace: loaded.inPlace,
-    interpInPlace: interp ? loaded.interpInPlace : null,
+    execInPlace: b.inPlace,
+    interpInPlace: b.interpInPlace,
     fileBytesRead: ioCounters.bytesRead,
     fileBytesWritten: ioCounters.bytesWritten,
     storage: root ? root.storage : null,
@@ -169,9 +250,30 @@ function run(t0: bigint, root: RootFs | null): WorkerMessage {
   kernel.fds.closeAll();
   kernel.close();
   machine.close();
-  anon.close();
+  for (const a of b.anon) a.close();
   machine.window.destroy();
   return { type: 'end', end, stats };
+}
+
+function main(): void {
+  const t0 = process.hrtime.bigint();
+  let state: SavedState | null = null;
+  if (cfg.restore) {
+    // Check the checkpoint (and the CPU it needs) before anything is built.
+    const probe = Machine.features();
+    state = readCheckpoint(cfg.restore.dir, cpuidHash(probe.cpuid));
+  }
+  const imageSpec = state?.image ? { path: state.image.path, mode: state.image.mode, storage: 'memory' as const } : cfg.image;
+  const root = imageSpec ? RootFs.open(imageSpec, IMAGE_BACKING_ID) : null;
+  let result: WorkerMessage;
+  try {
+    const booted = state ? bootRestore(root, state, cfg.restore!.dir, cfg.restore!.inPlace) : boot(root);
+    result = execute(t0, root, booted);
+  } finally {
+    // Flush and unlock the image before anyone hears the program ended.
+    root?.close();
+  }
+  post(result);
 }
 
 try {

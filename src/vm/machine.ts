@@ -43,6 +43,16 @@ export class Machine {
     this.features = cpuFeatures(system);
   }
 
+  /** The CPU features a VM would get on this host (to check a checkpoint before building a VM). */
+  static features(): CpuFeatures {
+    const system = KvmSystem.open();
+    try {
+      return cpuFeatures(system);
+    } finally {
+      system.close();
+    }
+  }
+
   static create(options: MachineOptions): Machine {
     const system = KvmSystem.open();
     const vm = system.createVm();

@@ -282,6 +282,11 @@ export class Vcpu {
     this.resumeUser();
   }
 
+  /** Forget pending register writes in the sync area (the state was set by ioctls instead). */
+  discardSyncedState(): void {
+    setU64(this.run, RUN.kvm_dirty_regs, 0);
+  }
+
   /** Make KVM load the general registers written with setReg on the next entry. */
   regsChanged(): void {
     setU64(this.run, RUN.kvm_dirty_regs, getU64(this.run, RUN.kvm_dirty_regs) | KVM_SYNC_X86_REGS);

@@ -1,0 +1,128 @@
+/** Capturing a paused program into a SavedState, and putting a SavedState back into a fresh VM. */
+import { KVM } from '../kvm/ioctl.js';
+import { SIZEOF } from '../kvm/structs.js';
+import { MapvisorError } from '../errors.js';
+import type { Kernel } from '../kernel/kernel.js';
+import { Device, isDevice } from '../kernel/files/devices.js';
+import { Ext4File } from '../kernel/files/ext4file.js';
+import { OpenFile } from '../kernel/files/file.js';
+import { HostStream } from '../kernel/files/host.js';
+import { RegionMap } from '../mm/regions.js';
+import type { AddressSpace } from '../mm/space.js';
+import type { Vcpu } from '../vm/vcpu.js';
+import { imageIdentity, type SavedFd, type SavedState } from './state.js';
+
+function refuse(message: string, fix: string): never {
+  throw new MapvisorError('ECHECKPOINT', message, fix);
+}
+
+const hex = (v: bigint): string => v.toString(16);
+const unhex = (s: string): bigint => BigInt(`0x${s}`);
+
+/** The state of a paused single-threaded program (everything but its memory). */
+export function captureState(k: Kernel, cpu: Vcpu, space: AddressSpace, cpuid: string, programPath: string): Omit<SavedState, 'memory'> {
+  if (k.threads?.threaded) refuse('checkpointing a multithreaded program is not supported yet', 'checkpoint single-threaded programs');
+  if (cpu.returnPath !== 'sregs') refuse('checkpoints need the default syscall return path', 'run without --syscall-return iretq');
+  const fds: SavedFd[] = [];
+  for (const [fd, f] of k.fds.entries()) {
+    const base = { fd, cloexec: k.fds.cloexec(fd), flags: f.flags, pos: f.pos };
+    if (f.ops instanceof HostStream) fds.push({ ...base, kind: 'host', stdio: ['stdin', 'stdout', 'stderr'].indexOf(f.ops.name) });
+    else if (f.ops instanceof Ext4File) fds.push({ ...base, kind: 'ext4', path: f.ops.name, ino: f.ops.ino });
+    else if (f.ops instanceof Device) fds.push({ ...base, kind: 'device', name: f.ops.name.slice(5) });
+    else refuse(`fd ${fd} is a ${f.ops.kind}, which a checkpoint cannot hold yet`, 'close it before checkpointing');
+  }
+  const fpu = cpu.fd.get(KVM.GET_FPU, SIZEOF.kvm_fpu);
+  const sig = k.signals;
+  const root = k.root;
+  return {
+    format: 'mapvisor-checkpoint',
+    version: 1,
+    created: new Date().toISOString(),
+    cpuid,
+    program: { path: programPath, exePath: k.exePath, argv: k.argv },
+    image: root ? { path: root.spec.path, mode: root.spec.mode, ...imageIdentity(root.spec.path) } : null,
+    space: {
+      size: space.layout.size,
+      stackTop: space.layout.stackTop,
+      stackSize: space.layout.stackSize,
+      memLimit: space.layout.memLimit,
+      brkStart: space.brkStart,
+      brkCurrent: space.brkCurrent,
+      regions: space.regions.toJSON(),
+      anonId: space.anon.id,
+      anonUsed: space.anon.used,
+    },
+    cpu: { regs: Buffer.from(cpu.saveRegs()).toString('base64'), fsBase: cpu.fsBase, gsBase: cpu.gsBase, fpu: fpu.toString('base64') },
+    kernel: {
+      identity: k.identity,
+      umask: k.umask,
+      cwd: k.cwd.path,
+      nice: k.nice,
+      threadName: k.threadName,
+      clearChildTid: k.clearChildTid,
+      robustList: k.robustList,
+      rlimits: [...k.rlimits.entries()].map(([r, [s, h]]) => [r, s === Infinity ? null : s, h === Infinity ? null : h]),
+      signals: {
+        actions: Array.from({ length: 65 }, (_, i) => {
+          const a = sig.get(i);
+          return { handler: hex(a.handler), flags: hex(a.flags), restorer: hex(a.restorer), mask: hex(a.mask) };
+        }),
+        blocked: hex(sig.blocked),
+        pending: hex(sig.pending),
+        altStack: { sp: hex(sig.altStack.sp), flags: sig.altStack.flags, size: hex(sig.altStack.size) },
+      },
+    },
+    fds,
+  };
+}
+
+/** Put the saved regions into the (empty) address space: every mapping as it was. */
+export function restoreSpace(space: AddressSpace, s: SavedState): void {
+  space.brkStart = s.space.brkStart;
+  space.brkCurrent = s.space.brkCurrent;
+  for (const r of RegionMap.fromJSON(s.space.regions).regions()) space.mapRegion(r);
+}
+
+/** Put the saved kernel records, fds and FPU state back. */
+export function restoreKernel(k: Kernel, cpu: Vcpu, s: SavedState, stdio: HostStream[]): void {
+  const ks = s.kernel;
+  k.umask = ks.umask;
+  k.nice = ks.nice;
+  k.threadName = ks.threadName;
+  k.clearChildTid = ks.clearChildTid;
+  k.robustList = ks.robustList;
+  for (const [r, soft, hard] of ks.rlimits) k.rlimits.set(r, [soft ?? Infinity, hard ?? Infinity]);
+  ks.signals.actions.forEach((a, i) => {
+    if (i > 0) k.signals.set(i, { handler: unhex(a.handler), flags: unhex(a.flags), restorer: unhex(a.restorer), mask: unhex(a.mask) });
+  });
+  k.signals.blocked = unhex(ks.signals.blocked);
+  k.signals.pending = unhex(ks.signals.pending);
+  k.signals.altStack = { sp: unhex(ks.signals.altStack.sp), flags: ks.signals.altStack.flags, size: unhex(ks.signals.altStack.size) };
+  if (k.root && ks.cwd !== '/') {
+    try {
+      k.cwd = { ino: k.root.fs.resolve(ks.cwd), path: ks.cwd };
+    } catch {
+      refuse(`the working directory ${ks.cwd} no longer exists in the image`, 'restore with the image as it was');
+    }
+  }
+  k.fds.closeAll();
+  for (const f of s.fds) {
+    let file: OpenFile;
+    if (f.kind === 'host') {
+      const st = stdio[f.stdio];
+      if (!st) refuse(`fd ${f.fd} was standard stream ${f.stdio}, which this VM does not have`, 'this is a mapvisor bug; report it');
+      file = new OpenFile(st, f.flags);
+    } else if (f.kind === 'device') {
+      if (!isDevice(f.name)) refuse(`fd ${f.fd} names an unknown device ${f.name}`, 'take the checkpoint again');
+      file = new OpenFile(new Device(f.name, k.mem), f.flags);
+    } else {
+      const root = k.root;
+      if (!root) refuse(`fd ${f.fd} is a file of an image, and no image is attached`, 'restore with the image');
+      file = new OpenFile(new Ext4File(root, k.mem, f.ino, f.path), f.flags);
+    }
+    file.pos = f.pos;
+    k.fds.installAt(f.fd, file, f.cloexec);
+  }
+  // The FPU state; the general registers and FS/GS bases are loaded by the caller (ioctls).
+  cpu.fd.set(KVM.SET_FPU, Buffer.from(s.cpu.fpu, 'base64'));
+}

@@ -1,0 +1,163 @@
+/**
+ * A checkpoint: the program's whole state as data. Because memory and storage are one, it is the
+ * registers, the region map, the fd table and a few kernel records (state.json, versioned and
+ * checksummed), plus the anonymous-memory file (memory.bin, a sparse copy); file mappings and programs
+ * run in place are the disk image's pages and are recorded by offset, with the image's identity.
+ */
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { MapvisorError } from '../errors.js';
+import type { CpuidEntry } from '../kvm/kvm.js';
+import type { RegionMapJSON } from '../mm/regions.js';
+
+export const STATE_FORMAT = 'mapvisor-checkpoint';
+export const STATE_VERSION = 1;
+export const STATE_FILE = 'state.json';
+export const MEMORY_FILE = 'memory.bin';
+
+export type SavedFd =
+  | { fd: number; cloexec: boolean; flags: number; pos: number; kind: 'host'; stdio: number }
+  | { fd: number; cloexec: boolean; flags: number; pos: number; kind: 'ext4'; path: string; ino: number }
+  | { fd: number; cloexec: boolean; flags: number; pos: number; kind: 'device'; name: string };
+
+export interface SavedState {
+  format: typeof STATE_FORMAT;
+  version: typeof STATE_VERSION;
+  created: string;
+  /** sha256 of the CPUID the program ran with: restoring on another CPU is refused. */
+  cpuid: string;
+  program: { path: string; exePath: string; argv: string[] };
+  image: { path: string; mode: 'rw' | 'ro' | 'cow'; size: number; mtimeMs: number; superblock: string } | null;
+  space: {
+    size: number;
+    stackTop: number;
+    stackSize: number;
+    memLimit: number;
+    brkStart: number;
+    brkCurrent: number;
+    regions: RegionMapJSON;
+    anonId: number;
+    anonUsed: number;
+  };
+  memory: { size: number; mtimeMs: number };
+  cpu: { regs: string; fsBase: number; gsBase: number; fpu: string };
+  kernel: {
+    identity: { pid: number; uid: number; gid: number };
+    umask: number;
+    cwd: string;
+    nice: number;
+    threadName: string;
+    clearChildTid: number;
+    robustList: number;
+    rlimits: Array<[number, number | null, number | null]>;
+    signals: {
+      actions: Array<{ handler: string; flags: string; restorer: string; mask: string }>;
+      blocked: string;
+      pending: string;
+      altStack: { sp: string; flags: number; size: string };
+    };
+  };
+  fds: SavedFd[];
+}
+
+/**
+ * A hash of the CPU features a program may have relied on: vendor, family/model, the feature flags and
+ * the XSAVE and address-size leaves. Fields that name the CPU the query ran on (APIC ids in leaf 1 EBX,
+ * leaf 0xB/0x1F) are left out, or two queries on one machine would differ.
+ */
+export function cpuidHash(entries: readonly CpuidEntry[]): string {
+  const pick = (fn: number, index: number, regs: Array<'eax' | 'ebx' | 'ecx' | 'edx'>): number[] => {
+    const e = entries.find((x) => x.function === fn && x.index === index);
+    return e ? regs.map((r) => e[r] >>> 0) : [];
+  };
+  const features = [
+    pick(0, 0, ['eax', 'ebx', 'ecx', 'edx']),
+    pick(1, 0, ['eax', 'ecx', 'edx']),
+    pick(7, 0, ['ebx', 'ecx', 'edx']),
+    pick(0xd, 0, ['eax', 'edx']),
+    pick(0xd, 1, ['eax']),
+    pick(0x80000001, 0, ['ecx', 'edx']),
+    pick(0x80000008, 0, ['eax']),
+  ];
+  return createHash('sha256').update(JSON.stringify(features)).digest('hex');
+}
+
+function refuse(message: string, fix: string): never {
+  throw new MapvisorError('ECHECKPOINT', message, fix);
+}
+
+/**
+ * The image's identity: its size and a hash of its superblock with the fields that change on every
+ * sync zeroed (mount and write times, mount count, bytes written, checksum), so block and inode counts
+ * and everything else that a change to the file system moves are covered.
+ */
+export function imageIdentity(path: string): { size: number; mtimeMs: number; superblock: string } {
+  const st = statSync(path);
+  const sb = Buffer.alloc(1024);
+  const fd = openSync(path, 'r');
+  try {
+    readSync(fd, sb, 0, 1024, 1024);
+  } finally {
+    closeSync(fd);
+  }
+  for (const [off, len] of [[0x2c, 8], [0x34, 2], [0x178, 8], [0x3fc, 4]] as const) sb.fill(0, off, off + len);
+  return { size: st.size, mtimeMs: st.mtimeMs, superblock: createHash('sha256').update(sb).digest('hex') };
+}
+
+/** Write the checkpoint: memory first (a sparse copy of the anonymous-memory file), then the state. */
+export function writeCheckpoint(dir: string, state: Omit<SavedState, 'memory'>, memoryFile: string): SavedState {
+  mkdirSync(dir, { recursive: true });
+  const mem = join(dir, MEMORY_FILE);
+  const tmp = `${mem}.tmp`;
+  try {
+    execFileSync('cp', ['--sparse=always', '--reflink=auto', memoryFile, tmp]);
+  } catch (e) {
+    refuse(`cannot write the checkpoint's memory to ${dir}: ${(e as Error).message.split('\n')[0]}`, 'check free space and permissions of the checkpoint directory');
+  }
+  renameSync(tmp, mem);
+  const st = statSync(mem);
+  const full: SavedState = { ...state, memory: { size: st.size, mtimeMs: st.mtimeMs } };
+  const body = JSON.stringify(full);
+  const file = JSON.stringify({ sha256: createHash('sha256').update(body).digest('hex'), state: full });
+  writeFileSync(join(dir, `${STATE_FILE}.tmp`), file);
+  renameSync(join(dir, `${STATE_FILE}.tmp`), join(dir, STATE_FILE));
+  return full;
+}
+
+/** Read and check a checkpoint: format, version, checksum, CPU, memory file, image. */
+export function readCheckpoint(dir: string, cpuid: string): SavedState {
+  const path = join(dir, STATE_FILE);
+  if (!existsSync(path)) refuse(`${dir} holds no checkpoint (no ${STATE_FILE})`, 'give the directory a checkpoint was written to');
+  let outer: { sha256?: unknown; state?: unknown };
+  try {
+    outer = JSON.parse(readFileSync(path, 'utf8')) as typeof outer;
+  } catch {
+    refuse(`the checkpoint state ${path} is truncated or not JSON`, 'take the checkpoint again');
+  }
+  const state = outer.state as SavedState | undefined;
+  if (!state || typeof outer.sha256 !== 'string') refuse(`the checkpoint state ${path} is malformed`, 'take the checkpoint again');
+  if (createHash('sha256').update(JSON.stringify(state)).digest('hex') !== outer.sha256) {
+    refuse(`the checkpoint state ${path} is corrupted (checksum mismatch)`, 'take the checkpoint again');
+  }
+  if (state.format !== STATE_FORMAT) refuse(`${path} is not a mapvisor checkpoint`, 'give a directory written by mapvisor checkpoint');
+  if (state.version !== STATE_VERSION) {
+    refuse(`the checkpoint is format version ${state.version}; this mapvisor reads version ${STATE_VERSION}`, 'restore it with the mapvisor that wrote it');
+  }
+  if (state.cpuid !== cpuid) refuse('the checkpoint was taken on a CPU with different features (CPUID mismatch)', 'restore it on the machine (kind) that took it');
+  const mem = join(dir, MEMORY_FILE);
+  if (!existsSync(mem)) refuse(`the checkpoint's memory file ${mem} is missing`, 'take the checkpoint again');
+  const st = statSync(mem);
+  if (st.size !== state.memory.size || Math.abs(st.mtimeMs - state.memory.mtimeMs) > 1) {
+    refuse(`the checkpoint's memory file ${mem} changed since the checkpoint`, 'take the checkpoint again (or restore with --in-place only once)');
+  }
+  if (state.image) {
+    if (!existsSync(state.image.path)) refuse(`the checkpoint's disk image ${state.image.path} is missing`, 'put the image back where it was');
+    const id = imageIdentity(state.image.path);
+    if (id.size !== state.image.size || id.superblock !== state.image.superblock) {
+      refuse(`the disk image ${state.image.path} changed since the checkpoint`, 'restore with the image as it was at the checkpoint');
+    }
+  }
+  return state;
+}

@@ -1,0 +1,109 @@
+/**
+ * Checkpoint and restore: a program's state as data (registers, region map, fds, kernel records) and
+ * its memory as a file. A counting program continues its sequence after a restore; clones from one
+ * checkpoint run independently and leave it unchanged; bad checkpoints are refused.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { MapvisorError, Sandbox } from '../../src/index.js';
+
+const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
+const guest = (n: string): string => join(ROOT, '.cache', 'guest', n);
+const T = { timeout: 60_000 };
+let dir: string;
+
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'mapvisor-ckpt-'));
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const lines = (b: Buffer | null): number[] => (b?.toString().trim().split('\n') ?? []).filter(Boolean).map(Number);
+const sha = (p: string): string => createHash('sha256').update(readFileSync(p)).digest('hex');
+
+/** Run the counter, checkpoint it after ~`ms`, stop it; returns what it printed and the checkpoint. */
+async function checkpointed(name: string, memoryDir?: string): Promise<{ printed: number[]; ckpt: string }> {
+  const ckpt = join(dir, name);
+  const sb = new Sandbox(guest('counter'), ['40', '25'], { stdout: 'pipe', ...(memoryDir ? { memoryDir } : {}) });
+  const run = sb.run();
+  await new Promise((r) => setTimeout(r, 400));
+  const c = await sb.checkpoint(ckpt);
+  assert.ok(c.memoryBytes > 0);
+  sb.stop();
+  const r = await run;
+  assert.equal(r.status, 137);
+  return { printed: lines(r.stdout), ckpt };
+}
+
+test('a counting program checkpointed and restored continues its sequence', T, async () => {
+  const { printed, ckpt } = await checkpointed('count');
+  const r = await Sandbox.restore(ckpt, { stdout: 'pipe' }).run();
+  assert.equal(r.status, 0, r.reason ?? '');
+  const after = lines(r.stdout);
+  assert.ok(after.length > 0 && after.at(-1) === 40, `restored run printed ${after.join(',')}`);
+  // It continues exactly after some line the first run printed (the checkpoint was between two lines).
+  assert.ok(printed.includes(after[0]! - 1), `first run ${printed.join(',')}, restored from ${after[0]}`);
+  assert.deepEqual(after, Array.from({ length: 40 - after[0]! + 1 }, (_, i) => after[0]! + i), 'no line lost, none repeated, heap and TLS intact (-1 otherwise)');
+});
+
+test('--memory-dir keeps memory in a file, and the checkpoint records it', T, async () => {
+  const md = join(dir, 'memdir');
+  mkdirSync(md);
+  const { ckpt } = await checkpointed('memdir-ckpt', md);
+  const r = await Sandbox.restore(ckpt, { stdout: 'pipe' }).run();
+  assert.equal(r.status, 0);
+  assert.equal(lines(r.stdout).at(-1), 40);
+  assert.ok(readFileSync(join(md, 'memory.bin')).length > 0, 'the memory file exists in --memory-dir');
+});
+
+test('two clones from one checkpoint run independently and leave its files unchanged', T, async () => {
+  const { ckpt } = await checkpointed('clones');
+  const before = [sha(join(ckpt, 'memory.bin')), sha(join(ckpt, 'state.json'))];
+  const [a, b] = await Promise.all([Sandbox.restore(ckpt, { stdout: 'pipe' }).run(), Sandbox.restore(ckpt, { stdout: 'pipe' }).run()]);
+  assert.equal(a.status, 0);
+  assert.equal(b.status, 0);
+  assert.deepEqual(lines(a.stdout), lines(b.stdout));
+  assert.deepEqual([sha(join(ckpt, 'memory.bin')), sha(join(ckpt, 'state.json'))], before);
+  // And a third restore still works: the checkpoint was not consumed.
+  assert.equal((await Sandbox.restore(ckpt, { stdout: 'pipe' }).run()).status, 0);
+});
+
+test('corrupted, truncated, mismatched and changed checkpoints are refused', T, async () => {
+  const { ckpt } = await checkpointed('bad');
+  const state = join(ckpt, 'state.json');
+  const good = readFileSync(state, 'utf8');
+  const refused = async (re: RegExp): Promise<void> => {
+    await assert.rejects(Sandbox.restore(ckpt, { stdout: 'pipe' }).run(), (e: unknown) => e instanceof MapvisorError && re.test(e.message) && !e.oneLine().includes('\n'));
+  };
+  writeFileSync(state, good.replace('"umask":18', '"umask":0'));
+  await refused(/corrupted/);
+  writeFileSync(state, good.slice(0, good.length / 2));
+  await refused(/truncated/);
+  const outer = JSON.parse(good) as { sha256: string; state: { cpuid: string; version: number } };
+  const reseal = (s: typeof outer.state): string => JSON.stringify({ sha256: createHash('sha256').update(JSON.stringify(s)).digest('hex'), state: s });
+  writeFileSync(state, reseal({ ...outer.state, cpuid: '0'.repeat(64) }));
+  await refused(/CPUID/);
+  writeFileSync(state, reseal({ ...outer.state, version: 99 }));
+  await refused(/version 99/);
+  writeFileSync(state, good);
+  const t = new Date(Date.now() + 5000);
+  utimesSync(join(ckpt, 'memory.bin'), t, t);
+  await refused(/memory file .* changed/);
+  rmSync(join(ckpt, 'memory.bin'));
+  await refused(/missing/);
+  await refused(/missing/);
+  await assert.rejects(Sandbox.restore(join(dir, 'nothing-here'), {}).run(), (e: unknown) => e instanceof MapvisorError && /no checkpoint/.test(e.message));
+});
+
+test('a multithreaded program is refused with a clear reason, and keeps running', T, async () => {
+  const sb = new Sandbox(guest('threads'), ['3000'], { stdout: 'pipe' });
+  const run = sb.run();
+  await new Promise((r) => setTimeout(r, 300));
+  await assert.rejects(sb.checkpoint(join(dir, 'mt')), (e: unknown) => e instanceof Error && /multithreaded|not running|ended/.test(e.message));
+  const r = await run;
+  assert.equal(r.status, 0);
+});
