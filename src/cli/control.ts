@@ -8,10 +8,18 @@ import { existsSync, rmSync } from 'node:fs';
 import { MapvisorError, UsageError } from '../errors.js';
 import type { Sandbox } from '../sandbox/sandbox.js';
 
-export const VERBS = ['pause', 'resume', 'checkpoint', 'stats', 'stop'] as const;
+export const VERBS = ['pause', 'resume', 'checkpoint', 'stats', 'stop', 'rejuvenate'] as const;
 
-async function answer(sb: Sandbox, req: { verb?: unknown; dir?: unknown }): Promise<Record<string, unknown>> {
+export interface ControlHooks {
+  /** Restart the VMM under the running program; resolves with the downtime once the new VMM runs it. */
+  rejuvenate?: () => Promise<Record<string, unknown>>;
+}
+
+async function answer(sb: Sandbox, req: { verb?: unknown; dir?: unknown }, hooks: ControlHooks): Promise<Record<string, unknown>> {
   switch (req.verb) {
+    case 'rejuvenate':
+      if (!hooks.rejuvenate) return { ok: false, error: 'rejuvenation needs the program to run with --memory-dir DIR' };
+      return { ok: true, ...(await hooks.rejuvenate()) };
     case 'pause':
       await sb.pause();
       return { ok: true, paused: true };
@@ -32,7 +40,7 @@ async function answer(sb: Sandbox, req: { verb?: unknown; dir?: unknown }): Prom
 }
 
 /** Serve the control API for `sb` on a Unix socket at `path` (removed when closed). */
-export function serveControl(sb: Sandbox, path: string): Server {
+export function serveControl(sb: Sandbox, path: string, hooks: ControlHooks = {}): Server {
   if (existsSync(path)) rmSync(path);
   const server = createServer((conn) => {
     let buf = '';
@@ -49,7 +57,7 @@ export function serveControl(sb: Sandbox, path: string): Server {
           conn.write(`${JSON.stringify({ ok: false, error: 'not a JSON line' })}\n`);
           continue;
         }
-        answer(sb, req)
+        answer(sb, req, hooks)
           .catch((e: Error) => ({ ok: false, error: e instanceof MapvisorError ? e.oneLine() : e.message }))
           .then((r) => conn.write(`${JSON.stringify(r)}\n`));
       }

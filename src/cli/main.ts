@@ -11,7 +11,9 @@ import { formatStats } from './stats.js';
 import { imageCommand } from './image.js';
 import { benchCommand } from './bench.js';
 import { ctlCommand, serveControl } from './control.js';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { checkSpaceSize } from '../vm/pagetables.js';
 
 const USAGE = `usage: mapvisor run [options] -- PROGRAM [ARGS...]
@@ -124,17 +126,50 @@ async function run(argv: string[]): Promise<number> {
     ...(blkMmap ? { blkMmap } : {}),
     strace: values.strace ?? false,
   });
-  return finish(sb, values.api, values.stats ?? false, started);
+  return finish(sb, values.api, values.stats ?? false, started, memoryDir);
 }
 
-/** Run a sandbox (serving the control API on `api` if given), report, and return the exit status. */
-async function finish(sb: Sandbox, api: string | undefined, stats: boolean, started: bigint): Promise<number> {
-  const server = api ? serveControl(sb, api) : null;
+/**
+ * Run a sandbox (serving the control API on `api` if given), report, and return the exit status. With
+ * --memory-dir the API can rejuvenate: the program is checkpointed in place, this VMM ends, and a fresh
+ * `mapvisor restore --in-place` takes the program over on the same standard streams and socket; this
+ * process then only waits for it and passes on its exit status.
+ */
+async function finish(sb: Sandbox, api: string | undefined, stats: boolean, started: bigint, memoryDir?: string): Promise<number> {
+  let rejuvenated: { dir: string; t0: number; reply: (r: Record<string, unknown>) => void } | null = null;
+  const hooks = memoryDir
+    ? {
+        rejuvenate: () =>
+          new Promise<Record<string, unknown>>((reply, reject) => {
+            const dir = join(memoryDir, 'rejuvenate');
+            const t0 = performance.now();
+            sb.handOff(dir).then(() => (rejuvenated = { dir, t0, reply }), reject);
+          }),
+      }
+    : {};
+  let server: ReturnType<typeof serveControl> | null = null;
   let result: SandboxResult;
   try {
-    result = await sb.run();
+    const running = sb.run();
+    // Serve the API once the VM runs the program (a rejuvenating parent waits for the socket).
+    await sb.whenReady();
+    if (api) server = serveControl(sb, api, hooks);
+    result = await running;
   } finally {
+    // Stop accepting and free the socket's name now; open connections (a rejuvenate request waiting
+    // for its answer) stay open until answered.
     server?.close();
+    if (api) rmSync(api, { force: true });
+  }
+  const handed = rejuvenated as { dir: string; t0: number; reply: (r: Record<string, unknown>) => void } | null;
+  if (handed && sb.handedOff) {
+    const args = [process.argv[1]!, 'restore', handed.dir, '--in-place', ...(api ? ['--api', api] : []), ...(stats ? ['--stats'] : [])];
+    const child = spawn(process.execPath, args, { stdio: 'inherit' });
+    // The downtime ends when the new VMM serves the socket (it does once the program runs again).
+    const until = performance.now() + 20_000;
+    while (api && !existsSync(api) && performance.now() < until && child.exitCode === null) await new Promise((r) => setTimeout(r, 2));
+    handed.reply({ downtimeMs: Math.round((performance.now() - handed.t0) * 10) / 10, restoredBy: child.pid });
+    return new Promise<number>((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 + 9 : 1))));
   }
   if (result.reason) process.stderr.write(`mapvisor: program killed by ${result.reason}\n`);
   if (stats && result.stats) {

@@ -176,7 +176,10 @@ export function handleExit(k: Kernel, cpu: Vcpu, exit: Exit): ExitResult | null 
           case 'kill':
             return { kind: 'killed', signal: r.signal, reason: r.reason };
           case 'stop':
-            return { kind: 'stopped' };
+            if (k.stop.stopForGood?.() ?? true) return { kind: 'stopped' };
+            // Only a pause: restart the call after it (back to the `syscall` instruction, rax = nr).
+            cpu.restartSyscall();
+            return null;
           case 'park':
             if (k.threads) k.threads.current.park = r.park;
             return { kind: 'park' };
@@ -223,7 +226,7 @@ export function handleExit(k: Kernel, cpu: Vcpu, exit: Exit): ExitResult | null 
       return fault(k, cpu, SIG.SIGSEGV, { signo: SIG.SIGSEGV, code: SEGV_MAPERR, addr: exit.gpa ?? 0 }, describeMemfault(k, exit));
     }
     case 'interrupted':
-      return k.stop.stopRequested() ? { kind: 'stopped' } : null;
+      return (k.stop.stopForGood?.() ?? k.stop.stopRequested()) ? { kind: 'stopped' } : null;
     case 'fatal':
       return { kind: 'failed', reason: `${exit.reason} at rip ${hex(exit.rip)}` };
   }
@@ -241,7 +244,7 @@ export function runTask(
   for (;;) {
     const exit = cpu.enter();
     // A pause request (API: pause, checkpoint) stops the program at this exit boundary.
-    if (exit.kind === 'interrupted' && hooks?.paused() && !k.stop.stopRequested()) {
+    if (exit.kind === 'interrupted' && hooks?.paused() && !(k.stop.stopForGood?.() ?? k.stop.stopRequested())) {
       const p = hooks.pause();
       if (p !== 'resume') return p;
       continue;

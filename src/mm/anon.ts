@@ -64,6 +64,11 @@ export class AnonMemory {
     if (rc !== 0) throw new KvmError('fallocate(PUNCH_HOLE) on anonymous memory', libc.errno());
   }
 
+  /** Make the file's contents durable (a --memory-dir file, before an in-place checkpoint). */
+  sync(): void {
+    libc.fsync(this.fd);
+  }
+
   close(): void {
     libc.close(this.fd);
   }

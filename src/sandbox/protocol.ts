@@ -36,7 +36,7 @@ export const CONTROL_PAUSE = 1;
 export const CONTROL_CMD = 2;
 
 export type ControlCommand =
-  | { id: number; cmd: 'checkpoint'; dir: string }
+  | { id: number; cmd: 'checkpoint'; dir: string; inPlace: boolean }
   | { id: number; cmd: 'resume' }
   | { id: number; cmd: 'stats' };
 
@@ -68,6 +68,7 @@ export interface VmStats extends StatsReport {
 export type WorkerMessage =
   | { type: 'ready'; runAddr: number; thread: string }
   | { type: 'paused' }
+  | { type: 'threaded' }
   | { type: 'reply'; id: number; ok: boolean; result?: unknown; error?: string }
   | { type: 'end'; end: TaskEnd; stats: VmStats }
   | { type: 'error'; error: { name: string; code: string; message: string; fix: string; exitCode: number; stack?: string } };

@@ -165,6 +165,7 @@ export class Sandbox {
     port: MessagePort;
     kickVcpu: () => void;
     paused: boolean;
+    threaded: boolean;
     waiters: Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>;
     onPaused: Array<() => void>;
     nextId: number;
@@ -185,13 +186,22 @@ export class Sandbox {
     const l = this.live;
     if (!l) throw new MapvisorError('ENOTRUNNING', 'the sandbox is not running', 'call run() first');
     if (l.paused) return;
+    const refuseThreads = (): never => {
+      throw new MapvisorError('ETHREADED', 'pausing or checkpointing a multithreaded program is not supported yet', 'use it with single-threaded programs');
+    };
+    if (l.threaded) refuseThreads();
     const paused = new Promise<void>((resolve) => l.onPaused.push(resolve));
     Atomics.store(l.control, CONTROL_PAUSE, 1);
     l.kickVcpu();
     await paused;
+    if (!l.paused) {
+      Atomics.store(l.control, CONTROL_PAUSE, 0);
+      if (l.threaded) refuseThreads();
+      throw new MapvisorError('ENOTRUNNING', 'the program ended before it could be paused', '');
+    }
   }
 
-  private command(c: { cmd: 'checkpoint'; dir: string } | { cmd: 'resume' } | { cmd: 'stats' }): Promise<unknown> {
+  private command(c: { cmd: 'checkpoint'; dir: string; inPlace: boolean } | { cmd: 'resume' } | { cmd: 'stats' }): Promise<unknown> {
     const l = this.live;
     if (!l) return Promise.reject(new MapvisorError('ENOTRUNNING', 'the sandbox is not running', 'call run() first'));
     const id = l.nextId++;
@@ -214,11 +224,37 @@ export class Sandbox {
     const wasPaused = this.live?.paused ?? false;
     await this.pause();
     try {
-      return (await this.command({ cmd: 'checkpoint', dir: resolvePath(dir) })) as { dir: string; memoryBytes: number; ms: number };
+      return (await this.command({ cmd: 'checkpoint', dir: resolvePath(dir), inPlace: false })) as { dir: string; memoryBytes: number; ms: number };
     } finally {
       if (!wasPaused) await this.resume();
     }
   }
+
+  /**
+   * Rejuvenation, first half: pause, checkpoint in place into `dir` (the memory stays in the
+   * --memory-dir file: nothing is copied), and end this VM. A fresh VMM then restores `dir` in place
+   * (the CLI starts one: mapvisor restore DIR --in-place). Resolves with the checkpoint's timing.
+   */
+  async handOff(dir: string): Promise<{ dir: string; ms: number }> {
+    await this.pause();
+    const r = (await this.command({ cmd: 'checkpoint', dir: resolvePath(dir), inPlace: true })) as { dir: string; ms: number };
+    this.handedOff = true;
+    this.stop();
+    return r;
+  }
+  private readyWaiters: Array<() => void> = [];
+  private isReady = false;
+  /** Resolves once the program's VM is built and about to run (or has ended). */
+  whenReady(): Promise<void> {
+    return this.isReady ? Promise.resolve() : new Promise((r) => this.readyWaiters.push(r));
+  }
+  private markReady(): void {
+    this.isReady = true;
+    for (const f of this.readyWaiters.splice(0)) f();
+  }
+
+  /** Set when the program was handed to another VMM (rejuvenation): run() then reports no death. */
+  handedOff = false;
 
   /** The kernel's counters now (pauses the program for the moment it takes). */
   async liveStats(): Promise<unknown> {
@@ -292,6 +328,7 @@ export class Sandbox {
         if (vcpu) kick(vcpu.runAddr, vcpu.thread);
       },
       paused: false,
+      threaded: false,
       waiters: new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>(),
       onPaused: [] as Array<() => void>,
       nextId: 1,
@@ -302,8 +339,12 @@ export class Sandbox {
       worker.on('message', (m: WorkerMessage) => {
         if (m.type === 'ready') {
           vcpu = { runAddr: m.runAddr, thread: BigInt(m.thread) };
+          this.markReady();
           if (Atomics.load(new Int32Array(control), CONTROL_STOP)) stopVm();
           if (Atomics.load(live.control, CONTROL_PAUSE)) live.kickVcpu();
+        } else if (m.type === 'threaded') {
+          live.threaded = true;
+          for (const f of live.onPaused.splice(0)) f();
         } else if (m.type === 'paused') {
           live.paused = true;
           for (const f of live.onPaused.splice(0)) f();
@@ -321,6 +362,7 @@ export class Sandbox {
     });
     this.live = null;
     this.stopper = null;
+    this.markReady();
     for (const w of live.waiters.values()) w.reject(new MapvisorError('ENOTRUNNING', 'the program ended', ''));
     for (const f of live.onPaused.splice(0)) f();
     channel.port1.close();

@@ -27,7 +27,7 @@ import { loadProgram } from '../loader/load.js';
 import { AnonMemory } from '../mm/anon.js';
 import { AddressSpace } from '../mm/space.js';
 import { captureState, restoreKernel, restoreSpace } from '../snapshot/snapshot.js';
-import { cpuidHash, MEMORY_FILE, readCheckpoint, writeCheckpoint, type SavedState } from '../snapshot/state.js';
+import { cpuidHash, MEMORY_FILE, memoryPath, readCheckpoint, writeCheckpoint, type SavedState } from '../snapshot/state.js';
 import { MSR_FS_BASE, MSR_GS_BASE } from '../vm/cpu.js';
 import { MAX_VCPUS } from '../vm/layout.js';
 import { Machine } from '../vm/machine.js';
@@ -48,7 +48,10 @@ const commands = cfg.commands as MessagePort | undefined;
 /** Threads: once the program has more than one, the kernel's thread must never wait in a call. */
 let threadedKernel: { threads: { threaded: boolean } | null } | null = null;
 const stop = {
-  stopRequested: (): boolean => Atomics.load(control, CONTROL_STOP) !== 0,
+  // A pause request also interrupts a blocking call (single-threaded programs): it is restarted after.
+  stopRequested: (): boolean =>
+    Atomics.load(control, CONTROL_STOP) !== 0 || (Atomics.load(control, CONTROL_PAUSE) !== 0 && !(threadedKernel?.threads?.threaded ?? false)),
+  stopForGood: (): boolean => Atomics.load(control, CONTROL_STOP) !== 0,
   mustNotBlock: (): boolean => threadedKernel?.threads?.threaded ?? false,
 };
 
@@ -104,7 +107,7 @@ function boot(root: RootFs | null): Booted {
 /** A program from a checkpoint: its regions mapped from the memory file, its state put back. */
 function bootRestore(root: RootFs | null, state: SavedState, dir: string, inPlace: boolean): Booted {
   const machine = Machine.create({ spaceSize: state.space.size, syscallReturn: 'sregs' });
-  const memPath = join(dir, MEMORY_FILE);
+  const memPath = memoryPath(dir, state);
   // In place: continue on the checkpoint's memory file. Otherwise map it MAP_PRIVATE (pages load on
   // first touch, clones share them, the file never changes) and allocate new memory in a fresh file.
   const saved = new AnonMemory(state.space.anonId, memPath, { used: state.space.anonUsed });
@@ -144,11 +147,14 @@ function pauseLoop(b: Booted): 'resume' | TaskEnd {
       try {
         switch (c.cmd) {
           case 'checkpoint': {
-            const anonPath = b.anon[0]!.path ?? `/proc/${process.pid}/fd/${b.anon[0]!.fd}`;
+            const anon = b.anon[0]!;
+            if (c.inPlace && !anon.path) throw new MapvisorError('ECHECKPOINT', 'an in-place checkpoint needs the memory in a file', 'run with --memory-dir DIR');
+            const anonPath = anon.path ?? `/proc/${process.pid}/fd/${anon.fd}`;
             b.kernel.root?.sync(); // the image as the checkpoint records it
             const state = captureState(b.kernel, b.vcpu, b.space, cpuidHash(b.machine.features.cpuid), cfg.programPath);
             const t0 = performance.now();
-            const full = writeCheckpoint(c.dir, state, anonPath);
+            if (c.inPlace) anon.sync();
+            const full = writeCheckpoint(c.dir, state, anonPath, c.inPlace);
             post({ type: 'reply', id: c.id, ok: true, result: { dir: c.dir, memoryBytes: full.memory.size, ms: performance.now() - t0 } });
             break;
           }
@@ -165,7 +171,7 @@ function pauseLoop(b: Booted): 'resume' | TaskEnd {
         post({ type: 'reply', id: c.id, ok: false, error: e instanceof MapvisorError ? e.oneLine() : err.message });
       }
     }
-    if (stop.stopRequested()) return { kind: 'stopped' };
+    if (stop.stopForGood()) return { kind: 'stopped' };
     Atomics.wait(control, CONTROL_CMD, seen, 200);
   }
 }
@@ -212,6 +218,7 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
   if (end.kind === 'threaded') {
     // A second thread exists: every vCPU now runs in a worker of its own and this thread serves them.
     const main = threads.byTid.get(kernel.identity.pid)!;
+    post({ type: 'threaded' });
     main.ready = true;
     threads.unstarted.unshift(main);
     end = serveThreads(kernel, threads, { slotOf: (t) => slots.get(t.tid)!, doorbell });

@@ -11,6 +11,9 @@ import { RegionMap } from '../mm/regions.js';
 import type { AddressSpace } from '../mm/space.js';
 import type { Vcpu } from '../vm/vcpu.js';
 import { imageIdentity, type SavedFd, type SavedState } from './state.js';
+import { closeSync, openSync, readSync } from 'node:fs';
+import * as libc from '../kvm/libc.js';
+import { PROT_READ } from '../kvm/libc.js';
 
 function refuse(message: string, fix: string): never {
   throw new MapvisorError('ECHECKPOINT', message, fix);
@@ -18,6 +21,53 @@ function refuse(message: string, fix: string): never {
 
 const hex = (v: bigint): string => v.toString(16);
 const unhex = (s: string): bigint => BigInt(`0x${s}`);
+
+/** Is any page of host range [addr, addr+len) a private copy (written since it was mapped from a file)? */
+function hasPrivateCopies(hostAddr: number, length: number): boolean {
+  // /proc/self/pagemap: 8 bytes per page; bit 63 present, bit 61 file-page or shared-anonymous.
+  const fd = openSync('/proc/self/pagemap', 'r');
+  try {
+    const pages = length / 4096;
+    const buf = Buffer.alloc(pages * 8);
+    readSync(fd, buf, 0, buf.length, (hostAddr / 4096) * 8);
+    for (let i = 0; i < pages; i++) {
+      const hi = buf.readUInt32LE(i * 8 + 4);
+      if (hi & 0x80000000 && !(hi & 0x20000000)) return true;
+    }
+    return false;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Private file mappings whose pages the program changed (relocated GOTs, .data) hold those changes only
+ * in host copy-on-write pages, which the image does not have: copy such regions into the
+ * anonymous-memory file and record them as anonymous memory, so the checkpoint carries them.
+ */
+function materializePrivateFilePages(space: AddressSpace): RegionMap {
+  const out = space.regions.clone();
+  for (const r of space.regions.regions()) {
+    if (r.backing.kind !== 'file' || r.shared) continue;
+    const len = r.end - r.start;
+    const host = space.window.hostAddr(r.start);
+    if (r.prot === 0 || !hasPrivateCopies(host, len)) continue;
+    const offset = space.anon.allocate(len);
+    if (!(r.prot & PROT_READ)) space.window.protect(r.start, len, r.prot | PROT_READ);
+    try {
+      for (let done = 0; done < len; ) {
+        const n = libc.pwrite(space.anon.fd, host + done, len - done, offset + done);
+        if (n <= 0) refuse(`cannot save the program's private pages at 0x${r.start.toString(16)} (errno ${libc.errno()})`, 'check free space for the memory file');
+        done += n;
+      }
+    } finally {
+      if (!(r.prot & PROT_READ)) space.window.protect(r.start, len, r.prot);
+    }
+    const { path: _path, ...rest } = r;
+    out.map({ ...rest, backing: { kind: 'anon', id: space.anon.id, offset }, tag: r.tag });
+  }
+  return out;
+}
 
 /** The state of a paused single-threaded program (everything but its memory). */
 export function captureState(k: Kernel, cpu: Vcpu, space: AddressSpace, cpuid: string, programPath: string): Omit<SavedState, 'memory'> {
@@ -48,7 +98,7 @@ export function captureState(k: Kernel, cpu: Vcpu, space: AddressSpace, cpuid: s
       memLimit: space.layout.memLimit,
       brkStart: space.brkStart,
       brkCurrent: space.brkCurrent,
-      regions: space.regions.toJSON(),
+      regions: materializePrivateFilePages(space).toJSON(),
       anonId: space.anon.id,
       anonUsed: space.anon.used,
     },

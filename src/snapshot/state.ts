@@ -41,7 +41,8 @@ export interface SavedState {
     anonId: number;
     anonUsed: number;
   };
-  memory: { size: number; mtimeMs: number };
+  /** The memory file: a copy in the checkpoint directory, or (in place) the live --memory-dir file. */
+  memory: { size: number; mtimeMs: number; path?: string };
   cpu: { regs: string; fsBase: number; gsBase: number; fpu: string };
   kernel: {
     identity: { pid: number; uid: number; gid: number };
@@ -106,24 +107,36 @@ export function imageIdentity(path: string): { size: number; mtimeMs: number; su
   return { size: st.size, mtimeMs: st.mtimeMs, superblock: createHash('sha256').update(sb).digest('hex') };
 }
 
-/** Write the checkpoint: memory first (a sparse copy of the anonymous-memory file), then the state. */
-export function writeCheckpoint(dir: string, state: Omit<SavedState, 'memory'>, memoryFile: string): SavedState {
+/**
+ * Write the checkpoint: memory first (a sparse copy of the anonymous-memory file, or with `inPlace` a
+ * reference to the live --memory-dir file, already flushed), then the state.
+ */
+export function writeCheckpoint(dir: string, state: Omit<SavedState, 'memory'>, memoryFile: string, inPlace = false): SavedState {
   mkdirSync(dir, { recursive: true });
-  const mem = join(dir, MEMORY_FILE);
-  const tmp = `${mem}.tmp`;
-  try {
-    execFileSync('cp', ['--sparse=always', '--reflink=auto', memoryFile, tmp]);
-  } catch (e) {
-    refuse(`cannot write the checkpoint's memory to ${dir}: ${(e as Error).message.split('\n')[0]}`, 'check free space and permissions of the checkpoint directory');
+  let mem = join(dir, MEMORY_FILE);
+  if (inPlace) {
+    mem = memoryFile;
+  } else {
+    const tmp = `${mem}.tmp`;
+    try {
+      execFileSync('cp', ['--sparse=always', '--reflink=auto', memoryFile, tmp]);
+    } catch (e) {
+      refuse(`cannot write the checkpoint's memory to ${dir}: ${(e as Error).message.split('\n')[0]}`, 'check free space and permissions of the checkpoint directory');
+    }
+    renameSync(tmp, mem);
   }
-  renameSync(tmp, mem);
   const st = statSync(mem);
-  const full: SavedState = { ...state, memory: { size: st.size, mtimeMs: st.mtimeMs } };
+  const full: SavedState = { ...state, memory: { size: st.size, mtimeMs: st.mtimeMs, ...(inPlace ? { path: mem } : {}) } };
   const body = JSON.stringify(full);
   const file = JSON.stringify({ sha256: createHash('sha256').update(body).digest('hex'), state: full });
   writeFileSync(join(dir, `${STATE_FILE}.tmp`), file);
   renameSync(join(dir, `${STATE_FILE}.tmp`), join(dir, STATE_FILE));
   return full;
+}
+
+/** Where a checkpoint's memory is. */
+export function memoryPath(dir: string, state: SavedState): string {
+  return state.memory.path ?? join(dir, MEMORY_FILE);
 }
 
 /** Read and check a checkpoint: format, version, checksum, CPU, memory file, image. */
@@ -146,7 +159,7 @@ export function readCheckpoint(dir: string, cpuid: string): SavedState {
     refuse(`the checkpoint is format version ${state.version}; this mapvisor reads version ${STATE_VERSION}`, 'restore it with the mapvisor that wrote it');
   }
   if (state.cpuid !== cpuid) refuse('the checkpoint was taken on a CPU with different features (CPUID mismatch)', 'restore it on the machine (kind) that took it');
-  const mem = join(dir, MEMORY_FILE);
+  const mem = memoryPath(dir, state);
   if (!existsSync(mem)) refuse(`the checkpoint's memory file ${mem} is missing`, 'take the checkpoint again');
   const st = statSync(mem);
   if (st.size !== state.memory.size || Math.abs(st.mtimeMs - state.memory.mtimeMs) > 1) {

@@ -282,6 +282,13 @@ export class Vcpu {
     this.resumeUser();
   }
 
+  /** Resume at the `syscall` instruction again, with rax still the call's number (a restart). */
+  restartSyscall(): void {
+    this.setReg('rip', this.reg('rcx') - 2); // `syscall` is two bytes: 0f 05
+    this.setReg('rflags', (this.reg('r11') & RFLAGS_USER_MASK) | RFLAGS_FIXED);
+    this.resumeUser();
+  }
+
   /** Forget pending register writes in the sync area (the state was set by ioctls instead). */
   discardSyncedState(): void {
     setU64(this.run, RUN.kvm_dirty_regs, 0);

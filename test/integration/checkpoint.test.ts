@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -106,4 +106,39 @@ test('a multithreaded program is refused with a clear reason, and keeps running'
   await assert.rejects(sb.checkpoint(join(dir, 'mt')), (e: unknown) => e instanceof Error && /multithreaded|not running|ended/.test(e.message));
   const r = await run;
   assert.equal(r.status, 0);
+});
+
+test('a running sqlite3 with an open transaction survives rejuvenation and commits afterwards; the database checks clean', { timeout: 120_000 }, async () => {
+  const { createImage } = await import('../../src/image/create.js');
+  const { spawn, execFileSync, spawnSync } = await import('node:child_process');
+  const md = join(dir, 'rejuv');
+  mkdirSync(md);
+  const img = join(md, 'db.img');
+  await createImage({ out: img, debian: ['sqlite3'], add: [] });
+  const sock = join(md, 'api.sock');
+  const cli = join(ROOT, 'bin', 'mapvisor.js');
+  const child = spawn(process.execPath, [cli, 'run', '--api', sock, '--memory-dir', md, '--image', img, '--', '/usr/bin/sqlite3', '/data/r.db'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  try {
+    child.stdin.write('create table t(a); begin; insert into t values(1),(2);\n');
+    for (let i = 0; i < 200 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 25));
+    await new Promise((r) => setTimeout(r, 300));
+    const reply = JSON.parse(execFileSync(process.execPath, [cli, 'ctl', sock, 'rejuvenate'], { encoding: 'utf8' })) as { ok: boolean; downtimeMs: number; restoredBy: number };
+    assert.equal(reply.ok, true);
+    assert.ok(reply.downtimeMs > 0 && reply.restoredBy > 0);
+    child.stdin.write('insert into t values(3); commit; select count(*) from t;\n');
+    child.stdin.end();
+    const code = await new Promise((r) => child.on('exit', r));
+    assert.equal(code, 0, err);
+    assert.equal(out, '3\n', err);
+  } finally {
+    child.kill('SIGKILL');
+  }
+  const db = join(md, 'out.db');
+  execFileSync('debugfs', ['-R', `dump /data/r.db ${db}`, img], { stdio: 'ignore' });
+  assert.equal(execFileSync('sqlite3', [db, 'pragma integrity_check; select count(*) from t;'], { encoding: 'utf8' }), 'ok\n3\n');
+  assert.equal(spawnSync('e2fsck', ['-fn', img]).status, 0);
 });

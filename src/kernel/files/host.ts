@@ -19,7 +19,13 @@ const WINSIZE_SIZE = 8;
 
 /** Checked by blocking operations after EINTR: has the VMM been asked to stop? */
 export interface StopSignal {
+  /** Should a blocking call give up now (the VMM stops, or wants the program paused)? */
   stopRequested(): boolean;
+  /**
+   * True when the VMM really ends the program; false when it only wants it paused: then a call that
+   * gave up is restarted after the pause, as Linux restarts an interrupted system call.
+   */
+  stopForGood?(): boolean;
   /**
    * True when the kernel serves several threads: a call that would wait must answer 'block' instead,
    * and the kernel parks the thread and retries the call later.
