@@ -151,8 +151,12 @@ async function finish(sb: Sandbox, api: string | undefined, stats: boolean, star
   let result: SandboxResult;
   try {
     const running = sb.run();
-    // Serve the API once the VM runs the program (a rejuvenating parent waits for the socket).
-    await sb.whenReady();
+    // Serve the API once the VM runs the program (a rejuvenating parent waits for the socket); a run
+    // that fails before that is reported below, by awaiting it.
+    await Promise.race([sb.whenReady(), running.then(
+      () => undefined,
+      () => undefined,
+    )]);
     if (api) server = serveControl(sb, api, hooks);
     result = await running;
   } finally {
