@@ -66,7 +66,8 @@ export function serveControl(sb: Sandbox, path: string, hooks: ControlHooks = {}
   });
   server.on('error', (e) => process.stderr.write(`mapvisor: the control socket ${path} failed: ${e.message}\n`));
   server.listen(path);
-  server.on('close', () => rmSync(path, { force: true }));
+  // The caller removes the socket's name when it is done with it: a 'close' handler here would fire
+  // only when the last connection ends, possibly after a rejuvenated VMM took the name over.
   return server;
 }
 
