@@ -39,6 +39,7 @@ options:
   --strace            print every system call to stderr, as strace does
   --stats             print exits, system calls and memory figures to stderr at the end
   --env KEY=VALUE     set an environment variable (repeatable; default PATH, HOME, LANG)
+  --cpus N            CPUs the program sees and the most vCPUs running at once (default: the host's)
   --api SOCKET        serve the control API (pause, resume, checkpoint DIR, stats, stop) on a Unix socket
   --memory-dir DIR    keep the program's anonymous memory in DIR/memory.bin instead of host memory
   --syscall-return M  how a system call returns to the program: sregs (default) or iretq
@@ -74,6 +75,7 @@ async function run(argv: string[]): Promise<number> {
     'syscall-return': { type: 'string' },
     api: { type: 'string' },
     'memory-dir': { type: 'string' },
+    cpus: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
     'mapvisor run --help',
@@ -111,7 +113,13 @@ async function run(argv: string[]): Promise<number> {
   const started = process.hrtime.bigint();
   const memoryDir = values['memory-dir'];
   if (memoryDir !== undefined && !existsSync(memoryDir)) usage(`--memory-dir ${memoryDir} does not exist`, 'create the directory first');
+  let cpus: number | undefined;
+  if (values.cpus !== undefined) {
+    cpus = Number(values.cpus);
+    if (!Number.isInteger(cpus) || cpus < 1 || cpus > 64) usage(`--cpus ${JSON.stringify(values.cpus)} is not a number from 1 to 64`, 'give --cpus 2');
+  }
   const sb = new Sandbox(program, args, {
+    ...(cpus !== undefined ? { cpus } : {}),
     ...(memoryDir ? { memoryDir } : {}),
     argv0: program,
     ...(env ? { env } : {}),

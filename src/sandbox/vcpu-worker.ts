@@ -19,11 +19,31 @@ interface VcpuWorkerData {
   syscallReturn: SyscallReturn;
   slot: SharedArrayBuffer;
   doorbell: SharedArrayBuffer;
+  /** Int32Array [running vCPUs, limit]: --cpus bounds how many run guest code at once. */
+  cpuGate: SharedArrayBuffer;
 }
 
 const d = workerData as VcpuWorkerData;
 const slot = new Slot(d.slot);
 const bell = new Doorbell(d.doorbell);
+const gate = new Int32Array(d.cpuGate);
+
+/** Take one of the --cpus places to run guest code (sleeping while all are taken). */
+function acquire(): void {
+  for (;;) {
+    const n = Atomics.load(gate, 0);
+    if (n < Atomics.load(gate, 1)) {
+      if (Atomics.compareExchange(gate, 0, n, n + 1) === n) return;
+      continue;
+    }
+    Atomics.wait(gate, 0, n, 100);
+  }
+}
+function release(): void {
+  Atomics.sub(gate, 0, 1);
+  Atomics.notify(gate, 0, 1);
+}
+
 const cpu = new Vcpu(d.id, new VcpuFd(d.fd, d.runAddr, d.runSize), Window.attach(d.windowBase, d.windowSize), d.syscallReturn);
 slot.thread = Number(libc.pthreadSelf());
 
@@ -39,7 +59,9 @@ for (;;) {
     slot.waitWhile(s, 1000);
   }
   if (Atomics.compareExchange(slot.i32, 0, ST.RESUME, ST.RUNNING) !== ST.RESUME) leave();
+  acquire();
   const exit = cpu.enter();
+  release();
   slot.put(exit);
   // Post the exit unless the kernel meanwhile told every vCPU to stop.
   if (Atomics.compareExchange(slot.i32, 0, ST.RUNNING, ST.EXITED) !== ST.RUNNING) leave();

@@ -181,6 +181,9 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
   const slots = new Map<number, Slot>();
   const allVcpus = [vcpu];
   const doorbell = Doorbell.create();
+  // --cpus: how many vCPUs may run guest code at once (the kernel's own thread is not counted).
+  const cpuGate = new Int32Array(new SharedArrayBuffer(8));
+  cpuGate[1] = Math.max(1, cfg.cpus);
   const threads = new Threads(vcpu, kernel.identity.pid, {
     max: MAX_VCPUS,
     create: (id, init) => {
@@ -206,6 +209,7 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
           syscallReturn: cfg.syscallReturn,
           slot: slot.sab,
           doorbell: doorbell.sab,
+          cpuGate: cpuGate.buffer,
         },
       }).unref();
     },

@@ -179,6 +179,12 @@ describe('busybox', () => {
     assert.match(r.stderr, /clone3 (9|10)/, 'the threads were made with clone3');
   });
 
+  test('--cpus 1 runs one vCPU at a time, and threads still make progress', { timeout: 60_000 }, async () => {
+    const r = await run(['--cpus', '1'], guest('threads'), ['500']);
+    assertExit(r, 0);
+    assert.match(r.stdout, /threads ok/, show(r));
+  });
+
   test('threads that deadlock are ended by --timeout, and the VMM releases its workers', { timeout: TEST_TIMEOUT_MS }, async () => {
     const r = await run(['--timeout', '1'], guest('deadlock'));
     assert.equal(r.code, 137, show(r));
