@@ -19,7 +19,7 @@ import { checkSpaceSize } from '../vm/pagetables.js';
 const USAGE = `usage: mapvisor run [options] -- PROGRAM [ARGS...]
        mapvisor image create [--size S] [--debian PKG...] [--add HOSTDIR[:DIR]...] OUT.img
        mapvisor bench [--quick] [--only ID] [--json FILE] [--svg FILE]
-       mapvisor restore DIR [--in-place] [--api SOCKET]
+       mapvisor restore DIR [--in-place | --clones N] [--api SOCKET]
        mapvisor ctl SOCKET pause|resume|checkpoint DIR|stats|stop
 
 Runs a Linux x86-64 program in a KVM virtual machine with no guest kernel: a static program from
@@ -196,6 +196,7 @@ async function restore(argv: string[]): Promise<number> {
     argv,
     {
       'in-place': { type: 'boolean' },
+      clones: { type: 'string' },
       api: { type: 'string' },
       timeout: { type: 'string' },
       stats: { type: 'boolean' },
@@ -205,7 +206,7 @@ async function restore(argv: string[]): Promise<number> {
   );
   const { values, positionals } = parsed;
   if (values.help) {
-    process.stdout.write('usage: mapvisor restore DIR [--in-place] [--api SOCKET] [--timeout S] [--stats]\n');
+    process.stdout.write('usage: mapvisor restore DIR [--in-place | --clones N] [--api SOCKET] [--timeout S] [--stats]\n');
     return 0;
   }
   const dir = positionals[0];
@@ -214,6 +215,17 @@ async function restore(argv: string[]): Promise<number> {
   if (values.timeout !== undefined) {
     timeout = Number(values.timeout);
     if (!Number.isFinite(timeout) || timeout <= 0) usage(`--timeout ${JSON.stringify(values.timeout)} is not a positive number of seconds`, 'give --timeout 10');
+  }
+  if (values.clones !== undefined) {
+    // N copies from one checkpoint, each mapping its memory privately: they share the unmodified pages.
+    const n = Number(values.clones);
+    if (!Number.isInteger(n) || n < 1 || n > 256) usage(`--clones ${JSON.stringify(values.clones)} is not a number from 1 to 256`, 'give --clones 4');
+    if (values['in-place'] || values.api) usage('--clones cannot be combined with --in-place or --api', 'restore clones copy-on-write, without an API');
+    const results = await Promise.all(
+      Array.from({ length: n }, () => Sandbox.restore(dir, { ...(timeout !== undefined ? { timeout } : {}) }).run()),
+    );
+    results.forEach((r, i) => r.reason && process.stderr.write(`mapvisor: clone ${i + 1} killed by ${r.reason}\n`));
+    return results.find((r) => r.status !== 0)?.status ?? 0;
   }
   const sb = Sandbox.restore(dir, { inPlace: values['in-place'] ?? false, ...(timeout !== undefined ? { timeout } : {}) });
   return finish(sb, values.api, values.stats ?? false, process.hrtime.bigint());

@@ -72,6 +72,15 @@ test('two clones from one checkpoint run independently and leave its files uncha
   assert.equal((await Sandbox.restore(ckpt, { stdout: 'pipe' }).run()).status, 0);
 });
 
+test('mapvisor restore --clones 3 starts three copies that all finish the sequence', T, async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { ckpt } = await checkpointed('cli-clones');
+  const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'mapvisor.js'), 'restore', ckpt, '--clones', '3'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const counts = lines(Buffer.from(r.stdout)).filter((n) => n === 40).length;
+  assert.equal(counts, 3, r.stdout);
+});
+
 test('corrupted, truncated, mismatched and changed checkpoints are refused', T, async () => {
   const { ckpt } = await checkpointed('bad');
   const state = join(ckpt, 'state.json');
