@@ -58,8 +58,12 @@ export class AnonMemory {
   }
 
   /** Give the pages at [offset, offset+length) back to the host; they read as zeros afterwards. */
+  /** Ranges freed since the last incremental checkpoint (they must read as zeros in it too). */
+  freedSinceCheckpoint: Array<[number, number]> | null = null;
+
   free(offset: number, length: number): void {
     if (length <= 0) return;
+    this.freedSinceCheckpoint?.push([offset, length]);
     const rc = libc.fallocate(this.fd, libc.FALLOC_FL_PUNCH_HOLE | libc.FALLOC_FL_KEEP_SIZE, offset, length);
     if (rc !== 0) throw new KvmError('fallocate(PUNCH_HOLE) on anonymous memory', libc.errno());
   }

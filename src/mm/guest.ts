@@ -21,6 +21,13 @@ const encoder = new TextEncoder();
 
 export class GuestMemory {
   private readonly space: AddressSpace;
+  /** When set, guest pages the VMM writes (system-call results) are recorded, for incremental checkpoints. */
+  vmmDirty: Set<number> | null = null;
+
+  private noteWrite(addr: number, length: number): void {
+    if (!this.vmmDirty || length <= 0) return;
+    for (let p = Math.floor(addr / 4096); p <= Math.floor((addr + length - 1) / 4096); p++) this.vmmDirty.add(p);
+  }
 
   constructor(space: AddressSpace) {
     this.space = space;
@@ -39,6 +46,7 @@ export class GuestMemory {
   /** The host address of guest [addr, addr+length), checked for `prot`: for host syscalls (read/write). */
   hostPtr(addr: number, length: number, prot: number): number {
     this.need(addr, length, prot);
+    if (prot & PROT_WRITE) this.noteWrite(addr, length);
     return this.space.window.hostAddr(addr);
   }
 
@@ -53,6 +61,7 @@ export class GuestMemory {
   writable(addr: number, length: number): Uint8Array {
     if (length === 0) return new Uint8Array(0);
     this.need(addr, length, PROT_WRITE);
+    this.noteWrite(addr, length);
     return this.space.window.bytes(addr, length);
   }
 

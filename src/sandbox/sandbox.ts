@@ -76,6 +76,18 @@ export interface SandboxResult {
   stats: VmStats | null;
 }
 
+/** What checkpoint() reports. */
+export interface CheckpointResult {
+  dir: string;
+  /** Size of the checkpoint's memory file. */
+  memoryBytes: number;
+  ms: number;
+  /** Only pages dirtied since this run's previous checkpoint into the same directory were written. */
+  incremental: boolean;
+  /** Pages written by an incremental checkpoint (-1 for a full one). */
+  pagesWritten: number;
+}
+
 export const DEFAULT_MEM = 4 * GIB;
 export const DEFAULT_STACK = 8 * 2 ** 20;
 export const MIN_MEM = 16 * 2 ** 20;
@@ -220,11 +232,11 @@ export class Sandbox {
   }
 
   /** Write a checkpoint of the running program to `dir` (pausing it meanwhile). */
-  async checkpoint(dir: string): Promise<{ dir: string; memoryBytes: number; ms: number }> {
+  async checkpoint(dir: string): Promise<CheckpointResult> {
     const wasPaused = this.live?.paused ?? false;
     await this.pause();
     try {
-      return (await this.command({ cmd: 'checkpoint', dir: resolvePath(dir), inPlace: false })) as { dir: string; memoryBytes: number; ms: number };
+      return (await this.command({ cmd: 'checkpoint', dir: resolvePath(dir), inPlace: false })) as CheckpointResult;
     } finally {
       if (!wasPaused) await this.resume();
     }

@@ -4,9 +4,9 @@
  * a worker of its own and this thread serves their exits (serve.ts). The main thread starts it, kicks
  * it, sends it control commands (pause, resume, checkpoint, stop) and reads the result.
  */
-import { writeSync } from 'node:fs';
+import { existsSync, readFileSync, writeSync } from 'node:fs';
 import { join, resolve as resolvePath } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { parentPort, receiveMessageOnPort, Worker, workerData, type MessagePort } from 'node:worker_threads';
 import { MapvisorError } from '../errors.js';
 import { ioCounters } from '../kernel/files/ext4file.js';
@@ -26,7 +26,7 @@ import { REGS, SIZEOF, type RegName } from '../kvm/structs.js';
 import { loadProgram } from '../loader/load.js';
 import { AnonMemory } from '../mm/anon.js';
 import { AddressSpace } from '../mm/space.js';
-import { captureState, restoreKernel, restoreSpace } from '../snapshot/snapshot.js';
+import { captureState, restoreKernel, restoreSpace, updateMemoryFile } from '../snapshot/snapshot.js';
 import { cpuidHash, MEMORY_FILE, memoryPath, readCheckpoint, writeCheckpoint, type SavedState } from '../snapshot/state.js';
 import { MSR_FS_BASE, MSR_GS_BASE } from '../vm/cpu.js';
 import { MAX_VCPUS } from '../vm/layout.js';
@@ -101,6 +101,12 @@ function boot(root: RootFs | null): Booted {
   }, interp);
   const { kernel, streams } = newKernel(space, root, root ? normalizePath(cfg.programPath) : resolvePath(cfg.programPath), cfg.argv);
   const vcpu = machine.createVcpu(0, loaded.entry, loaded.sp);
+  if (cfg.memoryDir) {
+    // Memory in a file: track what changes between checkpoints (the guest's stores and the VMM's).
+    machine.enableDirtyLog();
+    kernel.mem.vmmDirty = new Set();
+    anon.freedSinceCheckpoint = [];
+  }
   return { machine, space, anon: [anon], kernel, vcpu, streams, inPlace: loaded.inPlace, interpInPlace: interp ? loaded.interpInPlace : null };
 }
 
@@ -137,6 +143,18 @@ function bootRestore(root: RootFs | null, state: SavedState, dir: string, inPlac
   return { machine, space, anon: inPlace ? [saved] : [saved, fresh], kernel, vcpu, streams, inPlace: false, interpInPlace: null };
 }
 
+/** This VMM run (a checkpoint records it; same run + same directory = incremental). */
+const RUN_ID = randomUUID();
+
+function sameRun(dir: string): boolean {
+  try {
+    const s = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as { state?: { run?: string } };
+    return s.state?.run === RUN_ID && existsSync(join(dir, MEMORY_FILE));
+  } catch {
+    return false;
+  }
+}
+
 /** Paused at an exit boundary: answer control commands until resumed or stopped. */
 function pauseLoop(b: Booted): 'resume' | TaskEnd {
   post({ type: 'paused' });
@@ -150,12 +168,27 @@ function pauseLoop(b: Booted): 'resume' | TaskEnd {
             const anon = b.anon[0]!;
             if (c.inPlace && !anon.path) throw new MapvisorError('ECHECKPOINT', 'an in-place checkpoint needs the memory in a file', 'run with --memory-dir DIR');
             const anonPath = anon.path ?? `/proc/${process.pid}/fd/${anon.fd}`;
-            b.kernel.root?.sync(); // the image as the checkpoint records it
-            const state = captureState(b.kernel, b.vcpu, b.space, cpuidHash(b.machine.features.cpuid), cfg.programPath);
             const t0 = performance.now();
-            if (c.inPlace) anon.sync();
-            const full = writeCheckpoint(c.dir, state, anonPath, c.inPlace);
-            post({ type: 'reply', id: c.id, ok: true, result: { dir: c.dir, memoryBytes: full.memory.size, ms: performance.now() - t0 } });
+            b.kernel.root?.sync(); // the image as the checkpoint records it
+            const materialized: Array<[number, number]> = [];
+            const state = captureState(b.kernel, b.vcpu, b.space, cpuidHash(b.machine.features.cpuid), cfg.programPath, RUN_ID, materialized);
+            // With dirty logging (--memory-dir), a later checkpoint of this run into the same directory
+            // writes only the pages changed since the previous one.
+            const incremental = !c.inPlace && b.machine.dirtyLogging && sameRun(c.dir);
+            let full: SavedState;
+            let pages = -1;
+            if (incremental) {
+              const dirty = new Set([...b.machine.takeDirtyPages(), ...(b.kernel.mem.vmmDirty ?? [])]);
+              pages = updateMemoryFile(join(c.dir, MEMORY_FILE), b.space, dirty, materialized);
+              full = writeCheckpoint(c.dir, state, join(c.dir, MEMORY_FILE), false, true);
+            } else {
+              if (c.inPlace) anon.sync();
+              full = writeCheckpoint(c.dir, state, anonPath, c.inPlace);
+              if (b.machine.dirtyLogging) b.machine.takeDirtyPages(); // the copy is the new base
+            }
+            b.kernel.mem.vmmDirty?.clear();
+            if (anon.freedSinceCheckpoint) anon.freedSinceCheckpoint.length = 0;
+            post({ type: 'reply', id: c.id, ok: true, result: { dir: c.dir, memoryBytes: full.memory.size, ms: performance.now() - t0, incremental, pagesWritten: pages } });
             break;
           }
           case 'resume':

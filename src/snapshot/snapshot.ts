@@ -45,7 +45,7 @@ function hasPrivateCopies(hostAddr: number, length: number): boolean {
  * in host copy-on-write pages, which the image does not have: copy such regions into the
  * anonymous-memory file and record them as anonymous memory, so the checkpoint carries them.
  */
-function materializePrivateFilePages(space: AddressSpace): RegionMap {
+function materializePrivateFilePages(space: AddressSpace, written: Array<[number, number]>): RegionMap {
   const out = space.regions.clone();
   for (const r of space.regions.regions()) {
     if (r.backing.kind !== 'file' || r.shared) continue;
@@ -63,6 +63,7 @@ function materializePrivateFilePages(space: AddressSpace): RegionMap {
     } finally {
       if (!(r.prot & PROT_READ)) space.window.protect(r.start, len, r.prot);
     }
+    written.push([offset, len]);
     const { path: _path, ...rest } = r;
     out.map({ ...rest, backing: { kind: 'anon', id: space.anon.id, offset }, tag: r.tag });
   }
@@ -70,7 +71,15 @@ function materializePrivateFilePages(space: AddressSpace): RegionMap {
 }
 
 /** The state of a paused single-threaded program (everything but its memory). */
-export function captureState(k: Kernel, cpu: Vcpu, space: AddressSpace, cpuid: string, programPath: string): Omit<SavedState, 'memory'> {
+export function captureState(
+  k: Kernel,
+  cpu: Vcpu,
+  space: AddressSpace,
+  cpuid: string,
+  programPath: string,
+  run: string,
+  materialized: Array<[number, number]> = [],
+): Omit<SavedState, 'memory'> {
   if (k.threads?.threaded) refuse('checkpointing a multithreaded program is not supported yet', 'checkpoint single-threaded programs');
   if (cpu.returnPath !== 'sregs') refuse('checkpoints need the default syscall return path', 'run without --syscall-return iretq');
   const fds: SavedFd[] = [];
@@ -88,6 +97,7 @@ export function captureState(k: Kernel, cpu: Vcpu, space: AddressSpace, cpuid: s
     format: 'mapvisor-checkpoint',
     version: 1,
     created: new Date().toISOString(),
+    run,
     cpuid,
     program: { path: programPath, exePath: k.exePath, argv: k.argv },
     image: root ? { path: root.spec.path, mode: root.spec.mode, ...imageIdentity(root.spec.path) } : null,
@@ -98,7 +108,7 @@ export function captureState(k: Kernel, cpu: Vcpu, space: AddressSpace, cpuid: s
       memLimit: space.layout.memLimit,
       brkStart: space.brkStart,
       brkCurrent: space.brkCurrent,
-      regions: materializePrivateFilePages(space).toJSON(),
+      regions: materializePrivateFilePages(space, materialized).toJSON(),
       anonId: space.anon.id,
       anonUsed: space.anon.used,
     },
@@ -124,6 +134,53 @@ export function captureState(k: Kernel, cpu: Vcpu, space: AddressSpace, cpuid: s
     },
     fds,
   };
+}
+
+/**
+ * An incremental checkpoint's memory: bring the previous checkpoint's memory file of this run up to
+ * date with only the pages written since (the guest's, from KVM's dirty log, and the VMM's own), the
+ * ranges freed since (punched out), and `extra` extents (private file pages saved this time).
+ * Returns the number of pages written.
+ */
+export function updateMemoryFile(file: string, space: AddressSpace, pages: Iterable<number>, extra: Array<[number, number]>): number {
+  const fd = libc.open(file, libc.O_RDWR | libc.O_CLOEXEC, 0);
+  if (fd < 0) refuse(`cannot open ${file} for an incremental checkpoint (errno ${libc.errno()})`, 'take a full checkpoint into a new directory');
+  let written = 0;
+  try {
+    const copy = (hostAddr: number, len: number, offset: number): void => {
+      for (let done = 0; done < len; ) {
+        const n = libc.pwrite(fd, hostAddr + done, len - done, offset + done);
+        if (n <= 0) refuse(`cannot write ${file} (errno ${libc.errno()})`, 'check free space');
+        done += n;
+      }
+    };
+    for (const p of pages) {
+      const addr = p * 4096;
+      const r = space.regions.find(addr);
+      if (!r || r.backing.kind !== 'anon' || r.backing.id !== space.anon.id || !(r.prot & PROT_READ)) continue;
+      copy(space.window.hostAddr(addr), 4096, r.backing.offset + (addr - r.start));
+      written++;
+    }
+    for (const [offset, len] of extra) {
+      // Private file pages saved this time: they were written into the live memory file; copy them over.
+      const tmp = libc.mmap(0, len, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_PRIVATE | libc.MAP_ANONYMOUS, -1, 0);
+      try {
+        if (libc.pread(space.anon.fd, tmp, len, offset) !== len) refuse(`cannot read the memory file (errno ${libc.errno()})`, 'take a full checkpoint');
+        copy(tmp, len, offset);
+      } finally {
+        libc.munmap(tmp, len);
+      }
+      written += len / 4096;
+    }
+    for (const [offset, len] of space.anon.freedSinceCheckpoint ?? []) {
+      libc.fallocate(fd, libc.FALLOC_FL_PUNCH_HOLE | libc.FALLOC_FL_KEEP_SIZE, offset, len);
+    }
+    libc.ftruncate(fd, Math.max(space.anon.used, 0));
+    libc.fsync(fd);
+  } finally {
+    libc.close(fd);
+  }
+  return written;
 }
 
 /** Put the saved regions into the (empty) address space: every mapping as it was. */

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MapvisorError } from '../errors.js';
 import type { CpuidEntry } from '../kvm/kvm.js';
@@ -26,6 +26,8 @@ export interface SavedState {
   format: typeof STATE_FORMAT;
   version: typeof STATE_VERSION;
   created: string;
+  /** The VMM run that took it: a later checkpoint of the same run into the same directory is incremental. */
+  run: string;
   /** sha256 of the CPUID the program ran with: restoring on another CPU is refused. */
   cpuid: string;
   program: { path: string; exePath: string; argv: string[] };
@@ -111,17 +113,24 @@ export function imageIdentity(path: string): { size: number; mtimeMs: number; su
  * Write the checkpoint: memory first (a sparse copy of the anonymous-memory file, or with `inPlace` a
  * reference to the live --memory-dir file, already flushed), then the state.
  */
-export function writeCheckpoint(dir: string, state: Omit<SavedState, 'memory'>, memoryFile: string, inPlace = false): SavedState {
+export function writeCheckpoint(dir: string, state: Omit<SavedState, 'memory'>, memoryFile: string, inPlace = false, memoryWritten = false): SavedState {
   mkdirSync(dir, { recursive: true });
   let mem = join(dir, MEMORY_FILE);
   if (inPlace) {
     mem = memoryFile;
-  } else {
+  } else if (!memoryWritten) {
     const tmp = `${mem}.tmp`;
     try {
       execFileSync('cp', ['--sparse=always', '--reflink=auto', memoryFile, tmp]);
     } catch (e) {
       refuse(`cannot write the checkpoint's memory to ${dir}: ${(e as Error).message.split('\n')[0]}`, 'check free space and permissions of the checkpoint directory');
+    }
+    // Durable before the state names it (an incremental checkpoint fsyncs its pages too).
+    const fd = openSync(tmp, 'r+');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
     }
     renameSync(tmp, mem);
   }

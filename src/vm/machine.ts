@@ -3,7 +3,9 @@
  * tables, GDT, TSS, IDT, trap stubs) written once before any vCPU runs. vCPUs are created on demand.
  */
 import { KvmSystem, VcpuFd, type Vm } from '../kvm/kvm.js';
+import * as libc from '../kvm/libc.js';
 import { PROT_READ, PROT_WRITE } from '../kvm/libc.js';
+import { KVM_MEM_LOG_DIRTY_PAGES } from '../kvm/structs.js';
 import { buildGdtAndTss, buildIdt } from './descriptors.js';
 import { cpuFeatures, initVcpu, type CpuFeatures } from './cpu.js';
 import {
@@ -77,6 +79,36 @@ export class Machine {
     w.mapZero(SYSCALL_PAGE_ADDR, 2 * PAGE_SIZE, PROT_READ | PROT_WRITE);
     w.bytes(SYSCALL_PAGE_ADDR, stubs.syscall.length).set(stubs.syscall);
     w.protect(SYSCALL_PAGE_ADDR, PAGE_SIZE, PROT_READ);
+  }
+
+  private dirtyBitmap: { addr: number; bytes: Uint8Array } | null = null;
+
+  /** Turn on KVM dirty logging for the window (incremental checkpoints). */
+  enableDirtyLog(): void {
+    if (this.dirtyBitmap) return;
+    this.vm.setUserMemoryRegion(0, KVM_MEM_LOG_DIRTY_PAGES, 0, this.window.size, this.window.base);
+    const len = Math.ceil(this.window.size / PAGE_SIZE / 64) * 8;
+    const addr = libc.mmap(0, len, PROT_READ | PROT_WRITE, libc.MAP_PRIVATE | libc.MAP_ANONYMOUS, -1, 0);
+    this.dirtyBitmap = { addr, bytes: new Uint8Array(libc.view(addr, len)) };
+  }
+
+  get dirtyLogging(): boolean {
+    return this.dirtyBitmap !== null;
+  }
+
+  /** Guest page numbers the guest wrote since the last call (KVM_GET_DIRTY_LOG, which resets it). */
+  takeDirtyPages(): number[] {
+    const d = this.dirtyBitmap;
+    if (!d) return [];
+    this.vm.getDirtyLog(0, d.addr);
+    const pages: number[] = [];
+    const b = d.bytes;
+    for (let i = 0; i < b.length; i++) {
+      const v = b[i]!;
+      if (v === 0) continue;
+      for (let bit = 0; bit < 8; bit++) if (v & (1 << bit)) pages.push(i * 8 + bit);
+    }
+    return pages;
   }
 
   /** Create vCPU `id` ready to run at CPL3 at `rip` with stack `rsp`. */

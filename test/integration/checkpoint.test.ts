@@ -60,6 +60,28 @@ test('--memory-dir keeps memory in a file, and the checkpoint records it', T, as
   assert.ok(readFileSync(join(md, 'memory.bin')).length > 0, 'the memory file exists in --memory-dir');
 });
 
+test('with --memory-dir a second checkpoint into the same directory writes only the pages dirtied since', T, async () => {
+  const md = join(dir, 'inc-mem');
+  mkdirSync(md);
+  const ckpt = join(dir, 'inc');
+  const sb = new Sandbox(guest('counter'), ['60', '20'], { stdout: 'pipe', memoryDir: md });
+  const run = sb.run();
+  await new Promise((r) => setTimeout(r, 300));
+  const first = await sb.checkpoint(ckpt);
+  await new Promise((r) => setTimeout(r, 300));
+  const second = await sb.checkpoint(ckpt);
+  sb.stop();
+  await run;
+  assert.equal(first.incremental, false);
+  assert.equal(second.incremental, true);
+  assert.ok(second.pagesWritten > 0 && second.pagesWritten < 64, `pages written: ${second.pagesWritten}`);
+  const r = await Sandbox.restore(ckpt, { stdout: 'pipe' }).run();
+  assert.equal(r.status, 0);
+  const after = lines(r.stdout);
+  assert.equal(after.at(-1), 60);
+  assert.deepEqual(after, Array.from({ length: 60 - after[0]! + 1 }, (_, i) => after[0]! + i), 'the restored memory is the second checkpoint\'s');
+});
+
 test('two clones from one checkpoint run independently and leave its files unchanged', T, async () => {
   const { ckpt } = await checkpointed('clones');
   const before = [sha(join(ckpt, 'memory.bin')), sha(join(ckpt, 'state.json'))];
