@@ -83,6 +83,20 @@ export const pwrite = lib.func('intptr_t pwrite(int fd, uintptr_t buf, size_t co
   count: number,
   offset: number,
 ) => number;
+/** preadv(2)/pwritev(2) over a Buffer of struct iovec (16 bytes each: base, len). */
+export const preadv = lib.func('intptr_t preadv(int fd, void *iov, int iovcnt, int64_t offset)') as (
+  fd: number,
+  iov: Buffer,
+  iovcnt: number,
+  offset: number,
+) => number;
+export const pwritev = lib.func('intptr_t pwritev(int fd, void *iov, int iovcnt, int64_t offset)') as (
+  fd: number,
+  iov: Buffer,
+  iovcnt: number,
+  offset: number,
+) => number;
+export const fdatasync = lib.func('int fdatasync(int fd)') as (fd: number) => number;
 /** poll(2) over a Buffer of struct pollfd (8 bytes each: fd i32, events i16, revents i16). */
 export const poll = lib.func('int poll(void *fds, unsigned long nfds, int timeout)') as (
   fds: Buffer,
@@ -118,6 +132,8 @@ export const dlsym = lib.func('uintptr_t dlsym(uintptr_t handle, const char *sym
   symbol: string,
 ) => number;
 export const gettid = lib.func('int gettid()') as () => number;
+/** syscall(2) with one argument, for calls glibc has no wrapper for (userfaultfd). */
+export const syscall1 = lib.func('syscall', 'long', ['long', 'long']) as (nr: number, a: number) => number;
 
 /** The calling thread's errno after the last libc call made through koffi. */
 export function errno(): number {

@@ -26,8 +26,8 @@
  * a pin, a view or an address may be invalidated by any later call into the device.
  */
 import * as nodefs from 'node:fs';
-import koffi from 'koffi';
 import * as libc from '../kvm/libc.js';
+import { E, errnoName } from '../abi/errno.js';
 import { MapvisorError, UsageError } from '../errors.js';
 import type { BlockDev, MapMode } from './blockdev.js';
 
@@ -53,29 +53,7 @@ const OVERFLOW_MIN_SLOTS = 256;
 const NONE = -1;
 const TWO32 = 2 ** 32;
 
-const EINTR = 4;
-const EINVAL = 22;
-const ENOENT = 2;
-const EACCES = 13;
-const EROFS = 30;
-const EISDIR = 21;
-const ENOSPC = 28;
-
-// libc functions libc.ts does not bind (bound here, the same way).
-const lib = koffi.load('libc.so.6');
-const preadv = lib.func('intptr_t preadv(int fd, void *iov, int iovcnt, int64_t offset)') as (
-  fd: number,
-  iov: Buffer,
-  iovcnt: number,
-  offset: number,
-) => number;
-const pwritev = lib.func('intptr_t pwritev(int fd, void *iov, int iovcnt, int64_t offset)') as (
-  fd: number,
-  iov: Buffer,
-  iovcnt: number,
-  offset: number,
-) => number;
-const fdatasync = lib.func('int fdatasync(int fd)') as (fd: number) => number;
+const { EINTR, EINVAL, EACCES, EROFS, ENOSPC } = E;
 
 export interface BlockImageOptions {
   /** 'rw' (O_RDWR, write-back), 'ro' (writes refused) or 'cow' (O_RDONLY, writes kept in a private overlay). */
@@ -304,7 +282,7 @@ export class BlockImage implements BlockDev {
       }
     }
     if (this.unsynced) {
-      if (fdatasync(this.fd) !== 0) {
+      if (libc.fdatasync(this.fd) !== 0) {
         const err = libc.errno();
         throw imageError(`cannot write the disk image ${this.path} back (fdatasync: errno ${err})`, 'check free space and the health of the host file system');
       }
@@ -676,7 +654,7 @@ export class BlockImage implements BlockDev {
           this.iov.writeUInt32LE(l, o + 8);
           this.iov.writeUInt32LE(0, o + 12);
         }
-        r = write ? pwritev(this.fd, this.iov, cnt, pos) : preadv(this.fd, this.iov, cnt, pos);
+        r = write ? libc.pwritev(this.fd, this.iov, cnt, pos) : libc.preadv(this.fd, this.iov, cnt, pos);
       }
       if (write) this.st.writeRequests++;
       else this.st.readRequests++;
@@ -817,9 +795,8 @@ function directRefused(path: string): MapvisorError {
 }
 
 function openError(path: string, err: number): MapvisorError {
-  const code = err === ENOENT ? 'ENOENT' : err === EACCES ? 'EACCES' : err === EROFS ? 'EROFS' : err === EISDIR ? 'EISDIR' : `errno ${err}`;
   return imageError(
-    `cannot open the disk image ${path}: ${code}`,
+    `cannot open the disk image ${path}: ${errnoName(err)}`,
     err === EACCES || err === EROFS ? 'make the image writable or open it read-only' : 'check the image path',
   );
 }

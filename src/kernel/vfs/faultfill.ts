@@ -11,13 +11,11 @@
  * the one blocked on a fault.
  */
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
-import koffi from 'koffi';
 import { MapvisorError } from '../../errors.js';
 import * as libc from '../../kvm/libc.js';
 import { IOWR } from '../../kvm/ioctl.js';
+import { O_CLOEXEC, O_NONBLOCK } from '../files/file.js';
 
-const lib = koffi.load('libc.so.6');
-const syscall1 = lib.func('syscall', 'long', ['long', 'long']) as (nr: number, a: number) => number;
 
 export const SYS_userfaultfd = 323;
 const UFFDIO = 0xaa;
@@ -42,9 +40,7 @@ export class FaultFiller {
   private readonly control = new Int32Array(new SharedArrayBuffer(8)); // [0] stop, [1] pages filled
 
   constructor(imageFd: number) {
-    const O_CLOEXEC = 0o2000000;
-    const O_NONBLOCK = 0o4000;
-    this.uffd = syscall1(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+    this.uffd = libc.syscall1(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
     if (this.uffd < 0) {
       throw new MapvisorError('EUFFD', `userfaultfd is not available (errno ${libc.errno()})`, 'run as root, set vm.unprivileged_userfaultfd=1, or use --blk-mmap eager');
     }
