@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { Sandbox, type SandboxResult } from '../src/index.js';
 import { createImage } from '../src/image/create.js';
+import { evict } from '../src/bench/run.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const guest = (n: string): string => join(ROOT, '.cache', 'guest', n);
@@ -80,11 +81,6 @@ function cached(path: string): number | null {
 }
 
 /** Drop a file's clean pages from the page cache (GNU dd: iflag=nocache with count=0 advises DONTNEED). */
-function evict(path: string): void {
-  spawnSync('sync', [path]);
-  spawnSync('dd', [`if=${path}`, 'iflag=nocache', 'count=0', 'status=none']);
-}
-
 /** Start `count` holders of `file`, wait for "ready", measure, stop them. */
 async function holders(count: number, cmd: (i: number) => string[]): Promise<{ pids: number[]; stop: () => Promise<void> }> {
   const kids = Array.from({ length: count }, (_, i) => spawn(cmd(i)[0]!, cmd(i).slice(1), { stdio: ['ignore', 'pipe', 'inherit'] }));

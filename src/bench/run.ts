@@ -116,7 +116,8 @@ function detail(r: SandboxResult | null, ops: number): Record<string, number> {
 }
 
 /** Drop a file's clean pages from the host page cache (GNU dd: iflag=nocache count=0 → DONTNEED). */
-function evict(path: string): void {
+/** Drops a file's pages from the host page cache (after writing back any dirty ones). */
+export function evict(path: string): void {
   spawnSync('sync', [path]);
   spawnSync('dd', [`if=${path}`, 'iflag=nocache', 'count=0', 'status=none']);
 }

@@ -1,7 +1,6 @@
 /** Capturing a paused program into a SavedState, and putting a SavedState back into a fresh VM. */
 import { KVM } from '../kvm/ioctl.js';
 import { SIZEOF } from '../kvm/structs.js';
-import { MapvisorError } from '../errors.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { Device, isDevice } from '../kernel/files/devices.js';
 import { Ext4File } from '../kernel/files/ext4file.js';
@@ -10,14 +9,10 @@ import { HostStream } from '../kernel/files/host.js';
 import { RegionMap } from '../mm/regions.js';
 import type { AddressSpace } from '../mm/space.js';
 import type { Vcpu } from '../vm/vcpu.js';
-import { imageIdentity, type SavedFd, type SavedState } from './state.js';
+import { imageIdentity, refuse, type SavedFd, type SavedState } from './state.js';
 import { closeSync, openSync, readSync } from 'node:fs';
 import * as libc from '../kvm/libc.js';
 import { PROT_READ } from '../kvm/libc.js';
-
-function refuse(message: string, fix: string): never {
-  throw new MapvisorError('ECHECKPOINT', message, fix);
-}
 
 const hex = (v: bigint): string => v.toString(16);
 const unhex = (s: string): bigint => BigInt(`0x${s}`);

@@ -87,7 +87,8 @@ export function cpuidHash(entries: readonly CpuidEntry[]): string {
   return createHash('sha256').update(JSON.stringify(features)).digest('hex');
 }
 
-function refuse(message: string, fix: string): never {
+/** A checkpoint or restore that cannot be done: a typed error with its fix. */
+export function refuse(message: string, fix: string): never {
   throw new MapvisorError('ECHECKPOINT', message, fix);
 }
 
