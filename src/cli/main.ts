@@ -12,8 +12,10 @@ import { imageCommand } from './image.js';
 import { benchCommand } from './bench.js';
 import { ctlCommand, serveControl } from './control.js';
 import { existsSync, rmSync } from 'node:fs';
-import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { join } from 'node:path';
+import { Standby, Successor } from './rejuvenate.js';
+import { DEFAULT_SPACE, GIB } from '../vm/layout.js';
 import { checkSpaceSize } from '../vm/pagetables.js';
 
 const USAGE = `usage: mapvisor run [options] -- PROGRAM [ARGS...]
@@ -134,56 +136,77 @@ async function run(argv: string[]): Promise<number> {
     ...(blkMmap ? { blkMmap } : {}),
     strace: values.strace ?? false,
   });
-  return finish(sb, values.api, values.stats ?? false, started, memoryDir);
+  return finish(sb, values.api, values.stats ?? false, started, memoryDir ? join(memoryDir, 'rejuvenate') : undefined);
 }
 
 /**
  * Run a sandbox (serving the control API on `api` if given), report, and return the exit status. With
- * --memory-dir the API can rejuvenate: the program is checkpointed in place, this VMM ends, and a fresh
- * `mapvisor restore --in-place` takes the program over on the same standard streams and socket; this
- * process then only waits for it and passes on its exit status.
+ * --memory-dir the API can rejuvenate (rejuvenate.ts): a fresh VMM process is started and stands by,
+ * the program is checkpointed in place, this VM ends, and the successor takes the program over on the
+ * same standard streams and socket; this process then only waits for it and passes on its exit status.
+ * `standby` is the successor's side of that.
  */
-async function finish(sb: Sandbox, api: string | undefined, stats: boolean, started: bigint, memoryDir?: string): Promise<number> {
-  let rejuvenated: { dir: string; t0: number; reply: (r: Record<string, unknown>) => void } | null = null;
-  const hooks = memoryDir
+async function finish(sb: Sandbox, api: string | undefined, stats: boolean, started: bigint, rejuvenateDir?: string, standby?: Standby): Promise<number> {
+  let handedTo: Successor | null = null;
+  const hooks = rejuvenateDir
     ? {
-        rejuvenate: () =>
-          new Promise<Record<string, unknown>>((reply, reject) => {
-            const dir = join(memoryDir, 'rejuvenate');
-            const t0 = performance.now();
-            sb.handOff(dir).then(() => (rejuvenated = { dir, t0, reply }), reject);
-          }),
+        rejuvenate: async (): Promise<Record<string, unknown>> => {
+          const dir = rejuvenateDir;
+          const space = sb.options.space ?? DEFAULT_SPACE;
+          const successor = await Successor.start(process.argv[1]!, dir, ['--space', `${space / GIB}G`, ...(api ? ['--api', api] : []), ...(stats ? ['--stats'] : [])]);
+          const t0 = performance.now();
+          try {
+            await sb.handOff(dir);
+          } catch (e) {
+            successor.abandon();
+            throw e;
+          }
+          // Free the socket's name for the successor (closing unlinks it; this connection stays open).
+          server?.close();
+          if (api) rmSync(api, { force: true });
+          handedTo = successor;
+          const { restoreMs } = await successor.go();
+          return { downtimeMs: Math.round((performance.now() - t0) * 100) / 100, restoreMs, restoredBy: successor.pid };
+        },
       }
     : {};
   let server: ReturnType<typeof serveControl> | null = null;
   let result: SandboxResult;
   try {
     const running = sb.run();
-    // Serve the API once the VM runs the program (a rejuvenating parent waits for the socket); a run
+    const ended = running.then(
+      () => undefined,
+      () => undefined,
+    );
+    if (standby) {
+      // A successor: build the VM now, restore when the old VMM says so.
+      await Promise.race([sb.whenStandby(), ended]);
+      standby.ready();
+      await Promise.race([standby.waitForGo(), ended]);
+      sb.release();
+    }
+    // Serve the API once the VM runs the program (a rejuvenating parent waits for "running"); a run
     // that fails before that is reported below, by awaiting it.
-    await Promise.race([sb.whenReady(), running.then(
-      () => undefined,
-      () => undefined,
-    )]);
-    if (api) server = serveControl(sb, api, hooks);
+    await Promise.race([sb.whenReady(), ended]);
+    if (api) {
+      server = serveControl(sb, api, hooks);
+      await Promise.race([once(server, 'listening'), ended]);
+    }
+    if (sb.restoreMs !== null) standby?.running(sb.restoreMs);
+    else standby?.failed();
     result = await running;
   } finally {
     // Stop accepting and free the socket's name now; open connections (a rejuvenate request waiting
     // for its answer) stay open until answered.
-    server?.close();
-    if (api) rmSync(api, { force: true });
+    if (!handedTo) {
+      server?.close();
+      if (api) rmSync(api, { force: true });
+    }
   }
-  const handed = rejuvenated as { dir: string; t0: number; reply: (r: Record<string, unknown>) => void } | null;
-  if (handed && sb.handedOff) {
-    const args = [process.argv[1]!, 'restore', handed.dir, '--in-place', ...(api ? ['--api', api] : []), ...(stats ? ['--stats'] : [])];
-    const child = spawn(process.execPath, args, { stdio: 'inherit' });
-    // The downtime ends when the new VMM serves the socket (it does once the program runs again).
-    const until = performance.now() + 20_000;
-    while (api && !existsSync(api) && performance.now() < until && child.exitCode === null) await new Promise((r) => setTimeout(r, 2));
-    handed.reply({ downtimeMs: Math.round((performance.now() - handed.t0) * 10) / 10, restoredBy: child.pid });
-    return new Promise<number>((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 + 9 : 1))));
-  }
+  const successor = handedTo as Successor | null;
+  if (successor && sb.handedOff) return successor.exit;
   if (result.reason) process.stderr.write(`mapvisor: program killed by ${result.reason}\n`);
+  if (stats && sb.restoreMs !== null) process.stderr.write(`restore: ${sb.restoreMs.toFixed(2)} ms to the first instruction\n`);
   if (stats && result.stats) {
     process.stderr.write(formatStats(result.stats, Number(process.hrtime.bigint() - started)));
   }
@@ -197,6 +220,8 @@ async function restore(argv: string[]): Promise<number> {
     {
       'in-place': { type: 'boolean' },
       clones: { type: 'string' },
+      'standby-fd': { type: 'string' },
+      space: { type: 'string' },
       api: { type: 'string' },
       timeout: { type: 'string' },
       stats: { type: 'boolean' },
@@ -227,8 +252,22 @@ async function restore(argv: string[]): Promise<number> {
     results.forEach((r, i) => r.reason && process.stderr.write(`mapvisor: clone ${i + 1} killed by ${r.reason}\n`));
     return results.find((r) => r.status !== 0)?.status ?? 0;
   }
-  const sb = Sandbox.restore(dir, { inPlace: values['in-place'] ?? false, ...(timeout !== undefined ? { timeout } : {}) });
-  return finish(sb, values.api, values.stats ?? false, process.hrtime.bigint());
+  // --standby-fd (rejuvenation's successor): build the VM first, restore when told so on that fd.
+  let standby: Standby | undefined;
+  if (values['standby-fd'] !== undefined) {
+    const fd = Number(values['standby-fd']);
+    if (!Number.isInteger(fd) || fd < 3) usage(`--standby-fd ${JSON.stringify(values['standby-fd'])} is not a file descriptor above 2`, 'it is given by mapvisor rejuvenation, not by hand');
+    standby = new Standby(fd);
+  }
+  const space = sizeOption('space', values.space);
+  const sb = Sandbox.restore(dir, {
+    inPlace: values['in-place'] ?? false,
+    standby: standby !== undefined,
+    ...(space !== undefined ? { space } : {}),
+    ...(timeout !== undefined ? { timeout } : {}),
+  });
+  // In place, the program's memory is its own file: it can be rejuvenated again (into DIR).
+  return finish(sb, values.api, values.stats ?? false, process.hrtime.bigint(), values['in-place'] ? dir : undefined, standby);
 }
 
 export async function main(argv: string[]): Promise<number> {

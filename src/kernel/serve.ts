@@ -37,7 +37,19 @@ function stopAll(threads: Threads, slots: ThreadSlots, all: Thread[]): void {
   void threads;
 }
 
-export function serveThreads(k: Kernel, threads: Threads, slots: ThreadSlots): TaskEnd {
+/** A pause (API: pause, checkpoint, stats): asked for by paused(), served by pause() once all are still. */
+export interface PauseHooks {
+  paused(): boolean;
+  pause(): 'resume' | TaskEnd;
+}
+
+/** Make a running thread's vCPU leave KVM_RUN (before its worker has run, immediate_exit alone does). */
+function kickThread(t: Thread, s: Slot): void {
+  if (s.thread) kick(t.cpu.fd.runAddr, BigInt(s.thread));
+  else t.cpu.requestExit();
+}
+
+export function serveThreads(k: Kernel, threads: Threads, slots: ThreadSlots, hooks?: PauseHooks): TaskEnd {
   const everyone: Thread[] = [];
   const started = (): void => {
     for (const t of threads.unstarted) everyone.push(t);
@@ -47,12 +59,63 @@ export function serveThreads(k: Kernel, threads: Threads, slots: ThreadSlots): T
     stopAll(threads, slots, everyone);
     return e;
   };
+  /** Handle `t`'s posted exit; a TaskEnd when the program ends. */
+  const handlePosted = (t: Thread, s: Slot): TaskEnd | null => {
+    threads.switchTo(k, t);
+    const exit = s.get();
+    t.cpu.noteExit(exit.kind);
+    const r = handleExit(k, t.cpu, exit);
+    if (r === null || r.kind === 'threaded') {
+      t.ready = true;
+    } else if (r.kind === 'park') {
+      // The thread waits; its worker sleeps in its slot until the call is answered.
+    } else if (r.kind === 'thread-exit') {
+      threads.exitThread(k, t);
+      s.set(ST.TERMINATE);
+      if (threads.count === 0) return { kind: 'exited', status: r.status };
+    } else {
+      return r;
+    }
+    return null;
+  };
+  /**
+   * Pause: let no thread run again, make the running ones leave the guest and handle their exits, until
+   * every thread is answered-but-held (ready) or waiting in a call (parked); then serve the pause.
+   */
+  const pauseAll = (h: PauseHooks): TaskEnd | null => {
+    for (;;) {
+      if (k.stop.stopForGood?.() ?? k.stop.stopRequested()) return { kind: 'stopped' };
+      const seen = slots.doorbell.value;
+      let running = false;
+      for (const t of [...threads.byTid.values()]) {
+        if (t.park || t.ready) continue;
+        const s = slots.slotOf(t);
+        if (s.state === ST.EXITED) {
+          const e = handlePosted(t, s);
+          if (e) return e;
+        } else {
+          running = true;
+          kickThread(t, s);
+        }
+      }
+      if (threads.unstarted.length) started();
+      if (!running) break;
+      slots.doorbell.wait(seen, 5);
+    }
+    const p = h.pause();
+    return p === 'resume' ? null : p;
+  };
   started();
   let lastRetry = 0;
   for (;;) {
     if (k.stop.stopRequested()) return end({ kind: 'stopped' });
     const seen = slots.doorbell.value;
     if (threads.unstarted.length) started();
+    if (hooks?.paused()) {
+      const e = pauseAll(hooks);
+      if (e) return end(e);
+      continue;
+    }
     // Let answered threads run.
     for (const t of threads.byTid.values()) {
       if (t.ready) {
@@ -66,21 +129,8 @@ export function serveThreads(k: Kernel, threads: Threads, slots: ThreadSlots): T
       const s = slots.slotOf(t);
       if (s.state !== ST.EXITED || t.park || t.ready) continue;
       handled = true;
-      threads.switchTo(k, t);
-      const exit = s.get();
-      t.cpu.noteExit(exit.kind);
-      const r = handleExit(k, t.cpu, exit);
-      if (r === null || r.kind === 'threaded') {
-        t.ready = true;
-      } else if (r.kind === 'park') {
-        // The thread waits; its worker sleeps in its slot until the call is answered.
-      } else if (r.kind === 'thread-exit') {
-        threads.exitThread(k, t);
-        s.set(ST.TERMINATE);
-        if (threads.count === 0) return end({ kind: 'exited', status: r.status });
-      } else {
-        return end(r);
-      }
+      const e = handlePosted(t, s);
+      if (e) return end(e);
     }
     // Parked calls: time-outs, and retries of calls waiting for I/O.
     const now = performance.now();

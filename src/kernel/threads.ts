@@ -42,11 +42,13 @@ export interface ThreadStart {
 }
 
 export interface VcpuFactory {
-  create(id: number, start: ThreadStart): Vcpu;
+  /**
+   * A vCPU for a new thread, starting with `start` and the FPU state of `parent`: a vCPU whose thread
+   * ended is reused (KVM cannot destroy one), else a new one; null when all are in use.
+   */
+  create(start: ThreadStart, parent: Vcpu): Vcpu | null;
   /** Start running a vCPU in a thread of its own (threaded mode). */
   start(t: Thread): void;
-  /** The process-wide limit on vCPUs (--cpus bounds how many run at once; threads beyond it share). */
-  readonly max: number;
 }
 
 export const CLONE_VM = 0x100;
@@ -86,6 +88,24 @@ export class Threads {
     this.byTid.set(pid, this.current);
   }
 
+  /** The tid the next thread gets (a checkpoint records it). */
+  get nextThreadId(): number {
+    return this.nextTid;
+  }
+
+  /**
+   * Replace the thread table with restored threads (a checkpoint of a threaded program): every thread
+   * is unstarted, `current` is the one whose signal state the kernel holds.
+   */
+  restore(list: Thread[], nextTid: number, current: number): void {
+    this.byTid.clear();
+    for (const t of list) this.byTid.set(t.tid, t);
+    this.current = this.byTid.get(current) ?? list[0]!;
+    this.unstarted.splice(0, this.unstarted.length, ...list);
+    this.nextTid = nextTid;
+    this.threaded = true;
+  }
+
   get count(): number {
     return this.byTid.size;
   }
@@ -96,10 +116,7 @@ export class Threads {
     if ((f & CLONE_THREAD_FLAGS) !== CLONE_THREAD_FLAGS) return -E.ENOSYS; // new processes: not supported
     if (f & ~(CLONE_KNOWN | 0xff)) return -E.EINVAL;
     if ((f & 0xff) !== 0) return -E.EINVAL; // exit signal: threads have none
-    if (this.byTid.size >= this.factory.max) return -E.EAGAIN;
     if (!args.stack) return -E.EINVAL;
-    const tid = this.nextTid++;
-    if (f & CLONE_PARENT_SETTID) k.mem.writeU32(args.ptid, tid);
     const parent = this.current.cpu;
     // The child continues where the parent will: after the syscall, rax = 0, on its own stack.
     const regs: Partial<Record<RegName, bigint>> = {};
@@ -108,7 +125,10 @@ export class Threads {
     regs.rsp = BigInt(args.stack);
     regs.rip = parent.regBig('rcx');
     regs.rflags = (parent.regBig('r11') & 0x254dd5n) | 0x202n;
-    const cpu = this.factory.create(tid - 1, { regs, fsBase: f & CLONE_SETTLS ? args.tls : parent.fsBase });
+    const cpu = this.factory.create({ regs, fsBase: f & CLONE_SETTLS ? args.tls : parent.fsBase }, parent);
+    if (!cpu) return -E.EAGAIN; // every vCPU the VM may have runs a thread
+    const tid = this.nextTid++;
+    if (f & CLONE_PARENT_SETTID) k.mem.writeU32(args.ptid, tid);
     // A new thread inherits the mask of the thread that made it and starts with no alternate stack.
     const t: Thread = {
       tid,

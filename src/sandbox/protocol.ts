@@ -29,6 +29,11 @@ export interface WorkerConfig {
   memoryDir: string | null;
   /** Start from a checkpoint instead of a program. */
   restore: { dir: string; inPlace: boolean } | null;
+  /**
+   * Standby (restore only): build the VM (spaceSize) and its first vCPU, post 'standby', and wait until
+   * Int32Array(standby)[0] becomes 1 before reading the checkpoint: a warm VMM restores in milliseconds.
+   */
+  standby: SharedArrayBuffer | null;
 }
 
 export const CONTROL_STOP = 0;
@@ -66,9 +71,13 @@ export interface VmStats extends StatsReport {
 }
 
 export type WorkerMessage =
-  | { type: 'ready'; runAddr: number; thread: string }
+  | { type: 'standby' }
+  /** After an in-place checkpoint (a hand-over): the program will not run here again, the image is unlocked. */
+  | { type: 'released' }
+  /** The program is about to run its first instruction; restoreMs: how long a restore took to get here. */
+  | { type: 'ready'; runAddr: number; thread: string; restoreMs: number | null }
   | { type: 'paused' }
-  | { type: 'threaded' }
+  | { type: 'threaded'; doorbell: SharedArrayBuffer }
   | { type: 'reply'; id: number; ok: boolean; result?: unknown; error?: string }
   | { type: 'end'; end: TaskEnd; stats: VmStats }
   | { type: 'error'; error: { name: string; code: string; message: string; fix: string; exitCode: number; stack?: string } };

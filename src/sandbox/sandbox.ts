@@ -20,6 +20,7 @@ import { checkSpaceSize } from '../vm/pagetables.js';
 import { installKickHandler, kick } from '../vm/kick.js';
 import type { SyscallReturn } from '../vm/vcpu.js';
 import { inspectProgram } from './program.js';
+import { Doorbell } from '../kernel/mailbox.js';
 import { parseImageSpec } from '../kernel/vfs/rootfs.js';
 import { CONTROL_CMD, CONTROL_PAUSE, CONTROL_STOP, type VmStats, type WorkerConfig, type WorkerMessage } from './protocol.js';
 
@@ -166,18 +167,41 @@ export class Sandbox {
       control,
       memoryDir: o.memoryDir ?? null,
       restore: this.restoreFrom,
+      standby: this.restoreFrom?.standby ? this.standbyFlag : null,
     };
   }
 
   /** Set by Sandbox.restore: start from this checkpoint instead of the program. */
-  private restoreFrom: { dir: string; inPlace: boolean } | null = null;
+  private restoreFrom: { dir: string; inPlace: boolean; standby: boolean } | null = null;
+  /** Standby: [0] becomes 1 when release() lets the warm VMM restore. */
+  private readonly standbyFlag = new SharedArrayBuffer(4);
+  private standbyWaiters: Array<() => void> = [];
+  private isStandingBy = false;
+  /** A restore's time from its start (or release(), in standby) to the program's first instruction. */
+  restoreMs: number | null = null;
+
+  /** Standby: resolves once the VM is built and waits for release() (or when the run ended). */
+  whenStandby(): Promise<void> {
+    return this.isStandingBy ? Promise.resolve() : new Promise((r) => this.standbyWaiters.push(r));
+  }
+  private markStandby(): void {
+    this.isStandingBy = true;
+    for (const f of this.standbyWaiters.splice(0)) f();
+  }
+
+  /** Standby: read the checkpoint now and run the program from it. */
+  release(): void {
+    const flag = new Int32Array(this.standbyFlag);
+    Atomics.store(flag, 0, 1);
+    Atomics.notify(flag, 0);
+  }
   /** While running: the control channel to the VM worker. */
   private live: {
     control: Int32Array;
     port: MessagePort;
     kickVcpu: () => void;
     paused: boolean;
-    threaded: boolean;
+    doorbell: Doorbell | null;
     waiters: Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>;
     onPaused: Array<() => void>;
     nextId: number;
@@ -187,9 +211,9 @@ export class Sandbox {
    * Start from a checkpoint written by checkpoint(): the program continues where it stopped. Its memory
    * is the checkpoint's memory file mapped copy-on-write (inPlace: continue on that file itself).
    */
-  static restore(dir: string, options: SandboxOptions & { inPlace?: boolean } = {}): Sandbox {
+  static restore(dir: string, options: SandboxOptions & { inPlace?: boolean; standby?: boolean } = {}): Sandbox {
     const sb = new Sandbox('(restored)', [], options);
-    sb.restoreFrom = { dir, inPlace: options.inPlace ?? false };
+    sb.restoreFrom = { dir, inPlace: options.inPlace ?? false, standby: options.standby ?? false };
     return sb;
   }
 
@@ -198,17 +222,12 @@ export class Sandbox {
     const l = this.live;
     if (!l) throw new MapvisorError('ENOTRUNNING', 'the sandbox is not running', 'call run() first');
     if (l.paused) return;
-    const refuseThreads = (): never => {
-      throw new MapvisorError('ETHREADED', 'pausing or checkpointing a multithreaded program is not supported yet', 'use it with single-threaded programs');
-    };
-    if (l.threaded) refuseThreads();
     const paused = new Promise<void>((resolve) => l.onPaused.push(resolve));
     Atomics.store(l.control, CONTROL_PAUSE, 1);
     l.kickVcpu();
     await paused;
     if (!l.paused) {
       Atomics.store(l.control, CONTROL_PAUSE, 0);
-      if (l.threaded) refuseThreads();
       throw new MapvisorError('ENOTRUNNING', 'the program ended before it could be paused', '');
     }
   }
@@ -249,11 +268,15 @@ export class Sandbox {
    */
   async handOff(dir: string): Promise<{ dir: string; ms: number }> {
     await this.pause();
+    const released = new Promise<void>((r) => (this.onReleased = r));
     const r = (await this.command({ cmd: 'checkpoint', dir: resolvePath(dir), inPlace: true })) as { dir: string; ms: number };
     this.handedOff = true;
-    this.stop();
+    // The VM ends by itself after an in-place checkpoint; the image is free once it says 'released'
+    // (its teardown goes on meanwhile).
+    await released;
     return r;
   }
+  private onReleased: (() => void) | null = null;
   private readyWaiters: Array<() => void> = [];
   private isReady = false;
   /** Resolves once the program's VM is built and about to run (or has ended). */
@@ -325,7 +348,7 @@ export class Sandbox {
     let timedOut = false;
     const stopVm = (): void => {
       Atomics.store(new Int32Array(control), CONTROL_STOP, 1);
-      if (vcpu) kick(vcpu.runAddr, vcpu.thread);
+      live.kickVcpu();
     };
     const timer = o.timeout ? setTimeout(() => ((timedOut = true), stopVm()), o.timeout * 1000) : null;
     this.stopper = () => {
@@ -336,11 +359,14 @@ export class Sandbox {
     const live = {
       control: new Int32Array(control),
       port: channel.port1,
+      // Single-threaded, vCPU 0 runs in the VM worker: kick it. Threaded, that thread serves the vCPUs:
+      // ring its doorbell (it stops them itself).
       kickVcpu: () => {
-        if (vcpu) kick(vcpu.runAddr, vcpu.thread);
+        if (live.doorbell) live.doorbell.ring();
+        else if (vcpu) kick(vcpu.runAddr, vcpu.thread);
       },
       paused: false,
-      threaded: false,
+      doorbell: null as Doorbell | null,
       waiters: new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>(),
       onPaused: [] as Array<() => void>,
       nextId: 1,
@@ -349,14 +375,19 @@ export class Sandbox {
 
     const message = await new Promise<WorkerMessage>((resolve, reject) => {
       worker.on('message', (m: WorkerMessage) => {
-        if (m.type === 'ready') {
+        if (m.type === 'standby') {
+          this.markStandby();
+        } else if (m.type === 'released') {
+          this.onReleased?.();
+        } else if (m.type === 'ready') {
           vcpu = { runAddr: m.runAddr, thread: BigInt(m.thread) };
+          this.restoreMs = m.restoreMs;
           this.markReady();
           if (Atomics.load(new Int32Array(control), CONTROL_STOP)) stopVm();
           if (Atomics.load(live.control, CONTROL_PAUSE)) live.kickVcpu();
         } else if (m.type === 'threaded') {
-          live.threaded = true;
-          for (const f of live.onPaused.splice(0)) f();
+          live.doorbell = new Doorbell(m.doorbell);
+          if (Atomics.load(live.control, CONTROL_PAUSE) || Atomics.load(live.control, CONTROL_STOP)) live.doorbell.ring();
         } else if (m.type === 'paused') {
           live.paused = true;
           for (const f of live.onPaused.splice(0)) f();
@@ -375,6 +406,8 @@ export class Sandbox {
     this.live = null;
     this.stopper = null;
     this.markReady();
+    this.markStandby();
+    this.onReleased?.();
     for (const w of live.waiters.values()) w.reject(new MapvisorError('ENOTRUNNING', 'the program ended', ''));
     for (const f of live.onPaused.splice(0)) f();
     channel.port1.close();

@@ -26,9 +26,8 @@ import { REGS, SIZEOF, type RegName } from '../kvm/structs.js';
 import { loadProgram } from '../loader/load.js';
 import { AnonMemory } from '../mm/anon.js';
 import { AddressSpace } from '../mm/space.js';
-import { captureState, restoreKernel, restoreSpace, updateMemoryFile } from '../snapshot/snapshot.js';
+import { captureState, restoreKernel, restoreSpace, restoreThreads, updateMemoryFile } from '../snapshot/snapshot.js';
 import { cpuidHash, MEMORY_FILE, memoryPath, readCheckpoint, writeCheckpoint, type SavedState } from '../snapshot/state.js';
-import { MSR_FS_BASE, MSR_GS_BASE } from '../vm/cpu.js';
 import { MAX_VCPUS } from '../vm/layout.js';
 import { Machine } from '../vm/machine.js';
 import type { Vcpu } from '../vm/vcpu.js';
@@ -69,7 +68,21 @@ interface Booted {
   streams: HostStream[];
   inPlace: boolean;
   interpInPlace: boolean | null;
+  /** A restored multithreaded program's threads, put back when it starts. */
+  threads?: SavedState['threads'];
+  /** A restore: when it began (performance.now()), to report its time to the first instruction. */
+  restoreStarted?: number;
 }
+
+/** A VM built before its checkpoint is known (standby): used when the checkpoint's space size fits. */
+interface Warm {
+  machine: Machine;
+  vcpu: Vcpu;
+}
+
+/** Set once the program is handed to another VMM: the image and memory need no flush to disk then. */
+let handedOver = false;
+let closedRoot = false;
 
 function newKernel(space: AddressSpace, root: RootFs | null, exePath: string, argv: string[]): { kernel: Kernel; streams: HostStream[] } {
   const strace = cfg.strace ? new Strace((line) => writeSync(cfg.traceFd, line)) : null;
@@ -111,8 +124,14 @@ function boot(root: RootFs | null): Booted {
 }
 
 /** A program from a checkpoint: its regions mapped from the memory file, its state put back. */
-function bootRestore(root: RootFs | null, state: SavedState, dir: string, inPlace: boolean): Booted {
-  const machine = Machine.create({ spaceSize: state.space.size, syscallReturn: 'sregs' });
+function bootRestore(root: RootFs | null, state: SavedState, dir: string, inPlace: boolean, warm: Warm | null, started: number): Booted {
+  const firstVcpu = state.threads ? state.threads.list[0]!.vcpu : 0;
+  const fits = warm !== null && warm.machine.window.size === state.space.size && firstVcpu === 0;
+  if (warm && !fits) {
+    warm.machine.close();
+    warm.machine.window.destroy();
+  }
+  const machine = fits ? warm.machine : Machine.create({ spaceSize: state.space.size, syscallReturn: 'sregs' });
   const memPath = memoryPath(dir, state);
   // In place: continue on the checkpoint's memory file. Otherwise map it MAP_PRIVATE (pages load on
   // first touch, clones share them, the file never changes) and allocate new memory in a fresh file.
@@ -131,16 +150,22 @@ function bootRestore(root: RootFs | null, state: SavedState, dir: string, inPlac
   if (root) space.registerFile(IMAGE_BACKING_ID, root.fd);
   restoreSpace(space, state);
   const { kernel, streams } = newKernel(space, root, state.program.exePath, state.program.argv);
-  const vcpu = machine.createVcpu(0, 0, 0);
-  // Registers and FPU state through the ioctls (the kvm_run sync area of a new vCPU holds nothing yet).
+  // A single-threaded program's vCPU gets its registers here; a threaded one's threads get theirs in
+  // execute(), each on the vCPU it had (this one is the first thread's).
+  const vcpu = fits ? warm.vcpu : machine.createVcpu(firstVcpu, 0, 0);
   restoreKernel(kernel, vcpu, state, streams);
-  vcpu.fd.set(KVM.SET_REGS, Buffer.from(state.cpu.regs, 'base64'));
-  vcpu.fd.setMsrs([
-    [MSR_FS_BASE, state.cpu.fsBase],
-    [MSR_GS_BASE, state.cpu.gsBase],
-  ]);
-  vcpu.discardSyncedState();
-  return { machine, space, anon: inPlace ? [saved] : [saved, fresh], kernel, vcpu, streams, inPlace: false, interpInPlace: null };
+  return {
+    machine,
+    space,
+    anon: inPlace ? [saved] : [saved, fresh],
+    kernel,
+    vcpu,
+    streams,
+    inPlace: false,
+    interpInPlace: null,
+    threads: state.threads,
+    restoreStarted: started,
+  };
 }
 
 /** This VMM run (a checkpoint records it; same run + same directory = incremental). */
@@ -169,7 +194,9 @@ function pauseLoop(b: Booted): 'resume' | TaskEnd {
             if (c.inPlace && !anon.path) throw new MapvisorError('ECHECKPOINT', 'an in-place checkpoint needs the memory in a file', 'run with --memory-dir DIR');
             const anonPath = anon.path ?? `/proc/${process.pid}/fd/${anon.fd}`;
             const t0 = performance.now();
-            b.kernel.root?.sync(); // the image as the checkpoint records it
+            // The image as the checkpoint records it: on disk, or (a hand-over to another VMM, which maps
+            // the same page cache) sealed in memory only.
+            b.kernel.root?.sync(!c.inPlace);
             const materialized: Array<[number, number]> = [];
             const state = captureState(b.kernel, b.vcpu, b.space, cpuidHash(b.machine.features.cpuid), cfg.programPath, RUN_ID, materialized);
             // With dirty logging (--memory-dir), a later checkpoint of this run into the same directory
@@ -182,13 +209,15 @@ function pauseLoop(b: Booted): 'resume' | TaskEnd {
               pages = updateMemoryFile(join(c.dir, MEMORY_FILE), b.space, dirty, materialized);
               full = writeCheckpoint(c.dir, state, join(c.dir, MEMORY_FILE), false, true);
             } else {
-              if (c.inPlace) anon.sync();
+              if (c.inPlace) handedOver = true; // the memory file stays where it is, in the page cache
               full = writeCheckpoint(c.dir, state, anonPath, c.inPlace);
               if (b.machine.dirtyLogging) b.machine.takeDirtyPages(); // the copy is the new base
             }
             b.kernel.mem.vmmDirty?.clear();
             if (anon.freedSinceCheckpoint) anon.freedSinceCheckpoint.length = 0;
             post({ type: 'reply', id: c.id, ok: true, result: { dir: c.dir, memoryBytes: full.memory.size, ms: performance.now() - t0, incremental, pagesWritten: pages } });
+            // A hand-over: the program continues in another VMM; this VM ends now.
+            if (c.inPlace) return { kind: 'stopped' };
             break;
           }
           case 'resume':
@@ -217,20 +246,35 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
   // --cpus: how many vCPUs may run guest code at once (the kernel's own thread is not counted).
   const cpuGate = new Int32Array(new SharedArrayBuffer(8));
   cpuGate[1] = Math.max(1, cfg.cpus);
-  const threads = new Threads(vcpu, kernel.identity.pid, {
-    max: MAX_VCPUS,
-    create: (id, init) => {
-      const v = machine.createVcpu(id, 0, 0);
-      allVcpus.push(v);
+  /** The slot of the worker that last ran each vCPU: a vCPU whose thread ended is reused once it is gone. */
+  const lastSlot = new Map<Vcpu, Slot>();
+  const newVcpu = (id: number): Vcpu => {
+    const v = machine.createVcpu(id, 0, 0);
+    allVcpus.push(v);
+    return v;
+  };
+  const threads: Threads = new Threads(vcpu, kernel.identity.pid, {
+    create: (init, parent) => {
+      const inUse = new Set([...threads.byTid.values()].map((t) => t.cpu));
+      let v = allVcpus.find((c) => !inUse.has(c) && lastSlot.get(c)?.gone === true);
+      if (!v) {
+        const ids = new Set(allVcpus.map((c) => c.id));
+        let id = 0;
+        while (ids.has(id)) id++;
+        if (id >= MAX_VCPUS) return null;
+        v = newVcpu(id);
+      }
       const regs = Buffer.alloc(SIZEOF.kvm_regs);
       for (const [name, value] of Object.entries(init.regs)) regs.writeBigUInt64LE(BigInt.asUintN(64, value!), REGS[name as RegName]);
-      v.fd.set(KVM.SET_REGS, regs);
-      v.fd.setMsrs([[MSR_FS_BASE, init.fsBase]]);
+      // A new thread has the FPU state of the thread that made it, as clone() gives it on Linux.
+      v.putState({ regs, fsBase: init.fsBase, gsBase: parent.gsBase, fpu: parent.fd.get(KVM.GET_FPU, SIZEOF.kvm_fpu) });
+      v.resumeUser(); // a reused vCPU last stopped in the syscall stub
       return v;
     },
     start: (t) => {
       const slot = Slot.create();
       slots.set(t.tid, slot);
+      lastSlot.set(t.cpu, slot);
       new Worker(new URL('./vcpu-worker.js', import.meta.url), {
         workerData: {
           id: t.cpu.id,
@@ -249,16 +293,27 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
   });
   kernel.threads = threads;
   threadedKernel = kernel;
-  post({ type: 'ready', runAddr: vcpu.fd.runAddr, thread: String(libc.pthreadSelf()) });
+  if (b.threads) {
+    // A restored threaded program: every thread on the vCPU it had, waiting threads still waiting.
+    restoreThreads(kernel, threads, b.threads, (id) => (id === vcpu.id ? vcpu : newVcpu(id)));
+  }
+  post({
+    type: 'ready',
+    runAddr: vcpu.fd.runAddr,
+    thread: String(libc.pthreadSelf()),
+    restoreMs: b.restoreStarted === undefined ? null : performance.now() - b.restoreStarted,
+  });
   const hooks = { paused: (): boolean => Atomics.load(control, CONTROL_PAUSE) !== 0, pause: (): 'resume' | TaskEnd => pauseLoop(b) };
-  let end: TaskEnd | { kind: 'threaded' } = runTask(vcpu, kernel, hooks);
+  let end: TaskEnd | { kind: 'threaded' } = b.threads ? { kind: 'threaded' } : runTask(vcpu, kernel, hooks);
   if (end.kind === 'threaded') {
-    // A second thread exists: every vCPU now runs in a worker of its own and this thread serves them.
-    const main = threads.byTid.get(kernel.identity.pid)!;
-    post({ type: 'threaded' });
-    main.ready = true;
-    threads.unstarted.unshift(main);
-    end = serveThreads(kernel, threads, { slotOf: (t) => slots.get(t.tid)!, doorbell });
+    // Several threads: every vCPU now runs in a worker of its own and this thread serves them.
+    if (!b.threads) {
+      const main = threads.byTid.get(kernel.identity.pid)!;
+      main.ready = true;
+      threads.unstarted.unshift(main);
+    }
+    post({ type: 'threaded', doorbell: doorbell.sab });
+    end = serveThreads(kernel, threads, { slotOf: (t) => slots.get(t.tid)!, doorbell }, hooks);
   }
   const exits: Record<string, number> = {};
   for (const c of allVcpus) for (const [r, n] of c.exitCounts) exits[r] = (exits[r] ?? 0) + n;
@@ -284,24 +339,53 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
       .filter((r) => r.backing.kind === 'file' && r.backing.id === IMAGE_BACKING_ID)
       .reduce((a, r) => a + (r.end - r.start), 0),
   };
-  // blk mode: shared file mappings are copies; write them back before the files and image are closed.
-  kernel.root?.beginOp();
-  try {
-    kernel.sharedFileMaps.writeBackAll();
-  } finally {
-    kernel.root?.endOp();
+  // blk mode: shared file mappings are copies; write them back before the files and image are closed
+  // (not after a hand-over: the program, and its copies, live on in the other VMM).
+  if (!handedOver) {
+    kernel.root?.beginOp();
+    try {
+      kernel.sharedFileMaps.writeBackAll();
+    } finally {
+      kernel.root?.endOp();
+    }
   }
   kernel.fds.closeAll();
   kernel.close();
+  if (handedOver) {
+    // Unlock the image first: the successor waits for it, not for this VM's teardown. The program's
+    // mappings of the image hold its open file description, and so the lock: unmap them all first.
+    machine.window.destroy();
+    root?.close(false);
+    closedRoot = true;
+    post({ type: 'released' });
+  }
   machine.close();
   for (const a of b.anon) a.close();
-  machine.window.destroy();
+  if (!handedOver) machine.window.destroy();
   return { type: 'end', end, stats };
+}
+
+/** Standby: build the VM now, then wait for the word to restore (or a stop). */
+function standBy(flag: Int32Array): Warm {
+  const machine = Machine.create({ spaceSize: cfg.spaceSize, syscallReturn: 'sregs' });
+  const warm = { machine, vcpu: machine.createVcpu(0, 0, 0) };
+  post({ type: 'standby' });
+  while (Atomics.load(flag, 0) === 0) {
+    if (stop.stopForGood()) {
+      machine.close();
+      machine.window.destroy();
+      throw new MapvisorError('ESTOPPED', 'the standby VMM was stopped before it restored anything', '');
+    }
+    Atomics.wait(flag, 0, 0, 50);
+  }
+  return warm;
 }
 
 function main(): void {
   const t0 = process.hrtime.bigint();
   let state: SavedState | null = null;
+  const warm = cfg.standby && cfg.restore ? standBy(new Int32Array(cfg.standby)) : null;
+  const restoreStarted = performance.now();
   if (cfg.restore) {
     // Check the checkpoint (and the CPU it needs) before anything is built.
     const probe = Machine.features();
@@ -311,11 +395,11 @@ function main(): void {
   const root = imageSpec ? RootFs.open(imageSpec, IMAGE_BACKING_ID) : null;
   let result: WorkerMessage;
   try {
-    const booted = state ? bootRestore(root, state, cfg.restore!.dir, cfg.restore!.inPlace) : boot(root);
+    const booted = state ? bootRestore(root, state, cfg.restore!.dir, cfg.restore!.inPlace, warm, restoreStarted) : boot(root);
     result = execute(t0, root, booted);
   } finally {
     // Flush and unlock the image before anyone hears the program ended.
-    root?.close();
+    if (!closedRoot) root?.close();
   }
   post(result);
 }

@@ -1,5 +1,4 @@
 /** Capturing a paused program into a SavedState, and putting a SavedState back into a fresh VM. */
-import { KVM } from '../kvm/ioctl.js';
 import { SIZEOF } from '../kvm/structs.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { Device, isDevice } from '../kernel/files/devices.js';
@@ -9,7 +8,8 @@ import { HostStream } from '../kernel/files/host.js';
 import { RegionMap } from '../mm/regions.js';
 import type { AddressSpace } from '../mm/space.js';
 import type { Vcpu } from '../vm/vcpu.js';
-import { imageIdentity, refuse, type SavedFd, type SavedState } from './state.js';
+import { imageIdentity, refuse, STATE_VERSION, type SavedCpu, type SavedFd, type SavedPark, type SavedState, type SavedThread } from './state.js';
+import type { Park, Thread, Threads } from '../kernel/threads.js';
 import { closeSync, openSync, readSync } from 'node:fs';
 import * as libc from '../kvm/libc.js';
 import { PROT_READ } from '../kvm/libc.js';
@@ -65,7 +65,85 @@ function materializePrivateFilePages(space: AddressSpace, written: Array<[number
   return out;
 }
 
-/** The state of a paused single-threaded program (everything but its memory). */
+const b64 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64');
+
+function saveCpu(v: Vcpu): SavedCpu {
+  const c = v.captureState();
+  return { regs: b64(c.regs), fsBase: c.fsBase, gsBase: c.gsBase, fpu: b64(c.fpu) };
+}
+
+export function loadCpu(c: SavedCpu): { regs: Uint8Array; fsBase: number; gsBase: number; fpu: Uint8Array } {
+  const regs = Buffer.from(c.regs, 'base64');
+  const fpu = Buffer.from(c.fpu, 'base64');
+  if (regs.length !== SIZEOF.kvm_regs || fpu.length !== SIZEOF.kvm_fpu) refuse('the checkpoint\'s register state has the wrong size', 'take the checkpoint again');
+  return { regs, fsBase: c.fsBase, gsBase: c.gsBase, fpu };
+}
+
+const remaining = (deadline: number): number | null => (deadline === Infinity ? null : Math.max(0, deadline - performance.now()));
+const deadline = (remainingMs: number | null): number => (remainingMs === null ? Infinity : performance.now() + remainingMs);
+
+function savePark(p: Park): SavedPark {
+  switch (p.kind) {
+    case 'futex':
+      return { kind: 'futex', uaddr: p.uaddr, bitset: p.bitset, remainingMs: remaining(p.deadline) };
+    case 'sleep':
+      return { kind: 'sleep', remainingMs: remaining(p.deadline) };
+    case 'retry':
+      return { kind: 'retry', remainingMs: remaining(p.deadline), onTimeout: p.onTimeout };
+  }
+}
+
+function loadPark(p: SavedPark): Park {
+  switch (p.kind) {
+    case 'futex':
+      return { kind: 'futex', uaddr: p.uaddr, bitset: p.bitset, deadline: deadline(p.remainingMs) };
+    case 'sleep':
+      return { kind: 'sleep', deadline: deadline(p.remainingMs) };
+    case 'retry':
+      return { kind: 'retry', deadline: deadline(p.remainingMs), onTimeout: p.onTimeout };
+  }
+}
+
+/** A thread's record; `sig` holds its signal mask and altstack (the kernel's for the current thread). */
+function saveThread(t: Thread, sig: { blocked: bigint; altStack: { sp: bigint; flags: number; size: bigint } }): SavedThread {
+  return {
+    tid: t.tid,
+    vcpu: t.cpu.id,
+    cpu: saveCpu(t.cpu),
+    clearTid: t.clearTid,
+    robustList: t.robustList,
+    blocked: hex(sig.blocked),
+    altStack: { sp: hex(sig.altStack.sp), flags: sig.altStack.flags, size: hex(sig.altStack.size) },
+    park: t.park ? savePark(t.park) : null,
+  };
+}
+
+/**
+ * A threaded program's threads back, each on a vCPU made by `vcpuFor` with its registers, FPU state
+ * and (for a waiting thread) its unanswered call; the current thread's signal state into the kernel.
+ */
+export function restoreThreads(k: Kernel, threads: Threads, saved: NonNullable<SavedState['threads']>, vcpuFor: (id: number) => Vcpu): void {
+  const list: Thread[] = saved.list.map((st) => {
+    const cpu = vcpuFor(st.vcpu);
+    cpu.putState(loadCpu(st.cpu));
+    return {
+      tid: st.tid,
+      cpu,
+      clearTid: st.clearTid,
+      robustList: st.robustList,
+      park: st.park ? loadPark(st.park) : null,
+      ready: st.park === null,
+      blocked: unhex(st.blocked),
+      altStack: { sp: unhex(st.altStack.sp), flags: st.altStack.flags, size: unhex(st.altStack.size) },
+    };
+  });
+  if (!list.length) refuse('the checkpoint holds a threaded program with no threads', 'take the checkpoint again');
+  threads.restore(list, saved.nextTid, saved.current);
+  k.signals.blocked = threads.current.blocked;
+  k.signals.altStack = threads.current.altStack;
+}
+
+/** The state of a paused program (everything but its memory): every thread when it has several. */
 export function captureState(
   k: Kernel,
   cpu: Vcpu,
@@ -75,22 +153,24 @@ export function captureState(
   run: string,
   materialized: Array<[number, number]> = [],
 ): Omit<SavedState, 'memory'> {
-  if (k.threads?.threaded) refuse('checkpointing a multithreaded program is not supported yet', 'checkpoint single-threaded programs');
   if (cpu.returnPath !== 'sregs') refuse('checkpoints need the default syscall return path', 'run without --syscall-return iretq');
   const fds: SavedFd[] = [];
   for (const [fd, f] of k.fds.entries()) {
     const base = { fd, cloexec: k.fds.cloexec(fd), flags: f.flags, pos: f.pos };
     if (f.ops instanceof HostStream) fds.push({ ...base, kind: 'host', stdio: ['stdin', 'stdout', 'stderr'].indexOf(f.ops.name) });
-    else if (f.ops instanceof Ext4File) fds.push({ ...base, kind: 'ext4', path: f.ops.name, ino: f.ops.ino });
+    else if (f.ops instanceof Ext4File) {
+      if (k.root?.fs.isOrphan(f.ops.ino)) refuse(`fd ${fd} is a file that was unlinked (${f.ops.name}), which a checkpoint cannot hold yet`, 'close it before checkpointing');
+      fds.push({ ...base, kind: 'ext4', path: f.ops.name, ino: f.ops.ino });
+    }
     else if (f.ops instanceof Device) fds.push({ ...base, kind: 'device', name: f.ops.name.slice(5) });
     else refuse(`fd ${fd} is a ${f.ops.kind}, which a checkpoint cannot hold yet`, 'close it before checkpointing');
   }
-  const fpu = cpu.fd.get(KVM.GET_FPU, SIZEOF.kvm_fpu);
   const sig = k.signals;
+  const threads = k.threads?.threaded ? k.threads : null;
   const root = k.root;
   return {
     format: 'mapvisor-checkpoint',
-    version: 1,
+    version: STATE_VERSION,
     created: new Date().toISOString(),
     run,
     cpuid,
@@ -107,7 +187,14 @@ export function captureState(
       anonId: space.anon.id,
       anonUsed: space.anon.used,
     },
-    cpu: { regs: Buffer.from(cpu.saveRegs()).toString('base64'), fsBase: cpu.fsBase, gsBase: cpu.gsBase, fpu: fpu.toString('base64') },
+    cpu: saveCpu(threads ? threads.current.cpu : cpu),
+    threads: threads
+      ? {
+          nextTid: threads.nextThreadId,
+          current: threads.current.tid,
+          list: [...threads.byTid.values()].map((t) => saveThread(t, t === threads.current ? sig : t)),
+        }
+      : null,
     kernel: {
       identity: k.identity,
       umask: k.umask,
@@ -225,6 +312,6 @@ export function restoreKernel(k: Kernel, cpu: Vcpu, s: SavedState, stdio: HostSt
     file.pos = f.pos;
     k.fds.installAt(f.fd, file, f.cloexec);
   }
-  // The FPU state; the general registers and FS/GS bases are loaded by the caller (ioctls).
-  cpu.fd.set(KVM.SET_FPU, Buffer.from(s.cpu.fpu, 'base64'));
+  // A single-threaded program's vCPU (a threaded one's threads are put back by restoreThreads).
+  if (!s.threads) cpu.putState(loadCpu(s.cpu));
 }

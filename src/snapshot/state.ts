@@ -13,7 +13,7 @@ import type { CpuidEntry } from '../kvm/kvm.js';
 import type { RegionMapJSON } from '../mm/regions.js';
 
 export const STATE_FORMAT = 'mapvisor-checkpoint';
-export const STATE_VERSION = 1;
+export const STATE_VERSION = 2;
 export const STATE_FILE = 'state.json';
 export const MEMORY_FILE = 'memory.bin';
 
@@ -21,6 +21,33 @@ export type SavedFd =
   | { fd: number; cloexec: boolean; flags: number; pos: number; kind: 'host'; stdio: number }
   | { fd: number; cloexec: boolean; flags: number; pos: number; kind: 'ext4'; path: string; ino: number }
   | { fd: number; cloexec: boolean; flags: number; pos: number; kind: 'device'; name: string };
+
+/** One vCPU's state: kvm_regs and kvm_fpu (base64), and the FS/GS bases. */
+export interface SavedCpu {
+  regs: string;
+  fsBase: number;
+  gsBase: number;
+  fpu: string;
+}
+
+/** A thread waiting in a system call (threads.ts's Park), its time-out as the time that was left. */
+export type SavedPark =
+  | { kind: 'futex'; uaddr: number; bitset: number; remainingMs: number | null }
+  | { kind: 'sleep'; remainingMs: number | null }
+  | { kind: 'retry'; remainingMs: number | null; onTimeout: number };
+
+/** A thread of a multithreaded program: its vCPU and its per-thread kernel records. */
+export interface SavedThread {
+  tid: number;
+  vcpu: number;
+  cpu: SavedCpu;
+  clearTid: number;
+  robustList: number;
+  blocked: string;
+  altStack: { sp: string; flags: number; size: string };
+  /** Its unanswered system call (a futex waiter, a sleep, blocking I/O), or null when it runs. */
+  park: SavedPark | null;
+}
 
 export interface SavedState {
   format: typeof STATE_FORMAT;
@@ -45,7 +72,10 @@ export interface SavedState {
   };
   /** The memory file: a copy in the checkpoint directory, or (in place) the live --memory-dir file. */
   memory: { size: number; mtimeMs: number; path?: string };
-  cpu: { regs: string; fsBase: number; gsBase: number; fpu: string };
+  /** The vCPU of a single-threaded program (of a threaded one: the current thread's, as in `threads`). */
+  cpu: SavedCpu;
+  /** A multithreaded program's threads (null for a single-threaded one). */
+  threads: { nextTid: number; current: number; list: SavedThread[] } | null;
   kernel: {
     identity: { pid: number; uid: number; gid: number };
     umask: number;

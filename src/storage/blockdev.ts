@@ -157,10 +157,13 @@ export class MappedImage implements BlockDev {
     }
   }
 
-  /** Unmaps the image; every view handed out before becomes invalid. */
-  close(): void {
+  /**
+   * Unmaps the image; every view handed out before becomes invalid. Not durable: no msync (the writes
+   * stay in the host page cache, where another process mapping the image sees them: a hand-over).
+   */
+  close(durable = true): void {
     if (this.baseAddr === 0) return;
-    this.flush();
+    if (durable) this.flush();
     this.chunks = [];
     libc.munmap(this.baseAddr, this.size);
     this.baseAddr = 0;

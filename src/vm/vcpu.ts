@@ -289,9 +289,31 @@ export class Vcpu {
     this.resumeUser();
   }
 
-  /** Forget pending register writes in the sync area (the state was set by ioctls instead). */
-  discardSyncedState(): void {
+  /**
+   * Fill the sync area from the vCPU's state as set by ioctls (a new thread's vCPU, a restored one),
+   * so the kernel can read and change its registers as after an exit, and the sync area is always the
+   * truth a checkpoint reads.
+   */
+  loadSyncArea(): void {
+    this.runBytes.set(this.fd.get(KVM.GET_REGS, SIZEOF.kvm_regs), SYNC.regs);
+    this.runBytes.set(this.fd.get(KVM.GET_SREGS, SIZEOF.kvm_sregs), SYNC.sregs);
     setU64(this.run, RUN.kvm_dirty_regs, 0);
+  }
+
+  /** Registers, FS/GS bases and FPU state of a vCPU stopped at an exit boundary (for a checkpoint). */
+  captureState(): { regs: Uint8Array; fsBase: number; gsBase: number; fpu: Uint8Array } {
+    return { regs: this.saveRegs(), fsBase: this.fsBase, gsBase: this.gsBase, fpu: this.fd.get(KVM.GET_FPU, SIZEOF.kvm_fpu) };
+  }
+
+  /** Put captured state back into a vCPU that has not run (restore), through ioctls and the sync area. */
+  putState(s: { regs: Uint8Array; fsBase: number; gsBase: number; fpu: Uint8Array }): void {
+    this.fd.set(KVM.SET_REGS, Buffer.from(s.regs));
+    this.fd.setMsrs([
+      [MSR_FS_BASE, s.fsBase],
+      [MSR_GS_BASE, s.gsBase],
+    ]);
+    this.fd.set(KVM.SET_FPU, Buffer.from(s.fpu));
+    this.loadSyncArea();
   }
 
   /** Make KVM load the general registers written with setReg on the next entry. */

@@ -130,13 +130,63 @@ test('corrupted, truncated, mismatched and changed checkpoints are refused', T, 
   await assert.rejects(Sandbox.restore(join(dir, 'nothing-here'), {}).run(), (e: unknown) => e instanceof MapvisorError && /no checkpoint/.test(e.message));
 });
 
-test('a multithreaded program is refused with a clear reason, and keeps running', T, async () => {
+test('a multithreaded program restores with every thread, waiting ones still waiting, and finishes its sequence', T, async () => {
+  // mtcounter: 4 threads take turns printing "K TID"; at any moment three wait in futex calls and one
+  // sleeps, so the checkpoint holds futex waiters and a sleeper. Checkpointed twice, restored from each.
+  const ckpt = join(dir, 'mt');
+  const sb = new Sandbox(guest('mtcounter'), ['60', '15'], { stdout: 'pipe' });
+  const run = sb.run();
+  // Checkpoint once all four threads run and a few lines are out (live stats count the calls).
+  const count = (st: { syscalls: Array<{ name: string; count: number }> }, name: string): number => st.syscalls.find((c) => c.name === name)?.count ?? 0;
+  for (let i = 0; i < 200; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    const st = (await sb.liveStats()) as { syscalls: Array<{ name: string; count: number }> };
+    if (count(st, 'clone3') >= 4 && count(st, 'write') >= 3) break;
+  }
+  const c = await sb.checkpoint(ckpt);
+  assert.ok(c.memoryBytes > 0);
+  sb.stop();
+  const first = await run;
+  const parse = (b: Buffer | null): Array<[number, number]> =>
+    (b?.toString().trim().split('\n') ?? []).filter((l) => /^\d+ \d+$/.test(l)).map((l) => l.split(' ').map(Number) as [number, number]);
+  const before = parse(first.stdout);
+  assert.ok(before.length >= 3, `the first run printed ${before.length} lines`);
+  const state = JSON.parse(readFileSync(join(ckpt, 'state.json'), 'utf8')) as { state: { threads: { list: Array<{ tid: number; park: { kind: string } | null }> } | null } };
+  const saved = state.state.threads;
+  assert.ok(saved && saved.list.length === 5, `five threads saved (main + 4): ${JSON.stringify(saved?.list.map((t) => t.tid))}`);
+  // Main waits in pthread_join, the others for their turn or the mutex (a thread just woken may be
+  // saved as runnable instead): futex waiters are saved as such.
+  assert.ok(saved.list.some((t) => t.park?.kind === 'futex'), `futex waiters saved: ${JSON.stringify(saved.list.map((t) => t.park?.kind ?? 'runnable'))}`);
+  const tidsBefore = new Set(saved.list.map((t) => t.tid));
+  for (let i = 0; i < 2; i++) {
+    const r = await Sandbox.restore(ckpt, { stdout: 'pipe' }).run();
+    assert.equal(r.status, 0, `${r.reason ?? ''} ${r.stdout?.toString()}`);
+    const after = parse(r.stdout);
+    assert.ok(r.stdout?.toString().trim().endsWith('mt ok'), r.stdout?.toString());
+    assert.equal(after.at(-1)?.[0], 60);
+    assert.ok(before.some(([k]) => k === after[0]![0] - 1), `continues after a line the first run printed (from ${after[0]![0]})`);
+    assert.deepEqual(after.map(([k]) => k), Array.from({ length: 60 - after[0]![0] + 1 }, (_, j) => after[0]![0] + j), 'no number lost or repeated');
+    // The same threads (tids) carry on, taking turns in the same order.
+    for (const [, tid] of after) assert.ok(tidsBefore.has(tid), `thread ${tid} is one the checkpoint saved`);
+    for (let j = 4; j < after.length; j++) assert.equal(after[j]![1], after[j - 4]![1], 'turns keep their order');
+  }
+});
+
+test('a busy multithreaded program is checkpointed while running, keeps running, and its restore finishes too', T, async () => {
+  // threads: 8 threads contending for a mutex, then a condition-variable ping-pong, then a fault handled
+  // in a thread; checks exact counters and TLS at the end.
   const sb = new Sandbox(guest('threads'), ['3000'], { stdout: 'pipe' });
   const run = sb.run();
   await new Promise((r) => setTimeout(r, 300));
-  await assert.rejects(sb.checkpoint(join(dir, 'mt')), (e: unknown) => e instanceof Error && /multithreaded|not running|ended/.test(e.message));
+  const stats = (await sb.liveStats()) as { syscalls: unknown[] };
+  assert.ok(stats.syscalls.length > 0, 'live stats of a threaded program');
+  await sb.checkpoint(join(dir, 'mt-live'));
   const r = await run;
-  assert.equal(r.status, 0);
+  assert.equal(r.status, 0, r.stdout?.toString());
+  assert.match(r.stdout?.toString() ?? '', /threads ok/);
+  const restored = await Sandbox.restore(join(dir, 'mt-live'), { stdout: 'pipe' }).run();
+  assert.equal(restored.status, 0, `${restored.reason ?? ''} ${restored.stdout?.toString()}`);
+  assert.match(restored.stdout?.toString() ?? '', /threads ok/);
 });
 
 test('a running sqlite3 with an open transaction survives rejuvenation and commits afterwards; the database checks clean', { timeout: 120_000 }, async () => {

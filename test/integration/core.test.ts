@@ -179,6 +179,12 @@ describe('busybox', () => {
     assert.match(r.stderr, /clone3 (9|10)/, 'the threads were made with clone3');
   });
 
+  test('200 threads made and joined in rounds of 8 reuse the vCPUs of ended threads (the VM has 64)', { timeout: 60_000 }, async () => {
+    const r = await run([], guest('threadchurn'));
+    assertExit(r, 0);
+    assert.equal(r.stdout.trim(), 'churn ok: 200 threads', show(r));
+  });
+
   test('--cpus 1 runs one vCPU at a time, and threads still make progress', { timeout: 60_000 }, async () => {
     const r = await run(['--cpus', '1'], guest('threads'), ['500']);
     assertExit(r, 0);

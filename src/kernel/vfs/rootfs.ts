@@ -191,17 +191,18 @@ export class RootFs {
   }
 
   /** Make everything durable: metadata, data, the file itself. */
-  sync(): void {
-    if (!this.fs.readOnly) this.fs.sync();
-    else this.dev.flush();
+  /** Seal and (durable) flush; see Ext4.sync. */
+  sync(durable = true): void {
+    if (!this.fs.readOnly) this.fs.sync(durable);
+    else if (durable) this.dev.flush();
   }
 
-  close(): void {
-    if (!this.fs.readOnly) {
-      this.fs.close();
-      this.fs.sync();
-    }
-    this.dev.close();
+  /** Close the file system and the image (durable: flushed to disk first; not for a hand-over). */
+  close(durable = true): void {
+    if (!this.fs.readOnly) this.fs.close(durable);
+    // The block device always writes its cache back (the image is the only place its writes go).
+    if (this.dev instanceof MappedImage) this.dev.close(durable);
+    else this.dev.close();
     libc.close(this.fd);
     if (this.tmpDir) rmSync(this.tmpDir, { recursive: true, force: true });
   }

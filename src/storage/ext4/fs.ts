@@ -1398,20 +1398,29 @@ export class Ext4 implements DirCtx, FsCtx {
   }
 
   /** Makes everything written so far durable. */
-  sync(): void {
+  /**
+   * Seal the superblock and (durable) flush the image to disk. Not durable: the superblock is sealed in
+   * the page cache only, which is enough for another process mapping the same image (a hand-over).
+   */
+  sync(durable = true): void {
     if (!this.readOnly) {
       const sb = this.dev.bytes(SB_OFFSET, SB_SIZE);
       new DataView(sb.buffer, sb.byteOffset, sb.byteLength).setUint32(SB_WTIME, this.now().sec >>> 0, true);
       sealSuperblock(this.dev, this.geo);
     }
-    this.dev.flush();
+    if (durable) this.dev.flush();
+  }
+
+  /** Is `ino` unlinked but still open (freed when its last reference goes)? */
+  isOrphan(ino: number): boolean {
+    return this.orphans.has(ino);
   }
 
   /** Frees unlinked inodes still referenced, and syncs. The file system must not be used after. */
-  close(): void {
+  close(durable = true): void {
     if (!this.readOnly) for (const ino of [...this.orphans]) this.destroy(this.iget(ino));
     this.refs.clear();
-    this.sync();
+    this.sync(durable);
   }
 
   /** Is directory ino hash-indexed? */
