@@ -1,15 +1,32 @@
 /**
- * npm run bench:checkpoint — checkpoint and restore of programs with 64 and 512 MiB of touched memory
- * (2 GiB without --quick): checkpoint time, state-file and memory-file size, restore time to the first
- * output line, host memory of clones, and rejuvenation downtime. CRIU is measured beside it when it is
- * installed and works here. Prints a Markdown table. Not a test.
+ * npm run bench:checkpoint — checkpoint, restore, clones and rejuvenation of a program with 64 MiB,
+ * 512 MiB and 2 GiB of touched memory (64 and 512 with --quick), beside CRIU dumping and restoring the
+ * same program run natively, in the same run. Prints Markdown tables with the ratios. Not a test.
+ *
+ * The program is test/guest/toucher: it touches its memory, prints "ready", then prints a line every
+ * 10 ms, dirtying 0.1% of its memory at each (1% in 100 ms). Per size:
+ *  - full checkpoint: the first checkpoint of a --memory-dir run copies the memory file;
+ *  - incremental: the next checkpoint of the run into the same directory, 100 ms later (after ~1% was
+ *    dirtied), writes only the pages KVM's dirty log and the VMM saw written;
+ *  - restore to the first instruction: a standby VMM (VM built, like rejuvenation's successor) told to
+ *    restore; its own measure from the word "go" to the first KVM_RUN;
+ *  - restore to the first output line: the same, timed here until the program's next line arrives; and
+ *    from a cold `mapvisor restore` process (Node start-up and KVM set-up included);
+ *  - 10 clones: `restore` ×10 from one checkpoint; their memory as proportional set size (PSS), so pages
+ *    shared through the page cache count once;
+ *  - CRIU: `criu dump` and `criu restore` of the native toucher (scripts/install-criu.sh installs a CRIU
+ *    that works on this kernel; without it the columns say why).
+ * Rejuvenation: the 64 MiB program, and sqlite3 from a disk image with an open transaction, each handed
+ * to a fresh VMM five times; the downtimes (pause → program running in the new VMM).
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import type { Readable, Writable } from 'node:stream';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Sandbox } from '../src/sandbox/sandbox.js';
+import { Sandbox, type CheckpointResult } from '../src/sandbox/sandbox.js';
+import { criuAvailable, criuMeasure, type CriuResult } from './criu.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const guest = (n: string): string => join(ROOT, '.cache', 'guest', n);
@@ -17,44 +34,145 @@ const CLI = join(ROOT, 'bin', 'mapvisor.js');
 const quick = process.argv.includes('--quick');
 const MB = 2 ** 20;
 const nowMs = (): number => Number(process.hrtime.bigint()) / 1e6;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const f1 = (x: number): string => x.toFixed(1);
+const progress = (s: string): boolean => process.stderr.write(`bench:checkpoint: ${s}\n`);
 
-function du(path: string): number {
-  return Number(execFileSync('du', ['-sb', '--apparent-size', path], { encoding: 'utf8' }).split('\t')[0]) / MB;
-}
-function allocated(path: string): number {
+/** Pages the toucher dirties per 10 ms tick: 0.1% of its memory. */
+const perTick = (mib: number): number => Math.max(1, Math.round((mib * 256) / 1000));
+
+function allocatedMiB(path: string): number {
   return (statSync(path).blocks * 512) / MB;
 }
 
-/** Start `toucher MIB` under mapvisor (API on), wait until it touched its memory. */
-async function startToucher(work: string, mib: number, memoryDir: string): Promise<{ sb: Sandbox; run: Promise<unknown> }> {
-  const sb = new Sandbox(guest('toucher'), [String(mib)], { stdout: 'pipe', memoryDir, mem: (mib + 256) * MB });
+/** Proportional set size of a process (shared pages divided among their users), MiB. */
+function pssMiB(pid: number): number {
+  try {
+    return Number(/^Pss:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? 0) / 1024;
+  } catch {
+    return 0;
+  }
+}
+
+/** Resolves with the next chunk of `stream` that satisfies `test`. */
+function waitFor(stream: Readable, test: (s: string) => boolean, what: string, ms = 120_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error(`no ${what} within ${ms / 1000} s`)), ms);
+    const on = (d: Buffer): void => {
+      buf += d.toString();
+      if (test(buf)) {
+        clearTimeout(timer);
+        stream.off('data', on);
+        resolve(buf);
+      }
+    };
+    stream.on('data', on);
+  });
+}
+
+async function kill(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const closed = new Promise((r) => child.on('close', r));
+  child.kill('SIGKILL');
+  await closed;
+}
+
+/** Checkpoints of a toucher run: the full one and an incremental one after ~1% was dirtied. */
+async function checkpoints(mib: number, work: string): Promise<{ full: CheckpointResult; inc: CheckpointResult; dir: string }> {
+  const md = join(work, `mem${mib}`);
+  mkdirSync(md);
+  const sb = new Sandbox(guest('toucher'), [String(mib), String(perTick(mib))], { stdout: 'pipe', memoryDir: md, mem: (mib + 256) * MB });
   const run = sb.run();
-  // The program prints "ready" when done touching; poll the memory file's allocation instead of the pipe.
-  const file = join(memoryDir, 'memory.bin');
-  for (let i = 0; i < 4000 && !(existsSync(file) && allocated(file) >= mib); i++) await new Promise((r) => setTimeout(r, 5));
-  await new Promise((r) => setTimeout(r, 100));
-  void work;
-  return { sb, run };
+  const file = join(md, 'memory.bin');
+  for (let i = 0; i < 24_000 && !(existsSync(file) && allocatedMiB(file) >= mib); i++) await sleep(5);
+  await sleep(100);
+  const dir = join(work, `ck${mib}`);
+  const full = await sb.checkpoint(dir);
+  await sleep(100);
+  const inc = await sb.checkpoint(dir);
+  sb.stop();
+  await run;
+  return { full, inc, dir };
 }
 
-/** Restore `dir` as a CLI process; ms until its first output line. */
-async function restoreToFirstLine(dir: string): Promise<{ ms: number; pid: number; stop: () => Promise<void> }> {
+/** A standby `mapvisor restore DIR` told to go: its restore time, and ms until the next output line. */
+async function warmRestore(dir: string): Promise<{ firstInstructionMs: number; firstLineMs: number }> {
+  const child = spawn(process.execPath, [CLI, 'restore', dir, '--standby-fd', '3'], { stdio: ['ignore', 'pipe', 'inherit', 'pipe'] });
+  try {
+    const channel = child.stdio[3] as Readable & Writable;
+    await waitFor(channel, (s) => s.includes('standby\n'), 'standby');
+    const firstLine = waitFor(child.stdout!, (s) => s.includes('\n'), 'output');
+    const running = waitFor(channel, (s) => /running \S+\n/.test(s), 'running');
+    const t0 = nowMs();
+    channel.write('go\n');
+    await firstLine;
+    const firstLineMs = nowMs() - t0;
+    const firstInstructionMs = Number(/running (\S+)/.exec(await running)![1]);
+    return { firstInstructionMs, firstLineMs };
+  } finally {
+    await kill(child);
+  }
+}
+
+/** A cold `mapvisor restore DIR` process: ms until its first output line. */
+async function coldRestore(dir: string): Promise<{ ms: number; child: ChildProcess }> {
   const t0 = nowMs();
-  const child = spawn(process.execPath, [CLI, 'restore', dir], { stdio: ['ignore', 'pipe', 'ignore'] });
-  await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
-  return {
-    ms: nowMs() - t0,
-    pid: child.pid!,
-    stop: async () => {
-      child.kill('SIGKILL');
-      await new Promise((r) => child.on('close', r));
-    },
-  };
+  const child = spawn(process.execPath, [CLI, 'restore', dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await waitFor(child.stdout!, (s) => s.includes('\n'), 'output');
+  return { ms: nowMs() - t0, child };
 }
 
-function rssMiB(pid: number): number {
-  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+)/.exec(s)?.[1] ?? 0) / 1024;
+/** n rejuvenations of a running `mapvisor run --api` child; the downtimes reported. */
+async function rejuvenations(sock: string, n: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const r = JSON.parse(execFileSync(process.execPath, [CLI, 'ctl', sock, 'rejuvenate'], { encoding: 'utf8' })) as { ok: boolean; downtimeMs: number; error?: string };
+    if (!r.ok) throw new Error(`rejuvenate: ${r.error}`);
+    out.push(r.downtimeMs);
+    await sleep(200);
+  }
+  return out;
+}
+
+async function rejuvenateToucher(work: string): Promise<number[]> {
+  const md = join(work, 'rj');
+  mkdirSync(md);
+  const sock = join(md, 'api.sock');
+  const child = spawn(process.execPath, [CLI, 'run', '--api', sock, '--memory-dir', md, '--', guest('toucher'), '64'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await waitFor(child.stdout!, (s) => s.includes('ready'), 'ready');
+    child.stdout!.resume();
+    for (let i = 0; i < 400 && !existsSync(sock); i++) await sleep(5);
+    return await rejuvenations(sock, 5);
+  } finally {
+    await kill(child);
+  }
+}
+
+/** sqlite3 from an image, in an open transaction, rejuvenated 5 times; then it commits. */
+async function rejuvenateSqlite(work: string): Promise<{ downtimes: number[]; committed: boolean }> {
+  const { createImage } = await import('../src/image/create.js');
+  const md = join(work, 'rjsql');
+  mkdirSync(md);
+  const img = join(md, 'db.img');
+  await createImage({ out: img, debian: ['sqlite3'], add: [] });
+  const sock = join(md, 'api.sock');
+  const child = spawn(process.execPath, [CLI, 'run', '--api', sock, '--memory-dir', md, '--image', img, '--', '/usr/bin/sqlite3', '/data/b.db'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  try {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stdin!.write('create table t(a); begin; insert into t values(1),(2);\n');
+    for (let i = 0; i < 400 && !existsSync(sock); i++) await sleep(10);
+    await sleep(300);
+    const downtimes = await rejuvenations(sock, 5);
+    child.stdin!.end('insert into t values(3); commit; select count(*) from t;\n');
+    await new Promise((r) => child.on('close', r));
+    return { downtimes, committed: out.trim() === '3' };
+  } finally {
+    await kill(child);
+  }
 }
 
 async function main(): Promise<void> {
@@ -63,52 +181,67 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const sizes = quick ? [64, 512] : [64, 512, 2048];
+  const clonesN = quick ? 4 : 10;
   const work = mkdtempSync(join(process.env.MAPVISOR_TMPDIR ?? tmpdir(), 'mapvisor-ckbench-'));
+  const criuMissing = await criuAvailable();
   const rows: string[] = [];
+  const restoreRows: string[] = [];
   try {
     for (const mib of sizes) {
-      const md = join(work, `m${mib}`);
-      mkdirSync(md);
-      const { sb, run } = await startToucher(work, mib, md);
-      const t0 = nowMs();
-      const c = await sb.checkpoint(join(work, `ck${mib}`));
-      const wall = nowMs() - t0;
-      // The program dirties one page every 10 ms; 200 ms later an incremental checkpoint of the same run.
-      await new Promise((r) => setTimeout(r, 200));
-      const inc = await sb.checkpoint(join(work, `ck${mib}`));
-      sb.stop();
-      await run;
-      const dir = join(work, `ck${mib}`);
-      const restore = await restoreToFirstLine(dir);
-      await restore.stop();
-      // 10 clones from one checkpoint: each maps the memory file privately and shares its pages.
-      const clones = await Promise.all(Array.from({ length: quick ? 4 : 10 }, () => restoreToFirstLine(dir)));
-      await new Promise((r) => setTimeout(r, 200));
-      const rss = clones.reduce((a, cl) => a + rssMiB(cl.pid), 0);
-      await Promise.all(clones.map((cl) => cl.stop()));
+      progress(`${mib} MiB: checkpoints`);
+      const { full, inc, dir } = await checkpoints(mib, work);
+      progress(`${mib} MiB: restores`);
+      const warm: Array<{ firstInstructionMs: number; firstLineMs: number }> = [];
+      for (let i = 0; i < 3; i++) warm.push(await warmRestore(dir));
+      const cold = await coldRestore(dir);
+      await kill(cold.child);
+      progress(`${mib} MiB: ${clonesN} clones`);
+      const clones = await Promise.all(Array.from({ length: clonesN }, () => coldRestore(dir)));
+      await sleep(300);
+      const pss = clones.reduce((a, c) => a + pssMiB(c.child.pid!), 0);
+      await Promise.all(clones.map((c) => kill(c.child)));
+      let criu: CriuResult | null = null;
+      let criuError = criuMissing;
+      if (!criuMissing) {
+        progress(`${mib} MiB: CRIU`);
+        try {
+          criu = await criuMeasure(guest('toucher'), [String(mib), String(perTick(mib))], 'ready', work);
+        } catch (e) {
+          criuError = (e as Error).message.split('\n')[0]!;
+        }
+      }
+      const wi = median(warm.map((w) => w.firstInstructionMs));
+      const wl = median(warm.map((w) => w.firstLineMs));
+      const pct = ((inc.pagesWritten * 4096) / (mib * MB)) * 100;
       rows.push(
-        `| ${mib} MiB | ${c.ms.toFixed(1)} ms (${wall.toFixed(0)} ms with the pause) | ${inc.incremental ? `${inc.ms.toFixed(1)} ms, ${inc.pagesWritten} pages` : 'n/a'} | ${(statSync(join(dir, 'state.json')).size / 1024).toFixed(1)} KiB | ${allocated(join(dir, 'memory.bin')).toFixed(0)} MiB | ${restore.ms.toFixed(0)} ms | ${clones.length} clones: ${rss.toFixed(0)} MiB RSS (page cache shared) |`,
+        `| ${mib} MiB | ${f1(full.ms)} ms | ${inc.incremental ? `${f1(inc.ms)} ms (${inc.pagesWritten} pages, ${pct.toFixed(2)}%)` : 'n/a'} | ${criu ? `${f1(criu.dumpMs)} ms (${(criu.dumpMs / full.ms).toFixed(1)}×)` : '—'} | ${(statSync(join(dir, 'state.json')).size / 1024).toFixed(1)} KiB | ${allocatedMiB(join(dir, 'memory.bin')).toFixed(0)} MiB | ${criu ? `${criu.imageMiB.toFixed(0)} MiB` : '—'} | ${pss.toFixed(0)} MiB for ${clonesN} (${(pss / (clonesN * mib)).toFixed(2)}× one copy each) |`,
       );
-      rmSync(md, { recursive: true, force: true });
+      restoreRows.push(
+        `| ${mib} MiB | ${wi.toFixed(2)} ms | ${f1(wl)} ms | ${f1(cold.ms)} ms | ${criu ? `${f1(criu.restoreToOutputMs)} ms` : '—'} | ${criu ? `${(criu.restoreToOutputMs / wl).toFixed(1)}× (warm), ${(criu.restoreToOutputMs / cold.ms).toFixed(1)}× (cold)` : criuError ? `CRIU: ${criuError}` : '—'} |`,
+      );
+      rmSync(join(work, `mem${mib}`), { recursive: true, force: true });
       rmSync(dir, { recursive: true, force: true });
-      void du;
     }
-    // Rejuvenation downtime (64 MiB program).
-    const md = join(work, 'rj');
-    mkdirSync(md);
-    const sock = join(md, 'api.sock');
-    const child = spawn(process.execPath, [CLI, 'run', '--api', sock, '--memory-dir', md, '--', guest('toucher'), '64'], { stdio: ['ignore', 'pipe', 'ignore'] });
-    await new Promise<void>((resolve) => child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve()));
-    for (let i = 0; i < 400 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 5));
-    const reply = JSON.parse(execFileSync(process.execPath, [CLI, 'ctl', sock, 'rejuvenate'], { encoding: 'utf8' })) as { downtimeMs: number };
-    execFileSync(process.execPath, [CLI, 'ctl', sock, 'stop']);
-    await new Promise((r) => child.on('close', r));
-    const criu = spawnSync('criu', ['check'], { encoding: 'utf8' });
-    console.log('| touched memory | full checkpoint (copy of the memory file) | incremental checkpoint (dirty pages only) | state file | memory file (allocated) | restore to first output line | clones |');
-    console.log('|---|---:|---:|---:|---:|---:|---|');
+    progress('rejuvenation: toucher 64 MiB');
+    const rjT = await rejuvenateToucher(work);
+    let rjS: { downtimes: number[]; committed: boolean } | null = null;
+    if (!quick) {
+      progress('rejuvenation: sqlite3 from an image');
+      rjS = await rejuvenateSqlite(work);
+    }
+    console.log('### Checkpoint\n');
+    console.log('| touched memory | full checkpoint (copy) | incremental (dirty pages only) | CRIU dump (ratio to full) | state file | memory file | CRIU images | 10 clones, host memory (PSS) |');
+    console.log('|---|---:|---:|---:|---:|---:|---:|---|');
     for (const r of rows) console.log(r);
-    console.log(`\nRejuvenation downtime (64 MiB program, a fresh VMM process takes over): ${reply.downtimeMs.toFixed(1)} ms.`);
-    console.log(criu.error ? 'CRIU: not installed (apt-get install criu), not compared.' : `CRIU: \`criu check\` says: ${(criu.stdout + criu.stderr).trim().split('\n')[0]}`);
+    console.log('\n### Restore\n');
+    console.log('| touched memory | to first instruction (standby VMM) | to first output line (standby) | to first output line (cold process) | CRIU restore to first output line | CRIU ÷ mapvisor |');
+    console.log('|---|---:|---:|---:|---:|---|');
+    for (const r of restoreRows) console.log(r);
+    const fmt = (xs: number[]): string => `median ${f1(median(xs))} ms (runs: ${xs.map(f1).join(', ')})`;
+    console.log('\n### Rejuvenation downtime (pause → running in a fresh VMM process)\n');
+    console.log(`- toucher, 64 MiB: ${fmt(rjT)}`);
+    if (rjS) console.log(`- sqlite3 from an ext4 image, open transaction: ${fmt(rjS.downtimes)}; committed afterwards: ${rjS.committed ? 'yes' : 'NO'}`);
+    if (criuMissing) console.log(`\nCRIU not compared: ${criuMissing} (scripts/install-criu.sh installs one that works here).`);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

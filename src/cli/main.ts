@@ -14,7 +14,7 @@ import { ctlCommand, serveControl } from './control.js';
 import { existsSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
 import { join } from 'node:path';
-import { Standby, Successor } from './rejuvenate.js';
+import { Keeper, Standby } from './rejuvenate.js';
 import { DEFAULT_SPACE, GIB } from '../vm/layout.js';
 import { checkSpaceSize } from '../vm/pagetables.js';
 
@@ -147,26 +147,39 @@ async function run(argv: string[]): Promise<number> {
  * `standby` is the successor's side of that.
  */
 async function finish(sb: Sandbox, api: string | undefined, stats: boolean, started: bigint, rejuvenateDir?: string, standby?: Standby): Promise<number> {
-  let handedTo: Successor | null = null;
+  let keeper: Keeper | null = null;
+  let handOver: Promise<boolean> | null = null;
+  const rejuvenate = async (dir: string): Promise<Record<string, unknown>> => {
+    const space = sb.options.space ?? DEFAULT_SPACE;
+    const args = ['--space', `${space / GIB}G`, ...(api ? ['--api', api] : []), ...(stats ? ['--stats'] : [])];
+    // The successor first (it builds its VM while the program runs), then the hand-over.
+    let k: Keeper | null = null;
+    if (standby) await standby.requestSuccessor(dir, args);
+    else k = await Keeper.start(process.argv[1]!, dir, args);
+    const t0 = performance.now();
+    try {
+      await sb.handOff(dir);
+    } catch (e) {
+      if (standby) standby.abandon();
+      else k?.abandon();
+      throw e;
+    }
+    // Free the socket's name for the successor (closing unlinks it; this connection stays open).
+    server?.close();
+    if (api) rmSync(api, { force: true });
+    keeper = k;
+    const next = standby ? await standby.handOver() : { restoreMs: await k!.go(), pid: k!.pid };
+    return { downtimeMs: Math.round((performance.now() - t0) * 100) / 100, restoreMs: next.restoreMs, restoredBy: next.pid };
+  };
   const hooks = rejuvenateDir
     ? {
-        rejuvenate: async (): Promise<Record<string, unknown>> => {
-          const dir = rejuvenateDir;
-          const space = sb.options.space ?? DEFAULT_SPACE;
-          const successor = await Successor.start(process.argv[1]!, dir, ['--space', `${space / GIB}G`, ...(api ? ['--api', api] : []), ...(stats ? ['--stats'] : [])]);
-          const t0 = performance.now();
-          try {
-            await sb.handOff(dir);
-          } catch (e) {
-            successor.abandon();
-            throw e;
-          }
-          // Free the socket's name for the successor (closing unlinks it; this connection stays open).
-          server?.close();
-          if (api) rmSync(api, { force: true });
-          handedTo = successor;
-          const { restoreMs } = await successor.go();
-          return { downtimeMs: Math.round((performance.now() - t0) * 100) / 100, restoreMs, restoredBy: successor.pid };
+        rejuvenate: (): Promise<Record<string, unknown>> => {
+          const p = rejuvenate(rejuvenateDir);
+          handOver = p.then(
+            () => true,
+            () => false,
+          );
+          return p;
         },
       }
     : {};
@@ -185,8 +198,8 @@ async function finish(sb: Sandbox, api: string | undefined, stats: boolean, star
       await Promise.race([standby.waitForGo(), ended]);
       sb.release();
     }
-    // Serve the API once the VM runs the program (a rejuvenating parent waits for "running"); a run
-    // that fails before that is reported below, by awaiting it.
+    // Serve the API once the VM runs the program (a rejuvenating VMM waits for "running"); a run that
+    // fails before that is reported below, by awaiting it.
     await Promise.race([sb.whenReady(), ended]);
     if (api) {
       server = serveControl(sb, api, hooks);
@@ -196,15 +209,24 @@ async function finish(sb: Sandbox, api: string | undefined, stats: boolean, star
     else standby?.failed();
     result = await running;
   } finally {
-    // Stop accepting and free the socket's name now; open connections (a rejuvenate request waiting
-    // for its answer) stay open until answered.
-    if (!handedTo) {
+    if (!sb.handedOff) {
       server?.close();
       if (api) rmSync(api, { force: true });
     }
   }
-  const successor = handedTo as Successor | null;
-  if (successor && sb.handedOff) return successor.exit;
+  if (sb.handedOff) {
+    // The program lives on in another VMM: this one answers the rejuvenate request, then the keeper
+    // (the process the user started) waits for the program's end, and a successor just leaves.
+    const ok = await (handOver as Promise<boolean> | null);
+    standby?.close();
+    if (!ok) {
+      process.stderr.write(`mapvisor: the program was checkpointed in place into ${rejuvenateDir}, but no new VMM took it over (restore it with: mapvisor restore ${rejuvenateDir} --in-place)\n`);
+      return EXIT_INTERNAL;
+    }
+    const k = keeper as Keeper | null;
+    return k ? k.exit : 0;
+  }
+  standby?.close();
   if (result.reason) process.stderr.write(`mapvisor: program killed by ${result.reason}\n`);
   if (stats && sb.restoreMs !== null) process.stderr.write(`restore: ${sb.restoreMs.toFixed(2)} ms to the first instruction\n`);
   if (stats && result.stats) {

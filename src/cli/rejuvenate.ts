@@ -1,23 +1,31 @@
 /**
  * Rejuvenation: the running VMM hands its program to a fresh VMM process (possibly a newer mapvisor),
- * and the program notices nothing. The steps, over a socket pair that is the successor's fd 3:
+ * and the program notices nothing.
  *
- *  1. The old VMM starts `mapvisor restore DIR --in-place --standby-fd 3 --space S [--api SOCKET]` on
- *     the program's own stdin, stdout and stderr. The successor loads, builds its VM and first vCPU,
- *     and says "standby". The program runs all along: this costs no downtime.
- *  2. The old VMM pauses the program, checkpoints it in place (registers and tables; the memory stays
- *     in the --memory-dir file, and nothing is flushed to disk: both VMMs map the same page cache),
- *     ends its VM (unlocking the image) and says "go".
+ * The process the user started (`mapvisor run`) is the keeper: it starts every successor on the
+ * program's own stdin, stdout and stderr, with a socket pair as the successor's fd 3, and it is the one
+ * that finally reports the program's exit status. So however often a program is rejuvenated, there are
+ * two processes: the keeper (its VM gone after the first hand-over) and the VMM running the program.
+ *
+ * A hand-over, by the VMM running the program (the keeper itself the first time, else its current
+ * successor, which asks the keeper over fd 3), in lines on the fd 3 channels:
+ *  1. A successor is started: `mapvisor restore DIR --in-place --standby-fd 3 --space S [--api SOCKET]`.
+ *     It loads, builds its VM and first vCPU, and says "standby". The program runs all along: no
+ *     downtime yet.
+ *  2. The running VMM pauses the program, checkpoints it in place (registers and tables; the memory stays
+ *     in the --memory-dir file, and nothing is flushed to disk: both VMMs map the same page cache), ends
+ *     its VM (unmapping the image and unlocking it) and says "go".
  *  3. The successor reads the checkpoint, maps the memory file and the image, runs the program, serves
  *     the control socket, and says "running MS" (MS: its restore time to the first instruction).
- *
- * The downtime is from the pause to "running". The old process then only waits for the successor and
- * passes its exit status on.
+ * The downtime is from the pause to "running". A successor asking for a successor of its own says
+ * "successor ARGS" to the keeper, which answers "standby" (or "failed WHY"), relays its "go" to the new
+ * one and the new one's "running MS" back; "abandon" drops a successor that will not be needed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createReadStream, writeSync } from 'node:fs';
+import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { MapvisorError } from '../errors.js';
+import * as libc from '../kvm/libc.js';
 
 /** Lines read from a stream, one at a time. */
 class Lines {
@@ -25,7 +33,7 @@ class Lines {
   private readonly queue: string[] = [];
   private waiter: ((line: string | null) => void) | null = null;
   private ended = false;
-  constructor(stream: NodeJS.ReadableStream) {
+  constructor(stream: Duplex) {
     stream.setEncoding('utf8');
     stream.on('data', (d: string) => {
       this.buf += d;
@@ -59,68 +67,167 @@ class Lines {
   }
 }
 
-/** The old VMM's side: a successor started and standing by. */
-export class Successor {
+const failure = (what: string, said: string | null, fix: string): MapvisorError =>
+  new MapvisorError('EREJUVENATE', `${what} (it said ${JSON.stringify(said)})`, fix);
+
+/** A successor process as its starter (the keeper) sees it. */
+class Child {
+  readonly lines: Lines;
+  readonly exit: Promise<number>;
+  handedOver = false;
   private constructor(
-    private readonly child: ChildProcess,
-    private readonly channel: Duplex,
-    private readonly lines: Lines,
-    /** Resolves with the successor's exit status (128 + N for a signal). */
-    readonly exit: Promise<number>,
-  ) {}
-
-  get pid(): number {
-    return this.child.pid ?? 0;
+    readonly proc: ChildProcess,
+    readonly channel: Duplex,
+  ) {
+    this.lines = new Lines(channel);
+    this.exit = new Promise<number>((resolve) => proc.on('exit', (code, signal) => resolve(code ?? (signal ? 128 + 9 : 1))));
   }
 
-  /** Start `mapvisor restore DIR --in-place --standby-fd 3 ...` and wait until it stands by. */
-  static async start(cli: string, dir: string, args: string[]): Promise<Successor> {
-    const child = spawn(process.execPath, [cli, 'restore', dir, '--in-place', '--standby-fd', '3', ...args], { stdio: ['inherit', 'inherit', 'inherit', 'pipe'] });
-    const channel = child.stdio[3] as Duplex;
-    const exit = new Promise<number>((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 + 9 : 1))));
-    const s = new Successor(child, channel, new Lines(channel), exit);
-    const first = await s.lines.next();
+  /** Start a successor restoring `dir` in place; resolves once it stands by. */
+  static async start(cli: string, dir: string, args: string[]): Promise<Child> {
+    const proc = spawn(process.execPath, [cli, 'restore', dir, '--in-place', '--standby-fd', '3', ...args], { stdio: ['inherit', 'inherit', 'inherit', 'pipe'] });
+    const c = new Child(proc, proc.stdio[3] as Duplex);
+    const first = await c.lines.next();
     if (first !== 'standby') {
-      child.kill('SIGKILL');
-      throw new MapvisorError('EREJUVENATE', `the new VMM did not start (it said ${JSON.stringify(first)}, exit ${await exit})`, 'see its message above; the program keeps running in this VMM');
+      proc.kill('SIGKILL');
+      throw failure('the new VMM did not start', first, 'see its message above; the program keeps running where it was');
     }
-    return s;
+    return c;
   }
 
-  /** The checkpoint is written and this VMM's VM is gone: restore. Resolves once the program runs. */
-  async go(): Promise<{ restoreMs: number }> {
+  /** The old VM is gone: restore. Resolves with the restore time once the program runs. */
+  async go(): Promise<number> {
     this.channel.write('go\n');
     const line = await this.lines.next();
     const m = /^running (\S+)$/.exec(line ?? '');
-    if (!m) throw new MapvisorError('EREJUVENATE', `the new VMM failed to restore the program (it said ${JSON.stringify(line)})`, 'see its message above; the checkpoint it was given is intact: mapvisor restore DIR --in-place');
-    this.channel.end();
-    return { restoreMs: Number(m[1]) };
+    if (!m) throw failure('the new VMM failed to restore the program', line, 'see its message above; the checkpoint is intact: mapvisor restore DIR --in-place');
+    return Number(m[1]);
   }
 
-  /** Give up on the successor (the hand-over did not happen). */
-  abandon(): void {
-    this.child.kill('SIGKILL');
+  send(line: string): void {
+    this.channel.write(`${line}\n`);
   }
 }
 
-/** The successor's side, on fd `fd`: say "standby", wait for "go", and later say "running MS". */
+/**
+ * The keeper (the process the user started): hands its own VM's program to a first successor, then
+ * serves its successors' requests for successors of their own, and ends with the program.
+ */
+export class Keeper {
+  private current: Child;
+  private resolveExit!: (status: number) => void;
+  /** The program's exit status, from whichever VMM ran it last. */
+  readonly exit = new Promise<number>((r) => (this.resolveExit = r));
+
+  private constructor(
+    first: Child,
+    private readonly cli: string,
+  ) {
+    this.current = first;
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => this.current.proc.kill(sig));
+  }
+
+  /** Start the first successor (this process's VM still runs the program). */
+  static async start(cli: string, dir: string, args: string[]): Promise<Keeper> {
+    return new Keeper(await Child.start(cli, dir, args), cli);
+  }
+
+  get pid(): number {
+    return this.current.proc.pid ?? 0;
+  }
+
+  /** This process's VM is gone: the first successor restores; then successors are served. */
+  async go(): Promise<number> {
+    const ms = await this.current.go();
+    void this.serve(this.current);
+    return ms;
+  }
+
+  abandon(): void {
+    this.current.proc.kill('SIGKILL');
+  }
+
+  /** Serve `c` (running the program) until it exits: its requests for a successor, and its end. */
+  private async serve(c: Child): Promise<void> {
+    let next: Child | null = null;
+    for (let line = await c.lines.next(); line !== null; line = await c.lines.next()) {
+      if (line.startsWith('successor ')) {
+        try {
+          const { dir, args } = JSON.parse(line.slice(10)) as { dir: string; args: string[] };
+          next = await Child.start(this.cli, dir, args);
+          c.send('standby');
+        } catch (e) {
+          c.send(`failed ${(e as Error).message.replace(/\n/g, ' ')}`);
+        }
+      } else if (line === 'abandon') {
+        next?.proc.kill('SIGKILL');
+        next = null;
+      } else if (line === 'go' && next) {
+        const n: Child = next;
+        try {
+          const ms = await n.go();
+          c.handedOver = true;
+          this.current = n;
+          c.send(`running ${ms} ${n.proc.pid ?? 0}`);
+          void this.serve(n);
+        } catch (e) {
+          c.send(`failed ${(e as Error).message.replace(/\n/g, ' ')}`);
+        }
+        next = null;
+      }
+    }
+    const status = await c.exit;
+    if (!c.handedOver) this.resolveExit(status);
+  }
+}
+
+/**
+ * A successor's own end of fd 3 (mapvisor restore --standby-fd 3): says "standby", waits for "go",
+ * says "running MS"; and later asks the keeper for a successor of its own.
+ */
 export class Standby {
+  private readonly socket: Socket;
   private readonly lines: Lines;
-  constructor(private readonly fd: number) {
-    this.lines = new Lines(createReadStream('', { fd, autoClose: false }));
+  constructor(fd: number) {
+    this.socket = new Socket({ fd, readable: true, writable: true });
+    this.lines = new Lines(this.socket);
+    // Die with the keeper: if it is killed, the program it reports on must not live on unseen.
+    libc.prctl(libc.PR_SET_PDEATHSIG, 9, 0, 0, 0);
   }
   ready(): void {
-    writeSync(this.fd, 'standby\n');
+    this.socket.write('standby\n');
   }
   async waitForGo(): Promise<void> {
     const line = await this.lines.next();
-    if (line !== 'go') throw new MapvisorError('EREJUVENATE', 'the old VMM went away before handing the program over', 'nothing to restore; the checkpoint is unchanged');
+    if (line !== 'go') throw failure('the old VMM went away before handing the program over', line, 'nothing to restore; the checkpoint is unchanged');
   }
   running(restoreMs: number): void {
-    writeSync(this.fd, `running ${restoreMs.toFixed(3)}\n`);
+    this.socket.write(`running ${restoreMs.toFixed(3)}\n`);
   }
   /** The restore failed (its error is on stderr, and in this process's exit status). */
   failed(): void {
-    writeSync(this.fd, 'failed\n');
+    this.socket.write('failed\n');
+  }
+
+  /** Ask the keeper for a successor restoring `dir`; resolves once it stands by. */
+  async requestSuccessor(dir: string, args: string[]): Promise<void> {
+    this.socket.write(`successor ${JSON.stringify({ dir, args })}\n`);
+    const line = await this.lines.next();
+    if (line !== 'standby') throw failure('the new VMM did not start', line, 'see its message above; the program keeps running where it was');
+  }
+  /** This VM is gone: let the successor restore. Resolves with its restore time and pid once it runs. */
+  async handOver(): Promise<{ restoreMs: number; pid: number }> {
+    this.socket.write('go\n');
+    const line = await this.lines.next();
+    const m = /^running (\S+) (\d+)$/.exec(line ?? '');
+    if (!m) throw failure('the new VMM failed to restore the program', line, 'see its message above; the checkpoint is intact: mapvisor restore DIR --in-place');
+    return { restoreMs: Number(m[1]), pid: Number(m[2]) };
+  }
+  abandon(): void {
+    this.socket.write('abandon\n');
+  }
+  /** Done with the channel (this VMM handed the program over, or the program ended). */
+  close(): void {
+    this.socket.destroy();
   }
 }

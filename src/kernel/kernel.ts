@@ -117,6 +117,11 @@ export class Kernel {
   /** prctl(PR_SET_NAME) */
   threadName = '';
   robustList = 0;
+  /**
+   * A relative sleep cut short by a pause: when the program restarts the same call, it sleeps until
+   * this deadline (on `clock`, ns), not for its whole duration again (Linux's restart_block).
+   */
+  sleepRestart: { clock: number; reqAddr: number; deadlineNs: bigint } | null = null;
 
   constructor(opts: KernelOptions) {
     this.space = opts.space;

@@ -55,6 +55,15 @@ export const msync = lib.func('int msync(uintptr_t addr, size_t length, int flag
   length: number,
   flags: number,
 ) => number;
+/** prctl(2) with one argument (PR_SET_PDEATHSIG: the signal this process gets when its parent dies). */
+export const prctl = lib.func('int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5)') as (
+  option: number,
+  arg2: number,
+  arg3?: number,
+  arg4?: number,
+  arg5?: number,
+) => number;
+export const PR_SET_PDEATHSIG = 1;
 export const memfdCreate = lib.func('int memfd_create(const char *name, unsigned int flags)') as (
   name: string,
   flags: number,

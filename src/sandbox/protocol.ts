@@ -21,7 +21,7 @@ export interface WorkerConfig {
   syscallReturn: SyscallReturn;
   /** The root file system image, when the program runs from one. */
   image: ImageSpec | null;
-  /** Int32Array over it: [0] = stop requested, [1] = pause requested, [2] = command counter. */
+  /** Int32Array over it: [0] = stop requested, [1] = pause requested, [2] = command counter, [3] = wake counter, [4..5] the kick guard. */
   control: SharedArrayBuffer;
   /** Control commands (pause loop), received synchronously by the worker. */
   commands?: MessagePort;
@@ -39,6 +39,12 @@ export interface WorkerConfig {
 export const CONTROL_STOP = 0;
 export const CONTROL_PAUSE = 1;
 export const CONTROL_CMD = 2;
+/** Bumped (and notified) with every pause or stop request: ends the kernel thread's naps early. */
+export const CONTROL_WAKE = 3;
+/** KickGuard's words: a lock, and 1 while vCPU 0 (run by the worker thread) may be kicked. */
+export const CONTROL_KICK_LOCK = 4;
+export const CONTROL_KICK_ALIVE = 5;
+export const CONTROL_BYTES = 24;
 
 export type ControlCommand =
   | { id: number; cmd: 'checkpoint'; dir: string; inPlace: boolean }

@@ -17,12 +17,12 @@ import { MapvisorError, UsageError } from '../errors.js';
 import * as libc from '../kvm/libc.js';
 import { DEFAULT_SPACE, GIB } from '../vm/layout.js';
 import { checkSpaceSize } from '../vm/pagetables.js';
-import { installKickHandler, kick } from '../vm/kick.js';
+import { installKickHandler, KickGuard } from '../vm/kick.js';
 import type { SyscallReturn } from '../vm/vcpu.js';
 import { inspectProgram } from './program.js';
 import { Doorbell } from '../kernel/mailbox.js';
 import { parseImageSpec } from '../kernel/vfs/rootfs.js';
-import { CONTROL_CMD, CONTROL_PAUSE, CONTROL_STOP, type VmStats, type WorkerConfig, type WorkerMessage } from './protocol.js';
+import { CONTROL_BYTES, CONTROL_CMD, CONTROL_KICK_ALIVE, CONTROL_KICK_LOCK, CONTROL_PAUSE, CONTROL_STOP, CONTROL_WAKE, type VmStats, type WorkerConfig, type WorkerMessage } from './protocol.js';
 
 export type StdinOption = 'inherit' | 'ignore' | string | Uint8Array;
 export type StdoutOption = 'inherit' | 'pipe';
@@ -98,6 +98,12 @@ function pipe(): [number, number] {
   const fds = [0, 0];
   if (libc.pipe2(fds, libc.O_CLOEXEC) !== 0) throw new MapvisorError('EPIPE', `pipe2 failed: errno ${libc.errno()}`, '');
   return [fds[0]!, fds[1]!];
+}
+
+/** End the VM's naps (a sleeping single-threaded program) so it sees a pause or stop request at once. */
+function wakeVm(control: Int32Array): void {
+  Atomics.add(control, CONTROL_WAKE, 1);
+  Atomics.notify(control, CONTROL_WAKE);
 }
 
 function collect(stream: Readable): Promise<Buffer> {
@@ -224,6 +230,7 @@ export class Sandbox {
     if (l.paused) return;
     const paused = new Promise<void>((resolve) => l.onPaused.push(resolve));
     Atomics.store(l.control, CONTROL_PAUSE, 1);
+    wakeVm(l.control);
     l.kickVcpu();
     await paused;
     if (!l.paused) {
@@ -309,7 +316,7 @@ export class Sandbox {
   private stopper: (() => void) | null = null;
 
   async run(): Promise<SandboxResult> {
-    this.config(new SharedArrayBuffer(12), [0, 1, 2]); // option errors first
+    this.config(new SharedArrayBuffer(CONTROL_BYTES), [0, 1, 2]); // option errors first
     if (this.options.image === undefined && !this.restoreFrom) inspectProgram(this.program); // fail fast, before a VM exists
     installKickHandler();
     const o = this.options;
@@ -340,7 +347,8 @@ export class Sandbox {
       return w;
     });
 
-    const control = new SharedArrayBuffer(12);
+    const control = new SharedArrayBuffer(CONTROL_BYTES);
+    const guard = new KickGuard(new Int32Array(control), CONTROL_KICK_LOCK, CONTROL_KICK_ALIVE);
     const channel = new MessageChannel();
     const cfg = { ...this.config(control, [stdinFd, outFds[0]!, outFds[1]!]), commands: channel.port2 };
     const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: cfg, transferList: [channel.port2] });
@@ -348,6 +356,7 @@ export class Sandbox {
     let timedOut = false;
     const stopVm = (): void => {
       Atomics.store(new Int32Array(control), CONTROL_STOP, 1);
+      wakeVm(new Int32Array(control));
       live.kickVcpu();
     };
     const timer = o.timeout ? setTimeout(() => ((timedOut = true), stopVm()), o.timeout * 1000) : null;
@@ -363,7 +372,7 @@ export class Sandbox {
       // ring its doorbell (it stops them itself).
       kickVcpu: () => {
         if (live.doorbell) live.doorbell.ring();
-        else if (vcpu) kick(vcpu.runAddr, vcpu.thread);
+        else if (vcpu) guard.kick(vcpu.runAddr, vcpu.thread);
       },
       paused: false,
       doorbell: null as Doorbell | null,

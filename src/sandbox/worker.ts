@@ -15,6 +15,7 @@ import { HostStream } from '../kernel/files/host.js';
 import { Kernel } from '../kernel/kernel.js';
 import { Doorbell, Slot } from '../kernel/mailbox.js';
 import { serveThreads } from '../kernel/serve.js';
+import { nap, wakeOn } from '../kernel/nap.js';
 import { Strace } from '../kernel/strace.js';
 import { normalizePath } from '../kernel/sys/fs.js';
 import { runTask, type TaskEnd } from '../kernel/task.js';
@@ -29,10 +30,11 @@ import { AddressSpace } from '../mm/space.js';
 import { captureState, restoreKernel, restoreSpace, restoreThreads, updateMemoryFile } from '../snapshot/snapshot.js';
 import { cpuidHash, MEMORY_FILE, memoryPath, readCheckpoint, writeCheckpoint, type SavedState } from '../snapshot/state.js';
 import { MAX_VCPUS } from '../vm/layout.js';
+import { KickGuard } from '../vm/kick.js';
 import { Machine } from '../vm/machine.js';
 import type { Vcpu } from '../vm/vcpu.js';
 import { findExecutable } from './exec.js';
-import { CONTROL_CMD, CONTROL_PAUSE, CONTROL_STOP, type ControlCommand, type VmStats, type WorkerConfig, type WorkerMessage } from './protocol.js';
+import { CONTROL_CMD, CONTROL_KICK_ALIVE, CONTROL_KICK_LOCK, CONTROL_PAUSE, CONTROL_STOP, CONTROL_WAKE, type ControlCommand, type VmStats, type WorkerConfig, type WorkerMessage } from './protocol.js';
 
 /** Region-map backing ids: anonymous memory, the root file system image, restored memory (private). */
 const ANON_BACKING_ID = 1;
@@ -43,6 +45,9 @@ const cfg = workerData as WorkerConfig;
 const port = parentPort!;
 const post = (m: WorkerMessage): void => port.postMessage(m);
 const control = new Int32Array(cfg.control);
+wakeOn(control, CONTROL_WAKE);
+/** The main thread kicks vCPU 0 while it runs in this thread; never once it is being closed. */
+const kickGuard = new KickGuard(control, CONTROL_KICK_LOCK, CONTROL_KICK_ALIVE);
 const commands = cfg.commands as MessagePort | undefined;
 /** Threads: once the program has more than one, the kernel's thread must never wait in a call. */
 let threadedKernel: { threads: { threaded: boolean } | null } | null = null;
@@ -82,6 +87,8 @@ interface Warm {
 
 /** Set once the program is handed to another VMM: the image and memory need no flush to disk then. */
 let handedOver = false;
+/** How long a handed-over VM waits before its teardown, leaving the CPUs to the successor's restore. */
+const HANDOVER_TEARDOWN_DELAY_MS = 250;
 let closedRoot = false;
 
 function newKernel(space: AddressSpace, root: RootFs | null, exePath: string, argv: string[]): { kernel: Kernel; streams: HostStream[] } {
@@ -211,7 +218,9 @@ function pauseLoop(b: Booted): 'resume' | TaskEnd {
             } else {
               if (c.inPlace) handedOver = true; // the memory file stays where it is, in the page cache
               full = writeCheckpoint(c.dir, state, anonPath, c.inPlace);
-              if (b.machine.dirtyLogging) b.machine.takeDirtyPages(); // the copy is the new base
+              // The copy is the new base (not after a hand-over: this VM ends, and scanning the log of
+              // the whole window costs milliseconds of downtime).
+              if (b.machine.dirtyLogging && !c.inPlace) b.machine.takeDirtyPages();
             }
             b.kernel.mem.vmmDirty?.clear();
             if (anon.freedSinceCheckpoint) anon.freedSinceCheckpoint.length = 0;
@@ -297,6 +306,7 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
     // A restored threaded program: every thread on the vCPU it had, waiting threads still waiting.
     restoreThreads(kernel, threads, b.threads, (id) => (id === vcpu.id ? vcpu : newVcpu(id)));
   }
+  kickGuard.setAlive(true);
   post({
     type: 'ready',
     runAddr: vcpu.fd.runAddr,
@@ -315,6 +325,7 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
     post({ type: 'threaded', doorbell: doorbell.sab });
     end = serveThreads(kernel, threads, { slotOf: (t) => slots.get(t.tid)!, doorbell }, hooks);
   }
+  kickGuard.setAlive(false); // from here on the vCPUs are closed
   const exits: Record<string, number> = {};
   for (const c of allVcpus) for (const [r, n] of c.exitCounts) exits[r] = (exits[r] ?? 0) + n;
   const stats: VmStats = {
@@ -353,15 +364,19 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
   kernel.close();
   if (handedOver) {
     // Unlock the image first: the successor waits for it, not for this VM's teardown. The program's
-    // mappings of the image hold its open file description, and so the lock: unmap them all first.
-    machine.window.destroy();
+    // mappings of the image hold its open file description, and so the lock: unmap them first.
+    for (const r of space.regions.regions()) {
+      if (r.backing.kind === 'file' && r.backing.id === IMAGE_BACKING_ID) machine.window.release(r.start, r.end - r.start);
+    }
     root?.close(false);
     closedRoot = true;
     post({ type: 'released' });
+    // The successor restores now, on the same CPUs: tear this VM down (KVM's work, heavy) after it.
+    nap(HANDOVER_TEARDOWN_DELAY_MS);
   }
   machine.close();
   for (const a of b.anon) a.close();
-  if (!handedOver) machine.window.destroy();
+  machine.window.destroy();
   return { type: 'end', end, stats };
 }
 
@@ -369,6 +384,8 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
 function standBy(flag: Int32Array): Warm {
   const machine = Machine.create({ spaceSize: cfg.spaceSize, syscallReturn: 'sregs' });
   const warm = { machine, vcpu: machine.createVcpu(0, 0, 0) };
+  // Run the register path once (its ioctl bindings' first calls are slow): the restore then finds it warm.
+  warm.vcpu.putState(warm.vcpu.captureState());
   post({ type: 'standby' });
   while (Atomics.load(flag, 0) === 0) {
     if (stop.stopForGood()) {

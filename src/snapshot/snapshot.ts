@@ -5,11 +5,12 @@ import { Device, isDevice } from '../kernel/files/devices.js';
 import { Ext4File } from '../kernel/files/ext4file.js';
 import { OpenFile } from '../kernel/files/file.js';
 import { HostStream } from '../kernel/files/host.js';
-import { RegionMap } from '../mm/regions.js';
+import { RegionMap, type Region } from '../mm/regions.js';
 import type { AddressSpace } from '../mm/space.js';
 import type { Vcpu } from '../vm/vcpu.js';
 import { imageIdentity, refuse, STATE_VERSION, type SavedCpu, type SavedFd, type SavedPark, type SavedState, type SavedThread } from './state.js';
 import type { Park, Thread, Threads } from '../kernel/threads.js';
+import { nowNs } from '../kernel/sys/time.js';
 import { closeSync, openSync, readSync } from 'node:fs';
 import * as libc from '../kvm/libc.js';
 import { PROT_READ } from '../kvm/libc.js';
@@ -18,21 +19,16 @@ const hex = (v: bigint): string => v.toString(16);
 const unhex = (s: string): bigint => BigInt(`0x${s}`);
 
 /** Is any page of host range [addr, addr+len) a private copy (written since it was mapped from a file)? */
-function hasPrivateCopies(hostAddr: number, length: number): boolean {
+function hasPrivateCopies(pagemap: number, hostAddr: number, length: number): boolean {
   // /proc/self/pagemap: 8 bytes per page; bit 63 present, bit 61 file-page or shared-anonymous.
-  const fd = openSync('/proc/self/pagemap', 'r');
-  try {
-    const pages = length / 4096;
-    const buf = Buffer.alloc(pages * 8);
-    readSync(fd, buf, 0, buf.length, (hostAddr / 4096) * 8);
-    for (let i = 0; i < pages; i++) {
-      const hi = buf.readUInt32LE(i * 8 + 4);
-      if (hi & 0x80000000 && !(hi & 0x20000000)) return true;
-    }
-    return false;
-  } finally {
-    closeSync(fd);
+  const pages = length / 4096;
+  const buf = Buffer.alloc(pages * 8);
+  readSync(pagemap, buf, 0, buf.length, (hostAddr / 4096) * 8);
+  for (let i = 0; i < pages; i++) {
+    const hi = buf.readUInt32LE(i * 8 + 4);
+    if (hi & 0x80000000 && !(hi & 0x20000000)) return true;
   }
+  return false;
 }
 
 /**
@@ -42,27 +38,36 @@ function hasPrivateCopies(hostAddr: number, length: number): boolean {
  */
 function materializePrivateFilePages(space: AddressSpace, written: Array<[number, number]>): RegionMap {
   const out = space.regions.clone();
-  for (const r of space.regions.regions()) {
-    if (r.backing.kind !== 'file' || r.shared) continue;
-    const len = r.end - r.start;
-    const host = space.window.hostAddr(r.start);
-    if (r.prot === 0 || !hasPrivateCopies(host, len)) continue;
-    const offset = space.anon.allocate(len);
-    if (!(r.prot & PROT_READ)) space.window.protect(r.start, len, r.prot | PROT_READ);
-    try {
-      for (let done = 0; done < len; ) {
-        const n = libc.pwrite(space.anon.fd, host + done, len - done, offset + done);
-        if (n <= 0) refuse(`cannot save the program's private pages at 0x${r.start.toString(16)} (errno ${libc.errno()})`, 'check free space for the memory file');
-        done += n;
-      }
-    } finally {
-      if (!(r.prot & PROT_READ)) space.window.protect(r.start, len, r.prot);
+  const pagemap = openSync('/proc/self/pagemap', 'r');
+  try {
+    for (const r of space.regions.regions()) {
+      if (r.backing.kind !== 'file' || r.shared || r.prot === 0) continue;
+      if (hasPrivateCopies(pagemap, space.window.hostAddr(r.start), r.end - r.start)) materialize(space, r, out, written);
     }
-    written.push([offset, len]);
-    const { path: _path, ...rest } = r;
-    out.map({ ...rest, backing: { kind: 'anon', id: space.anon.id, offset }, tag: r.tag });
+  } finally {
+    closeSync(pagemap);
   }
   return out;
+}
+
+/** Copy private file region `r`'s pages into the anonymous-memory file; record it there in `out`. */
+function materialize(space: AddressSpace, r: Region, out: RegionMap, written: Array<[number, number]>): void {
+  const len = r.end - r.start;
+  const host = space.window.hostAddr(r.start);
+  const offset = space.anon.allocate(len);
+  if (!(r.prot & PROT_READ)) space.window.protect(r.start, len, r.prot | PROT_READ);
+  try {
+    for (let done = 0; done < len; ) {
+      const n = libc.pwrite(space.anon.fd, host + done, len - done, offset + done);
+      if (n <= 0) refuse(`cannot save the program's private pages at 0x${r.start.toString(16)} (errno ${libc.errno()})`, 'check free space for the memory file');
+      done += n;
+    }
+  } finally {
+    if (!(r.prot & PROT_READ)) space.window.protect(r.start, len, r.prot);
+  }
+  written.push([offset, len]);
+  const { path: _path, ...rest } = r;
+  out.map({ ...rest, backing: { kind: 'anon', id: space.anon.id, offset }, tag: r.tag });
 }
 
 const b64 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64');
@@ -203,6 +208,9 @@ export function captureState(
       threadName: k.threadName,
       clearChildTid: k.clearChildTid,
       robustList: k.robustList,
+      sleepRestart: k.sleepRestart
+        ? { clock: k.sleepRestart.clock, reqAddr: k.sleepRestart.reqAddr, remainingNs: String(k.sleepRestart.deadlineNs - nowNs(k.sleepRestart.clock)) }
+        : null,
       rlimits: [...k.rlimits.entries()].map(([r, [s, h]]) => [r, s === Infinity ? null : s, h === Infinity ? null : h]),
       signals: {
         actions: Array.from({ length: 65 }, (_, i) => {
@@ -280,6 +288,8 @@ export function restoreKernel(k: Kernel, cpu: Vcpu, s: SavedState, stdio: HostSt
   k.threadName = ks.threadName;
   k.clearChildTid = ks.clearChildTid;
   k.robustList = ks.robustList;
+  const sr = ks.sleepRestart;
+  k.sleepRestart = sr ? { clock: sr.clock, reqAddr: sr.reqAddr, deadlineNs: nowNs(sr.clock) + BigInt(sr.remainingNs) } : null;
   for (const [r, soft, hard] of ks.rlimits) k.rlimits.set(r, [soft ?? Infinity, hard ?? Infinity]);
   ks.signals.actions.forEach((a, i) => {
     if (i > 0) k.signals.set(i, { handler: unhex(a.handler), flags: unhex(a.flags), restorer: unhex(a.restorer), mask: unhex(a.mask) });

@@ -84,6 +84,8 @@ export interface SavedState {
     threadName: string;
     clearChildTid: number;
     robustList: number;
+    /** A relative sleep a pause cut short: the time it had left (ns, decimal), restarted with it. */
+    sleepRestart: { clock: number; reqAddr: number; remainingNs: string } | null;
     rlimits: Array<[number, number | null, number | null]>;
     signals: {
       actions: Array<{ handler: string; flags: string; restorer: string; mask: string }>;

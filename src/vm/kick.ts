@@ -28,3 +28,38 @@ export function kick(runAddr: number, thread: bigint | number): void {
   new Uint8Array(libc.view(runAddr, RUN.immediate_exit + 1))[RUN.immediate_exit] = 1;
   libc.pthreadKill(thread, KICK_SIGNAL);
 }
+
+/**
+ * A kick from another thread must not touch a vCPU being torn down (its kvm_run page unmapped, its
+ * thread gone): the kicker and the teardown take turns through a lock word, and the owner clears the
+ * alive word, under the lock, before it closes the vCPU.
+ */
+export class KickGuard {
+  constructor(
+    private readonly cells: Int32Array,
+    private readonly lock: number,
+    private readonly alive: number,
+  ) {}
+  private acquire(): void {
+    while (Atomics.compareExchange(this.cells, this.lock, 0, 1) !== 0) Atomics.wait(this.cells, this.lock, 1, 1);
+  }
+  private release(): void {
+    Atomics.store(this.cells, this.lock, 0);
+    Atomics.notify(this.cells, this.lock);
+  }
+  /** The owner: the vCPU may be kicked (true), or is about to be closed (false). */
+  setAlive(alive: boolean): void {
+    this.acquire();
+    Atomics.store(this.cells, this.alive, alive ? 1 : 0);
+    this.release();
+  }
+  /** Kick the vCPU if it is still alive. */
+  kick(runAddr: number, thread: bigint | number): void {
+    this.acquire();
+    try {
+      if (Atomics.load(this.cells, this.alive) === 1) kick(runAddr, thread);
+    } finally {
+      this.release();
+    }
+  }
+}

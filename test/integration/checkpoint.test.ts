@@ -130,6 +130,20 @@ test('corrupted, truncated, mismatched and changed checkpoints are refused', T, 
   await assert.rejects(Sandbox.restore(join(dir, 'nothing-here'), {}).run(), (e: unknown) => e instanceof MapvisorError && /no checkpoint/.test(e.message));
 });
 
+test('a pause in the middle of a sleep neither ends it early nor makes it longer', T, async () => {
+  const sb = new Sandbox(guest('sleeper'), ['1500'], { stdout: 'pipe' });
+  const run = sb.run();
+  await new Promise((r) => setTimeout(r, 500));
+  await sb.pause();
+  await new Promise((r) => setTimeout(r, 300));
+  await sb.resume();
+  const r = await run;
+  assert.equal(r.status, 0);
+  const slept = Number(/slept (\d+) ms/.exec(r.stdout?.toString() ?? '')?.[1]);
+  // Restarted with its whole duration it would sleep about 1500 + 500 + 300 ms.
+  assert.ok(slept >= 1500 && slept < 2000, `slept ${slept} ms`);
+});
+
 test('a multithreaded program restores with every thread, waiting ones still waiting, and finishes its sequence', T, async () => {
   // mtcounter: 4 threads take turns printing "K TID"; at any moment three wait in futex calls and one
   // sleeps, so the checkpoint holds futex waiters and a sleeper. Checkpointed twice, restored from each.

@@ -24,7 +24,7 @@ const scratchAddr = libc.mmap(0, 4096, libc.PROT_READ | libc.PROT_WRITE, libc.MA
 const scratch = new DataView(libc.view(scratchAddr, 16));
 
 /** The host's reading of `clock`, in nanoseconds. */
-function nowNs(clock: number): bigint {
+export function nowNs(clock: number): bigint {
   libc.clockGettime(clock, scratchAddr);
   return scratch.getBigInt64(0, true) * 1_000_000_000n + scratch.getBigInt64(8, true);
 }
@@ -61,7 +61,10 @@ function clockNanosleep(k: Kernel, clock: number, flags: number, reqAddr: number
   const req = readTimespec(k, reqAddr);
   if (req === null) return -E.EINVAL;
   const start = nowNs(clock);
-  const deadline = flags & TIMER_ABSTIME ? req : start + req;
+  let deadline = flags & TIMER_ABSTIME ? req : start + req;
+  const restart = k.sleepRestart;
+  k.sleepRestart = null;
+  if (restart && !(flags & TIMER_ABSTIME) && restart.clock === clock && restart.reqAddr === reqAddr) deadline = restart.deadlineNs;
   if (k.threads?.threaded) {
     // Threads: park; the kernel answers 0 at the deadline (converted to the monotonic ms clock).
     return { kind: 'park', park: { kind: 'sleep', deadline: performance.now() + Number(deadline - start) / 1e6 } };
@@ -71,6 +74,8 @@ function clockNanosleep(k: Kernel, clock: number, flags: number, reqAddr: number
       const left = deadline - nowNs(clock);
       writeTimespec(k, remAddr, left > 0n ? left : 0n);
     }
+    // A pause restarts the call afterwards: with the deadline it had.
+    if (!(flags & TIMER_ABSTIME)) k.sleepRestart = { clock, reqAddr, deadlineNs: deadline };
     return { kind: 'stop' };
   }
   return 0;
