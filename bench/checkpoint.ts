@@ -230,10 +230,13 @@ async function main(): Promise<void> {
       rjS = await rejuvenateSqlite(work);
     }
     console.log('### Checkpoint\n');
-    console.log('| touched memory | full checkpoint (copy) | incremental (dirty pages only) | CRIU dump (ratio to full) | state file | memory file | CRIU images | 10 clones, host memory (PSS) |');
+    console.log(`| touched memory | full checkpoint (copy) | incremental (dirty pages only) | CRIU dump (ratio to full) | state file | memory file | CRIU images | ${clonesN} clones, host memory (PSS, Node included) |`);
     console.log('|---|---:|---:|---:|---:|---:|---:|---|');
     for (const r of rows) console.log(r);
     console.log('\n### Restore\n');
+    console.log('The program sleeps 10 ms between lines, and a restore resumes that sleep where it was: the time to the');
+    console.log('first output line includes what was left of it, for mapvisor and CRIU alike. Restored memory loads on');
+    console.log('first touch, so clones hold only what they touched (the PSS column above).\n');
     console.log('| touched memory | to first instruction (standby VMM) | to first output line (standby) | to first output line (cold process) | CRIU restore to first output line | CRIU ÷ mapvisor |');
     console.log('|---|---:|---:|---:|---:|---|');
     for (const r of restoreRows) console.log(r);

@@ -22,7 +22,7 @@ const USAGE = `usage: mapvisor run [options] -- PROGRAM [ARGS...]
        mapvisor image create [--size S] [--debian PKG...] [--add HOSTDIR[:DIR]...] OUT.img
        mapvisor bench [--quick] [--only ID] [--json FILE] [--svg FILE]
        mapvisor restore DIR [--in-place | --clones N] [--api SOCKET]
-       mapvisor ctl SOCKET pause|resume|checkpoint DIR|stats|stop
+       mapvisor ctl SOCKET pause|resume|checkpoint DIR|stats|stop|rejuvenate
 
 Runs a Linux x86-64 program in a KVM virtual machine with no guest kernel: a static program from
 the host, or any program inside a disk image given with --image.
@@ -42,7 +42,7 @@ options:
   --stats             print exits, system calls and memory figures to stderr at the end
   --env KEY=VALUE     set an environment variable (repeatable; default PATH, HOME, LANG)
   --cpus N            CPUs the program sees and the most vCPUs running at once (default: the host's)
-  --api SOCKET        serve the control API (pause, resume, checkpoint DIR, stats, stop) on a Unix socket
+  --api SOCKET        serve the control API (pause, resume, checkpoint DIR, stats, stop, rejuvenate) on a Unix socket
   --memory-dir DIR    keep the program's anonymous memory in DIR/memory.bin instead of host memory
   --syscall-return M  how a system call returns to the program: sregs (default) or iretq
   -h, --help          show this help
@@ -168,8 +168,8 @@ async function finish(sb: Sandbox, api: string | undefined, stats: boolean, star
     server?.close();
     if (api) rmSync(api, { force: true });
     keeper = k;
-    const next = standby ? await standby.handOver() : { restoreMs: await k!.go(), pid: k!.pid };
-    return { downtimeMs: Math.round((performance.now() - t0) * 100) / 100, restoreMs: next.restoreMs, restoredBy: next.pid };
+    const next = standby ? await standby.handOver() : { ...(await k!.go()), pid: k!.pid };
+    return { downtimeMs: Math.round((next.runningAt - t0) * 100) / 100, restoreMs: next.restoreMs, restoredBy: next.pid };
   };
   const hooks = rejuvenateDir
     ? {
@@ -201,12 +201,13 @@ async function finish(sb: Sandbox, api: string | undefined, stats: boolean, star
     // Serve the API once the VM runs the program (a rejuvenating VMM waits for "running"); a run that
     // fails before that is reported below, by awaiting it.
     await Promise.race([sb.whenReady(), ended]);
+    if (sb.restoreMs !== null) standby?.running(sb.restoreMs);
+    else standby?.failed();
     if (api) {
       server = serveControl(sb, api, hooks);
       await Promise.race([once(server, 'listening'), ended]);
     }
-    if (sb.restoreMs !== null) standby?.running(sb.restoreMs);
-    else standby?.failed();
+    if (sb.restoreMs !== null) standby?.serving();
     result = await running;
   } finally {
     if (!sb.handedOff) {
@@ -253,7 +254,13 @@ async function restore(argv: string[]): Promise<number> {
   );
   const { values, positionals } = parsed;
   if (values.help) {
-    process.stdout.write('usage: mapvisor restore DIR [--in-place | --clones N] [--api SOCKET] [--timeout S] [--stats]\n');
+    process.stdout.write(
+      'usage: mapvisor restore DIR [--in-place | --clones N] [--api SOCKET] [--timeout S] [--stats]\n' +
+        '  --in-place      continue on the checkpoint\'s memory file itself (default: map it copy-on-write)\n' +
+        '  --clones N      start N copies from the checkpoint, sharing its unmodified pages\n' +
+        '  --stats         also print the restore time to the first instruction\n' +
+        '  (--standby-fd FD and --space S are used by rejuvenation: build the VM, restore on "go" from FD)\n',
+    );
     return 0;
   }
   const dir = positionals[0];

@@ -15,11 +15,12 @@
  *  2. The running VMM pauses the program, checkpoints it in place (registers and tables; the memory stays
  *     in the --memory-dir file, and nothing is flushed to disk: both VMMs map the same page cache), ends
  *     its VM (unmapping the image and unlocking it) and says "go".
- *  3. The successor reads the checkpoint, maps the memory file and the image, runs the program, serves
- *     the control socket, and says "running MS" (MS: its restore time to the first instruction).
+ *  3. The successor reads the checkpoint, maps the memory file and the image, runs the program and says
+ *     "running MS" (MS: its restore time to the first instruction); then it serves the control socket
+ *     and says "serving". The old VMM answers the rejuvenate request after that.
  * The downtime is from the pause to "running". A successor asking for a successor of its own says
  * "successor ARGS" to the keeper, which answers "standby" (or "failed WHY"), relays its "go" to the new
- * one and the new one's "running MS" back; "abandon" drops a successor that will not be needed.
+ * one and the new one's "running MS" and "serving" back; "abandon" drops a successor that will not be needed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Socket } from 'node:net';
@@ -95,13 +96,23 @@ class Child {
     return c;
   }
 
-  /** The old VM is gone: restore. Resolves with the restore time once the program runs. */
-  async go(): Promise<number> {
+  /**
+   * The old VM is gone: restore. `running` resolves with the restore time once the program runs again
+   * (the downtime ends there); `serving` once the new VMM also serves the control socket.
+   */
+  go(): { running: Promise<number>; serving: Promise<void> } {
     this.channel.write('go\n');
-    const line = await this.lines.next();
-    const m = /^running (\S+)$/.exec(line ?? '');
-    if (!m) throw failure('the new VMM failed to restore the program', line, 'see its message above; the checkpoint is intact: mapvisor restore DIR --in-place');
-    return Number(m[1]);
+    const running = this.lines.next().then((line) => {
+      const m = /^running (\S+)$/.exec(line ?? '');
+      if (!m) throw failure('the new VMM failed to restore the program', line, 'see its message above; the checkpoint is intact: mapvisor restore DIR --in-place');
+      return Number(m[1]);
+    });
+    const serving = running.then(async () => {
+      const line = await this.lines.next();
+      if (line !== 'serving') throw failure('the new VMM runs the program but cannot serve its control socket', line, 'see its message above');
+    });
+    serving.catch(() => undefined);
+    return { running, serving };
   }
 
   send(line: string): void {
@@ -136,11 +147,17 @@ export class Keeper {
     return this.current.proc.pid ?? 0;
   }
 
-  /** This process's VM is gone: the first successor restores; then successors are served. */
-  async go(): Promise<number> {
-    const ms = await this.current.go();
+  /**
+   * This process's VM is gone: the first successor restores (resolves with its restore time and when
+   * the program ran again, performance.now()), and from then on its requests are served.
+   */
+  async go(): Promise<{ restoreMs: number; runningAt: number }> {
+    const g = this.current.go();
+    const restoreMs = await g.running;
+    const runningAt = performance.now();
+    await g.serving;
     void this.serve(this.current);
-    return ms;
+    return { restoreMs, runningAt };
   }
 
   abandon(): void {
@@ -163,17 +180,21 @@ export class Keeper {
         next?.proc.kill('SIGKILL');
         next = null;
       } else if (line === 'go' && next) {
+        // Relay: the new VMM's "running" (as soon as it comes: the downtime ends there), then "serving".
         const n: Child = next;
+        next = null;
         try {
-          const ms = await n.go();
+          const g = n.go();
+          const ms = await g.running;
           c.handedOver = true;
           this.current = n;
           c.send(`running ${ms} ${n.proc.pid ?? 0}`);
+          await g.serving;
+          c.send('serving');
           void this.serve(n);
         } catch (e) {
           c.send(`failed ${(e as Error).message.replace(/\n/g, ' ')}`);
         }
-        next = null;
       }
     }
     const status = await c.exit;
@@ -201,8 +222,13 @@ export class Standby {
     const line = await this.lines.next();
     if (line !== 'go') throw failure('the old VMM went away before handing the program over', line, 'nothing to restore; the checkpoint is unchanged');
   }
+  /** The program runs again (the downtime ends here). */
   running(restoreMs: number): void {
     this.socket.write(`running ${restoreMs.toFixed(3)}\n`);
+  }
+  /** And the control socket is served. */
+  serving(): void {
+    this.socket.write('serving\n');
   }
   /** The restore failed (its error is on stderr, and in this process's exit status). */
   failed(): void {
@@ -215,13 +241,19 @@ export class Standby {
     const line = await this.lines.next();
     if (line !== 'standby') throw failure('the new VMM did not start', line, 'see its message above; the program keeps running where it was');
   }
-  /** This VM is gone: let the successor restore. Resolves with its restore time and pid once it runs. */
-  async handOver(): Promise<{ restoreMs: number; pid: number }> {
+  /**
+   * This VM is gone: let the successor restore. Resolves once it serves the control socket, with its
+   * restore time, its pid, and when the program ran again (performance.now()).
+   */
+  async handOver(): Promise<{ restoreMs: number; pid: number; runningAt: number }> {
     this.socket.write('go\n');
     const line = await this.lines.next();
+    const runningAt = performance.now();
     const m = /^running (\S+) (\d+)$/.exec(line ?? '');
     if (!m) throw failure('the new VMM failed to restore the program', line, 'see its message above; the checkpoint is intact: mapvisor restore DIR --in-place');
-    return { restoreMs: Number(m[1]), pid: Number(m[2]) };
+    const served = await this.lines.next();
+    if (served !== 'serving') throw failure('the new VMM runs the program but cannot serve its control socket', served, 'see its message above');
+    return { restoreMs: Number(m[1]), pid: Number(m[2]), runningAt };
   }
   abandon(): void {
     this.socket.write('abandon\n');

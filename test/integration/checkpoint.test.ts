@@ -221,9 +221,20 @@ test('a running sqlite3 with an open transaction survives rejuvenation and commi
     child.stdin.write('create table t(a); begin; insert into t values(1),(2);\n');
     for (let i = 0; i < 200 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 25));
     await new Promise((r) => setTimeout(r, 300));
-    const reply = JSON.parse(execFileSync(process.execPath, [cli, 'ctl', sock, 'rejuvenate'], { encoding: 'utf8' })) as { ok: boolean; downtimeMs: number; restoredBy: number };
-    assert.equal(reply.ok, true);
-    assert.ok(reply.downtimeMs > 0 && reply.restoredBy > 0);
+    // Three hand-overs: each to a fresh VMM started by the process the user started (the keeper), so
+    // there are never more than two mapvisor processes.
+    const ppid = (pid: number): number => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+    const vmms: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const reply = JSON.parse(execFileSync(process.execPath, [cli, 'ctl', sock, 'rejuvenate'], { encoding: 'utf8' })) as { ok: boolean; downtimeMs: number; restoredBy: number };
+      assert.equal(reply.ok, true);
+      assert.ok(reply.downtimeMs > 0 && reply.restoredBy > 0);
+      assert.equal(ppid(reply.restoredBy), child.pid, 'the keeper started the new VMM');
+      vmms.push(reply.restoredBy);
+    }
+    const alive = (): number[] => vmms.slice(0, 2).filter((p) => existsSync(`/proc/${p}`) && !readFileSync(`/proc/${p}/stat`, 'utf8').includes(') Z '));
+    for (let i = 0; i < 100 && alive().length; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(alive(), [], 'the VMMs handed over from have ended');
     child.stdin.write('insert into t values(3); commit; select count(*) from t;\n');
     child.stdin.end();
     const code = await new Promise((r) => child.on('exit', r));
