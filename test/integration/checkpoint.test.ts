@@ -50,6 +50,25 @@ test('a counting program checkpointed and restored continues its sequence', T, a
   assert.deepEqual(after, Array.from({ length: 40 - after[0]! + 1 }, (_, i) => after[0]! + i), 'no line lost, none repeated, heap and TLS intact (-1 otherwise)');
 });
 
+test('a standby restore builds its VM first and restores when released; restoreMs is measured', T, async () => {
+  const { ckpt } = await checkpointed('standby');
+  const sb = Sandbox.restore(ckpt, { stdout: 'pipe', standby: true });
+  const run = sb.run();
+  await sb.whenStandby();
+  assert.equal(sb.restoreMs, null, 'nothing restored before release()');
+  sb.release();
+  const r = await run;
+  assert.equal(r.status, 0);
+  assert.equal(lines(r.stdout).at(-1), 40);
+  assert.ok(sb.restoreMs !== null && sb.restoreMs > 0, `restoreMs ${sb.restoreMs}`);
+  // A standby stopped before release ends with a clear error, and no program ran.
+  const idle = Sandbox.restore(ckpt, { stdout: 'pipe', standby: true });
+  const idleRun = idle.run();
+  await idle.whenStandby();
+  idle.stop();
+  await assert.rejects(idleRun, (e: unknown) => e instanceof MapvisorError && /standby/.test(e.message));
+});
+
 test('--memory-dir keeps memory in a file, and the checkpoint records it', T, async () => {
   const md = join(dir, 'memdir');
   mkdirSync(md);
