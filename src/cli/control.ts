@@ -18,8 +18,8 @@ export interface ControlHooks {
 async function answer(sb: Sandbox, req: { verb?: unknown; dir?: unknown }, hooks: ControlHooks): Promise<Record<string, unknown>> {
   switch (req.verb) {
     case 'rejuvenate':
-      if (!hooks.rejuvenate) return { ok: false, error: 'rejuvenation needs the program to run with --memory-dir DIR' };
-      return { ok: true, ...(await hooks.rejuvenate()) };
+      // The CLI hands the program to a new process; without that hook, to a new VM in this process.
+      return { ok: true, ...(await (hooks.rejuvenate ? hooks.rejuvenate() : sb.rejuvenate())) };
     case 'pause':
       await sb.pause();
       return { ok: true, paused: true };

@@ -10,19 +10,18 @@
 import { closeSync, createReadStream, createWriteStream, openSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { Readable } from 'node:stream';
-import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
-import { resolve as resolvePath } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import { SIG, signalName } from '../abi/signals.js';
 import { MapvisorError, UsageError } from '../errors.js';
 import * as libc from '../kvm/libc.js';
 import { DEFAULT_SPACE, GIB } from '../vm/layout.js';
 import { checkSpaceSize } from '../vm/pagetables.js';
-import { installKickHandler, KickGuard } from '../vm/kick.js';
+import { installKickHandler } from '../vm/kick.js';
 import type { SyscallReturn } from '../vm/vcpu.js';
 import { inspectProgram } from './program.js';
-import { Doorbell } from '../kernel/mailbox.js';
+import { VmHandle } from './vm-handle.js';
 import { parseImageSpec } from '../kernel/vfs/rootfs.js';
-import { CONTROL_BYTES, CONTROL_CMD, CONTROL_KICK_ALIVE, CONTROL_KICK_LOCK, CONTROL_PAUSE, CONTROL_STOP, CONTROL_WAKE, type VmStats, type WorkerConfig, type WorkerMessage } from './protocol.js';
+import { CONTROL_BYTES, type VmStats, type WorkerConfig, type WorkerMessage } from './protocol.js';
 
 export type StdinOption = 'inherit' | 'ignore' | string | Uint8Array;
 export type StdoutOption = 'inherit' | 'pipe';
@@ -100,12 +99,6 @@ function pipe(): [number, number] {
   return [fds[0]!, fds[1]!];
 }
 
-/** End the VM's naps (a sleeping single-threaded program) so it sees a pause or stop request at once. */
-function wakeVm(control: Int32Array): void {
-  Atomics.add(control, CONTROL_WAKE, 1);
-  Atomics.notify(control, CONTROL_WAKE);
-}
-
 function collect(stream: Readable): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
@@ -173,18 +166,33 @@ export class Sandbox {
       control,
       memoryDir: o.memoryDir ?? null,
       restore: this.restoreFrom,
-      standby: this.restoreFrom?.standby ? this.standbyFlag : null,
+      standby: null, // VmHandle gives a standby VM its flag
     };
   }
 
   /** Set by Sandbox.restore: start from this checkpoint instead of the program. */
   private restoreFrom: { dir: string; inPlace: boolean; standby: boolean } | null = null;
-  /** Standby: [0] becomes 1 when release() lets the warm VMM restore. */
-  private readonly standbyFlag = new SharedArrayBuffer(4);
+  /** While running: the VM worker running the program (another one after a rejuvenation). */
+  private vm: VmHandle | null = null;
   private standbyWaiters: Array<() => void> = [];
   private isStandingBy = false;
-  /** A restore's time from its start (or release(), in standby) to the program's first instruction. */
+  private readyWaiters: Array<() => void> = [];
+  private isReady = false;
+  /** The latest restore's time from its start (or release(), in standby) to the first instruction. */
   restoreMs: number | null = null;
+  /** Set when the program was handed to another VMM process (handOff): run() then reports no death. */
+  handedOff = false;
+
+  /**
+   * Start from a checkpoint written by checkpoint(): the program continues where it stopped. Its memory
+   * is the checkpoint's memory file mapped copy-on-write (inPlace: continue on that file itself). With
+   * standby, run() builds the VM and waits (whenStandby()) until release() says to restore.
+   */
+  static restore(dir: string, options: SandboxOptions & { inPlace?: boolean; standby?: boolean } = {}): Sandbox {
+    const sb = new Sandbox('(restored)', [], options);
+    sb.restoreFrom = { dir, inPlace: options.inPlace ?? false, standby: options.standby ?? false };
+    return sb;
+  }
 
   /** Standby: resolves once the VM is built and waits for release() (or when the run ended). */
   whenStandby(): Promise<void> {
@@ -197,95 +205,9 @@ export class Sandbox {
 
   /** Standby: read the checkpoint now and run the program from it. */
   release(): void {
-    const flag = new Int32Array(this.standbyFlag);
-    Atomics.store(flag, 0, 1);
-    Atomics.notify(flag, 0);
-  }
-  /** While running: the control channel to the VM worker. */
-  private live: {
-    control: Int32Array;
-    port: MessagePort;
-    kickVcpu: () => void;
-    paused: boolean;
-    doorbell: Doorbell | null;
-    waiters: Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>;
-    onPaused: Array<() => void>;
-    nextId: number;
-  } | null = null;
-
-  /**
-   * Start from a checkpoint written by checkpoint(): the program continues where it stopped. Its memory
-   * is the checkpoint's memory file mapped copy-on-write (inPlace: continue on that file itself).
-   */
-  static restore(dir: string, options: SandboxOptions & { inPlace?: boolean; standby?: boolean } = {}): Sandbox {
-    const sb = new Sandbox('(restored)', [], options);
-    sb.restoreFrom = { dir, inPlace: options.inPlace ?? false, standby: options.standby ?? false };
-    return sb;
+    this.vm?.release();
   }
 
-  /** Stop the program at its next exit boundary (resolves once it is paused). */
-  async pause(): Promise<void> {
-    const l = this.live;
-    if (!l) throw new MapvisorError('ENOTRUNNING', 'the sandbox is not running', 'call run() first');
-    if (l.paused) return;
-    const paused = new Promise<void>((resolve) => l.onPaused.push(resolve));
-    Atomics.store(l.control, CONTROL_PAUSE, 1);
-    wakeVm(l.control);
-    l.kickVcpu();
-    await paused;
-    if (!l.paused) {
-      Atomics.store(l.control, CONTROL_PAUSE, 0);
-      throw new MapvisorError('ENOTRUNNING', 'the program ended before it could be paused', '');
-    }
-  }
-
-  private command(c: { cmd: 'checkpoint'; dir: string; inPlace: boolean } | { cmd: 'resume' } | { cmd: 'stats' }): Promise<unknown> {
-    const l = this.live;
-    if (!l) return Promise.reject(new MapvisorError('ENOTRUNNING', 'the sandbox is not running', 'call run() first'));
-    const id = l.nextId++;
-    const p = new Promise<unknown>((resolve, reject) => l.waiters.set(id, { resolve, reject }));
-    l.port.postMessage({ ...c, id });
-    Atomics.add(l.control, CONTROL_CMD, 1);
-    Atomics.notify(l.control, CONTROL_CMD);
-    return p;
-  }
-
-  /** Let a paused program continue. */
-  async resume(): Promise<void> {
-    if (!this.live?.paused) return;
-    await this.command({ cmd: 'resume' });
-    this.live.paused = false;
-  }
-
-  /** Write a checkpoint of the running program to `dir` (pausing it meanwhile). */
-  async checkpoint(dir: string): Promise<CheckpointResult> {
-    const wasPaused = this.live?.paused ?? false;
-    await this.pause();
-    try {
-      return (await this.command({ cmd: 'checkpoint', dir: resolvePath(dir), inPlace: false })) as CheckpointResult;
-    } finally {
-      if (!wasPaused) await this.resume();
-    }
-  }
-
-  /**
-   * Rejuvenation, first half: pause, checkpoint in place into `dir` (the memory stays in the
-   * --memory-dir file: nothing is copied), and end this VM. A fresh VMM then restores `dir` in place
-   * (the CLI starts one: mapvisor restore DIR --in-place). Resolves with the checkpoint's timing.
-   */
-  async handOff(dir: string): Promise<{ dir: string; ms: number }> {
-    await this.pause();
-    const released = new Promise<void>((r) => (this.onReleased = r));
-    const r = (await this.command({ cmd: 'checkpoint', dir: resolvePath(dir), inPlace: true })) as { dir: string; ms: number };
-    this.handedOff = true;
-    // The VM ends by itself after an in-place checkpoint; the image is free once it says 'released'
-    // (its teardown goes on meanwhile).
-    await released;
-    return r;
-  }
-  private onReleased: (() => void) | null = null;
-  private readyWaiters: Array<() => void> = [];
-  private isReady = false;
   /** Resolves once the program's VM is built and about to run (or has ended). */
   whenReady(): Promise<void> {
     return this.isReady ? Promise.resolve() : new Promise((r) => this.readyWaiters.push(r));
@@ -295,25 +217,105 @@ export class Sandbox {
     for (const f of this.readyWaiters.splice(0)) f();
   }
 
-  /** Set when the program was handed to another VMM (rejuvenation): run() then reports no death. */
-  handedOff = false;
+  private running(): VmHandle {
+    if (!this.vm) throw new MapvisorError('ENOTRUNNING', 'the sandbox is not running', 'call run() first');
+    return this.vm;
+  }
+
+  /** Stop the program at its next exit boundary (resolves once it is paused). */
+  async pause(): Promise<void> {
+    await this.running().pause();
+  }
+
+  /** Let a paused program continue. */
+  async resume(): Promise<void> {
+    await this.vm?.resume();
+  }
+
+  /** Pause for the duration of `f` (unless already paused). */
+  private async whilePaused<T>(f: (vm: VmHandle) => Promise<T>): Promise<T> {
+    const vm = this.running();
+    const wasPaused = vm.paused;
+    await vm.pause();
+    try {
+      return await f(vm);
+    } finally {
+      if (!wasPaused) await vm.resume().catch(() => undefined);
+    }
+  }
+
+  /** Write a checkpoint of the running program to `dir` (pausing it meanwhile). */
+  checkpoint(dir: string): Promise<CheckpointResult> {
+    return this.whilePaused((vm) => vm.command({ cmd: 'checkpoint', dir: resolvePath(dir), inPlace: false }) as Promise<CheckpointResult>);
+  }
 
   /** The kernel's counters now (pauses the program for the moment it takes). */
-  async liveStats(): Promise<unknown> {
-    const wasPaused = this.live?.paused ?? false;
-    await this.pause();
-    try {
-      return await this.command({ cmd: 'stats' });
-    } finally {
-      if (!wasPaused) await this.resume();
+  liveStats(): Promise<unknown> {
+    return this.whilePaused((vm) => vm.command({ cmd: 'stats' }));
+  }
+
+  /**
+   * Rejuvenation by another process, first half: pause, checkpoint in place into `dir` (the memory
+   * stays in the --memory-dir file: nothing is copied), and end this VM. The CLI then has a fresh VMM
+   * process restore `dir` in place. Resolves once this VM let go of the image.
+   */
+  async handOff(dir: string): Promise<{ dir: string; ms: number }> {
+    const r = await this.running().handOff(resolvePath(dir));
+    this.handedOff = true;
+    return r;
+  }
+
+  /**
+   * Rejuvenate in this process: a fresh VM worker (its kernel modules loaded anew, so an updated
+   * mapvisor on disk takes over) is built in standby, the program is checkpointed in place into `dir`
+   * (default: DIR/rejuvenate of memoryDir), and the new VM restores it and runs it; run() goes on to
+   * report the program's end. Needs the memory in a file (memoryDir, or an in-place restore).
+   */
+  async rejuvenate(dir?: string): Promise<{ downtimeMs: number; restoreMs: number }> {
+    const old = this.running();
+    const target = resolvePath(dir ?? (this.options.memoryDir ? join(this.options.memoryDir, 'rejuvenate') : (this.restoreFrom?.inPlace ? this.restoreFrom.dir : '')));
+    if (!dir && !this.options.memoryDir && !this.restoreFrom?.inPlace) {
+      throw new MapvisorError('ECHECKPOINT', 'rejuvenation needs the program\'s memory in a file', 'run it with memoryDir (--memory-dir DIR)');
     }
+    const base = this.baseConfig;
+    if (!base) throw new MapvisorError('ENOTRUNNING', 'the sandbox is not running', 'call run() first');
+    let standby!: () => void;
+    let ready!: (ms: number | null) => void;
+    const standingBy = new Promise<void>((r) => (standby = r));
+    const readyP = new Promise<number | null>((r) => (ready = r));
+    const next = new VmHandle({ ...base, restore: { dir: target, inPlace: true }, memoryDir: null, image: null }, true, { standby, ready });
+    next.ended.then(
+      () => (standby(), ready(null)),
+      () => (standby(), ready(null)),
+    );
+    await standingBy;
+    let t0: number;
+    try {
+      t0 = performance.now();
+      await old.handOff(target);
+    } catch (e) {
+      next.stop();
+      await next.ended.catch(() => undefined);
+      await next.close();
+      throw e;
+    }
+    this.vm = next;
+    next.release();
+    const restoreMs = await readyP;
+    const downtimeMs = performance.now() - t0;
+    if (restoreMs === null) throw new MapvisorError('EREJUVENATE', `the new VM failed to restore the program (its checkpoint is in ${target})`, `restore it with: mapvisor restore ${target} --in-place`);
+    this.restoreMs = restoreMs;
+    return { downtimeMs, restoreMs };
   }
 
   /** Stop the program (SIGKILL). */
   stop(): void {
-    this.stopper?.();
+    this.stopRequested = true;
+    this.vm?.stop();
   }
-  private stopper: (() => void) | null = null;
+  private stopRequested = false;
+  /** The worker configuration of this run (a rejuvenation's new VM starts from it). */
+  private baseConfig: Omit<WorkerConfig, 'control' | 'commands' | 'standby'> | null = null;
 
   async run(): Promise<SandboxResult> {
     this.config(new SharedArrayBuffer(CONTROL_BYTES), [0, 1, 2]); // option errors first
@@ -347,80 +349,36 @@ export class Sandbox {
       return w;
     });
 
-    const control = new SharedArrayBuffer(CONTROL_BYTES);
-    const guard = new KickGuard(new Int32Array(control), CONTROL_KICK_LOCK, CONTROL_KICK_ALIVE);
-    const channel = new MessageChannel();
-    const cfg = { ...this.config(control, [stdinFd, outFds[0]!, outFds[1]!]), commands: channel.port2 };
-    const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: cfg, transferList: [channel.port2] });
-    let vcpu: { runAddr: number; thread: bigint } | null = null;
+    const base = { ...this.config(new SharedArrayBuffer(CONTROL_BYTES), [stdinFd, outFds[0]!, outFds[1]!]) };
+    const { control: _c, standby: _s, ...rest } = base;
+    this.baseConfig = rest;
     let timedOut = false;
-    const stopVm = (): void => {
-      Atomics.store(new Int32Array(control), CONTROL_STOP, 1);
-      wakeVm(new Int32Array(control));
-      live.kickVcpu();
-    };
-    const timer = o.timeout ? setTimeout(() => ((timedOut = true), stopVm()), o.timeout * 1000) : null;
-    this.stopper = () => {
-      Atomics.add(new Int32Array(control), CONTROL_CMD, 1);
-      Atomics.notify(new Int32Array(control), CONTROL_CMD);
-      stopVm();
-    };
-    const live = {
-      control: new Int32Array(control),
-      port: channel.port1,
-      // Single-threaded, vCPU 0 runs in the VM worker: kick it. Threaded, that thread serves the vCPUs:
-      // ring its doorbell (it stops them itself).
-      kickVcpu: () => {
-        if (live.doorbell) live.doorbell.ring();
-        else if (vcpu) guard.kick(vcpu.runAddr, vcpu.thread);
+    const timer = o.timeout ? setTimeout(() => ((timedOut = true), this.vm?.stop()), o.timeout * 1000) : null;
+    let vm = new VmHandle(rest, this.restoreFrom?.standby ?? false, {
+      standby: () => this.markStandby(),
+      ready: (ms: number | null) => {
+        this.restoreMs = ms;
+        this.markReady();
       },
-      paused: false,
-      doorbell: null as Doorbell | null,
-      waiters: new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>(),
-      onPaused: [] as Array<() => void>,
-      nextId: 1,
-    };
-    this.live = live;
-
-    const message = await new Promise<WorkerMessage>((resolve, reject) => {
-      worker.on('message', (m: WorkerMessage) => {
-        if (m.type === 'standby') {
-          this.markStandby();
-        } else if (m.type === 'released') {
-          this.onReleased?.();
-        } else if (m.type === 'ready') {
-          vcpu = { runAddr: m.runAddr, thread: BigInt(m.thread) };
-          this.restoreMs = m.restoreMs;
-          this.markReady();
-          if (Atomics.load(new Int32Array(control), CONTROL_STOP)) stopVm();
-          if (Atomics.load(live.control, CONTROL_PAUSE)) live.kickVcpu();
-        } else if (m.type === 'threaded') {
-          live.doorbell = new Doorbell(m.doorbell);
-          if (Atomics.load(live.control, CONTROL_PAUSE) || Atomics.load(live.control, CONTROL_STOP)) live.doorbell.ring();
-        } else if (m.type === 'paused') {
-          live.paused = true;
-          for (const f of live.onPaused.splice(0)) f();
-        } else if (m.type === 'reply') {
-          const w = live.waiters.get(m.id);
-          live.waiters.delete(m.id);
-          if (m.ok) w?.resolve(m.result);
-          else w?.reject(new MapvisorError('ECONTROL', m.error ?? 'the command failed', ''));
-        } else resolve(m);
-      });
-      worker.on('error', reject);
-      worker.on('exit', (code) => reject(new MapvisorError('EWORKER', `the VM worker stopped unexpectedly (exit ${code})`, 'report this as a mapvisor bug')));
-    }).finally(() => {
-      if (timer) clearTimeout(timer);
     });
-    this.live = null;
-    this.stopper = null;
-    this.markReady();
-    this.markStandby();
-    this.onReleased?.();
-    for (const w of live.waiters.values()) w.reject(new MapvisorError('ENOTRUNNING', 'the program ended', ''));
-    for (const f of live.onPaused.splice(0)) f();
-    channel.port1.close();
-    await worker.terminate();
+    this.vm = vm;
+    if (this.stopRequested) vm.stop();
+    let message: WorkerMessage;
+    try {
+      // A rejuvenation replaces this.vm while the old VM ends: follow the program to its last VM.
+      for (;;) {
+        message = await vm.ended;
+        if (this.vm === vm) break;
+        await vm.close();
+        vm = this.vm!;
+      }
+    } finally {
+      if (timer) clearTimeout(timer);
+      this.vm = null;
+      this.markReady();
+      this.markStandby();
+    }
+    await vm.close();
     for (const fd of toClose) closeSync(fd);
     const [stdout, stderr] = await Promise.all([out[0] ?? null, out[1] ?? null, ...pending]);
 

@@ -69,6 +69,27 @@ test('a standby restore builds its VM first and restores when released; restoreM
   await assert.rejects(idleRun, (e: unknown) => e instanceof MapvisorError && /standby/.test(e.message));
 });
 
+test('Sandbox.rejuvenate hands the program to a fresh VM worker twice; it finishes its sequence with nothing lost', T, async () => {
+  const md = join(dir, 'rejuv-api');
+  mkdirSync(md);
+  const sb = new Sandbox(guest('counter'), ['40', '25'], { stdout: 'pipe', memoryDir: md });
+  const run = sb.run();
+  await new Promise((r) => setTimeout(r, 300));
+  const first = await sb.rejuvenate();
+  await new Promise((r) => setTimeout(r, 200));
+  const second = await sb.rejuvenate();
+  for (const x of [first, second]) assert.ok(x.downtimeMs > 0 && x.restoreMs > 0 && x.restoreMs <= x.downtimeMs, JSON.stringify(x));
+  const r = await run;
+  assert.equal(r.status, 0, r.reason ?? '');
+  assert.deepEqual(lines(r.stdout), Array.from({ length: 40 }, (_, i) => i + 1), 'one unbroken sequence across both hand-overs');
+  // Without the memory in a file there is nothing to hand over: a clear error, and the program runs on.
+  const plain = new Sandbox(guest('counter'), ['10', '20'], { stdout: 'pipe' });
+  const plainRun = plain.run();
+  await new Promise((r) => setTimeout(r, 100));
+  await assert.rejects(plain.rejuvenate(), (e: unknown) => e instanceof MapvisorError && /memory in a file/.test(e.message));
+  assert.equal((await plainRun).status, 0);
+});
+
 test('--memory-dir keeps memory in a file, and the checkpoint records it', T, async () => {
   const md = join(dir, 'memdir');
   mkdirSync(md);
