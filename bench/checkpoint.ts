@@ -17,7 +17,8 @@
  *  - CRIU: `criu dump` and `criu restore` of the native toucher (scripts/install-criu.sh installs a CRIU
  *    that works on this kernel; without it the columns say why).
  * Rejuvenation: the 64 MiB program, and sqlite3 from a disk image with an open transaction, each handed
- * to a fresh VMM five times; the downtimes (pause → program running in the new VMM).
+ * to a fresh VMM process five times, and the 64 MiB program handed to a new VM worker in this process
+ * (Sandbox.rejuvenate); the downtimes (pause → program running in the new VMM).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -151,6 +152,27 @@ async function rejuvenateToucher(work: string): Promise<number[]> {
   }
 }
 
+/** The 64 MiB program rejuvenated 5 times inside this process (Sandbox.rejuvenate: a new VM worker). */
+async function rejuvenateInProcess(work: string): Promise<number[]> {
+  const md = join(work, 'rjapi');
+  mkdirSync(md);
+  const sb = new Sandbox(guest('toucher'), ['64'], { stdout: 'pipe', memoryDir: md });
+  const run = sb.run();
+  const file = join(md, 'memory.bin');
+  for (let i = 0; i < 4000 && !(existsSync(file) && allocatedMiB(file) >= 64); i++) await sleep(5);
+  const out: number[] = [];
+  try {
+    for (let i = 0; i < 5; i++) {
+      out.push((await sb.rejuvenate()).downtimeMs);
+      await sleep(200);
+    }
+  } finally {
+    sb.stop();
+    await run;
+  }
+  return out;
+}
+
 /** sqlite3 from an image, in an open transaction, rejuvenated 5 times; then it commits. */
 async function rejuvenateSqlite(work: string): Promise<{ downtimes: number[]; committed: boolean }> {
   const { createImage } = await import('../src/image/create.js');
@@ -224,6 +246,7 @@ async function main(): Promise<void> {
     }
     progress('rejuvenation: toucher 64 MiB');
     const rjT = await rejuvenateToucher(work);
+    const rjP = await rejuvenateInProcess(work);
     let rjS: { downtimes: number[]; committed: boolean } | null = null;
     if (!quick) {
       progress('rejuvenation: sqlite3 from an image');
@@ -243,6 +266,7 @@ async function main(): Promise<void> {
     const fmt = (xs: number[]): string => `median ${f1(median(xs))} ms (runs: ${xs.map(f1).join(', ')})`;
     console.log('\n### Rejuvenation downtime (pause → running in a fresh VMM process)\n');
     console.log(`- toucher, 64 MiB: ${fmt(rjT)}`);
+    console.log(`- toucher, 64 MiB, to a new VM worker in the same process (Sandbox.rejuvenate): ${fmt(rjP)}`);
     if (rjS) console.log(`- sqlite3 from an ext4 image, open transaction: ${fmt(rjS.downtimes)}; committed afterwards: ${rjS.committed ? 'yes' : 'NO'}`);
     if (criuMissing) console.log(`\nCRIU not compared: ${criuMissing} (scripts/install-criu.sh installs one that works here).`);
   } finally {

@@ -275,7 +275,7 @@ export class Sandbox {
     const old = this.running();
     const target = resolvePath(dir ?? (this.options.memoryDir ? join(this.options.memoryDir, 'rejuvenate') : (this.restoreFrom?.inPlace ? this.restoreFrom.dir : '')));
     if (!dir && !this.options.memoryDir && !this.restoreFrom?.inPlace) {
-      throw new MapvisorError('ECHECKPOINT', 'rejuvenation needs the program\'s memory in a file', 'run it with memoryDir (--memory-dir DIR)');
+      throw new MapvisorError('ECHECKPOINT', 'rejuvenation needs the program\'s memory in a file', 'run it with --memory-dir DIR (memoryDir in the Sandbox API)');
     }
     const base = this.baseConfig;
     if (!base) throw new MapvisorError('ENOTRUNNING', 'the sandbox is not running', 'call run() first');
