@@ -15,6 +15,13 @@ export interface StatsReport {
   vmmNs: number;
 }
 
+export interface SavedStats {
+  counts: Array<[number, number, number]>;
+  missing: Array<[number, number]>;
+  total: number;
+  vmmNs: number;
+}
+
 export class Stats {
   private readonly counts = new Map<number, { count: number; ns: number }>();
   private readonly missing = new Map<number, number>();
@@ -32,6 +39,23 @@ export class Stats {
 
   unimplemented(nr: number): void {
     this.missing.set(nr, (this.missing.get(nr) ?? 0) + 1);
+  }
+
+  /** The counters as data (a checkpoint carries them, so a restored program's counts go on). */
+  save(): SavedStats {
+    return {
+      counts: [...this.counts.entries()].map(([nr, c]) => [nr, c.count, c.ns]),
+      missing: [...this.missing.entries()],
+      total: this.total,
+      vmmNs: this.vmmNs,
+    };
+  }
+
+  load(s: SavedStats): void {
+    for (const [nr, count, ns] of s.counts) this.counts.set(nr, { count, ns });
+    for (const [nr, count] of s.missing) this.missing.set(nr, count);
+    this.total = s.total;
+    this.vmmNs = s.vmmNs;
   }
 
   report(): StatsReport {

@@ -208,6 +208,7 @@ export function captureState(
       threadName: k.threadName,
       clearChildTid: k.clearChildTid,
       robustList: k.robustList,
+      counters: k.stats.save(),
       sleepRestart: k.sleepRestart
         ? { clock: k.sleepRestart.clock, reqAddr: k.sleepRestart.reqAddr, remainingNs: String(k.sleepRestart.deadlineNs - nowNs(k.sleepRestart.clock)) }
         : null,
@@ -288,6 +289,7 @@ export function restoreKernel(k: Kernel, cpu: Vcpu, s: SavedState, stdio: HostSt
   k.threadName = ks.threadName;
   k.clearChildTid = ks.clearChildTid;
   k.robustList = ks.robustList;
+  k.stats.load(ks.counters);
   const sr = ks.sleepRestart;
   k.sleepRestart = sr ? { clock: sr.clock, reqAddr: sr.reqAddr, deadlineNs: nowNs(sr.clock) + BigInt(sr.remainingNs) } : null;
   for (const [r, soft, hard] of ks.rlimits) k.rlimits.set(r, [soft ?? Infinity, hard ?? Infinity]);

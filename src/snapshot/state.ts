@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { MapvisorError } from '../errors.js';
 import type { CpuidEntry } from '../kvm/kvm.js';
 import type { RegionMapJSON } from '../mm/regions.js';
+import type { SavedStats } from '../kernel/stats.js';
 
 export const STATE_FORMAT = 'mapvisor-checkpoint';
 export const STATE_VERSION = 2;
@@ -86,6 +87,8 @@ export interface SavedState {
     robustList: number;
     /** A relative sleep a pause cut short: the time it had left (ns, decimal), restarted with it. */
     sleepRestart: { clock: number; reqAddr: number; remainingNs: string } | null;
+    /** The system-call counters (--stats), which go on counting after a restore. */
+    counters: SavedStats;
     rlimits: Array<[number, number | null, number | null]>;
     signals: {
       actions: Array<{ handler: string; flags: string; restorer: string; mask: string }>;

@@ -48,6 +48,8 @@ test('a counting program checkpointed and restored continues its sequence', T, a
   // It continues exactly after some line the first run printed (the checkpoint was between two lines).
   assert.ok(printed.includes(after[0]! - 1), `first run ${printed.join(',')}, restored from ${after[0]}`);
   assert.deepEqual(after, Array.from({ length: 40 - after[0]! + 1 }, (_, i) => after[0]! + i), 'no line lost, none repeated, heap and TLS intact (-1 otherwise)');
+  // The counters came along: the writes before the checkpoint and after the restore are the 40 lines.
+  assert.equal(r.stats!.syscalls.find((c) => c.name === 'write')?.count, 40);
 });
 
 test('a standby restore builds its VM first and restores when released; restoreMs is measured', T, async () => {
