@@ -3,14 +3,17 @@ import { SIZEOF } from '../kvm/structs.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { Device, isDevice } from '../kernel/files/devices.js';
 import { Ext4File } from '../kernel/files/ext4file.js';
-import { OpenFile } from '../kernel/files/file.js';
+import { OpenFile, type FileOps } from '../kernel/files/file.js';
+import { PipeBuffer, PipeReadEnd, PipeWriteEnd } from '../kernel/files/pipe.js';
+import { EFD_SEMAPHORE, EventFd } from '../kernel/files/eventfd.js';
 import { HostStream } from '../kernel/files/host.js';
 import { RegionMap, type Region } from '../mm/regions.js';
 import type { AddressSpace } from '../mm/space.js';
 import type { Vcpu } from '../vm/vcpu.js';
-import { imageIdentity, refuse, STATE_VERSION, type SavedCpu, type SavedFd, type SavedPark, type SavedState, type SavedThread } from './state.js';
+import { imageIdentity, refuse, STATE_VERSION, type SavedCpu, type SavedFd, type SavedFile, type SavedPark, type SavedState, type SavedThread } from './state.js';
 import type { Park, Thread, Threads } from '../kernel/threads.js';
 import { nowNs } from '../kernel/sys/time.js';
+import { shmSegmentCount } from '../kernel/sys/shm.js';
 import { closeSync, openSync, readSync } from 'node:fs';
 import * as libc from '../kvm/libc.js';
 import { PROT_READ } from '../kvm/libc.js';
@@ -148,6 +151,81 @@ export function restoreThreads(k: Kernel, threads: Threads, saved: NonNullable<S
   k.signals.altStack = threads.current.altStack;
 }
 
+/** The fd table as descriptions (each once, however many fds share it), fds, and pipe contents. */
+function saveFdTable(k: Kernel): { files: SavedFile[]; fds: SavedFd[]; pipes: string[] } {
+  const files: SavedFile[] = [];
+  const fds: SavedFd[] = [];
+  const pipes: string[] = [];
+  const fileIndex = new Map<OpenFile, number>();
+  const pipeIndex = new Map<PipeBuffer, number>();
+  const pipeOf = (p: PipeBuffer): number => {
+    let i = pipeIndex.get(p);
+    if (i === undefined) {
+      i = pipes.push(Buffer.from(p.contents()).toString('base64')) - 1;
+      pipeIndex.set(p, i);
+    }
+    return i;
+  };
+  for (const [fd, f] of k.fds.entries()) {
+    let index = fileIndex.get(f);
+    if (index === undefined) {
+      const base = { flags: f.flags, pos: f.pos };
+      const o = f.ops;
+      let saved: SavedFile;
+      if (o instanceof HostStream) saved = { ...base, kind: 'host', stdio: ['stdin', 'stdout', 'stderr'].indexOf(o.name) };
+      else if (o instanceof Ext4File) {
+        if (k.root?.fs.isOrphan(o.ino)) refuse(`fd ${fd} is a file that was unlinked (${o.name}), which a checkpoint cannot hold yet`, 'close it before checkpointing');
+        saved = { ...base, kind: 'ext4', path: o.name, ino: o.ino };
+      } else if (o instanceof Device) saved = { ...base, kind: 'device', name: o.name.slice(5) };
+      else if (o instanceof PipeReadEnd) saved = { ...base, kind: 'pipe', pipe: pipeOf(o.p), end: 'read' };
+      else if (o instanceof PipeWriteEnd) saved = { ...base, kind: 'pipe', pipe: pipeOf(o.p), end: 'write' };
+      else if (o instanceof EventFd) saved = { ...base, kind: 'eventfd', count: o.count.toString(), semaphore: o.semaphore };
+      else refuse(`fd ${fd} is a ${o.kind}, which a checkpoint cannot hold yet`, 'close it before checkpointing');
+      index = files.push(saved) - 1;
+      fileIndex.set(f, index);
+    }
+    fds.push({ fd, cloexec: k.fds.cloexec(fd), file: index });
+  }
+  return { files, fds, pipes };
+}
+
+/** Open the saved descriptions again and install every fd on its own. */
+function restoreFdTable(k: Kernel, s: SavedState, stdio: HostStream[]): void {
+  const pipes = s.pipes.map((b) => PipeBuffer.holding(Buffer.from(b, 'base64')));
+  const files = s.files.map((f, i): OpenFile => {
+    let ops: FileOps;
+    if (f.kind === 'host') {
+      const st = stdio[f.stdio];
+      if (!st) refuse(`open file ${i} was standard stream ${f.stdio}, which this VM does not have`, 'this is a mapvisor bug; report it');
+      ops = st;
+    } else if (f.kind === 'device') {
+      if (!isDevice(f.name)) refuse(`open file ${i} names an unknown device ${f.name}`, 'take the checkpoint again');
+      ops = new Device(f.name, k.mem);
+    } else if (f.kind === 'pipe') {
+      const p = pipes[f.pipe];
+      if (!p) refuse(`open file ${i} names pipe ${f.pipe}, which the checkpoint does not hold`, 'take the checkpoint again');
+      ops = f.end === 'read' ? new PipeReadEnd(p, k.mem, k.stop) : new PipeWriteEnd(p, k.mem, k.stop);
+    } else if (f.kind === 'eventfd') {
+      const e = new EventFd(0, f.semaphore ? EFD_SEMAPHORE : 0, k.mem, k.stop);
+      e.count = BigInt(f.count);
+      ops = e;
+    } else {
+      const root = k.root;
+      if (!root) refuse(`open file ${i} is a file of an image, and no image is attached`, 'restore with the image');
+      ops = new Ext4File(root, k.mem, f.ino, f.path);
+    }
+    const file = new OpenFile(ops, f.flags);
+    file.pos = f.pos;
+    return file;
+  });
+  k.fds.closeAll();
+  for (const fd of s.fds) {
+    const file = files[fd.file];
+    if (!file) refuse(`fd ${fd.fd} names open file ${fd.file}, which the checkpoint does not hold`, 'take the checkpoint again');
+    k.fds.installAt(fd.fd, file, fd.cloexec);
+  }
+}
+
 /** The state of a paused program (everything but its memory): every thread when it has several. */
 export function captureState(
   k: Kernel,
@@ -159,17 +237,8 @@ export function captureState(
   materialized: Array<[number, number]> = [],
 ): Omit<SavedState, 'memory'> {
   if (cpu.returnPath !== 'sregs') refuse('checkpoints need the default syscall return path', 'run without --syscall-return iretq');
-  const fds: SavedFd[] = [];
-  for (const [fd, f] of k.fds.entries()) {
-    const base = { fd, cloexec: k.fds.cloexec(fd), flags: f.flags, pos: f.pos };
-    if (f.ops instanceof HostStream) fds.push({ ...base, kind: 'host', stdio: ['stdin', 'stdout', 'stderr'].indexOf(f.ops.name) });
-    else if (f.ops instanceof Ext4File) {
-      if (k.root?.fs.isOrphan(f.ops.ino)) refuse(`fd ${fd} is a file that was unlinked (${f.ops.name}), which a checkpoint cannot hold yet`, 'close it before checkpointing');
-      fds.push({ ...base, kind: 'ext4', path: f.ops.name, ino: f.ops.ino });
-    }
-    else if (f.ops instanceof Device) fds.push({ ...base, kind: 'device', name: f.ops.name.slice(5) });
-    else refuse(`fd ${fd} is a ${f.ops.kind}, which a checkpoint cannot hold yet`, 'close it before checkpointing');
-  }
+  if (shmSegmentCount(k) > 0) refuse('the program has System V shared memory segments, which a checkpoint cannot hold yet', 'checkpoint it before shmget, or after shmctl(IPC_RMID) and shmdt');
+  const { files, fds, pipes } = saveFdTable(k);
   const sig = k.signals;
   const threads = k.threads?.threaded ? k.threads : null;
   const root = k.root;
@@ -223,7 +292,9 @@ export function captureState(
         altStack: { sp: hex(sig.altStack.sp), flags: sig.altStack.flags, size: hex(sig.altStack.size) },
       },
     },
+    files,
     fds,
+    pipes,
   };
 }
 
@@ -306,24 +377,7 @@ export function restoreKernel(k: Kernel, cpu: Vcpu, s: SavedState, stdio: HostSt
       refuse(`the working directory ${ks.cwd} no longer exists in the image`, 'restore with the image as it was');
     }
   }
-  k.fds.closeAll();
-  for (const f of s.fds) {
-    let file: OpenFile;
-    if (f.kind === 'host') {
-      const st = stdio[f.stdio];
-      if (!st) refuse(`fd ${f.fd} was standard stream ${f.stdio}, which this VM does not have`, 'this is a mapvisor bug; report it');
-      file = new OpenFile(st, f.flags);
-    } else if (f.kind === 'device') {
-      if (!isDevice(f.name)) refuse(`fd ${f.fd} names an unknown device ${f.name}`, 'take the checkpoint again');
-      file = new OpenFile(new Device(f.name, k.mem), f.flags);
-    } else {
-      const root = k.root;
-      if (!root) refuse(`fd ${f.fd} is a file of an image, and no image is attached`, 'restore with the image');
-      file = new OpenFile(new Ext4File(root, k.mem, f.ino, f.path), f.flags);
-    }
-    file.pos = f.pos;
-    k.fds.installAt(f.fd, file, f.cloexec);
-  }
+  restoreFdTable(k, s, stdio);
   // A single-threaded program's vCPU (a threaded one's threads are put back by restoreThreads).
   if (!s.threads) cpu.putState(loadCpu(s.cpu));
 }

@@ -18,10 +18,21 @@ export const STATE_VERSION = 2;
 export const STATE_FILE = 'state.json';
 export const MEMORY_FILE = 'memory.bin';
 
-export type SavedFd =
-  | { fd: number; cloexec: boolean; flags: number; pos: number; kind: 'host'; stdio: number }
-  | { fd: number; cloexec: boolean; flags: number; pos: number; kind: 'ext4'; path: string; ino: number }
-  | { fd: number; cloexec: boolean; flags: number; pos: number; kind: 'device'; name: string };
+/** An open file description, shared by the fds that dup()ed it (their offset and flags are one). */
+export type SavedFile = { flags: number; pos: number } & (
+  | { kind: 'host'; stdio: number }
+  | { kind: 'ext4'; path: string; ino: number }
+  | { kind: 'device'; name: string }
+  | { kind: 'pipe'; pipe: number; end: 'read' | 'write' }
+  | { kind: 'eventfd'; count: string; semaphore: boolean }
+);
+
+/** An fd: its description (an index into `files`) and close-on-exec. */
+export interface SavedFd {
+  fd: number;
+  cloexec: boolean;
+  file: number;
+}
 
 /** One vCPU's state: kvm_regs and kvm_fpu (base64), and the FS/GS bases. */
 export interface SavedCpu {
@@ -97,7 +108,10 @@ export interface SavedState {
       altStack: { sp: string; flags: number; size: string };
     };
   };
+  files: SavedFile[];
   fds: SavedFd[];
+  /** The bytes waiting in each pipe (base64), in order; SavedFile.pipe indexes this. */
+  pipes: string[];
 }
 
 /**

@@ -92,6 +92,24 @@ test('Sandbox.rejuvenate hands the program to a fresh VM worker twice; it finish
   assert.equal((await plainRun).status, 0);
 });
 
+test('a pipe with bytes in it, a dup of its read end and an eventfd come back as they were', T, async () => {
+  const ckpt = join(dir, 'fdstate');
+  const sb = new Sandbox(guest('fdstate'), ['1500'], { stdout: 'pipe' });
+  const run = sb.run();
+  await new Promise((r) => setTimeout(r, 500));
+  await sb.checkpoint(ckpt);
+  sb.stop();
+  await run;
+  const saved = (JSON.parse(readFileSync(join(ckpt, 'state.json'), 'utf8')) as { state: { files: Array<{ kind: string }>; fds: Array<{ fd: number; file: number }>; pipes: string[] } }).state;
+  assert.deepEqual(saved.pipes.map((b) => Buffer.from(b, 'base64').toString()), ['hello ']);
+  const pipeFds = saved.fds.filter((f) => saved.files[f.file]!.kind === 'pipe');
+  assert.equal(pipeFds.length, 3, 'read end, write end, and the dup');
+  assert.equal(new Set(pipeFds.map((f) => f.file)).size, 2, 'the dup shares its description with the read end');
+  const r = await Sandbox.restore(ckpt, { stdout: 'pipe' }).run();
+  assert.equal(r.status, 0, r.stdout?.toString());
+  assert.equal(r.stdout?.toString(), 'fd ok: hello world 5\n');
+});
+
 test('--memory-dir keeps memory in a file, and the checkpoint records it', T, async () => {
   const md = join(dir, 'memdir');
   mkdirSync(md);

@@ -18,8 +18,9 @@ const MAX = 0xffff_ffff_ffff_fffen;
 export class EventFd implements FileOps {
   readonly kind = 'eventfd';
   readonly name = 'anon_inode:[eventfd]';
-  private count: bigint;
-  private readonly semaphore: boolean;
+  /** The counter and EFD_SEMAPHORE (a checkpoint saves both). */
+  count: bigint;
+  readonly semaphore: boolean;
   private readonly mem: GuestMemory;
   private readonly stop: StopSignal;
 

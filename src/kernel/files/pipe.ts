@@ -15,13 +15,31 @@ export const PIPE_BUF_SIZE = 65536;
 
 let nextPipeIno = 1;
 
-class PipeBuffer {
+export class PipeBuffer {
   readonly data = new Uint8Array(PIPE_BUF_SIZE);
   head = 0; // next byte to read
   length = 0;
   readers = 0;
   writers = 0;
   readonly ino = nextPipeIno++;
+
+  /** The bytes waiting to be read, in order (a checkpoint saves them). */
+  contents(): Uint8Array {
+    const out = new Uint8Array(this.length);
+    const first = Math.min(this.length, PIPE_BUF_SIZE - this.head);
+    out.set(this.data.subarray(this.head, this.head + first));
+    out.set(this.data.subarray(0, this.length - first), first);
+    return out;
+  }
+
+  /** A pipe holding `bytes` (a restore), with no ends yet. */
+  static holding(bytes: Uint8Array): PipeBuffer {
+    if (bytes.length > PIPE_BUF_SIZE) throw new RangeError('more bytes than a pipe holds');
+    const p = new PipeBuffer();
+    p.data.set(bytes);
+    p.length = bytes.length;
+    return p;
+  }
 }
 
 function waitForever(stop: StopSignal): 'stop' | 'block' {
@@ -41,7 +59,7 @@ function pipeStat(p: PipeBuffer): StatInfo {
 export class PipeReadEnd implements FileOps {
   readonly kind = 'pipe';
   readonly name: string;
-  constructor(private readonly p: PipeBuffer, private readonly mem: GuestMemory, private readonly stop: StopSignal) {
+  constructor(readonly p: PipeBuffer, private readonly mem: GuestMemory, private readonly stop: StopSignal) {
     p.readers++;
     this.name = `pipe:[${p.ino}]`;
   }
@@ -78,7 +96,7 @@ export class PipeWriteEnd implements FileOps {
   readonly name: string;
   /** Set when a write found no reader: the caller raises SIGPIPE. */
   brokenPipe = false;
-  constructor(private readonly p: PipeBuffer, private readonly mem: GuestMemory, private readonly stop: StopSignal) {
+  constructor(readonly p: PipeBuffer, private readonly mem: GuestMemory, private readonly stop: StopSignal) {
     p.writers++;
     this.name = `pipe:[${p.ino}]`;
   }

@@ -38,6 +38,11 @@ function table(k: Kernel): { byId: Map<number, Segment>; next: number } {
   return t;
 }
 
+/** How many System V segments the program has (a checkpoint cannot hold them yet). */
+export function shmSegmentCount(k: Kernel): number {
+  return tables.get(k)?.byId.size ?? 0;
+}
+
 export const shmSyscalls: SyscallTable = {
   shmget: (k, a) => {
     const key = a.i32(0);
