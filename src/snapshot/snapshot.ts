@@ -6,6 +6,8 @@ import { Ext4File } from '../kernel/files/ext4file.js';
 import { OpenFile, type FileOps } from '../kernel/files/file.js';
 import { PipeBuffer, PipeReadEnd, PipeWriteEnd } from '../kernel/files/pipe.js';
 import { EFD_SEMAPHORE, EventFd } from '../kernel/files/eventfd.js';
+import { EpollFile } from '../kernel/files/epoll.js';
+import { TimerFd } from '../kernel/files/timerfd.js';
 import { HostStream } from '../kernel/files/host.js';
 import { RegionMap, type Region } from '../mm/regions.js';
 import type { AddressSpace } from '../mm/space.js';
@@ -180,6 +182,13 @@ function saveFdTable(k: Kernel): { files: SavedFile[]; fds: SavedFd[]; pipes: st
       else if (o instanceof PipeReadEnd) saved = { ...base, kind: 'pipe', pipe: pipeOf(o.p), end: 'read' };
       else if (o instanceof PipeWriteEnd) saved = { ...base, kind: 'pipe', pipe: pipeOf(o.p), end: 'write' };
       else if (o instanceof EventFd) saved = { ...base, kind: 'eventfd', count: o.count.toString(), semaphore: o.semaphore };
+      else if (o instanceof EpollFile) {
+        const interest = [...o.interest.entries()].map(([watched, i]) => ({ fd: watched, events: i.events, data: i.data.toString(), disabled: i.disabled }));
+        saved = { ...base, kind: 'epoll', interest };
+      } else if (o instanceof TimerFd) {
+        const t = o.save();
+        saved = { ...base, kind: 'timerfd', clock: o.clock, remainingNs: t.remainingNs === null ? null : t.remainingNs.toString(), intervalNs: t.intervalNs.toString() };
+      }
       else refuse(`fd ${fd} is a ${o.kind}, which a checkpoint cannot hold yet`, 'close it before checkpointing');
       index = files.push(saved) - 1;
       fileIndex.set(f, index);
@@ -205,6 +214,14 @@ function restoreFdTable(k: Kernel, s: SavedState, stdio: HostStream[]): void {
       const p = pipes[f.pipe];
       if (!p) refuse(`open file ${i} names pipe ${f.pipe}, which the checkpoint does not hold`, 'take the checkpoint again');
       ops = f.end === 'read' ? new PipeReadEnd(p, k.mem, k.stop) : new PipeWriteEnd(p, k.mem, k.stop);
+    } else if (f.kind === 'epoll') {
+      const ep = new EpollFile();
+      for (const i of f.interest) ep.interest.set(i.fd, { events: i.events, data: BigInt(i.data), disabled: i.disabled });
+      ops = ep;
+    } else if (f.kind === 'timerfd') {
+      const t = new TimerFd(f.clock, k.mem, k.stop);
+      t.load({ remainingNs: f.remainingNs === null ? null : BigInt(f.remainingNs), intervalNs: BigInt(f.intervalNs) });
+      ops = t;
     } else if (f.kind === 'eventfd') {
       const e = new EventFd(0, f.semaphore ? EFD_SEMAPHORE : 0, k.mem, k.stop);
       e.count = BigInt(f.count);

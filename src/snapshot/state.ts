@@ -25,6 +25,9 @@ export type SavedFile = { flags: number; pos: number } & (
   | { kind: 'device'; name: string }
   | { kind: 'pipe'; pipe: number; end: 'read' | 'write' }
   | { kind: 'eventfd'; count: string; semaphore: boolean }
+  | { kind: 'epoll'; interest: Array<{ fd: number; events: number; data: string; disabled: boolean }> }
+  /** remainingNs: time left to the next expiry (decimal ns; null when disarmed). */
+  | { kind: 'timerfd'; clock: number; remainingNs: string | null; intervalNs: string }
 );
 
 /** An fd: its description (an index into `files`) and close-on-exec. */

@@ -92,7 +92,7 @@ test('Sandbox.rejuvenate hands the program to a fresh VM worker twice; it finish
   assert.equal((await plainRun).status, 0);
 });
 
-test('a pipe with bytes in it, a dup of its read end and an eventfd come back as they were', T, async () => {
+test('a pipe with bytes in it, a dup of its read end, an eventfd, an epoll watching the pipe and a timerfd come back as they were', T, async () => {
   const ckpt = join(dir, 'fdstate');
   const sb = new Sandbox(guest('fdstate'), ['1500'], { stdout: 'pipe' });
   const run = sb.run();
@@ -107,7 +107,7 @@ test('a pipe with bytes in it, a dup of its read end and an eventfd come back as
   assert.equal(new Set(pipeFds.map((f) => f.file)).size, 2, 'the dup shares its description with the read end');
   const r = await Sandbox.restore(ckpt, { stdout: 'pipe' }).run();
   assert.equal(r.status, 0, r.stdout?.toString());
-  assert.equal(r.stdout?.toString(), 'fd ok: hello world 5\n');
+  assert.equal(r.stdout?.toString(), 'fd ok: hello world 5 epoll 42 timer yes\n');
 });
 
 test('--memory-dir keeps memory in a file, and the checkpoint records it', T, async () => {

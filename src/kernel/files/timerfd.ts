@@ -53,6 +53,17 @@ export class TimerFd implements FileOps {
     return n;
   }
 
+  /** For a checkpoint: the time left to the next expiry (ns; null when disarmed) and the interval. */
+  save(): { remainingNs: bigint | null; intervalNs: bigint } {
+    return { remainingNs: this.next === 0n ? null : this.next - clockNowNs(this.clock), intervalNs: this.interval };
+  }
+
+  /** From a checkpoint: armed with the time it had left (expirations missed meanwhile count on read). */
+  load(s: { remainingNs: bigint | null; intervalNs: bigint }): void {
+    this.interval = s.intervalNs;
+    this.next = s.remainingNs === null ? 0n : clockNowNs(this.clock) + s.remainingNs;
+  }
+
   /** ms until the next expiry (performance.now clock), or Infinity when disarmed. */
   msUntilNext(): number {
     if (this.next === 0n) return Infinity;
