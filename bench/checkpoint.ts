@@ -56,6 +56,11 @@ function pssMiB(pid: number): number {
   }
 }
 
+/** MemAvailable: what the host could still give, so its drop counts kernel memory (KVM's) too. */
+function memAvailableMiB(): number {
+  return Number(/^MemAvailable:\s+(\d+)/m.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 0) / 1024;
+}
+
 /** Resolves with the next chunk of `stream` that satisfies `test`. */
 function waitFor(stream: Readable, test: (s: string) => boolean, what: string, ms = 120_000): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -218,9 +223,11 @@ async function main(): Promise<void> {
       const cold = await coldRestore(dir);
       await kill(cold.child);
       progress(`${mib} MiB: ${clonesN} clones`);
+      const avail0 = memAvailableMiB();
       const clones = await Promise.all(Array.from({ length: clonesN }, () => coldRestore(dir)));
       await sleep(300);
       const pss = clones.reduce((a, c) => a + pssMiB(c.child.pid!), 0);
+      const hostUsed = avail0 - memAvailableMiB();
       await Promise.all(clones.map((c) => kill(c.child)));
       let criu: CriuResult | null = null;
       let criuError = criuMissing;
@@ -236,7 +243,7 @@ async function main(): Promise<void> {
       const wl = median(warm.map((w) => w.firstLineMs));
       const pct = ((inc.pagesWritten * 4096) / (mib * MB)) * 100;
       rows.push(
-        `| ${mib} MiB | ${f1(full.ms)} ms | ${inc.incremental ? `${f1(inc.ms)} ms (${inc.pagesWritten} pages, ${pct.toFixed(2)}%)` : 'n/a'} | ${criu ? `${f1(criu.dumpMs)} ms (${(criu.dumpMs / full.ms).toFixed(1)}×)` : '—'} | ${(statSync(join(dir, 'state.json')).size / 1024).toFixed(1)} KiB | ${allocatedMiB(join(dir, 'memory.bin')).toFixed(0)} MiB | ${criu ? `${criu.imageMiB.toFixed(0)} MiB` : '—'} | ${pss.toFixed(0)} MiB for ${clonesN} (${(pss / (clonesN * mib)).toFixed(2)}× one copy each) |`,
+        `| ${mib} MiB | ${f1(full.ms)} ms | ${inc.incremental ? `${f1(inc.ms)} ms (${inc.pagesWritten} pages, ${pct.toFixed(2)}%)` : 'n/a'} | ${criu ? `${f1(criu.dumpMs)} ms (${(criu.dumpMs / full.ms).toFixed(1)}×)` : '—'} | ${(statSync(join(dir, 'state.json')).size / 1024).toFixed(1)} KiB | ${allocatedMiB(join(dir, 'memory.bin')).toFixed(0)} MiB | ${criu ? `${criu.imageMiB.toFixed(0)} MiB` : '—'} | ${pss.toFixed(0)} MiB | ${hostUsed.toFixed(0)} MiB |`,
       );
       restoreRows.push(
         `| ${mib} MiB | ${wi.toFixed(2)} ms | ${f1(wl)} ms | ${f1(cold.ms)} ms | ${criu ? `${f1(criu.restoreToOutputMs)} ms` : '—'} | ${criu ? `${(criu.restoreToOutputMs / wl).toFixed(1)}× (warm), ${(criu.restoreToOutputMs / cold.ms).toFixed(1)}× (cold)` : criuError ? `CRIU: ${criuError}` : '—'} |`,
@@ -253,8 +260,8 @@ async function main(): Promise<void> {
       rjS = await rejuvenateSqlite(work);
     }
     console.log('### Checkpoint\n');
-    console.log(`| touched memory | full checkpoint (copy) | incremental (dirty pages only) | CRIU dump (ratio to full) | state file | memory file | CRIU images | ${clonesN} clones, host memory (PSS, Node included) |`);
-    console.log('|---|---:|---:|---:|---:|---:|---:|---|');
+    console.log(`| touched memory | full checkpoint (copy) | incremental (dirty pages only) | CRIU dump (ratio to full) | state file | memory file | CRIU images | ${clonesN} clones: PSS (Node included) | ${clonesN} clones: host memory used (MemAvailable drop, KVM's included) |`);
+    console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const r of rows) console.log(r);
     console.log('\n### Restore\n');
     console.log('The program sleeps 10 ms between lines, and a restore resumes that sleep where it was: the time to the');

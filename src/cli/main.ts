@@ -36,7 +36,7 @@ options:
   --cache-mode writeback|none  blk: none opens the image with O_DIRECT (no host page cache)
   --blk-mmap eager|fault  blk: fill file mappings at mmap time (default) or on first touch (userfaultfd)
   --mem SIZE          memory the program may map in all (default 4G), e.g. 256M
-  --space SIZE        guest address-space size, whole GiBs (default 64G)
+  --space SIZE        guest address-space size, whole GiBs (default 16G)
   --timeout SECONDS   kill the program (SIGKILL, exit 137) after this long
   --strace            print every system call to stderr, as strace does
   --stats             print exits, system calls and memory figures to stderr at the end

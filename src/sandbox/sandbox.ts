@@ -33,7 +33,7 @@ export interface SandboxOptions {
   env?: string[];
   /** Bytes the program may map in all (like RLIMIT_AS). Default 4 GiB. */
   mem?: number;
-  /** Guest address-space size (whole GiBs). Default 64 GiB. */
+  /** Guest address-space size (whole GiBs). Default 16 GiB. */
   space?: number;
   /** Stack size (RLIMIT_STACK). Default 8 MiB. */
   stack?: number;

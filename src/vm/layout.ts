@@ -45,7 +45,7 @@ export const EXCEPTION_PORT_BASE = 0x40; // + vector (0..31)
 /** The largest address space the PD area can describe (256 PDs of 1 GiB). */
 export const MAX_SPACE = ((SUPERVISOR_END - PD_AREA_ADDR) / PAGE_SIZE) * GIB;
 export const MIN_SPACE = 1 * GIB;
-export const DEFAULT_SPACE = 64 * GIB;
+export const DEFAULT_SPACE = 16 * GIB;
 
 /** Where KVM may put its real-mode TSS (required by KVM_SET_TSS_ADDR on Intel; unused in long mode). */
 export const KVM_TSS_ADDR = 0xfffb_d000;
