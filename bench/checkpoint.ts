@@ -47,6 +47,11 @@ function allocatedMiB(path: string): number {
   return (statSync(path).blocks * 512) / MB;
 }
 
+/** Wait (up to 2 minutes) until the toucher's memory file holds `mib` MiB: it touched its memory. */
+async function untilTouched(file: string, mib: number): Promise<void> {
+  for (let i = 0; i < 24_000 && !(existsSync(file) && allocatedMiB(file) >= mib); i++) await sleep(5);
+}
+
 /** Proportional set size of a process (shared pages divided among their users), MiB. */
 function pssMiB(pid: number): number {
   try {
@@ -92,7 +97,7 @@ async function checkpoints(mib: number, work: string): Promise<{ full: Checkpoin
   const sb = new Sandbox(guest('toucher'), [String(mib), String(perTick(mib))], { stdout: 'pipe', memoryDir: md, mem: (mib + 256) * MB });
   const run = sb.run();
   const file = join(md, 'memory.bin');
-  for (let i = 0; i < 24_000 && !(existsSync(file) && allocatedMiB(file) >= mib); i++) await sleep(5);
+  await untilTouched(file, mib);
   await sleep(100);
   const dir = join(work, `ck${mib}`);
   const full = await sb.checkpoint(dir);
@@ -164,7 +169,7 @@ async function rejuvenateInProcess(work: string): Promise<number[]> {
   const sb = new Sandbox(guest('toucher'), ['64'], { stdout: 'pipe', memoryDir: md });
   const run = sb.run();
   const file = join(md, 'memory.bin');
-  for (let i = 0; i < 4000 && !(existsSync(file) && allocatedMiB(file) >= 64); i++) await sleep(5);
+  await untilTouched(file, 64);
   const out: number[] = [];
   try {
     for (let i = 0; i < 5; i++) {

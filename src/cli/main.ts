@@ -164,9 +164,7 @@ async function finish(sb: Sandbox, api: string | undefined, stats: boolean, star
       else k?.abandon();
       throw e;
     }
-    // Free the socket's name for the successor (closing unlinks it; this connection stays open).
-    server?.close();
-    if (api) rmSync(api, { force: true });
+    closeApi(); // the successor serves the same socket name; this connection stays open for the reply
     keeper = k;
     const next = standby ? await standby.handOver() : { ...(await k!.go()), pid: k!.pid };
     return { downtimeMs: Math.round((next.runningAt - t0) * 100) / 100, restoreMs: next.restoreMs, restoredBy: next.pid };
@@ -184,6 +182,11 @@ async function finish(sb: Sandbox, api: string | undefined, stats: boolean, star
       }
     : {};
   let server: ReturnType<typeof serveControl> | null = null;
+  /** Stop accepting and free the socket's name; open connections stay open until answered. */
+  const closeApi = (): void => {
+    server?.close();
+    if (api) rmSync(api, { force: true });
+  };
   let result: SandboxResult;
   try {
     const running = sb.run();
@@ -210,10 +213,7 @@ async function finish(sb: Sandbox, api: string | undefined, stats: boolean, star
     if (sb.restoreMs !== null) standby?.serving();
     result = await running;
   } finally {
-    if (!sb.handedOff) {
-      server?.close();
-      if (api) rmSync(api, { force: true });
-    }
+    if (!sb.handedOff) closeApi();
   }
   if (sb.handedOff) {
     // The program lives on in another VMM: this one answers the rejuvenate request, then the keeper

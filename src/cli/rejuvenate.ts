@@ -24,6 +24,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Socket } from 'node:net';
+import { constants } from 'node:os';
 import type { Duplex } from 'node:stream';
 import { MapvisorError } from '../errors.js';
 import * as libc from '../kvm/libc.js';
@@ -71,6 +72,23 @@ class Lines {
 const failure = (what: string, said: string | null, fix: string): MapvisorError =>
   new MapvisorError('EREJUVENATE', `${what} (it said ${JSON.stringify(said)})`, fix);
 
+/** The new VMM's "running MS [PID]" line (the keeper relays it with the pid added). */
+function expectRunning(line: string | null): { restoreMs: number; pid: number | null } {
+  const m = /^running (\S+)(?: (\d+))?$/.exec(line ?? '');
+  if (!m) throw failure('the new VMM failed to restore the program', line, 'see its message above; the checkpoint is intact: mapvisor restore DIR --in-place');
+  return { restoreMs: Number(m[1]), pid: m[2] === undefined ? null : Number(m[2]) };
+}
+
+/** Its "serving" line: the control socket is up. */
+function expectServing(line: string | null): void {
+  if (line !== 'serving') throw failure('the new VMM runs the program but cannot serve its control socket', line, 'see its message above');
+}
+
+/** Its "standby" line: the VM is built. */
+function expectStandby(line: string | null): void {
+  if (line !== 'standby') throw failure('the new VMM did not start', line, 'see its message above; the program keeps running where it was');
+}
+
 /** A successor process as its starter (the keeper) sees it. */
 class Child {
   readonly lines: Lines;
@@ -81,17 +99,19 @@ class Child {
     readonly channel: Duplex,
   ) {
     this.lines = new Lines(channel);
-    this.exit = new Promise<number>((resolve) => proc.on('exit', (code, signal) => resolve(code ?? (signal ? 128 + 9 : 1))));
+    // Exit status as a shell reports it: 128 + N for death by signal N.
+    this.exit = new Promise<number>((resolve) => proc.on('exit', (code, signal) => resolve(code ?? (signal ? 128 + constants.signals[signal] : 1))));
   }
 
   /** Start a successor restoring `dir` in place; resolves once it stands by. */
   static async start(cli: string, dir: string, args: string[]): Promise<Child> {
     const proc = spawn(process.execPath, [cli, 'restore', dir, '--in-place', '--standby-fd', '3', ...args], { stdio: ['inherit', 'inherit', 'inherit', 'pipe'] });
     const c = new Child(proc, proc.stdio[3] as Duplex);
-    const first = await c.lines.next();
-    if (first !== 'standby') {
+    try {
+      expectStandby(await c.lines.next());
+    } catch (e) {
       proc.kill('SIGKILL');
-      throw failure('the new VMM did not start', first, 'see its message above; the program keeps running where it was');
+      throw e;
     }
     return c;
   }
@@ -102,15 +122,8 @@ class Child {
    */
   go(): { running: Promise<number>; serving: Promise<void> } {
     this.channel.write('go\n');
-    const running = this.lines.next().then((line) => {
-      const m = /^running (\S+)$/.exec(line ?? '');
-      if (!m) throw failure('the new VMM failed to restore the program', line, 'see its message above; the checkpoint is intact: mapvisor restore DIR --in-place');
-      return Number(m[1]);
-    });
-    const serving = running.then(async () => {
-      const line = await this.lines.next();
-      if (line !== 'serving') throw failure('the new VMM runs the program but cannot serve its control socket', line, 'see its message above');
-    });
+    const running = this.lines.next().then((line) => expectRunning(line).restoreMs);
+    const serving = running.then(async () => expectServing(await this.lines.next()));
     serving.catch(() => undefined);
     return { running, serving };
   }
@@ -238,8 +251,7 @@ export class Standby {
   /** Ask the keeper for a successor restoring `dir`; resolves once it stands by. */
   async requestSuccessor(dir: string, args: string[]): Promise<void> {
     this.socket.write(`successor ${JSON.stringify({ dir, args })}\n`);
-    const line = await this.lines.next();
-    if (line !== 'standby') throw failure('the new VMM did not start', line, 'see its message above; the program keeps running where it was');
+    expectStandby(await this.lines.next());
   }
   /**
    * This VM is gone: let the successor restore. Resolves once it serves the control socket, with its
@@ -247,13 +259,10 @@ export class Standby {
    */
   async handOver(): Promise<{ restoreMs: number; pid: number; runningAt: number }> {
     this.socket.write('go\n');
-    const line = await this.lines.next();
+    const running = expectRunning(await this.lines.next());
     const runningAt = performance.now();
-    const m = /^running (\S+) (\d+)$/.exec(line ?? '');
-    if (!m) throw failure('the new VMM failed to restore the program', line, 'see its message above; the checkpoint is intact: mapvisor restore DIR --in-place');
-    const served = await this.lines.next();
-    if (served !== 'serving') throw failure('the new VMM runs the program but cannot serve its control socket', served, 'see its message above');
-    return { restoreMs: Number(m[1]), pid: Number(m[2]), runningAt };
+    expectServing(await this.lines.next());
+    return { restoreMs: running.restoreMs, pid: running.pid ?? 0, runningAt };
   }
   abandon(): void {
     this.socket.write('abandon\n');

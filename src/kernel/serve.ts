@@ -19,18 +19,24 @@ export interface ThreadSlots {
 const IDLE_MS = 50; // the longest the kernel sleeps without a doorbell (stop requests, timers)
 const RETRY_MS = 10; // how often calls parked for host I/O are retried
 
+/** Make a running thread's vCPU leave KVM_RUN (before its worker has run, immediate_exit alone does). */
+function kickThread(t: Thread, s: Slot): void {
+  if (s.thread) kick(t.cpu.fd.runAddr, BigInt(s.thread));
+  else t.cpu.requestExit();
+}
+
 function stopAll(threads: Threads, slots: ThreadSlots, all: Thread[]): void {
   for (const t of all) {
     const s = slots.slotOf(t);
     s.set(ST.TERMINATE);
-    if (s.thread) kick(t.cpu.fd.runAddr, BigInt(s.thread));
+    if (!s.gone) kickThread(t, s); // a gone worker's thread may not exist any more
   }
   // Wait (briefly) until every vCPU has left KVM_RUN, before the machine is torn down.
   const until = performance.now() + 2000;
   while (all.some((t) => !slots.slotOf(t).gone) && performance.now() < until) {
     for (const t of all) {
       const s = slots.slotOf(t);
-      if (!s.gone && s.thread) kick(t.cpu.fd.runAddr, BigInt(s.thread));
+      if (!s.gone) kickThread(t, s);
     }
     nap(5);
   }
@@ -41,12 +47,6 @@ function stopAll(threads: Threads, slots: ThreadSlots, all: Thread[]): void {
 export interface PauseHooks {
   paused(): boolean;
   pause(): 'resume' | TaskEnd;
-}
-
-/** Make a running thread's vCPU leave KVM_RUN (before its worker has run, immediate_exit alone does). */
-function kickThread(t: Thread, s: Slot): void {
-  if (s.thread) kick(t.cpu.fd.runAddr, BigInt(s.thread));
-  else t.cpu.requestExit();
 }
 
 export function serveThreads(k: Kernel, threads: Threads, slots: ThreadSlots, hooks?: PauseHooks): TaskEnd {

@@ -19,9 +19,9 @@ import { checkSpaceSize } from '../vm/pagetables.js';
 import { installKickHandler } from '../vm/kick.js';
 import type { SyscallReturn } from '../vm/vcpu.js';
 import { inspectProgram } from './program.js';
-import { VmHandle } from './vm-handle.js';
+import { VmHandle, type VmConfig } from './vm-handle.js';
 import { parseImageSpec } from '../kernel/vfs/rootfs.js';
-import { CONTROL_BYTES, type VmStats, type WorkerConfig, type WorkerMessage } from './protocol.js';
+import type { VmStats, WorkerMessage } from './protocol.js';
 
 export type StdinOption = 'inherit' | 'ignore' | string | Uint8Array;
 export type StdoutOption = 'inherit' | 'pipe';
@@ -124,7 +124,8 @@ export class Sandbox {
     return new Sandbox(program, args, options).run();
   }
 
-  private config(control: SharedArrayBuffer, stdio: [number, number, number]): WorkerConfig {
+  /** The VM worker's configuration (VmHandle adds its control words); throws on bad options. */
+  private config(stdio: [number, number, number]): VmConfig {
     const o = this.options;
     const spaceSize = o.space ?? DEFAULT_SPACE;
     const problem = checkSpaceSize(spaceSize);
@@ -163,10 +164,8 @@ export class Sandbox {
               direct: o.cacheMode === 'none',
               blkMmap: o.blkMmap ?? 'eager',
             },
-      control,
       memoryDir: o.memoryDir ?? null,
       restore: this.restoreFrom,
-      standby: null, // VmHandle gives a standby VM its flag
     };
   }
 
@@ -273,10 +272,10 @@ export class Sandbox {
    */
   async rejuvenate(dir?: string): Promise<{ downtimeMs: number; restoreMs: number }> {
     const old = this.running();
-    const target = resolvePath(dir ?? (this.options.memoryDir ? join(this.options.memoryDir, 'rejuvenate') : (this.restoreFrom?.inPlace ? this.restoreFrom.dir : '')));
-    if (!dir && !this.options.memoryDir && !this.restoreFrom?.inPlace) {
-      throw new MapvisorError('ECHECKPOINT', 'rejuvenation needs the program\'s memory in a file', 'run it with --memory-dir DIR (memoryDir in the Sandbox API)');
-    }
+    // The memory's own file is where the in-place checkpoint goes: --memory-dir, or an in-place restore's.
+    const chosen = dir ?? (this.options.memoryDir ? join(this.options.memoryDir, 'rejuvenate') : this.restoreFrom?.inPlace ? this.restoreFrom.dir : null);
+    if (chosen === null) throw new MapvisorError('ECHECKPOINT', 'rejuvenation needs the program\'s memory in a file', 'run it with --memory-dir DIR (memoryDir in the Sandbox API)');
+    const target = resolvePath(chosen);
     const base = this.baseConfig;
     if (!base) throw new MapvisorError('ENOTRUNNING', 'the sandbox is not running', 'call run() first');
     let standby!: () => void;
@@ -315,10 +314,10 @@ export class Sandbox {
   }
   private stopRequested = false;
   /** The worker configuration of this run (a rejuvenation's new VM starts from it). */
-  private baseConfig: Omit<WorkerConfig, 'control' | 'commands' | 'standby'> | null = null;
+  private baseConfig: VmConfig | null = null;
 
   async run(): Promise<SandboxResult> {
-    this.config(new SharedArrayBuffer(CONTROL_BYTES), [0, 1, 2]); // option errors first
+    this.config([0, 1, 2]); // option errors first
     if (this.options.image === undefined && !this.restoreFrom) inspectProgram(this.program); // fail fast, before a VM exists
     installKickHandler();
     const o = this.options;
@@ -349,12 +348,11 @@ export class Sandbox {
       return w;
     });
 
-    const base = { ...this.config(new SharedArrayBuffer(CONTROL_BYTES), [stdinFd, outFds[0]!, outFds[1]!]) };
-    const { control: _c, standby: _s, ...rest } = base;
-    this.baseConfig = rest;
+    const base = this.config([stdinFd, outFds[0]!, outFds[1]!]);
+    this.baseConfig = base;
     let timedOut = false;
     const timer = o.timeout ? setTimeout(() => ((timedOut = true), this.vm?.stop()), o.timeout * 1000) : null;
-    let vm = new VmHandle(rest, this.restoreFrom?.standby ?? false, {
+    let vm = new VmHandle(base, this.restoreFrom?.standby ?? false, {
       standby: () => this.markStandby(),
       ready: (ms: number | null) => {
         this.restoreMs = ms;

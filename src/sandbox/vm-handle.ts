@@ -19,6 +19,9 @@ import {
   type WorkerMessage,
 } from './protocol.js';
 
+/** A VM worker's configuration, without the control words and command port VmHandle makes for it. */
+export type VmConfig = Omit<WorkerConfig, 'control' | 'commands' | 'standby'>;
+
 export type VmCommand = { cmd: 'checkpoint'; dir: string; inPlace: boolean } | { cmd: 'resume' } | { cmd: 'stats' };
 
 /** What the owner hears from the worker besides the end. */
@@ -46,7 +49,7 @@ export class VmHandle {
   /** Resolves with the worker's last message: the program's end, or an error. */
   readonly ended: Promise<WorkerMessage>;
 
-  constructor(cfg: Omit<WorkerConfig, 'control' | 'commands' | 'standby'>, standby: boolean, events: VmEvents) {
+  constructor(cfg: VmConfig, standby: boolean, events: VmEvents) {
     const sab = new SharedArrayBuffer(CONTROL_BYTES);
     this.control = new Int32Array(sab);
     this.guard = new KickGuard(this.control, CONTROL_KICK_LOCK, CONTROL_KICK_ALIVE);

@@ -89,7 +89,6 @@ interface Warm {
 let handedOver = false;
 /** How long a handed-over VM waits before its teardown, leaving the CPUs to the successor's restore. */
 const HANDOVER_TEARDOWN_DELAY_MS = 250;
-let closedRoot = false;
 
 function newKernel(space: AddressSpace, root: RootFs | null, exePath: string, argv: string[]): { kernel: Kernel; streams: HostStream[] } {
   const strace = cfg.strace ? new Strace((line) => writeSync(cfg.traceFd, line)) : null;
@@ -136,7 +135,6 @@ function bootRestore(root: RootFs | null, state: SavedState, dir: string, inPlac
   const fits = warm !== null && warm.machine.window.size === state.space.size && firstVcpu === 0;
   if (warm && !fits) {
     warm.machine.close();
-    warm.machine.window.destroy();
   }
   const machine = fits ? warm.machine : Machine.create({ spaceSize: state.space.size, syscallReturn: 'sregs' });
   const memPath = memoryPath(dir, state);
@@ -369,14 +367,12 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
       if (r.backing.kind === 'file' && r.backing.id === IMAGE_BACKING_ID) machine.window.release(r.start, r.end - r.start);
     }
     root?.close(false);
-    closedRoot = true;
     post({ type: 'released' });
     // The successor restores now, on the same CPUs: tear this VM down (KVM's work, heavy) after it.
     nap(HANDOVER_TEARDOWN_DELAY_MS);
   }
   machine.close();
   for (const a of b.anon) a.close();
-  machine.window.destroy();
   return { type: 'end', end, stats };
 }
 
@@ -390,7 +386,6 @@ function standBy(flag: Int32Array): Warm {
   while (Atomics.load(flag, 0) === 0) {
     if (stop.stopForGood()) {
       machine.close();
-      machine.window.destroy();
       throw new MapvisorError('ESTOPPED', 'the standby VMM was stopped before it restored anything', '');
     }
     Atomics.wait(flag, 0, 0, 50);
@@ -415,8 +410,8 @@ function main(): void {
     const booted = state ? bootRestore(root, state, cfg.restore!.dir, cfg.restore!.inPlace, warm, restoreStarted) : boot(root);
     result = execute(t0, root, booted);
   } finally {
-    // Flush and unlock the image before anyone hears the program ended.
-    if (!closedRoot) root?.close();
+    // Flush and unlock the image before anyone hears the program ended (a hand-over closed it already).
+    root?.close();
   }
   post(result);
 }

@@ -11,7 +11,7 @@ import { TimerFd } from '../kernel/files/timerfd.js';
 import { HostStream } from '../kernel/files/host.js';
 import { RegionMap, type Region } from '../mm/regions.js';
 import type { AddressSpace } from '../mm/space.js';
-import type { Vcpu } from '../vm/vcpu.js';
+import type { Vcpu, VcpuState } from '../vm/vcpu.js';
 import { imageIdentity, refuse, STATE_VERSION, type SavedCpu, type SavedFd, type SavedFile, type SavedPark, type SavedState, type SavedThread } from './state.js';
 import type { Park, Thread, Threads } from '../kernel/threads.js';
 import { nowNs } from '../kernel/sys/time.js';
@@ -22,6 +22,11 @@ import { PROT_READ } from '../kvm/libc.js';
 
 const hex = (v: bigint): string => v.toString(16);
 const unhex = (s: string): bigint => BigInt(`0x${s}`);
+
+type AltStack = { sp: bigint; flags: number; size: bigint };
+type SavedAltStack = { sp: string; flags: number; size: string };
+const saveAltStack = (a: AltStack): SavedAltStack => ({ sp: hex(a.sp), flags: a.flags, size: hex(a.size) });
+const loadAltStack = (a: SavedAltStack): AltStack => ({ sp: unhex(a.sp), flags: a.flags, size: unhex(a.size) });
 
 /** Is any page of host range [addr, addr+len) a private copy (written since it was mapped from a file)? */
 function hasPrivateCopies(pagemap: number, hostAddr: number, length: number): boolean {
@@ -82,7 +87,7 @@ function saveCpu(v: Vcpu): SavedCpu {
   return { regs: b64(c.regs), fsBase: c.fsBase, gsBase: c.gsBase, fpu: b64(c.fpu) };
 }
 
-export function loadCpu(c: SavedCpu): { regs: Uint8Array; fsBase: number; gsBase: number; fpu: Uint8Array } {
+export function loadCpu(c: SavedCpu): VcpuState {
   const regs = Buffer.from(c.regs, 'base64');
   const fpu = Buffer.from(c.fpu, 'base64');
   if (regs.length !== SIZEOF.kvm_regs || fpu.length !== SIZEOF.kvm_fpu) refuse('the checkpoint\'s register state has the wrong size', 'take the checkpoint again');
@@ -115,7 +120,7 @@ function loadPark(p: SavedPark): Park {
 }
 
 /** A thread's record; `sig` holds its signal mask and altstack (the kernel's for the current thread). */
-function saveThread(t: Thread, sig: { blocked: bigint; altStack: { sp: bigint; flags: number; size: bigint } }): SavedThread {
+function saveThread(t: Thread, sig: { blocked: bigint; altStack: AltStack }): SavedThread {
   return {
     tid: t.tid,
     vcpu: t.cpu.id,
@@ -123,7 +128,7 @@ function saveThread(t: Thread, sig: { blocked: bigint; altStack: { sp: bigint; f
     clearTid: t.clearTid,
     robustList: t.robustList,
     blocked: hex(sig.blocked),
-    altStack: { sp: hex(sig.altStack.sp), flags: sig.altStack.flags, size: hex(sig.altStack.size) },
+    altStack: saveAltStack(sig.altStack),
     park: t.park ? savePark(t.park) : null,
   };
 }
@@ -144,7 +149,7 @@ export function restoreThreads(k: Kernel, threads: Threads, saved: NonNullable<S
       park: st.park ? loadPark(st.park) : null,
       ready: st.park === null,
       blocked: unhex(st.blocked),
-      altStack: { sp: unhex(st.altStack.sp), flags: st.altStack.flags, size: unhex(st.altStack.size) },
+      altStack: loadAltStack(st.altStack),
     };
   });
   if (!list.length) refuse('the checkpoint holds a threaded program with no threads', 'take the checkpoint again');
@@ -306,7 +311,7 @@ export function captureState(
         }),
         blocked: hex(sig.blocked),
         pending: hex(sig.pending),
-        altStack: { sp: hex(sig.altStack.sp), flags: sig.altStack.flags, size: hex(sig.altStack.size) },
+        altStack: saveAltStack(sig.altStack),
       },
     },
     files,
@@ -386,7 +391,7 @@ export function restoreKernel(k: Kernel, cpu: Vcpu, s: SavedState, stdio: HostSt
   });
   k.signals.blocked = unhex(ks.signals.blocked);
   k.signals.pending = unhex(ks.signals.pending);
-  k.signals.altStack = { sp: unhex(ks.signals.altStack.sp), flags: ks.signals.altStack.flags, size: unhex(ks.signals.altStack.size) };
+  k.signals.altStack = loadAltStack(ks.signals.altStack);
   if (k.root && ks.cwd !== '/') {
     try {
       k.cwd = { ino: k.root.fs.resolve(ks.cwd), path: ks.cwd };

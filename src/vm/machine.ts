@@ -121,9 +121,11 @@ export class Machine {
     return v;
   }
 
+  /** Close the vCPUs and the VM, and unmap the memory window (the machine made it). */
   close(): void {
     for (const v of this.vcpus) v?.fd.close();
     this.vm.close();
     this.system.close();
+    this.window.destroy();
   }
 }

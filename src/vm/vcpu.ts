@@ -48,6 +48,14 @@ export type Exit =
  */
 export type SyscallReturn = 'sregs' | 'iretq';
 
+/** What a vCPU's state is made of, for checkpoints and new threads: kvm_regs, kvm_fpu, FS/GS bases. */
+export interface VcpuState {
+  regs: Uint8Array;
+  fsBase: number;
+  gsBase: number;
+  fpu: Uint8Array;
+}
+
 const USER_CS_BYTES = segmentBytes(userCodeSegment());
 const USER_SS_BYTES = segmentBytes(userDataSegment());
 
@@ -301,12 +309,12 @@ export class Vcpu {
   }
 
   /** Registers, FS/GS bases and FPU state of a vCPU stopped at an exit boundary (for a checkpoint). */
-  captureState(): { regs: Uint8Array; fsBase: number; gsBase: number; fpu: Uint8Array } {
+  captureState(): VcpuState {
     return { regs: this.saveRegs(), fsBase: this.fsBase, gsBase: this.gsBase, fpu: this.fd.get(KVM.GET_FPU, SIZEOF.kvm_fpu) };
   }
 
   /** Put captured state back into a vCPU that has not run (restore), through ioctls and the sync area. */
-  putState(s: { regs: Uint8Array; fsBase: number; gsBase: number; fpu: Uint8Array }): void {
+  putState(s: VcpuState): void {
     this.fd.set(KVM.SET_REGS, Buffer.from(s.regs));
     this.fd.set(KVM.SET_FPU, Buffer.from(s.fpu));
     this.loadSyncArea();

@@ -190,15 +190,21 @@ export class RootFs {
     this.dev.flush(offset, length);
   }
 
-  /** Make everything durable: metadata, data, the file itself. */
-  /** Seal and (durable) flush; see Ext4.sync. */
+  /** Seal the superblock and (durable) flush metadata, data and the file itself; see Ext4.sync. */
   sync(durable = true): void {
     if (!this.fs.readOnly) this.fs.sync(durable);
     else if (durable) this.dev.flush();
   }
 
-  /** Close the file system and the image (durable: flushed to disk first; not for a hand-over). */
+  private closed = false;
+
+  /**
+   * Close the file system and the image (durable: flushed to disk first; not for a hand-over). A
+   * second call does nothing.
+   */
   close(durable = true): void {
+    if (this.closed) return;
+    this.closed = true;
     if (!this.fs.readOnly) this.fs.close(durable);
     // The block device always writes its cache back (the image is the only place its writes go).
     if (this.dev instanceof MappedImage) this.dev.close(durable);
