@@ -11,7 +11,7 @@ import { formatStats } from './stats.js';
 import { imageCommand } from './image.js';
 import { benchCommand } from './bench.js';
 import { ctlCommand, serveControl } from './control.js';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, fstatSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { Keeper, Standby } from './rejuvenate.js';
@@ -195,10 +195,16 @@ async function finish(sb: Sandbox, api: string | undefined, stats: boolean, star
       () => undefined,
     );
     if (standby) {
-      // A successor: build the VM now, restore when the old VMM says so.
-      await Promise.race([sb.whenStandby(), ended]);
-      standby.ready();
-      await Promise.race([standby.waitForGo(), ended]);
+      // A successor: build the VM now, restore when the old VMM says so (or end the standby VM).
+      try {
+        await Promise.race([sb.whenStandby(), ended]);
+        standby.ready();
+        await Promise.race([standby.waitForGo(), ended]);
+      } catch (e) {
+        sb.stop();
+        await ended;
+        throw e;
+      }
       sb.release();
     }
     // Serve the API once the VM runs the program (a rejuvenating VMM waits for "running"); a run that
@@ -286,6 +292,11 @@ async function restore(argv: string[]): Promise<number> {
   if (values['standby-fd'] !== undefined) {
     const fd = Number(values['standby-fd']);
     if (!Number.isInteger(fd) || fd < 3) usage(`--standby-fd ${JSON.stringify(values['standby-fd'])} is not a file descriptor above 2`, 'it is given by mapvisor rejuvenation, not by hand');
+    try {
+      if (!fstatSync(fd).isSocket()) throw new Error('not a socket');
+    } catch {
+      usage(`--standby-fd ${fd} is not an open socket`, 'it is given by mapvisor rejuvenation, not by hand');
+    }
     standby = new Standby(fd);
   }
   const space = sizeOption('space', values.space);
