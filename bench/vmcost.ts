@@ -6,8 +6,8 @@
  * the memory slot's reverse maps grow with the slot: this is why the default space is 16 GiB. Not a test.
  */
 import { readFileSync } from 'node:fs';
-import { Machine } from '../src/vm/machine.js';
-import { GIB } from '../src/vm/layout.js';
+import { Machine } from '../src/platform/kvm/machine.js';
+import { GIB } from '../src/platform/kvm/layout.js';
 
 function meminfo(): Record<string, number> {
   const out: Record<string, number> = {};

@@ -1,4 +1,4 @@
-// Assemble src/vm/asm/stubs.S into the flat images the VMM loads (dist/stubs/*.bin), with GNU as and
+// Assemble src/platform/kvm/asm/stubs.S into the flat images the VMM loads (dist/stubs/*.bin), with GNU as and
 // objcopy. Run by `npm run build`; skipped when the outputs are newer than the source.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const src = join(root, 'src/vm/asm/stubs.S');
+const src = join(root, 'src/platform/kvm/asm/stubs.S');
 const outDir = join(root, 'dist/stubs');
 const outputs = { '.syscall': 'syscall.bin', '.exceptions': 'exceptions.bin' };
 

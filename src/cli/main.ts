@@ -15,19 +15,25 @@ import { existsSync, fstatSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { Keeper, Standby } from './rejuvenate.js';
-import { DEFAULT_SPACE, GIB } from '../vm/layout.js';
-import { checkSpaceSize } from '../vm/pagetables.js';
+import { DEFAULT_SPACE, GIB } from '../platform/layout.js';
+import { checkSpaceSize } from '../platform/layout.js';
+import type { PlatformChoice } from '../platform/select.js';
+import { infoCommand } from './info.js';
 
 const USAGE = `usage: mapvisor run [options] -- PROGRAM [ARGS...]
        mapvisor image create [--size S] [--debian PKG...] [--add HOSTDIR[:DIR]...] OUT.img
        mapvisor bench [--quick] [--only ID] [--json FILE] [--svg FILE]
        mapvisor restore DIR [--in-place | --clones N] [--api SOCKET]
        mapvisor ctl SOCKET pause|resume|checkpoint DIR|stats|stop|rejuvenate
+       mapvisor info
 
-Runs a Linux x86-64 program in a KVM virtual machine with no guest kernel: a static program from
-the host, or any program inside a disk image given with --image.
+Runs a Linux x86-64 program under mapvisor's own kernel: a static program from the host, or any
+program inside a disk image given with --image. The program's code runs on a platform: a KVM virtual
+machine with no guest kernel (kvm), or a host process whose every system call is trapped (process).
 
 options:
+  --platform kvm|process|auto  what runs the program (default auto, or MAPVISOR_PLATFORM: kvm where
+                      /dev/kvm opens, else process); \`mapvisor info\` says which work here
   --image PATH[,ro|,cow]  an ext4 disk image as the root file system; PROGRAM is a path inside it
                       (rw: exclusive, written in place; ro: shared, read-only; cow: private copy)
   --storage memory|blk  how the image is reached: mapped into memory (default), or the conventional
@@ -52,6 +58,12 @@ function usage(problem: string, fix = 'see mapvisor run --help'): never {
   throw new UsageError(problem, fix);
 }
 
+function platformOption(value: string | undefined): PlatformChoice | undefined {
+  if (value === undefined) return undefined;
+  if (value !== 'auto' && value !== 'kvm' && value !== 'process') usage(`--platform ${JSON.stringify(value)} is not kvm, process or auto`, 'give --platform kvm, process or auto');
+  return value;
+}
+
 function sizeOption(name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const n = parseSize(value);
@@ -64,6 +76,7 @@ async function run(argv: string[]): Promise<number> {
     argv,
     {
     mem: { type: 'string' },
+    platform: { type: 'string' },
     image: { type: 'string' },
     storage: { type: 'string' },
     cache: { type: 'string' },
@@ -120,7 +133,9 @@ async function run(argv: string[]): Promise<number> {
     cpus = Number(values.cpus);
     if (!Number.isInteger(cpus) || cpus < 1 || cpus > 64) usage(`--cpus ${JSON.stringify(values.cpus)} is not a number from 1 to 64`, 'give --cpus 2');
   }
+  const platform = platformOption(values.platform);
   const sb = new Sandbox(program, args, {
+    ...(platform ? { platform } : {}),
     ...(cpus !== undefined ? { cpus } : {}),
     ...(memoryDir ? { memoryDir } : {}),
     argv0: program,
@@ -324,6 +339,8 @@ export async function main(argv: string[]): Promise<number> {
         return await restore(rest);
       case 'ctl':
         return await ctlCommand(rest);
+      case 'info':
+        return infoCommand(rest);
       case undefined:
       case '-h':
       case '--help':
@@ -331,7 +348,7 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(USAGE);
         return command === undefined ? EXIT_INTERNAL : 0;
       default:
-        usage(`unknown command ${JSON.stringify(command)}`, 'the commands are: mapvisor run, image create, bench, restore, ctl');
+        usage(`unknown command ${JSON.stringify(command)}`, 'the commands are: mapvisor run, image create, bench, restore, ctl, info');
     }
   } catch (e) {
     if (e instanceof MapvisorError) {

@@ -27,7 +27,7 @@ import { Socket } from 'node:net';
 import { constants } from 'node:os';
 import type { Duplex } from 'node:stream';
 import { MapvisorError } from '../errors.js';
-import * as libc from '../kvm/libc.js';
+import * as libc from '../host/libc.js';
 
 /** Lines read from a stream, one at a time. */
 class Lines {

@@ -8,7 +8,7 @@ import { E } from '../abi/errno.js';
 import { syscallName } from '../abi/sysno.js';
 import { GuestFault, GuestMemory } from '../mm/guest.js';
 import type { AddressSpace } from '../mm/space.js';
-import type { Vcpu } from '../vm/vcpu.js';
+import type { Context } from '../platform/platform.js';
 import { FdTable } from './files/file.js';
 import type { RootFs } from './vfs/rootfs.js';
 import { SharedFileMaps } from './vfs/sharedmaps.js';
@@ -159,7 +159,7 @@ export class Kernel {
   }
 
   /** Handle the system call the vCPU stopped at. Returns the value for rax, or an outcome. */
-  syscall(cpu: Vcpu): SyscallResult {
+  syscall(cpu: Context): SyscallResult {
     const nr = cpu.reg('rax');
     const handler = nr < TABLE.length ? TABLE[nr] : undefined;
     const args = new SyscallArgs(cpu);

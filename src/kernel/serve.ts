@@ -5,7 +5,7 @@
  */
 import { nap } from './nap.js';
 import { E } from '../abi/errno.js';
-import { kick } from '../vm/kick.js';
+import { kickTarget } from '../platform/kick.js';
 import type { Kernel } from './kernel.js';
 import { Doorbell, ST, type Slot } from './mailbox.js';
 import { handleExit, type TaskEnd } from './task.js';
@@ -19,10 +19,10 @@ export interface ThreadSlots {
 const IDLE_MS = 50; // the longest the kernel sleeps without a doorbell (stop requests, timers)
 const RETRY_MS = 10; // how often calls parked for host I/O are retried
 
-/** Make a running thread's vCPU leave KVM_RUN (before its worker has run, immediate_exit alone does). */
+/** Make a running thread leave the program (before its worker has run, requestExit alone does). */
 function kickThread(t: Thread, s: Slot): void {
-  if (s.thread) kick(t.cpu.fd.runAddr, BigInt(s.thread));
-  else t.cpu.requestExit();
+  t.cpu.requestExit();
+  if (s.thread) kickTarget(t.cpu.kickTarget(BigInt(s.thread)));
 }
 
 function stopAll(threads: Threads, slots: ThreadSlots, all: Thread[]): void {
@@ -71,6 +71,7 @@ export function serveThreads(k: Kernel, threads: Threads, slots: ThreadSlots, ho
       // The thread waits; its worker sleeps in its slot until the call is answered.
     } else if (r.kind === 'thread-exit') {
       threads.exitThread(k, t);
+      t.cpu.release?.();
       s.set(ST.TERMINATE);
       if (threads.count === 0) return { kind: 'exited', status: r.status };
     } else {

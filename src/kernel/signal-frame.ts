@@ -5,9 +5,8 @@
  * with rdi = signo, rsi = &siginfo, rdx = &ucontext, returning through sa_restorer into rt_sigreturn,
  * which restores everything from the frame.
  */
-import { KVM } from '../kvm/ioctl.js';
-import { FPU, SIZEOF } from '../kvm/structs.js';
-import type { Vcpu } from '../vm/vcpu.js';
+import type { Context } from '../platform/platform.js';
+import { FXSAVE_SIZE } from '../platform/regs.js';
 import type { Kernel } from './kernel.js';
 import type { SigAction } from './signal-state.js';
 
@@ -23,8 +22,7 @@ export const SIGINFO_SIZE = 128;
 const FRAME = { pretcode: 0, uc: 8, info: 8 + UCONTEXT_SIZE } as const;
 export const RT_SIGFRAME_SIZE = FRAME.info + SIGINFO_SIZE;
 /** The legacy FXSAVE image (struct _fpstate_64) that holds the FPU state without XSAVE. */
-export const FXSAVE_SIZE = 512;
-const FX = { cwd: 0, swd: 2, twd: 4, fop: 6, rip: 8, rdp: 16, mxcsr: 24, mxcsr_mask: 28, st: 32, xmm: 160 } as const;
+export { FXSAVE_SIZE };
 
 const UC_SIGCONTEXT_SS = 2;
 const UC_STRICT_RESTORE_SS = 4;
@@ -63,41 +61,6 @@ export const FPE_INTDIV = 1;
 export const ILL_ILLOPN = 2;
 export const TRAP_BRKPT = 1;
 
-/** The vCPU's FPU/SSE state as a 512-byte FXSAVE image (from KVM_GET_FPU). */
-function saveFpu(cpu: Vcpu): Uint8Array {
-  const f = cpu.fd.get(KVM.GET_FPU, SIZEOF.kvm_fpu);
-  const out = new Uint8Array(FXSAVE_SIZE);
-  const o = new DataView(out.buffer);
-  o.setUint16(FX.cwd, f.readUInt16LE(FPU.fcw), true);
-  o.setUint16(FX.swd, f.readUInt16LE(FPU.fsw), true);
-  o.setUint16(FX.twd, f.readUInt8(FPU.ftwx), true);
-  o.setUint16(FX.fop, f.readUInt16LE(FPU.last_opcode), true);
-  o.setBigUint64(FX.rip, f.readBigUInt64LE(FPU.last_ip), true);
-  o.setBigUint64(FX.rdp, f.readBigUInt64LE(FPU.last_dp), true);
-  o.setUint32(FX.mxcsr, f.readUInt32LE(FPU.mxcsr), true);
-  o.setUint32(FX.mxcsr_mask, 0xffff, true);
-  out.set(f.subarray(FPU.fpr, FPU.fpr + 128), FX.st);
-  out.set(f.subarray(FPU.xmm, FPU.xmm + 256), FX.xmm);
-  return out;
-}
-
-/** Load a 512-byte FXSAVE image into the vCPU (KVM_SET_FPU). */
-function restoreFpu(cpu: Vcpu, fx: Uint8Array): void {
-  const i = new DataView(fx.buffer, fx.byteOffset, FXSAVE_SIZE);
-  const f = Buffer.alloc(SIZEOF.kvm_fpu);
-  f.set(fx.subarray(FX.st, FX.st + 128), FPU.fpr);
-  f.writeUInt16LE(i.getUint16(FX.cwd, true), FPU.fcw);
-  f.writeUInt16LE(i.getUint16(FX.swd, true), FPU.fsw);
-  f.writeUInt8(i.getUint16(FX.twd, true) & 0xff, FPU.ftwx);
-  f.writeUInt16LE(i.getUint16(FX.fop, true), FPU.last_opcode);
-  f.writeBigUInt64LE(i.getBigUint64(FX.rip, true), FPU.last_ip);
-  f.writeBigUInt64LE(i.getBigUint64(FX.rdp, true), FPU.last_dp);
-  f.set(fx.subarray(FX.xmm, FX.xmm + 256), FPU.xmm);
-  // A reserved MXCSR bit would make the restore fault (#GP): keep only the architectural ones.
-  f.writeUInt32LE(i.getUint32(FX.mxcsr, true) & 0xffff, FPU.mxcsr);
-  cpu.fd.set(KVM.SET_FPU, f);
-}
-
 function onAltStack(k: Kernel, sp: number): boolean {
   const a = k.signals.altStack;
   if (a.flags & SS_DISABLE) return false;
@@ -110,7 +73,7 @@ function onAltStack(k: Kernel, sp: number): boolean {
  * program state) and point the vCPU at the handler. Returns false when the frame cannot be written
  * (a bad stack): the caller then kills the program with SIGSEGV, as Linux does.
  */
-export function deliverSignal(k: Kernel, cpu: Vcpu, sig: number, act: SigAction, info: SigInfo): boolean {
+export function deliverSignal(k: Kernel, cpu: Context, sig: number, act: SigAction, info: SigInfo): boolean {
   const userSp = cpu.reg('rsp');
   const alt = k.signals.altStack;
   let sp: number;
@@ -125,7 +88,7 @@ export function deliverSignal(k: Kernel, cpu: Vcpu, sig: number, act: SigAction,
   const buf = new Uint8Array(fpAddr + FXSAVE_SIZE - frame);
   const dv = new DataView(buf.buffer);
   const at = (guest: number): number => guest - frame;
-  buf.set(saveFpu(cpu), at(fpAddr));
+  buf.set(cpu.getFxsave(), at(fpAddr));
   dv.setBigUint64(FRAME.pretcode, act.restorer, true);
   // ucontext
   const uc = FRAME.uc;
@@ -171,7 +134,7 @@ export function deliverSignal(k: Kernel, cpu: Vcpu, sig: number, act: SigAction,
 }
 
 /** rt_sigreturn: restore the state saved in the frame below rsp. False when the frame is unreadable. */
-export function sigreturn(k: Kernel, cpu: Vcpu): boolean {
+export function sigreturn(k: Kernel, cpu: Context): boolean {
   const frame = cpu.reg('rsp') - 8;
   if (!k.mem.ok(frame, RT_SIGFRAME_SIZE, 1)) return false;
   const b = k.mem.copyIn(frame, RT_SIGFRAME_SIZE);
@@ -187,7 +150,7 @@ export function sigreturn(k: Kernel, cpu: Vcpu): boolean {
   const fp = Number(dv.getBigUint64(mc + SC.fpstate, true));
   if (fp !== 0) {
     if (!k.mem.ok(fp, FXSAVE_SIZE, 1)) return false;
-    restoreFpu(cpu, k.mem.copyIn(fp, FXSAVE_SIZE));
+    cpu.setFxsave(k.mem.copyIn(fp, FXSAVE_SIZE));
   }
   k.signals.blocked = dv.getBigUint64(FRAME.uc + UC.sigmask, true) & ~((1n << 8n) | (1n << 18n));
   // The alternate stack as the frame records it (sigaltstack semantics on return).

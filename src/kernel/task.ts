@@ -4,13 +4,13 @@
  * the program dies with a one-line report).
  */
 import { SIG, signalName } from '../abi/signals.js';
-import { PROT_READ, PROT_WRITE } from '../kvm/libc.js';
-import { SUPERVISOR_END } from '../vm/layout.js';
+import { PROT_READ, PROT_WRITE } from '../host/libc.js';
+import { USER_START } from '../platform/layout.js';
 import { BEYOND_EOF } from './sys/mm.js';
 import { defaultAction } from '../abi/signals.js';
 import { SIG_DFL, SIG_IGN } from './signal-state.js';
 import { BUS_ADRERR, FPE_INTDIV, ILL_ILLOPN, SEGV_ACCERR, SEGV_MAPERR, SI_TKILL, TRAP_BRKPT, deliverSignal, type SigInfo } from './signal-frame.js';
-import type { Vcpu, Exit } from '../vm/vcpu.js';
+import type { Context, Exit } from '../platform/platform.js';
 import type { Kernel } from './kernel.js';
 
 export type TaskEnd =
@@ -66,7 +66,7 @@ function describeException(k: Kernel, exit: Extract<Exit, { kind: 'exception' }>
     const code = exit.errorCode ?? 0;
     const access = code & 16 || exit.cr2 === exit.rip ? 'execution' : code & 2 ? 'write' : 'read';
     const where =
-      exit.cr2 < SUPERVISOR_END ? "the VMM's supervisor area" : exit.cr2 >= k.space.layout.size ? 'outside the address space' : 'not mapped';
+      exit.cr2 < USER_START ? "the VMM's supervisor area" : exit.cr2 >= k.space.layout.size ? 'outside the address space' : 'not mapped';
     return `${access} of ${hex(exit.cr2)} at rip ${hex(exit.rip)} (${where})`;
   }
   return `${what} at rip ${hex(exit.rip)}`;
@@ -87,7 +87,7 @@ const RFLAGS_TF = 0x100;
  * moment and re-run the faulting instruction alone (the trap flag raises #DB after it): if it now
  * completes, it touched them. The program is about to die either way, so its state need not survive.
  */
-function probeBeyondEof(cpu: Vcpu, k: Kernel): boolean {
+function probeBeyondEof(cpu: Context, k: Kernel): boolean {
   const eof = k.space.regions.regions().filter((r) => r.tag === BEYOND_EOF);
   if (eof.length === 0) return false;
   const saved = cpu.saveRegs();
@@ -128,7 +128,7 @@ const SI_KERNEL = 0x80;
  * A synchronous fault raises `sig`: run the program's handler if it has one and the signal is neither
  * blocked nor ignored (Linux forces the default action otherwise); null means the program continues.
  */
-function fault(k: Kernel, cpu: Vcpu, sig: number, info: SigInfo, reason: string): TaskEnd | null {
+function fault(k: Kernel, cpu: Context, sig: number, info: SigInfo, reason: string): TaskEnd | null {
   const act = k.signals.get(sig);
   if (act.handler !== SIG_DFL && act.handler !== SIG_IGN && !k.signals.isBlocked(sig)) {
     if (deliverSignal(k, cpu, sig, act, info)) return null;
@@ -138,7 +138,7 @@ function fault(k: Kernel, cpu: Vcpu, sig: number, info: SigInfo, reason: string)
 }
 
 /** Deliver the pending signals the program does not block, at a return to it. */
-function deliverPending(k: Kernel, cpu: Vcpu): TaskEnd | null {
+function deliverPending(k: Kernel, cpu: Context): TaskEnd | null {
   for (let sig = k.signals.nextDeliverable(); sig !== 0; sig = k.signals.nextDeliverable()) {
     k.signals.pending &= ~(1n << BigInt(sig - 1));
     const act = k.signals.get(sig);
@@ -164,7 +164,8 @@ export type ExitResult =
   | { kind: 'threaded' }; // the second thread exists: serve threads from now on
 
 /** Handle one exit of `cpu`; null means resume it. */
-export function handleExit(k: Kernel, cpu: Vcpu, exit: Exit): ExitResult | null {
+export function handleExit(k: Kernel, cpu: Context, exit: Exit): ExitResult | null {
+  cpu.serving?.();
   switch (exit.kind) {
     case 'syscall': {
       const r = k.syscall(cpu);
@@ -229,6 +230,14 @@ export function handleExit(k: Kernel, cpu: Vcpu, exit: Exit): ExitResult | null 
       return (k.stop.stopForGood?.() ?? k.stop.stopRequested()) ? { kind: 'stopped' } : null;
     case 'fatal':
       return { kind: 'failed', reason: `${exit.reason} at rip ${hex(exit.rip)}` };
+    case 'gone':
+      // The host killed the program's process: a system call that escaped interception (the seccomp
+      // filter's SIGSYS), or a kill from outside the sandbox.
+      if (exit.signal !== null) {
+        const why = exit.signal === SIG.SIGSYS ? 'a system call that escaped interception was refused by the seccomp filter' : exit.reason;
+        return { kind: 'killed', signal: exit.signal, reason: `${signalName(exit.signal)}: ${why}` };
+      }
+      return { kind: 'failed', reason: `${exit.reason} (status ${exit.status ?? '?'}) without the kernel's say` };
   }
 }
 
@@ -237,7 +246,7 @@ export function handleExit(k: Kernel, cpu: Vcpu, exit: Exit): ExitResult | null 
  * appears ('threaded': the caller then serves the threads, serve.ts).
  */
 export function runTask(
-  cpu: Vcpu,
+  cpu: Context,
   k: Kernel,
   hooks?: { paused(): boolean; pause(): 'resume' | TaskEnd },
 ): TaskEnd | { kind: 'threaded' } {

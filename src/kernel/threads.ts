@@ -9,8 +9,8 @@
  * Atomics.wait (no CPU), and the kernel answers the call when the wait ends.
  */
 import { E } from '../abi/errno.js';
-import type { Vcpu } from '../vm/vcpu.js';
-import type { RegName } from '../kvm/structs.js';
+import type { Context } from '../platform/platform.js';
+import type { RegName } from '../platform/regs.js';
 import type { Kernel } from './kernel.js';
 import type { SyscallResult } from './types.js';
 
@@ -22,7 +22,7 @@ export type Park =
 
 export interface Thread {
   tid: number;
-  cpu: Vcpu;
+  cpu: Context;
   /** CLONE_CHILD_CLEARTID / set_tid_address: cleared and futex-woken when the thread exits. */
   clearTid: number;
   robustList: number;
@@ -46,7 +46,7 @@ export interface VcpuFactory {
    * A vCPU for a new thread, starting with `start` and the FPU state of `parent`: a vCPU whose thread
    * ended is reused (KVM cannot destroy one), else a new one; null when all are in use.
    */
-  create(start: ThreadStart, parent: Vcpu): Vcpu | null;
+  create(start: ThreadStart, parent: Context): Context | null;
   /** Start running a vCPU in a thread of its own (threaded mode). */
   start(t: Thread): void;
 }
@@ -82,7 +82,7 @@ export class Threads {
   /** Threads created but not yet started (the server starts them when it takes over). */
   readonly unstarted: Thread[] = [];
 
-  constructor(main: Vcpu, pid: number, factory: VcpuFactory) {
+  constructor(main: Context, pid: number, factory: VcpuFactory) {
     this.factory = factory;
     this.current = { tid: pid, cpu: main, clearTid: 0, robustList: 0, park: null, ready: false, blocked: 0n, altStack: { sp: 0n, flags: 2, size: 0n } };
     this.byTid.set(pid, this.current);

@@ -1,5 +1,5 @@
 /** The contract between the syscall dispatcher and the per-area syscall modules. */
-import type { Vcpu } from '../vm/vcpu.js';
+import type { Context } from '../platform/platform.js';
 import type { Kernel } from './kernel.js';
 import type { Park } from './threads.js';
 
@@ -18,8 +18,8 @@ export type SyscallResult = number | bigint | Outcome;
 
 /** The six argument registers of the x86-64 syscall ABI, with typed readers. */
 export class SyscallArgs {
-  private readonly cpu: Vcpu;
-  constructor(cpu: Vcpu) {
+  private readonly cpu: Context;
+  constructor(cpu: Context) {
     this.cpu = cpu;
   }
   private static readonly REG = ['rdi', 'rsi', 'rdx', 'r10', 'r8', 'r9'] as const;
@@ -43,7 +43,7 @@ export class SyscallArgs {
   }
 }
 
-export type SyscallHandler = (k: Kernel, a: SyscallArgs, cpu: Vcpu) => SyscallResult;
+export type SyscallHandler = (k: Kernel, a: SyscallArgs, cpu: Context) => SyscallResult;
 
 /** A module's system calls by name (names as in <asm/unistd_64.h>). */
 export type SyscallTable = Readonly<Record<string, SyscallHandler>>;

@@ -3,9 +3,9 @@
  * permissions, set the break after them, map the stack and write the psABI initial stack on it.
  */
 import { ExecError } from '../errors.js';
-import { PROT_READ, PROT_WRITE } from '../kvm/libc.js';
+import { PROT_READ, PROT_WRITE } from '../host/libc.js';
 import { pageDown, pageUp, type AddressSpace } from '../mm/space.js';
-import { HUGE_PAGE_SIZE, PAGE_SIZE } from '../vm/layout.js';
+import { HUGE_PAGE_SIZE, PAGE_SIZE } from '../platform/layout.js';
 import { protOf, type ElfInfo } from './elf.js';
 import { AT, buildInitialStack } from './stack.js';
 

@@ -7,9 +7,9 @@
  * Extents are allocated by a bump pointer and never reused; freeing punches a hole, so the host gets
  * the memory back at once and the file stays sparse.
  */
-import { KvmError } from '../kvm/kvm.js';
+import { HostError } from '../host/errors.js';
 import { MapvisorError } from '../errors.js';
-import * as libc from '../kvm/libc.js';
+import * as libc from '../host/libc.js';
 
 const ALIGN_SMALL = 0x1000;
 const ALIGN_LARGE = 0x20_0000; // extents of 2 MiB or more start 2 MiB-aligned (host huge pages)
@@ -39,7 +39,7 @@ export class AnonMemory {
       this.next = resume?.used ?? 0;
     } else {
       this.fd = libc.memfdCreate('mapvisor-anon', libc.MFD_CLOEXEC);
-      if (this.fd < 0) throw new KvmError('memfd_create', libc.errno());
+      if (this.fd < 0) throw new HostError('memfd_create', libc.errno());
     }
   }
 
@@ -53,7 +53,7 @@ export class AnonMemory {
     const align = length >= ALIGN_LARGE ? ALIGN_LARGE : ALIGN_SMALL;
     const offset = Math.ceil(this.next / align) * align;
     this.next = offset + length;
-    if (libc.ftruncate(this.fd, this.next) !== 0) throw new KvmError('ftruncate anonymous memory', libc.errno());
+    if (libc.ftruncate(this.fd, this.next) !== 0) throw new HostError('ftruncate anonymous memory', libc.errno());
     return offset;
   }
 
@@ -65,7 +65,7 @@ export class AnonMemory {
     if (length <= 0) return;
     this.freedSinceCheckpoint?.push([offset, length]);
     const rc = libc.fallocate(this.fd, libc.FALLOC_FL_PUNCH_HOLE | libc.FALLOC_FL_KEEP_SIZE, offset, length);
-    if (rc !== 0) throw new KvmError('fallocate(PUNCH_HOLE) on anonymous memory', libc.errno());
+    if (rc !== 0) throw new HostError('fallocate(PUNCH_HOLE) on anonymous memory', libc.errno());
   }
 
   /** Make the file's contents durable (a --memory-dir file, before an in-place checkpoint). */

@@ -4,7 +4,7 @@
  * supervisor area with the page tables, a PROT_NONE gap, a read-only page for a write) is EFAULT, as
  * in Linux's copy_from_user/copy_to_user, and never a host fault in the VMM.
  */
-import { PROT_READ, PROT_WRITE } from '../kvm/libc.js';
+import { PROT_READ, PROT_WRITE } from '../host/libc.js';
 import type { AddressSpace } from './space.js';
 
 /** Thrown by accessors for a bad guest pointer; the syscall layer answers -EFAULT. */

@@ -17,7 +17,7 @@
  *   findFree              O(log n + gaps visited)
  *   regions, mappedBytes, clone   O(1)
  */
-import { PAGE_SIZE } from '../vm/layout.js';
+import { PAGE_SIZE } from '../platform/layout.js';
 
 /** Anonymous memory: `id` names the host memory object (a memfd); `offset` is region.start's place in it. */
 export interface AnonBacking {

@@ -6,9 +6,10 @@
  * Errors are returned as negative errno values, as the system calls answer them.
  */
 import { E } from '../abi/errno.js';
-import { PROT_EXEC, PROT_READ, PROT_WRITE } from '../kvm/libc.js';
-import { PAGE_SIZE, USER_START } from '../vm/layout.js';
-import type { Window } from '../vm/window.js';
+import * as libc from '../host/libc.js';
+import { PROT_EXEC, PROT_READ, PROT_WRITE } from '../host/libc.js';
+import { PAGE_SIZE, USER_START } from '../platform/layout.js';
+import type { Window } from '../platform/window.js';
 import type { AnonMemory } from './anon.js';
 import { RegionMap, type Backing, type Region } from './regions.js';
 
@@ -37,8 +38,17 @@ export interface SpaceLayout {
   memLimit: number; // total bytes the program may have mapped (like RLIMIT_AS)
 }
 
+/** What the platform needs of file mappings (see Platform.sharedPrivateMappings). */
+export interface MappingRules {
+  /** A MAP_PRIVATE file mapping that is or becomes writable is a copy in anonymous memory. */
+  copyPrivateFiles: boolean;
+  /** A MAP_SHARED file mapping may not be the file's own writable pages (it is a copy kept in step). */
+  copyWritableSharedFiles: boolean;
+}
+
 export class AddressSpace {
   readonly regions = new RegionMap();
+  readonly rules: MappingRules;
   readonly window: Window;
   readonly anon: AnonMemory;
   readonly layout: SpaceLayout;
@@ -49,7 +59,8 @@ export class AddressSpace {
   /** Host file descriptors of mapped files, by backing id (the anonymous memory file is one of them). */
   private readonly fds = new Map<number, number>();
 
-  constructor(window: Window, anon: AnonMemory, layout: SpaceLayout) {
+  constructor(window: Window, anon: AnonMemory, layout: SpaceLayout, rules: MappingRules = { copyPrivateFiles: false, copyWritableSharedFiles: false }) {
+    this.rules = rules;
     this.window = window;
     this.anon = anon;
     this.layout = layout;
@@ -122,6 +133,15 @@ export class AddressSpace {
     if (this.mappedBytes() - this.overlapBytes(addr, addr + length) + length > this.layout.memLimit) return -E.ENOMEM;
     let backing: Backing;
     let fd: number;
+    if (req.file && !req.shared && req.prot & PROT_WRITE && this.rules.copyPrivateFiles) {
+      // The program's private, writable copy of file pages: anonymous memory both sides see, filled now.
+      backing = { kind: 'anon', id: this.anon.id, offset: this.anon.allocate(length) };
+      this.window.mapFd(addr, length, req.prot & PROT_MASK, this.anon.fd, backing.offset, true);
+      this.fill(addr, length, req.file.fd, req.file.offset);
+      const removed = this.regions.map({ start: addr, end: addr + length, prot: req.prot & PROT_MASK, shared: false, backing, tag: req.tag, path: req.file.path });
+      this.freeBackings(removed);
+      return addr;
+    }
     if (req.file) {
       backing = { kind: 'file', id: req.file.id, offset: req.file.offset };
       fd = req.file.fd;
@@ -186,9 +206,47 @@ export class AddressSpace {
     if (len === 0) return 0;
     if (!this.inUserSpace(addr, len)) return -E.ENOMEM;
     if (!this.regions.check(addr, len, 0)) return -E.ENOMEM;
+    if (prot & PROT_WRITE && (this.rules.copyPrivateFiles || this.rules.copyWritableSharedFiles)) {
+      const r = this.copyBeforeWrite(addr, len);
+      if (r < 0) return r;
+    }
     this.window.protect(addr, len, prot & PROT_MASK);
     this.regions.protect(addr, len, prot & PROT_MASK);
     return 0;
+  }
+
+  /**
+   * Before [addr, addr+len) becomes writable where the platform needs copies: private file pages
+   * become anonymous copies; shared file pages that are the file's own are refused (EACCES, as Linux
+   * answers for a file not open for writing: the program's process holds the image read-only).
+   */
+  private copyBeforeWrite(addr: number, len: number): number {
+    const end = addr + len;
+    const files = this.regions.regions().filter((r) => r.backing.kind === 'file' && r.end > addr && r.start < end);
+    if (this.rules.copyWritableSharedFiles && files.some((r) => r.shared)) return -E.EACCES;
+    if (!this.rules.copyPrivateFiles) return 0;
+    for (const r of files) {
+      const s = Math.max(r.start, addr);
+      const e = Math.min(r.end, end);
+      const fileOffset = r.backing.offset + (s - r.start);
+      const fd = this.fdOf(r.backing);
+      const offset = this.anon.allocate(e - s);
+      this.window.mapFd(s, e - s, PROT_READ | PROT_WRITE, this.anon.fd, offset, true);
+      this.fill(s, e - s, fd, fileOffset);
+      this.regions.map({ ...r, start: s, end: e, backing: { kind: 'anon', id: this.anon.id, offset } });
+      this.window.protect(s, e - s, r.prot);
+    }
+    return 0;
+  }
+
+  /** Copy `length` bytes of host file `fd` at `offset` into the window at `addr` (mapped writable). */
+  private fill(addr: number, length: number, fd: number, offset: number): void {
+    let done = 0;
+    while (done < length) {
+      const n = libc.pread(fd, this.window.hostAddr(addr + done), length - done, offset + done);
+      if (n <= 0) break; // past the end of the file: the rest stays zero
+      done += n;
+    }
   }
 
   /** mremap: the new address or -errno. */

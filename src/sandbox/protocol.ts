@@ -2,11 +2,14 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { StatsReport } from '../kernel/stats.js';
 import type { TaskEnd } from '../kernel/task.js';
-import type { SyscallReturn } from '../vm/vcpu.js';
+import type { SyscallReturn } from '../platform/kvm/vcpu.js';
+import type { KickTarget, PlatformName } from '../platform/platform.js';
 import type { BlockImageStats } from '../storage/blkdev.js';
 import type { ImageSpec } from '../kernel/vfs/rootfs.js';
 
 export interface WorkerConfig {
+  /** What runs the program's code (resolved: never 'auto' here). */
+  platform: PlatformName;
   programPath: string;
   argv: string[];
   envp: string[];
@@ -81,7 +84,7 @@ export type WorkerMessage =
   /** After an in-place checkpoint (a hand-over): the program will not run here again, the image is unlocked. */
   | { type: 'released' }
   /** The program is about to run its first instruction; restoreMs: how long a restore took to get here. */
-  | { type: 'ready'; runAddr: number; thread: string; restoreMs: number | null }
+  | { type: 'ready'; kick: KickTarget; platform: PlatformName; restoreMs: number | null }
   | { type: 'paused' }
   | { type: 'threaded'; doorbell: SharedArrayBuffer }
   | { type: 'reply'; id: number; ok: boolean; result?: unknown; error?: string }

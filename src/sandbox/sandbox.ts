@@ -13,11 +13,13 @@ import type { Readable } from 'node:stream';
 import { join, resolve as resolvePath } from 'node:path';
 import { SIG, signalName } from '../abi/signals.js';
 import { MapvisorError, UsageError } from '../errors.js';
-import * as libc from '../kvm/libc.js';
-import { DEFAULT_SPACE, GIB } from '../vm/layout.js';
-import { checkSpaceSize } from '../vm/pagetables.js';
-import { installKickHandler } from '../vm/kick.js';
-import type { SyscallReturn } from '../vm/vcpu.js';
+import * as libc from '../host/libc.js';
+import { DEFAULT_SPACE, GIB } from '../platform/layout.js';
+import { checkSpaceSize } from '../platform/layout.js';
+import { prepareKicks } from '../platform/kick.js';
+import type { SyscallReturn } from '../platform/kvm/vcpu.js';
+import { resolvePlatform, type PlatformChoice } from '../platform/select.js';
+import { PLATFORM_NAMES } from '../platform/platform.js';
 import { inspectProgram } from './program.js';
 import { VmHandle, type VmConfig } from './vm-handle.js';
 import { parseImageSpec } from '../kernel/vfs/rootfs.js';
@@ -61,6 +63,12 @@ export interface SandboxOptions {
   memoryDir?: string;
   /** How a syscall returns to the program: 'sregs' (default) or 'iretq'. */
   syscallReturn?: SyscallReturn;
+  /**
+   * What runs the program's code: 'kvm' (a VM with no guest kernel), 'process' (a host process whose
+   * system calls are trapped by seccomp), or 'auto' (the default: kvm where /dev/kvm opens, else
+   * process). The MAPVISOR_PLATFORM environment variable sets the default.
+   */
+  platform?: PlatformChoice;
 }
 
 export interface SandboxResult {
@@ -86,6 +94,14 @@ export interface CheckpointResult {
   incremental: boolean;
   /** Pages written by an incremental checkpoint (-1 for a full one). */
   pagesWritten: number;
+}
+
+/** The platform when none is given: MAPVISOR_PLATFORM, else auto. */
+export function defaultPlatform(): PlatformChoice {
+  const env = process.env.MAPVISOR_PLATFORM;
+  if (env === undefined || env === '') return 'auto';
+  if (env === 'auto' || (PLATFORM_NAMES as readonly string[]).includes(env)) return env as PlatformChoice;
+  throw new UsageError(`MAPVISOR_PLATFORM=${env} is not kvm, process or auto`, 'set MAPVISOR_PLATFORM to kvm, process or auto, or unset it');
 }
 
 export const DEFAULT_MEM = 4 * GIB;
@@ -142,7 +158,13 @@ export class Sandbox {
     }
     if (o.cache !== undefined && (!Number.isSafeInteger(o.cache) || o.cache < 16 * 4096)) throw new UsageError(`--cache ${o.cache} is too small`, 'give --cache 64M or more');
     if (o.timeout !== undefined && !(o.timeout > 0)) throw new UsageError(`timeout ${o.timeout} is not a positive number of seconds`, 'give --timeout 10');
+    const choice = o.platform ?? defaultPlatform();
+    if (choice !== 'auto' && !PLATFORM_NAMES.includes(choice)) throw new UsageError(`platform ${JSON.stringify(choice)} is not kvm, process or auto`, 'give --platform kvm, process or auto');
+    const platform = resolvePlatform(choice);
+    if (platform === 'process' && o.blkMmap === 'fault') throw new UsageError('--blk-mmap fault fills pages through the VM\'s own memory, which the process platform does not have', 'use --blk-mmap eager, or --platform kvm');
+    if (platform === 'process' && o.syscallReturn !== undefined && o.syscallReturn !== 'sregs') throw new UsageError('--syscall-return is a kvm platform setting', 'drop it, or use --platform kvm');
     return {
+      platform,
       programPath: this.program,
       argv: [o.argv0 ?? this.program, ...this.args],
       envp: o.env ?? DEFAULT_ENV,
@@ -319,7 +341,7 @@ export class Sandbox {
   async run(): Promise<SandboxResult> {
     this.config([0, 1, 2]); // option errors first
     if (this.options.image === undefined && !this.restoreFrom) inspectProgram(this.program); // fail fast, before a VM exists
-    installKickHandler();
+    prepareKicks();
     const o = this.options;
     const toClose: number[] = [];
     const pending: Array<Promise<unknown>> = [];

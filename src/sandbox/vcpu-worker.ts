@@ -1,22 +1,16 @@
 /**
- * A vCPU's own thread (threaded programs): run the guest, post each exit to the kernel's thread, sleep
+ * A thread's own worker (threaded programs), whatever the platform: run the guest, post each exit to the kernel's thread, sleep
  * until it answers, repeat. Runs no kernel code.
  */
 import { workerData } from 'node:worker_threads';
-import { VcpuFd } from '../kvm/kvm.js';
-import * as libc from '../kvm/libc.js';
+import * as libc from '../host/libc.js';
 import { Doorbell, Slot, ST } from '../kernel/mailbox.js';
-import { Vcpu, type SyscallReturn } from '../vm/vcpu.js';
-import { Window } from '../vm/window.js';
+import type { ContextHandle } from '../platform/platform.js';
+import { attachContext } from '../platform/select.js';
 
 interface VcpuWorkerData {
-  id: number;
-  fd: number;
-  runAddr: number;
-  runSize: number;
-  windowBase: number;
-  windowSize: number;
-  syscallReturn: SyscallReturn;
+  /** The thread's context, as its platform describes it. */
+  context: ContextHandle;
   slot: SharedArrayBuffer;
   doorbell: SharedArrayBuffer;
   /** Int32Array [running vCPUs, limit]: --cpus bounds how many run guest code at once. */
@@ -44,7 +38,7 @@ function release(): void {
   Atomics.notify(gate, 0, 1);
 }
 
-const cpu = new Vcpu(d.id, new VcpuFd(d.fd, d.runAddr, d.runSize), Window.attach(d.windowBase, d.windowSize), d.syscallReturn);
+const cpu = attachContext(d.context);
 slot.thread = Number(libc.pthreadSelf());
 
 function leave(): never {

@@ -6,7 +6,8 @@
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { MapvisorError } from '../errors.js';
 import { Doorbell } from '../kernel/mailbox.js';
-import { KickGuard } from '../vm/kick.js';
+import { KickGuard, kickTarget } from '../platform/kick.js';
+import type { KickTarget } from '../platform/platform.js';
 import {
   CONTROL_BYTES,
   CONTROL_CMD,
@@ -36,7 +37,7 @@ export class VmHandle {
   private readonly port: MessagePort;
   private readonly worker: Worker;
   private readonly standbyFlag = new SharedArrayBuffer(4);
-  private vcpu: { runAddr: number; thread: bigint } | null = null;
+  private vcpu: KickTarget | null = null;
   private doorbell: Doorbell | null = null;
   private readonly waiters = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private onPaused: Array<() => void> = [];
@@ -67,7 +68,7 @@ export class VmHandle {
             for (const f of this.onReleased.splice(0)) f();
             break;
           case 'ready':
-            this.vcpu = { runAddr: m.runAddr, thread: BigInt(m.thread) };
+            this.vcpu = m.kick;
             events.ready(m.restoreMs);
             if (Atomics.load(this.control, CONTROL_STOP) || Atomics.load(this.control, CONTROL_PAUSE)) this.kick();
             break;
@@ -105,7 +106,10 @@ export class VmHandle {
     Atomics.add(this.control, CONTROL_WAKE, 1);
     Atomics.notify(this.control, CONTROL_WAKE);
     if (this.doorbell) this.doorbell.ring();
-    else if (this.vcpu) this.guard.kick(this.vcpu.runAddr, this.vcpu.thread);
+    else if (this.vcpu) {
+      const target = this.vcpu;
+      this.guard.kick(() => kickTarget(target));
+    }
   }
 
   /** Stop the program (SIGKILL); also ends a standby. */

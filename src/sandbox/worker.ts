@@ -21,18 +21,17 @@ import { normalizePath } from '../kernel/sys/fs.js';
 import { runTask, type TaskEnd } from '../kernel/task.js';
 import { Threads } from '../kernel/threads.js';
 import { RootFs } from '../kernel/vfs/rootfs.js';
-import { KVM } from '../kvm/ioctl.js';
-import * as libc from '../kvm/libc.js';
-import { REGS, SIZEOF, type RegName } from '../kvm/structs.js';
+import * as libc from '../host/libc.js';
+import { REGS, REGS_SIZE, type RegName } from '../platform/regs.js';
 import { loadProgram } from '../loader/load.js';
 import { AnonMemory } from '../mm/anon.js';
 import { AddressSpace } from '../mm/space.js';
 import { captureState, restoreKernel, restoreSpace, restoreThreads, updateMemoryFile } from '../snapshot/snapshot.js';
-import { cpuidHash, MEMORY_FILE, memoryPath, readCheckpoint, writeCheckpoint, type SavedState } from '../snapshot/state.js';
-import { MAX_VCPUS } from '../vm/layout.js';
-import { KickGuard } from '../vm/kick.js';
-import { Machine } from '../vm/machine.js';
-import type { Vcpu } from '../vm/vcpu.js';
+import { MEMORY_FILE, memoryPath, readCheckpoint, writeCheckpoint, type SavedState } from '../snapshot/state.js';
+import { MAX_VCPUS } from '../platform/layout.js';
+import { KickGuard } from '../platform/kick.js';
+import type { Context, Platform } from '../platform/platform.js';
+import { openPlatform, platformFingerprint } from '../platform/select.js';
 import { findExecutable } from './exec.js';
 import { CONTROL_CMD, CONTROL_KICK_ALIVE, CONTROL_KICK_LOCK, CONTROL_PAUSE, CONTROL_STOP, CONTROL_WAKE, type ControlCommand, type VmStats, type WorkerConfig, type WorkerMessage } from './protocol.js';
 
@@ -59,17 +58,19 @@ const stop = {
   mustNotBlock: (): boolean => threadedKernel?.threads?.threaded ?? false,
 };
 
-function hwcap(machine: Machine): number {
-  return machine.features.cpuid.find((e) => e.function === 1 && e.index === 0)?.edx ?? 0;
+
+/** The address space's rules for file mappings on `p` (see Platform.sharedPrivateMappings). */
+function rulesOf(p: Platform): { copyPrivateFiles: boolean; copyWritableSharedFiles: boolean } {
+  return { copyPrivateFiles: !p.sharedPrivateMappings, copyWritableSharedFiles: !p.writableImageMappings };
 }
 
 /** A VM ready to run: what boot() or bootRestore() made. */
 interface Booted {
-  machine: Machine;
+  machine: Platform;
   space: AddressSpace;
   anon: AnonMemory[];
   kernel: Kernel;
-  vcpu: Vcpu;
+  vcpu: Context;
   streams: HostStream[];
   inPlace: boolean;
   interpInPlace: boolean | null;
@@ -81,8 +82,8 @@ interface Booted {
 
 /** A VM built before its checkpoint is known (standby): used when the checkpoint's space size fits. */
 interface Warm {
-  machine: Machine;
-  vcpu: Vcpu;
+  machine: Platform;
+  vcpu: Context;
 }
 
 /** Set once the program is handed to another VMM: the image and memory need no flush to disk then. */
@@ -105,24 +106,28 @@ function anonFile(): string | null {
 /** A new program: load its ELF (and interpreter) and build its stack. */
 function boot(root: RootFs | null): Booted {
   const { main: exe, interp } = findExecutable(root, cfg.programPath);
-  const machine = Machine.create({ spaceSize: cfg.spaceSize, syscallReturn: cfg.syscallReturn });
+  const machine = openPlatform(cfg.platform, { spaceSize: cfg.spaceSize, syscallReturn: cfg.syscallReturn });
   const anon = new AnonMemory(ANON_BACKING_ID, anonFile());
-  const space = new AddressSpace(machine.window, anon, { size: cfg.spaceSize, stackTop: cfg.spaceSize, stackSize: cfg.stackSize, memLimit: cfg.memLimit });
-  if (root) space.registerFile(IMAGE_BACKING_ID, root.fd);
+  const space = new AddressSpace(machine.window, anon, { size: cfg.spaceSize, stackTop: cfg.spaceSize, stackSize: cfg.stackSize, memLimit: cfg.memLimit }, rulesOf(machine));
+  machine.declareFile(anon.fd, true);
+  if (root) {
+    space.registerFile(IMAGE_BACKING_ID, root.fd);
+    machine.declareFile(root.fd, false);
+  }
   const loaded = loadProgram(space, exe, {
     argv: cfg.argv,
     envp: cfg.envp,
     execfn: cfg.argv[0] ?? cfg.programPath,
     uid: 0,
     gid: 0,
-    hwcap: hwcap(machine),
+    hwcap: machine.hwcap,
     random: new Uint8Array(randomBytes(16)),
   }, interp);
   const { kernel, streams } = newKernel(space, root, root ? normalizePath(cfg.programPath) : resolvePath(cfg.programPath), cfg.argv);
-  const vcpu = machine.createVcpu(0, loaded.entry, loaded.sp);
-  if (cfg.memoryDir) {
+  const vcpu = machine.createContext(0, loaded.entry, loaded.sp);
+  if (cfg.memoryDir && machine.dirtyLog) {
     // Memory in a file: track what changes between checkpoints (the guest's stores and the VMM's).
-    machine.enableDirtyLog();
+    machine.dirtyLog.enable();
     kernel.mem.vmmDirty = new Set();
     anon.freedSinceCheckpoint = [];
   }
@@ -136,28 +141,38 @@ function bootRestore(root: RootFs | null, state: SavedState, dir: string, inPlac
   if (warm && !fits) {
     warm.machine.close();
   }
-  const machine = fits ? warm.machine : Machine.create({ spaceSize: state.space.size, syscallReturn: 'sregs' });
+  const machine = fits ? warm.machine : openPlatform(cfg.platform, { spaceSize: state.space.size, syscallReturn: 'sregs' });
   const memPath = memoryPath(dir, state);
   // In place: continue on the checkpoint's memory file. Otherwise map it MAP_PRIVATE (pages load on
   // first touch, clones share them, the file never changes) and allocate new memory in a fresh file.
   const saved = new AnonMemory(state.space.anonId, memPath, { used: state.space.anonUsed });
   const fresh = inPlace ? saved : new AnonMemory(FRESH_ANON_BACKING_ID, null);
-  const space = new AddressSpace(machine.window, fresh, {
-    size: state.space.size,
-    stackTop: state.space.stackTop,
-    stackSize: state.space.stackSize,
-    memLimit: state.space.memLimit,
-  });
+  const space = new AddressSpace(
+    machine.window,
+    fresh,
+    {
+      size: state.space.size,
+      stackTop: state.space.stackTop,
+      stackSize: state.space.stackSize,
+      memLimit: state.space.memLimit,
+    },
+    rulesOf(machine),
+  );
+  machine.declareFile(fresh.fd, true);
   if (!inPlace) {
     space.registerFile(state.space.anonId, saved.fd);
     space.privateAnon.add(state.space.anonId);
+    machine.declareFile(saved.fd, false);
   }
-  if (root) space.registerFile(IMAGE_BACKING_ID, root.fd);
+  if (root) {
+    space.registerFile(IMAGE_BACKING_ID, root.fd);
+    machine.declareFile(root.fd, false);
+  }
   restoreSpace(space, state);
   const { kernel, streams } = newKernel(space, root, state.program.exePath, state.program.argv);
   // A single-threaded program's vCPU gets its registers here; a threaded one's threads get theirs in
   // execute(), each on the vCPU it had (this one is the first thread's).
-  const vcpu = fits ? warm.vcpu : machine.createVcpu(firstVcpu, 0, 0);
+  const vcpu = fits ? warm.vcpu : machine.createContext(firstVcpu, 0, 0);
   restoreKernel(kernel, vcpu, state, streams);
   return {
     machine,
@@ -203,14 +218,14 @@ function pauseLoop(b: Booted): 'resume' | TaskEnd {
             // the same page cache) sealed in memory only.
             b.kernel.root?.sync(!c.inPlace);
             const materialized: Array<[number, number]> = [];
-            const state = captureState(b.kernel, b.vcpu, b.space, cpuidHash(b.machine.features.cpuid), cfg.programPath, RUN_ID, materialized);
+            const state = captureState(b.kernel, b.vcpu, b.space, b.machine.cpuFingerprint(), cfg.programPath, RUN_ID, materialized);
             // With dirty logging (--memory-dir), a later checkpoint of this run into the same directory
             // writes only the pages changed since the previous one.
-            const incremental = !c.inPlace && b.machine.dirtyLogging && sameRun(c.dir);
+            const incremental = !c.inPlace && (b.machine.dirtyLog?.enabled ?? false) && sameRun(c.dir);
             let full: SavedState;
             let pages = -1;
             if (incremental) {
-              const dirty = new Set([...b.machine.takeDirtyPages(), ...(b.kernel.mem.vmmDirty ?? [])]);
+              const dirty = new Set([...(b.machine.dirtyLog?.take() ?? []), ...(b.kernel.mem.vmmDirty ?? [])]);
               pages = updateMemoryFile(join(c.dir, MEMORY_FILE), b.space, dirty, materialized);
               full = writeCheckpoint(c.dir, state, join(c.dir, MEMORY_FILE), false, true);
             } else {
@@ -218,7 +233,7 @@ function pauseLoop(b: Booted): 'resume' | TaskEnd {
               full = writeCheckpoint(c.dir, state, anonPath, c.inPlace);
               // The copy is the new base (not after a hand-over: this VM ends, and scanning the log of
               // the whole window costs milliseconds of downtime).
-              if (b.machine.dirtyLogging && !c.inPlace) b.machine.takeDirtyPages();
+              if (b.machine.dirtyLog?.enabled && !c.inPlace) b.machine.dirtyLog.take();
             }
             b.kernel.mem.vmmDirty?.clear();
             if (anon.freedSinceCheckpoint) anon.freedSinceCheckpoint.length = 0;
@@ -254,43 +269,40 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
   const cpuGate = new Int32Array(new SharedArrayBuffer(8));
   cpuGate[1] = Math.max(1, cfg.cpus);
   /** The slot of the worker that last ran each vCPU: a vCPU whose thread ended is reused once it is gone. */
-  const lastSlot = new Map<Vcpu, Slot>();
-  const newVcpu = (id: number): Vcpu => {
-    const v = machine.createVcpu(id, 0, 0);
-    allVcpus.push(v);
+  const lastSlot = new Map<number, Slot>();
+  const newVcpu = (id: number): Context => {
+    const v = machine.createContext(id, 0, 0);
+    const at = allVcpus.findIndex((c) => c.id === id);
+    if (at >= 0) allVcpus[at] = v;
+    else allVcpus.push(v);
     return v;
   };
   const threads: Threads = new Threads(vcpu, kernel.identity.pid, {
     create: (init, parent) => {
-      const inUse = new Set([...threads.byTid.values()].map((t) => t.cpu));
-      let v = allVcpus.find((c) => !inUse.has(c) && lastSlot.get(c)?.gone === true);
-      if (!v) {
-        const ids = new Set(allVcpus.map((c) => c.id));
-        let id = 0;
+      // A thread id (vCPU, thread slot) no live thread uses and whose last worker is gone, or a new one.
+      const inUse = new Set([...threads.byTid.values()].map((t) => t.cpu.id));
+      const ids = new Set(allVcpus.map((c) => c.id));
+      let id = allVcpus.find((c) => !inUse.has(c.id) && lastSlot.get(c.id)?.gone === true)?.id;
+      if (id === undefined) {
+        id = 0;
         while (ids.has(id)) id++;
         if (id >= MAX_VCPUS) return null;
-        v = newVcpu(id);
       }
-      const regs = Buffer.alloc(SIZEOF.kvm_regs);
+      const v = newVcpu(id);
+      const regs = Buffer.alloc(REGS_SIZE);
       for (const [name, value] of Object.entries(init.regs)) regs.writeBigUInt64LE(BigInt.asUintN(64, value!), REGS[name as RegName]);
       // A new thread has the FPU state of the thread that made it, as clone() gives it on Linux.
-      v.putState({ regs, fsBase: init.fsBase, gsBase: parent.gsBase, fpu: parent.fd.get(KVM.GET_FPU, SIZEOF.kvm_fpu) });
+      v.putState({ regs, fsBase: init.fsBase, gsBase: parent.gsBase, fpu: parent.getFxsave() });
       v.resumeUser(); // a reused vCPU last stopped in the syscall stub
       return v;
     },
     start: (t) => {
       const slot = Slot.create();
       slots.set(t.tid, slot);
-      lastSlot.set(t.cpu, slot);
+      lastSlot.set(t.cpu.id, slot);
       new Worker(new URL('./vcpu-worker.js', import.meta.url), {
         workerData: {
-          id: t.cpu.id,
-          fd: t.cpu.fd.fd,
-          runAddr: t.cpu.fd.runAddr,
-          runSize: t.cpu.fd.runSize,
-          windowBase: machine.window.base,
-          windowSize: machine.window.size,
-          syscallReturn: cfg.syscallReturn,
+          context: t.cpu.handle(),
           slot: slot.sab,
           doorbell: doorbell.sab,
           cpuGate: cpuGate.buffer,
@@ -307,8 +319,8 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
   kickGuard.setAlive(true);
   post({
     type: 'ready',
-    runAddr: vcpu.fd.runAddr,
-    thread: String(libc.pthreadSelf()),
+    kick: vcpu.kickTarget(BigInt(libc.pthreadSelf())),
+    platform: machine.name,
     restoreMs: b.restoreStarted === undefined ? null : performance.now() - b.restoreStarted,
   });
   const hooks = { paused: (): boolean => Atomics.load(control, CONTROL_PAUSE) !== 0, pause: (): 'resume' | TaskEnd => pauseLoop(b) };
@@ -332,7 +344,7 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
     mapChanges: machine.window.mapChanges,
     mappedBytes: space.mappedBytes(),
     wallNs: Number(process.hrtime.bigint() - t0),
-    xsave: machine.xcr0 !== null,
+    xsave: machine.xsave,
     bytesIn: streams[0]!.bytesRead,
     bytesOut: streams[1]!.bytesWritten + streams[2]!.bytesWritten,
     execInPlace: b.inPlace,
@@ -378,8 +390,8 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
 
 /** Standby: build the VM now, then wait for the word to restore (or a stop). */
 function standBy(flag: Int32Array): Warm {
-  const machine = Machine.create({ spaceSize: cfg.spaceSize, syscallReturn: 'sregs' });
-  const warm = { machine, vcpu: machine.createVcpu(0, 0, 0) };
+  const machine = openPlatform(cfg.platform, { spaceSize: cfg.spaceSize, syscallReturn: 'sregs' });
+  const warm = { machine, vcpu: machine.createContext(0, 0, 0) };
   // Run the register path once (its ioctl bindings' first calls are slow): the restore then finds it warm.
   warm.vcpu.putState(warm.vcpu.captureState());
   post({ type: 'standby' });
@@ -400,14 +412,19 @@ function main(): void {
   const restoreStarted = performance.now();
   if (cfg.restore) {
     // Check the checkpoint (and the CPU it needs) before anything is built.
-    const probe = Machine.features();
-    state = readCheckpoint(cfg.restore.dir, cpuidHash(probe.cpuid));
+    state = readCheckpoint(cfg.restore.dir, platformFingerprint(cfg.platform));
   }
   const imageSpec = state?.image ? { path: state.image.path, mode: state.image.mode, storage: 'memory' as const } : cfg.image;
   const root = imageSpec ? RootFs.open(imageSpec, IMAGE_BACKING_ID) : null;
   let result: WorkerMessage;
   try {
     const booted = state ? bootRestore(root, state, cfg.restore!.dir, cfg.restore!.inPlace, warm, restoreStarted) : boot(root);
+    try {
+      booted.machine.start();
+    } catch (e) {
+      booted.machine.close();
+      throw e;
+    }
     result = execute(t0, root, booted);
   } finally {
     // Flush and unlock the image before anyone hears the program ended (a hand-over closed it already).

@@ -1,5 +1,5 @@
 /** Capturing a paused program into a SavedState, and putting a SavedState back into a fresh VM. */
-import { SIZEOF } from '../kvm/structs.js';
+import { FXSAVE_SIZE, REGS_SIZE } from '../platform/regs.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { Device, isDevice } from '../kernel/files/devices.js';
 import { Ext4File } from '../kernel/files/ext4file.js';
@@ -11,14 +11,14 @@ import { TimerFd } from '../kernel/files/timerfd.js';
 import { HostStream } from '../kernel/files/host.js';
 import { RegionMap, type Region } from '../mm/regions.js';
 import type { AddressSpace } from '../mm/space.js';
-import type { Vcpu, VcpuState } from '../vm/vcpu.js';
+import type { Context, ContextState } from '../platform/platform.js';
 import { imageIdentity, refuse, STATE_VERSION, type SavedCpu, type SavedFd, type SavedFile, type SavedPark, type SavedState, type SavedThread } from './state.js';
 import type { Park, Thread, Threads } from '../kernel/threads.js';
 import { nowNs } from '../kernel/sys/time.js';
 import { shmSegmentCount } from '../kernel/sys/shm.js';
 import { closeSync, openSync, readSync } from 'node:fs';
-import * as libc from '../kvm/libc.js';
-import { PROT_READ } from '../kvm/libc.js';
+import * as libc from '../host/libc.js';
+import { PROT_READ } from '../host/libc.js';
 
 const hex = (v: bigint): string => v.toString(16);
 const unhex = (s: string): bigint => BigInt(`0x${s}`);
@@ -82,15 +82,15 @@ function materialize(space: AddressSpace, r: Region, out: RegionMap, written: Ar
 
 const b64 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64');
 
-function saveCpu(v: Vcpu): SavedCpu {
+function saveCpu(v: Context): SavedCpu {
   const c = v.captureState();
   return { regs: b64(c.regs), fsBase: c.fsBase, gsBase: c.gsBase, fpu: b64(c.fpu) };
 }
 
-export function loadCpu(c: SavedCpu): VcpuState {
+export function loadCpu(c: SavedCpu): ContextState {
   const regs = Buffer.from(c.regs, 'base64');
   const fpu = Buffer.from(c.fpu, 'base64');
-  if (regs.length !== SIZEOF.kvm_regs || fpu.length !== SIZEOF.kvm_fpu) refuse('the checkpoint\'s register state has the wrong size', 'take the checkpoint again');
+  if (regs.length !== REGS_SIZE || fpu.length !== FXSAVE_SIZE) refuse('the checkpoint\'s register state has the wrong size', 'take the checkpoint again');
   return { regs, fsBase: c.fsBase, gsBase: c.gsBase, fpu };
 }
 
@@ -137,7 +137,7 @@ function saveThread(t: Thread, sig: { blocked: bigint; altStack: AltStack }): Sa
  * A threaded program's threads back, each on a vCPU made by `vcpuFor` with its registers, FPU state
  * and (for a waiting thread) its unanswered call; the current thread's signal state into the kernel.
  */
-export function restoreThreads(k: Kernel, threads: Threads, saved: NonNullable<SavedState['threads']>, vcpuFor: (id: number) => Vcpu): void {
+export function restoreThreads(k: Kernel, threads: Threads, saved: NonNullable<SavedState['threads']>, vcpuFor: (id: number) => Context): void {
   const list: Thread[] = saved.list.map((st) => {
     const cpu = vcpuFor(st.vcpu);
     cpu.putState(loadCpu(st.cpu));
@@ -251,14 +251,13 @@ function restoreFdTable(k: Kernel, s: SavedState, stdio: HostStream[]): void {
 /** The state of a paused program (everything but its memory): every thread when it has several. */
 export function captureState(
   k: Kernel,
-  cpu: Vcpu,
+  cpu: Context,
   space: AddressSpace,
   cpuid: string,
   programPath: string,
   run: string,
   materialized: Array<[number, number]> = [],
 ): Omit<SavedState, 'memory'> {
-  if (cpu.returnPath !== 'sregs') refuse('checkpoints need the default syscall return path', 'run without --syscall-return iretq');
   if (shmSegmentCount(k) > 0) refuse('the program has System V shared memory segments, which a checkpoint cannot hold yet', 'checkpoint it before shmget, or after shmctl(IPC_RMID) and shmdt');
   const { files, fds, pipes } = saveFdTable(k);
   const sig = k.signals;
@@ -375,7 +374,7 @@ export function restoreSpace(space: AddressSpace, s: SavedState): void {
 }
 
 /** Put the saved kernel records, fds and FPU state back. */
-export function restoreKernel(k: Kernel, cpu: Vcpu, s: SavedState, stdio: HostStream[]): void {
+export function restoreKernel(k: Kernel, cpu: Context, s: SavedState, stdio: HostStream[]): void {
   const ks = s.kernel;
   k.umask = ks.umask;
   k.nice = ks.nice;

@@ -9,12 +9,11 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MapvisorError } from '../errors.js';
-import type { CpuidEntry } from '../kvm/kvm.js';
 import type { RegionMapJSON } from '../mm/regions.js';
 import type { SavedStats } from '../kernel/stats.js';
 
 export const STATE_FORMAT = 'mapvisor-checkpoint';
-export const STATE_VERSION = 2;
+export const STATE_VERSION = 3; // 3: FPU state as an FXSAVE image (was kvm_fpu), the platform recorded
 export const STATE_FILE = 'state.json';
 export const MEMORY_FILE = 'memory.bin';
 
@@ -117,27 +116,7 @@ export interface SavedState {
   pipes: string[];
 }
 
-/**
- * A hash of the CPU features a program may have relied on: vendor, family/model, the feature flags and
- * the XSAVE and address-size leaves. Fields that name the CPU the query ran on (APIC ids in leaf 1 EBX,
- * leaf 0xB/0x1F) are left out, or two queries on one machine would differ.
- */
-export function cpuidHash(entries: readonly CpuidEntry[]): string {
-  const pick = (fn: number, index: number, regs: Array<'eax' | 'ebx' | 'ecx' | 'edx'>): number[] => {
-    const e = entries.find((x) => x.function === fn && x.index === index);
-    return e ? regs.map((r) => e[r] >>> 0) : [];
-  };
-  const features = [
-    pick(0, 0, ['eax', 'ebx', 'ecx', 'edx']),
-    pick(1, 0, ['eax', 'ecx', 'edx']),
-    pick(7, 0, ['ebx', 'ecx', 'edx']),
-    pick(0xd, 0, ['eax', 'edx']),
-    pick(0xd, 1, ['eax']),
-    pick(0x80000001, 0, ['ecx', 'edx']),
-    pick(0x80000008, 0, ['eax']),
-  ];
-  return createHash('sha256').update(JSON.stringify(features)).digest('hex');
-}
+export { cpuidHash } from '../platform/kvm/cpuid.js';
 
 /** A checkpoint or restore that cannot be done: a typed error with its fix. */
 export function refuse(message: string, fix: string): never {

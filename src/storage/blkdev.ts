@@ -26,7 +26,7 @@
  * a pin, a view or an address may be invalidated by any later call into the device.
  */
 import * as nodefs from 'node:fs';
-import * as libc from '../kvm/libc.js';
+import * as libc from '../host/libc.js';
 import { E, errnoName } from '../abi/errno.js';
 import { MapvisorError, UsageError } from '../errors.js';
 import type { BlockDev, MapMode } from './blockdev.js';

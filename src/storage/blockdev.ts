@@ -6,7 +6,7 @@
  * device for the baseline mode implements the same interface.
  */
 import * as nodefs from 'node:fs';
-import * as libc from '../kvm/libc.js';
+import * as libc from '../host/libc.js';
 import { MapvisorError } from '../errors.js';
 
 export interface BlockDev {

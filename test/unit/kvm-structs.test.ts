@@ -1,5 +1,5 @@
 /**
- * The KVM structure layouts and ioctl numbers in src/kvm, checked against <linux/kvm.h> as the host's C
+ * The KVM structure layouts and ioctl numbers in src/platform/kvm, checked against <linux/kvm.h> as the host's C
  * compiler sees it: a small C program prints every offsetof/sizeof/ioctl value and the test compares.
  */
 import { test } from 'node:test';
@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KVM } from '../../src/kvm/ioctl.js';
+import { KVM } from '../../src/platform/kvm/ioctl.js';
 import {
   CPUID_ENTRY,
   DIRTY_LOG,
@@ -23,7 +23,7 @@ import {
   SREGS,
   SYNC,
   XCRS,
-} from '../../src/kvm/structs.js';
+} from '../../src/platform/kvm/structs.js';
 import { STAT, STAT_SIZE } from '../../src/abi/stat.js';
 
 /** name → [expected value from TypeScript, C expression]. */

@@ -1,7 +1,7 @@
 /** The character devices every program expects: /dev/null, /dev/zero, /dev/full, /dev/random, /dev/urandom. */
 import { E } from '../../abi/errno.js';
 import { S_IFCHR, type StatInfo } from '../../abi/stat.js';
-import * as libc from '../../kvm/libc.js';
+import * as libc from '../../host/libc.js';
 import type { GuestMemory } from '../../mm/guest.js';
 import type { FileOps } from './file.js';
 import { POLLIN, POLLOUT } from './file.js';

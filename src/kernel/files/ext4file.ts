@@ -4,8 +4,8 @@
  */
 import { E } from '../../abi/errno.js';
 import type { StatInfo } from '../../abi/stat.js';
-import * as libc from '../../kvm/libc.js';
-import { PROT_READ, PROT_WRITE } from '../../kvm/libc.js';
+import * as libc from '../../host/libc.js';
+import { PROT_READ, PROT_WRITE } from '../../host/libc.js';
 import type { GuestMemory } from '../../mm/guest.js';
 import type { Ext4, Stat } from '../../storage/ext4/fs.js';
 import { FsError } from '../../storage/ext4/errors.js';

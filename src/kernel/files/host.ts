@@ -5,8 +5,8 @@
  */
 import { E } from '../../abi/errno.js';
 import { S_IFCHR, S_IFIFO, S_IFMT, S_IFREG, STAT, type StatInfo } from '../../abi/stat.js';
-import * as libc from '../../kvm/libc.js';
-import { PROT_READ, PROT_WRITE } from '../../kvm/libc.js';
+import * as libc from '../../host/libc.js';
+import { PROT_READ, PROT_WRITE } from '../../host/libc.js';
 import type { GuestMemory } from '../../mm/guest.js';
 import { O_NONBLOCK, POLLIN, POLLOUT, type FileOps, type OpenFile } from './file.js';
 

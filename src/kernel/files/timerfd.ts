@@ -6,7 +6,7 @@
 import { nap } from '../nap.js';
 import { E } from '../../abi/errno.js';
 import { S_IFREG, type StatInfo } from '../../abi/stat.js';
-import * as libc from '../../kvm/libc.js';
+import * as libc from '../../host/libc.js';
 import type { GuestMemory } from '../../mm/guest.js';
 import type { StopSignal } from './host.js';
 import { O_NONBLOCK, POLLIN, type FileOps, type OpenFile } from './file.js';

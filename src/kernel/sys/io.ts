@@ -5,7 +5,7 @@
 import { nap } from '../nap.js';
 import { E } from '../../abi/errno.js';
 import { encodeStat } from '../../abi/stat.js';
-import * as libc from '../../kvm/libc.js';
+import * as libc from '../../host/libc.js';
 import { O_CLOEXEC, OpenFile, SETFL_MASK, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI } from '../files/file.js';
 import { EPOLLERR, EPOLLHUP, EPOLLONESHOT, EpollFile, type Interest } from '../files/epoll.js';
 import type { Kernel } from '../kernel.js';

@@ -1,7 +1,7 @@
 /** Memory-management system calls: mmap, munmap, mprotect, mremap, madvise, brk. */
 import { E } from '../../abi/errno.js';
-import * as libc from '../../kvm/libc.js';
-import { PAGE_SIZE } from '../../vm/layout.js';
+import * as libc from '../../host/libc.js';
+import { PAGE_SIZE } from '../../platform/layout.js';
 import { pageUp } from '../../mm/space.js';
 import type { SyscallTable } from '../types.js';
 import type { Kernel } from '../kernel.js';
@@ -64,15 +64,18 @@ function mapFile(
     const st = fs.stat(file.ino);
     const filePages = Math.max(0, Math.min(length, pageUp(st.size) - offset));
     if (req.shared && req.prot & libc.PROT_WRITE && filePages > 0 && !fs.readOnly) fs.allocateRange(file.ino, offset, Math.min(filePages, st.size - offset));
-    const direct = root.mapsInPlace;
+    // Where the platform keeps the image read-only in the program's process (process), a writable
+    // shared mapping is a copy kept in step with the file, as on the conventional path.
+    const copyShared = req.shared && (req.prot & libc.PROT_WRITE) !== 0 && k.space.rules.copyWritableSharedFiles;
+    const direct = root.mapsInPlace && !copyShared;
     const base = { prot: req.prot, shared: req.shared, fixed: true, noReplace: false };
     if (!direct && filePages > 0) {
       // The conventional path (blk mode, or blocks smaller than a page): the VM's own memory, filled
       // from the file now (as a guest kernel's page cache would be); a shared mapping is written back
       // on msync and munmap, and kept in step with write().
-      if (req.shared && root.storage !== 'blk') return -E.ENODEV;
+      if (req.shared && root.storage !== 'blk' && !copyShared) return -E.ENODEV;
       const valid = Math.max(0, Math.min(filePages, st.size - offset));
-      const lazy = root.spec.blkMmap === 'fault' && root.blk !== null && fs.geo.blockSize === PAGE_SIZE;
+      const lazy = root.spec.blkMmap === 'fault' && root.blk !== null && fs.geo.blockSize === PAGE_SIZE && !k.space.rules.copyPrivateFiles;
       const r = k.space.map({ ...base, addr, length: filePages, prot: lazy ? req.prot : req.prot | libc.PROT_WRITE, shared: req.shared, tag: 'file' });
       if (r < 0) return r;
       if (lazy) {

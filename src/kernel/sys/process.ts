@@ -1,7 +1,7 @@
 /** Process-level system calls: exit, identity, uname, limits, TLS (arch_prctl), CPU affinity, futex. */
 import { napUntil } from '../nap.js';
 import { E } from '../../abi/errno.js';
-import * as libc from '../../kvm/libc.js';
+import * as libc from '../../host/libc.js';
 import type { Kernel } from '../kernel.js';
 import type { SyscallArgs, SyscallResult, SyscallTable } from '../types.js';
 import type { CloneArgs } from '../threads.js';

@@ -3,9 +3,9 @@
  * a segment is an extent of the VM's anonymous-memory file; shmat maps it MAP_SHARED like any mapping.
  */
 import { E } from '../../abi/errno.js';
-import { PROT_READ, PROT_WRITE } from '../../kvm/libc.js';
+import { PROT_READ, PROT_WRITE } from '../../host/libc.js';
 import { pageUp } from '../../mm/space.js';
-import { PAGE_SIZE } from '../../vm/layout.js';
+import { PAGE_SIZE } from '../../platform/layout.js';
 import type { Kernel } from '../kernel.js';
 import type { SyscallTable } from '../types.js';
 

@@ -4,8 +4,8 @@
  */
 import { nap } from '../nap.js';
 import { E } from '../../abi/errno.js';
-import * as libc from '../../kvm/libc.js';
-import { PROT_WRITE } from '../../kvm/libc.js';
+import * as libc from '../../host/libc.js';
+import { PROT_WRITE } from '../../host/libc.js';
 import type { Kernel } from '../kernel.js';
 import type { SyscallResult, SyscallTable } from '../types.js';
 

@@ -3,7 +3,7 @@
  * page fault, read the page's block from the image, install it with UFFDIO_COPY.
  */
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
-import * as libc from '../../kvm/libc.js';
+import * as libc from '../../host/libc.js';
 import { UFFD_EVENT_PAGEFAULT, UFFD_MSG_SIZE, UFFDIO_COPY } from './faultfill.js';
 
 const { uffd, imageFd, control, port } = workerData as { uffd: number; imageFd: number; control: SharedArrayBuffer; port: MessagePort };

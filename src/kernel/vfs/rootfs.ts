@@ -13,10 +13,10 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { MapvisorError, UsageError } from '../../errors.js';
-import * as libc from '../../kvm/libc.js';
+import * as libc from '../../host/libc.js';
 import { MappedImage, type MapMode } from '../../storage/blockdev.js';
 import { BlockImage, BLOCK_SIZE, type BlockImageStats } from '../../storage/blkdev.js';
-import * as libcCopy from '../../kvm/libc.js';
+import * as libcCopy from '../../host/libc.js';
 import { Ext4 } from '../../storage/ext4/fs.js';
 
 export type ImageMode = 'rw' | 'ro' | 'cow';

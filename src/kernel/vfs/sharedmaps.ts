@@ -4,8 +4,8 @@
  * table keeps it in step with the file: msync and munmap write the mapping back, write() updates the
  * mapping's copy, and everything is written back before the program's end is reported.
  */
-import { memmove } from '../../kvm/libc.js';
-import type { Window } from '../../vm/window.js';
+import { memmove } from '../../host/libc.js';
+import type { Window } from '../../platform/window.js';
 import type { Ext4File } from '../files/ext4file.js';
 import type { RootFs } from './rootfs.js';
 

@@ -3,8 +3,8 @@
  * (Intel SDM vol. 3, 3.4.5 "Segment Descriptors", 7.7 "Task Management in 64-bit Mode", 6.14.1
  * "64-Bit Mode IDT").
  */
-import { setU64 } from '../kvm/structs.js';
-import type { Segment } from '../kvm/structs.js';
+import { setU64 } from './structs.js';
+import type { Segment } from './structs.js';
 import {
   EXCEPTION_PORT_BASE,
   EXCEPTION_STACK_TOP,

@@ -23,16 +23,8 @@ export const SIZEOF = {
   kvm_sync_regs_area: 2048,
 } as const;
 
-/** struct kvm_regs: 18 general registers, 8 bytes each, in this order. */
-export const REG_NAMES = [
-  'rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rsp', 'rbp',
-  'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15',
-  'rip', 'rflags',
-] as const;
-export type RegName = (typeof REG_NAMES)[number];
-export const REGS: Readonly<Record<RegName, number>> = Object.freeze(
-  Object.fromEntries(REG_NAMES.map((n, i) => [n, i * 8])) as Record<RegName, number>,
-);
+/** struct kvm_regs: 18 general registers, 8 bytes each (the platform-neutral register record). */
+export { REG_NAMES, REGS, type RegName } from '../regs.js';
 
 /** struct kvm_segment. */
 export const SEG = {

@@ -1,8 +1,8 @@
-/** The assembled trap stubs (src/vm/asm/stubs.S → dist/stubs/*.bin by scripts/build-stubs.mjs). */
+/** The assembled trap stubs (src/platform/kvm/asm/stubs.S → dist/stubs/*.bin by scripts/build-stubs.mjs). */
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MapvisorError } from '../errors.js';
+import { MapvisorError } from '../../errors.js';
 import { EXCEPTION_STUB_STRIDE } from './layout.js';
 
 export interface TrapStubs {
@@ -19,8 +19,8 @@ let cached: TrapStubs | null = null;
 
 export function loadStubs(): TrapStubs {
   if (cached) return cached;
-  // This module is dist/src/vm/stubs.js; the images are dist/stubs/.
-  const dir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'stubs');
+  // This module is dist/src/platform/kvm/stubs.js; the images are dist/stubs/.
+  const dir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'stubs');
   try {
     const syscall = new Uint8Array(readFileSync(join(dir, 'syscall.bin')));
     const exceptions = new Uint8Array(readFileSync(join(dir, 'exceptions.bin')));

@@ -2,10 +2,10 @@
  * A VM with no guest kernel: the KVM VM, its memory window, and the supervisor area (identity-map page
  * tables, GDT, TSS, IDT, trap stubs) written once before any vCPU runs. vCPUs are created on demand.
  */
-import { KvmSystem, VcpuFd, type Vm } from '../kvm/kvm.js';
-import * as libc from '../kvm/libc.js';
-import { PROT_READ, PROT_WRITE } from '../kvm/libc.js';
-import { KVM_MEM_LOG_DIRTY_PAGES } from '../kvm/structs.js';
+import { KvmSystem, VcpuFd, type Vm } from './kvm.js';
+import * as libc from '../../host/libc.js';
+import { PROT_READ, PROT_WRITE } from '../../host/libc.js';
+import { KVM_MEM_LOG_DIRTY_PAGES } from './structs.js';
 import { buildGdtAndTss, buildIdt } from './descriptors.js';
 import { cpuFeatures, initVcpu, type CpuFeatures } from './cpu.js';
 import {
@@ -19,7 +19,9 @@ import {
 import { buildPageTables } from './pagetables.js';
 import { loadStubs } from './stubs.js';
 import { Vcpu, type SyscallReturn } from './vcpu.js';
-import { Window } from './window.js';
+import { Window } from '../window.js';
+import type { Platform } from '../platform.js';
+import { cpuidHash } from './cpuid.js';
 
 export interface MachineOptions {
   /** Size of the guest address space in bytes (whole GiBs). */
@@ -27,7 +29,10 @@ export interface MachineOptions {
   syscallReturn: SyscallReturn;
 }
 
-export class Machine {
+export class Machine implements Platform {
+  readonly name = 'kvm' as const;
+  readonly sharedPrivateMappings = true;
+  readonly writableImageMappings = true;
   readonly system: KvmSystem;
   readonly vm: Vm;
   readonly window: Window;
@@ -59,7 +64,8 @@ export class Machine {
     const system = KvmSystem.open();
     const vm = system.createVm();
     vm.setTssAddr(KVM_TSS_ADDR);
-    const window = Window.create(vm, options.spaceSize);
+    const window = Window.reserve(options.spaceSize);
+    vm.setUserMemoryRegion(0, 0, 0, options.spaceSize, window.base);
     const m = new Machine(system, vm, window, options);
     m.buildSupervisorArea();
     return m;
@@ -109,6 +115,40 @@ export class Machine {
       for (let bit = 0; bit < 8; bit++) if (v & (1 << bit)) pages.push(i * 8 + bit);
     }
     return pages;
+  }
+
+  get hwcap(): number {
+    return this.features.cpuid.find((e) => e.function === 1 && e.index === 0)?.edx ?? 0;
+  }
+
+  get xsave(): boolean {
+    return this.xcr0 !== null;
+  }
+
+  cpuFingerprint(): string {
+    return cpuidHash(this.features.cpuid);
+  }
+
+  /** The VM maps the host's files itself: nothing to declare. */
+  declareFile(): void {}
+
+  /** The VM is ready as created. */
+  start(): void {}
+
+  get dirtyLog(): Platform['dirtyLog'] {
+    const dirtyLogging = (): boolean => this.dirtyLogging;
+    return {
+      enable: (): void => this.enableDirtyLog(),
+      get enabled(): boolean {
+        return dirtyLogging();
+      },
+      take: (): number[] => this.takeDirtyPages(),
+    };
+  }
+
+  /** vCPU `id`: a new one, or the one a thread that ended left (KVM cannot destroy a vCPU). */
+  createContext(id: number, rip: number, rsp: number): Vcpu {
+    return this.vcpus[id] ?? this.createVcpu(id, rip, rsp);
   }
 
   /** Create vCPU `id` ready to run at CPL3 at `rip` with stack `rsp`. */

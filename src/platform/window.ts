@@ -1,6 +1,7 @@
 /**
- * The memory window: the guest's whole physical (= virtual) address space is one host reservation
- * (PROT_NONE, MAP_NORESERVE) covered by one KVM memory slot. Program memory appears and disappears by
+ * The memory window: the VMM's view of the program's whole address space, one host reservation
+ * (PROT_NONE, MAP_NORESERVE). On the KVM platform it is also the guest's memory (one KVM memory slot
+ * covers it); on the process platform every change is mirrored into the program's host process. Program memory appears and disappears by
  * host mmap(MAP_FIXED)/mprotect inside the reservation; KVM's MMU notifiers carry each change into the
  * VM before the next guest access, with no slot update.
  *
@@ -10,26 +11,32 @@
  *
  * This module trusts its callers: the region map (src/mm) decides what may be mapped where.
  */
-import { KvmError, type Vm } from '../kvm/kvm.js';
-import * as libc from '../kvm/libc.js';
+import { HostError } from '../host/errors.js';
+import * as libc from '../host/libc.js';
 import { PAGE_SIZE } from './layout.js';
 
 const VIEW_CHUNK = 2 ** 32; // koffi views are at most 4 GiB
 
 export class Window {
+  /** Program memory is mapped here and, by subclasses, wherever else the program sees it. */
   readonly base: number;
   readonly size: number;
   private readonly chunks: Array<Uint8Array | undefined> = [];
   /** Host mmap/mprotect calls made on the window (a stats counter). */
   mapChanges = 0;
 
-  private constructor(base: number, size: number) {
+  protected constructor(base: number, size: number) {
     this.base = base;
     this.size = size;
   }
 
-  /** Reserve `size` bytes of host address space and make it guest-physical [0, size) in `slot`. */
-  static create(vm: Vm, size: number, slot = 0): Window {
+  /** Reserve `size` bytes of host address space (the KVM platform makes it guest-physical [0, size)). */
+  static reserve(size: number): Window {
+    return new Window(Window.reserveRange(size), size);
+  }
+
+  /** A PROT_NONE, MAP_NORESERVE reservation of `size` bytes: its address. */
+  protected static reserveRange(size: number): number {
     const base = libc.mmap(
       0,
       size,
@@ -38,10 +45,8 @@ export class Window {
       -1,
       0,
     );
-    if (base === -1) throw new KvmError(`reserving ${size} bytes of address space`, libc.errno());
-    const w = new Window(base, size);
-    vm.setUserMemoryRegion(slot, 0, 0, size, base);
-    return w;
+    if (base === -1) throw new HostError(`reserving ${size} bytes of address space`, libc.errno());
+    return base;
   }
 
   /** Adopt an existing reservation (another thread's view of the same window). */
@@ -65,7 +70,7 @@ export class Window {
     const flags = (shared ? libc.MAP_SHARED : libc.MAP_PRIVATE) | libc.MAP_FIXED;
     const rc = libc.mmap(this.base + guest, length, prot, flags, fd, offset);
     this.mapChanges++;
-    if (rc === -1) throw new KvmError(`mmap into the window at 0x${guest.toString(16)}`, libc.errno());
+    if (rc === -1) throw new HostError(`mmap into the window at 0x${guest.toString(16)}`, libc.errno());
   }
 
   /** Map fresh private zero pages (for the VMM's own areas: page tables, stubs). */
@@ -74,7 +79,7 @@ export class Window {
     const flags = libc.MAP_PRIVATE | libc.MAP_ANONYMOUS | libc.MAP_FIXED;
     this.mapChanges++;
     if (libc.mmap(this.base + guest, length, prot, flags, -1, 0) === -1) {
-      throw new KvmError(`mmap into the window at 0x${guest.toString(16)}`, libc.errno());
+      throw new HostError(`mmap into the window at 0x${guest.toString(16)}`, libc.errno());
     }
   }
 
@@ -83,7 +88,7 @@ export class Window {
     this.checkRange(guest, length);
     this.mapChanges++;
     if (libc.mprotect(this.base + guest, length, prot) !== 0) {
-      throw new KvmError(`mprotect in the window at 0x${guest.toString(16)}`, libc.errno());
+      throw new HostError(`mprotect in the window at 0x${guest.toString(16)}`, libc.errno());
     }
   }
 
@@ -93,7 +98,7 @@ export class Window {
     const flags = libc.MAP_PRIVATE | libc.MAP_ANONYMOUS | libc.MAP_NORESERVE | libc.MAP_FIXED;
     this.mapChanges++;
     if (libc.mmap(this.base + guest, length, libc.PROT_NONE, flags, -1, 0) === -1) {
-      throw new KvmError(`releasing window range at 0x${guest.toString(16)}`, libc.errno());
+      throw new HostError(`releasing window range at 0x${guest.toString(16)}`, libc.errno());
     }
   }
 

@@ -2,9 +2,9 @@
  * The architectural state a vCPU starts with: long mode with the identity map, Linux-shaped segments,
  * the syscall MSRs pointing at the stub, CPUID from KVM, and XSAVE enabled when KVM allows it.
  */
-import type { CpuidEntry, KvmSystem, VcpuFd } from '../kvm/kvm.js';
-import { KVM } from '../kvm/ioctl.js';
-import { DTABLE, REGS, SIZEOF, SREGS, setU64, writeSegment } from '../kvm/structs.js';
+import type { CpuidEntry, KvmSystem, VcpuFd } from './kvm.js';
+import { KVM } from './ioctl.js';
+import { DTABLE, REGS, SIZEOF, SREGS, setU64, writeSegment } from './structs.js';
 import { GDT_LIMIT, IDT_LIMIT, nullSegment, taskSegment, userCodeSegment, userDataSegment } from './descriptors.js';
 import { GDT_ADDR, IDT_ADDR, PML4_ADDR, SEL, SYSCALL_PAGE_ADDR } from './layout.js';
 
@@ -32,11 +32,9 @@ export const EFER_SCE = 1 << 0;
 export const EFER_LME = 1 << 8;
 export const EFER_LMA = 1 << 10;
 
-/** RFLAGS bits. */
-export const RFLAGS_FIXED = 1 << 1; // always 1
-export const RFLAGS_IF = 1 << 9;
-/** Flags a program may own (Linux's FIX_EFLAGS: AC, OF, DF, IF, TF, SF, ZF, AF, PF, CF, ID, RF). */
-export const RFLAGS_USER_MASK = 0x254dd5 | RFLAGS_IF;
+/** RFLAGS bits; the flags a program may own are Linux's FIX_EFLAGS (AC, OF, DF, TF, SF, ZF, AF, PF, CF, ID, RF) and IF. */
+import { RFLAGS_FIXED, RFLAGS_IF } from '../regs.js';
+export { RFLAGS_FIXED, RFLAGS_IF, RFLAGS_USER_MASK } from '../regs.js';
 
 /** Flags cleared on `syscall` entry (Linux: TF, DF, IF, IOPL, AC, NT). */
 export const SYSCALL_FLAG_MASK = 0x47700;

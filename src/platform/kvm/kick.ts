@@ -3,8 +3,8 @@
  * signal whose handler is a harmless libc function (no JavaScript runs in a signal handler). KVM_RUN
  * returns EINTR; a blocking host call in that thread (read, poll) returns EINTR too.
  */
-import * as libc from '../kvm/libc.js';
-import { RUN } from '../kvm/structs.js';
+import * as libc from '../../host/libc.js';
+import { RUN } from './structs.js';
 
 /** The signal mapvisor kicks vCPU threads with (SIGRTMIN + 16; glibc's SIGRTMIN is 34). */
 export const KICK_SIGNAL = 50;
@@ -29,37 +29,3 @@ export function kick(runAddr: number, thread: bigint | number): void {
   libc.pthreadKill(thread, KICK_SIGNAL);
 }
 
-/**
- * A kick from another thread must not touch a vCPU being torn down (its kvm_run page unmapped, its
- * thread gone): the kicker and the teardown take turns through a lock word, and the owner clears the
- * alive word, under the lock, before it closes the vCPU.
- */
-export class KickGuard {
-  constructor(
-    private readonly cells: Int32Array,
-    private readonly lock: number,
-    private readonly alive: number,
-  ) {}
-  private acquire(): void {
-    while (Atomics.compareExchange(this.cells, this.lock, 0, 1) !== 0) Atomics.wait(this.cells, this.lock, 1, 1);
-  }
-  private release(): void {
-    Atomics.store(this.cells, this.lock, 0);
-    Atomics.notify(this.cells, this.lock);
-  }
-  /** The owner: the vCPU may be kicked (true), or is about to be closed (false). */
-  setAlive(alive: boolean): void {
-    this.acquire();
-    Atomics.store(this.cells, this.alive, alive ? 1 : 0);
-    this.release();
-  }
-  /** Kick the vCPU if it is still alive. */
-  kick(runAddr: number, thread: bigint | number): void {
-    this.acquire();
-    try {
-      if (Atomics.load(this.cells, this.alive) === 1) kick(runAddr, thread);
-    } finally {
-      this.release();
-    }
-  }
-}

@@ -205,3 +205,27 @@ export const LOCK_SH = 1;
 export const LOCK_EX = 2;
 export const LOCK_NB = 4;
 export const fsync = lib.func('int fsync(int fd)') as (fd: number) => number;
+
+/** syscall(2) with three integer arguments (tgkill). */
+export const syscall3 = lib.func('syscall', 'long', ['long', 'long', 'long', 'long']) as (nr: number, a: number, b: number, c: number) => number;
+/** futex(2) on a word at a host address: FUTEX_WAIT with an optional relative timeout, FUTEX_WAKE. */
+const futexCall = lib.func('syscall', 'long', ['long', 'uintptr_t', 'int', 'int', 'uintptr_t', 'uintptr_t', 'int']) as (
+  nr: number,
+  addr: number,
+  op: number,
+  val: number,
+  timeout: number,
+  addr2: number,
+  val3: number,
+) => number;
+const SYS_futex = 202;
+export const FUTEX_WAIT = 0;
+export const FUTEX_WAKE = 1;
+/** Sleep while the 32-bit word at `addr` is `val`, at most `timeoutAddr`'s timespec (0: forever). Shared (not private) futex. */
+export function futexWait(addr: number, val: number, timeoutAddr: number): number {
+  return futexCall(SYS_futex, addr, FUTEX_WAIT, val, timeoutAddr, 0, 0);
+}
+/** Wake up to `n` waiters on the word at `addr`. */
+export function futexWake(addr: number, n: number): number {
+  return futexCall(SYS_futex, addr, FUTEX_WAKE, n, 0, 0, 0);
+}

@@ -3,9 +3,9 @@
  * Every failing ioctl raises KvmError naming the ioctl and errno. Nothing here knows about guests,
  * page tables or programs: that is src/vm.
  */
-import { errnoName, E } from '../abi/errno.js';
-import { MapvisorError } from '../errors.js';
-import * as libc from './libc.js';
+import { errnoName, E } from '../../abi/errno.js';
+import { MapvisorError } from '../../errors.js';
+import * as libc from '../../host/libc.js';
 import { KVM, KVM_CAP, ioctlName } from './ioctl.js';
 import {
   CPUID2,

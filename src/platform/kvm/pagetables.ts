@@ -3,12 +3,12 @@
  * first KVM_RUN and never changed (kvm_pvm's shadow MMU does not see host-side page-table writes, and
  * `invlpg`/`mov cr3` fault there): all later memory management is host mmap/mprotect in the window.
  */
-import { getU64, setU64 } from '../kvm/structs.js';
+import { getU64, setU64 } from './structs.js';
+import { checkSpaceSize } from '../layout.js';
+export { checkSpaceSize };
 import {
   GIB,
   HUGE_PAGE_SIZE,
-  MAX_SPACE,
-  MIN_SPACE,
   PAGE_SIZE,
   PD_AREA_ADDR,
   PDPT_ADDR,
@@ -30,12 +30,6 @@ export function hugePageFlags(addr: number): number {
 }
 
 /** Check that an address-space size is usable: whole GiBs, between MIN_SPACE and MAX_SPACE. */
-export function checkSpaceSize(size: number): string | null {
-  if (!Number.isSafeInteger(size) || size % GIB !== 0) return 'must be a whole number of GiB';
-  if (size < MIN_SPACE) return `must be at least ${MIN_SPACE / GIB} GiB`;
-  if (size > MAX_SPACE) return `must be at most ${MAX_SPACE / GIB} GiB`;
-  return null;
-}
 
 /**
  * Write the page tables for an identity map of [0, size) into `mem`, a view of guest-physical memory

@@ -3,10 +3,13 @@
  * from a system call. Registers are read and written in kvm_run's sync area (KVM_CAP_SYNC_REGS), so
  * an exit costs no GET/SET ioctls.
  */
-import { E } from '../abi/errno.js';
-import { KVM, KVM_EXIT, KVM_SYNC_X86_REGS, KVM_SYNC_X86_SREGS, exitReasonName } from '../kvm/ioctl.js';
-import type { VcpuFd } from '../kvm/kvm.js';
+import { E } from '../../abi/errno.js';
+import { KVM, KVM_EXIT, KVM_SYNC_X86_REGS, KVM_SYNC_X86_SREGS, exitReasonName } from './ioctl.js';
+import type { VcpuFd } from './kvm.js';
+import type { Context, ContextHandle, ContextState, Exit, KickTarget } from '../platform.js';
+import { FX, FXSAVE_SIZE } from '../regs.js';
 import {
+  FPU,
   REGS,
   RUN,
   RUN_IO,
@@ -20,7 +23,7 @@ import {
   setU64,
   writeSegment,
   type RegName,
-} from '../kvm/structs.js';
+} from './structs.js';
 import { VECTORS_WITH_ERROR_CODE, userCodeSegment, userDataSegment } from './descriptors.js';
 import { MSR_FS_BASE, MSR_GS_BASE, RFLAGS_FIXED, RFLAGS_USER_MASK } from './cpu.js';
 import {
@@ -31,15 +34,9 @@ import {
   SEL,
   SYSCALL_PORT,
 } from './layout.js';
-import type { Window } from './window.js';
+import type { Window } from '../window.js';
 
-/** Why the guest stopped running. */
-export type Exit =
-  | { kind: 'syscall' }
-  | { kind: 'exception'; vector: number; errorCode: number | null; rip: number; cr2: number }
-  | { kind: 'memfault'; rip: number; gpa: number | null; write: boolean | null }
-  | { kind: 'interrupted' }
-  | { kind: 'fatal'; reason: string; rip: number };
+export type { Exit } from '../platform.js';
 
 /**
  * How a system call returns to the program; see src/vm/asm/stubs.S. 'sregs' (the default: ~3% faster
@@ -48,13 +45,8 @@ export type Exit =
  */
 export type SyscallReturn = 'sregs' | 'iretq';
 
-/** What a vCPU's state is made of, for checkpoints and new threads: kvm_regs, kvm_fpu, FS/GS bases. */
-export interface VcpuState {
-  regs: Uint8Array;
-  fsBase: number;
-  gsBase: number;
-  fpu: Uint8Array;
-}
+/** What a vCPU's state is made of, for checkpoints and new threads: kvm_regs, FXSAVE, FS/GS bases. */
+export type VcpuState = ContextState;
 
 const USER_CS_BYTES = segmentBytes(userCodeSegment());
 const USER_SS_BYTES = segmentBytes(userDataSegment());
@@ -65,7 +57,7 @@ function segmentBytes(s: ReturnType<typeof userCodeSegment>): Uint8Array {
   return b;
 }
 
-export class Vcpu {
+export class Vcpu implements Context {
   readonly id: number;
   readonly fd: VcpuFd;
   readonly run: DataView;
@@ -310,13 +302,13 @@ export class Vcpu {
 
   /** Registers, FS/GS bases and FPU state of a vCPU stopped at an exit boundary (for a checkpoint). */
   captureState(): VcpuState {
-    return { regs: this.saveRegs(), fsBase: this.fsBase, gsBase: this.gsBase, fpu: this.fd.get(KVM.GET_FPU, SIZEOF.kvm_fpu) };
+    return { regs: this.saveRegs(), fsBase: this.fsBase, gsBase: this.gsBase, fpu: this.getFxsave() };
   }
 
   /** Put captured state back into a vCPU that has not run (restore), through ioctls and the sync area. */
   putState(s: VcpuState): void {
     this.fd.set(KVM.SET_REGS, Buffer.from(s.regs));
-    this.fd.set(KVM.SET_FPU, Buffer.from(s.fpu));
+    this.setFxsave(s.fpu);
     this.loadSyncArea();
     // FS/GS bases through the sync area when it carries the segment registers: KVM_SET_MSRS of them
     // takes milliseconds on kvm_pvm, a dirty sync area costs nothing extra at the next entry.
@@ -333,5 +325,57 @@ export class Vcpu {
   /** Ask a running KVM_RUN to return (the kicker also signals the thread). */
   requestExit(): void {
     this.run.setUint8(RUN.immediate_exit, 1);
+  }
+
+  kickTarget(pthread: bigint | null): KickTarget {
+    return { kind: 'kvm', runAddr: this.fd.runAddr, thread: String(pthread ?? 0n) };
+  }
+
+  handle(): ContextHandle {
+    return {
+      kind: 'kvm',
+      id: this.id,
+      fd: this.fd.fd,
+      runAddr: this.fd.runAddr,
+      runSize: this.fd.runSize,
+      windowBase: this.window.base,
+      windowSize: this.window.size,
+      syscallReturn: this.returnPath,
+    };
+  }
+
+  /** The vCPU's FPU/SSE state as a 512-byte FXSAVE image (from KVM_GET_FPU). */
+  getFxsave(): Uint8Array {
+    const f = this.fd.get(KVM.GET_FPU, SIZEOF.kvm_fpu);
+    const out = new Uint8Array(FXSAVE_SIZE);
+    const o = new DataView(out.buffer);
+    o.setUint16(FX.cwd, f.readUInt16LE(FPU.fcw), true);
+    o.setUint16(FX.swd, f.readUInt16LE(FPU.fsw), true);
+    o.setUint16(FX.twd, f.readUInt8(FPU.ftwx), true);
+    o.setUint16(FX.fop, f.readUInt16LE(FPU.last_opcode), true);
+    o.setBigUint64(FX.rip, f.readBigUInt64LE(FPU.last_ip), true);
+    o.setBigUint64(FX.rdp, f.readBigUInt64LE(FPU.last_dp), true);
+    o.setUint32(FX.mxcsr, f.readUInt32LE(FPU.mxcsr), true);
+    o.setUint32(FX.mxcsr_mask, 0xffff, true);
+    out.set(f.subarray(FPU.fpr, FPU.fpr + 128), FX.st);
+    out.set(f.subarray(FPU.xmm, FPU.xmm + 256), FX.xmm);
+    return out;
+  }
+
+  /** Load a 512-byte FXSAVE image into the vCPU (KVM_SET_FPU). */
+  setFxsave(fx: Uint8Array): void {
+    const i = new DataView(fx.buffer, fx.byteOffset, FXSAVE_SIZE);
+    const f = Buffer.alloc(SIZEOF.kvm_fpu);
+    f.set(fx.subarray(FX.st, FX.st + 128), FPU.fpr);
+    f.writeUInt16LE(i.getUint16(FX.cwd, true), FPU.fcw);
+    f.writeUInt16LE(i.getUint16(FX.swd, true), FPU.fsw);
+    f.writeUInt8(i.getUint16(FX.twd, true) & 0xff, FPU.ftwx);
+    f.writeUInt16LE(i.getUint16(FX.fop, true), FPU.last_opcode);
+    f.writeBigUInt64LE(i.getBigUint64(FX.rip, true), FPU.last_ip);
+    f.writeBigUInt64LE(i.getBigUint64(FX.rdp, true), FPU.last_dp);
+    f.set(fx.subarray(FX.xmm, FX.xmm + 256), FPU.xmm);
+    // A reserved MXCSR bit would make the restore fault (#GP): keep only the architectural ones.
+    f.writeUInt32LE(i.getUint32(FX.mxcsr, true) & 0xffff, FPU.mxcsr);
+    this.fd.set(KVM.SET_FPU, f);
   }
 }

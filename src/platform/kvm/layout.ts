@@ -12,9 +12,8 @@
  *
  * The user area starts at 4 MiB, where classic non-PIE x86-64 executables are linked.
  */
-export const PAGE_SIZE = 0x1000;
-export const HUGE_PAGE_SIZE = 0x20_0000; // 2 MiB: the page size of the identity map
-export const GIB = 0x4000_0000;
+import { MAX_SPACE, PAGE_SIZE } from '../layout.js';
+export { PAGE_SIZE, HUGE_PAGE_SIZE, GIB, USER_START, MAX_VCPUS, MIN_SPACE, MAX_SPACE, DEFAULT_SPACE } from '../layout.js';
 
 export const PML4_ADDR = 0x1000;
 export const PDPT_ADDR = 0x2000;
@@ -34,18 +33,15 @@ export const SYSCALL_PAGE_ADDR = 0x20_0000;
 /** Where the syscall stub's iretq return path finds its frame: 64 bytes per vCPU. */
 export const IRET_FRAMES_ADDR = 0x20_1000;
 export const IRET_FRAME_STRIDE = 64;
-export const MAX_VCPUS = 64;
 
-export const USER_START = 0x40_0000;
 
 /** Port numbers the stubs use to exit: `out %al, $port`. */
 export const SYSCALL_PORT = 0x30;
 export const EXCEPTION_PORT_BASE = 0x40; // + vector (0..31)
 
-/** The largest address space the PD area can describe (256 PDs of 1 GiB). */
-export const MAX_SPACE = ((SUPERVISOR_END - PD_AREA_ADDR) / PAGE_SIZE) * GIB;
-export const MIN_SPACE = 1 * GIB;
-export const DEFAULT_SPACE = 16 * GIB;
+/** The PD area describes at most 256 GiB (256 PDs of 1 GiB): the largest address space there is. */
+export const PD_AREA_GIBS = (0x20_0000 - 0x10_0000) / PAGE_SIZE;
+if (PD_AREA_GIBS * 0x4000_0000 !== MAX_SPACE) throw new Error('the PD area does not match MAX_SPACE');
 
 /** Where KVM may put its real-mode TSS (required by KVM_SET_TSS_ADDR on Intel; unused in long mode). */
 export const KVM_TSS_ADDR = 0xfffb_d000;

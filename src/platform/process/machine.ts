@@ -1,0 +1,330 @@
+/**
+ * The process platform: the program runs as a host process started from mapvisor's stub
+ * (dist/stubs/mapvisor-stub, built from src/platform/process/stub). The stub puts itself in fresh
+ * user, pid, mount, network, ipc and uts namespaces with an empty root, drops every fd but the ones
+ * given here, and installs a seccomp filter under which every system call the program makes traps into
+ * the stub's SIGSYS handler and from there, through the control area, to this kernel. The host kernel
+ * executes nothing for the program except what the stub does on the kernel's orders: map, protect and
+ * unmap memory (the ops ring), start a thread, end a thread.
+ *
+ * Memory: the program's process maps the same anonymous-memory memfd and the same image as the VMM's
+ * window, at the same addresses (see window.ts), so a load or store to mapped file data is a plain
+ * memory access in the image's page cache, never an interception. The image is given to the program's
+ * process read-only; a writable MAP_SHARED file mapping is a copy kept in step by the kernel.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { errnoName } from '../../abi/errno.js';
+import { MapvisorError } from '../../errors.js';
+import * as libc from '../../host/libc.js';
+import { sleepMs } from '../../host/sleep.js';
+import { MAX_VCPUS } from '../layout.js';
+import type { Platform } from '../platform.js';
+import { initialFxsave } from '../regs.js';
+import {
+  ABI_VERSION,
+  CTL_FD,
+  CTL_MAGIC,
+  FIRST_MAP_FD,
+  H_DEAD,
+  H_GID,
+  H_MAGIC,
+  H_NAMESPACES,
+  H_OPS_DONE,
+  H_OPS_HEAD,
+  H_READY,
+  H_SETUP_ERRNO,
+  H_SETUP_STEP,
+  H_UID,
+  H_VERSION,
+  LAST_MAP_FD,
+  OPK_MAP,
+  OPK_PROTECT,
+  OPK_SPAWN,
+  OPK_UNMAP,
+  OPS_CAP,
+  OPS_OFF,
+  OP_ADDR,
+  OP_ARG,
+  OP_FD,
+  OP_FLAGS,
+  OP_KIND,
+  OP_LEN,
+  OP_OFFSET,
+  OP_PROT,
+  OP_SIZE,
+  SETUP_STEPS,
+} from './abi.js';
+import { ControlArea } from './control.js';
+import { ProcessContext, type ProcessInfo } from './context.js';
+import { ProcessWindow, type OpSink } from './window.js';
+
+/** The stub binary, built by `npm run build` (scripts/build-process-stub.mjs). */
+export function stubPath(): string {
+  // This module is dist/src/platform/process/machine.js; the stub is dist/stubs/mapvisor-stub.
+  return join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'stubs', 'mapvisor-stub');
+}
+
+interface Op {
+  kind: number;
+  prot: number;
+  flags: number;
+  fd: number;
+  addr: number;
+  len: number;
+  offset: number;
+  arg: number;
+}
+
+/** How long the program's process may take to set itself up. */
+const START_TIMEOUT_MS = 10_000;
+
+export class ProcessPlatform implements Platform, OpSink, ProcessInfo {
+  readonly name = 'process' as const;
+  readonly sharedPrivateMappings = false;
+  readonly writableImageMappings = false;
+  readonly xsave = true;
+  readonly window: ProcessWindow;
+  readonly dirtyLog = null;
+  private readonly ctl: ControlArea;
+  private readonly ctlFd: number;
+  private readonly spaceSize: number;
+  /** Host fd → the fd the program's process has it as (read-only where it can be). */
+  private readonly fdMap = new Map<number, { childFd: number; hostFd: number; own: boolean }>();
+  private readonly pending: Op[] = [];
+  private readonly contexts = new Map<number, ProcessContext>();
+  private child: ChildProcess | null = null;
+  private innerPid = 0;
+  private readonly tids = new Map<number, number>();
+  /** The context whose exit the kernel is serving (its stub waits, so it can apply ops at once). */
+  private current: ProcessContext | null = null;
+  private closed = false;
+
+  private constructor(spaceSize: number) {
+    this.spaceSize = spaceSize;
+    const { fd, area } = ControlArea.create();
+    this.ctlFd = fd;
+    this.ctl = area;
+    this.window = ProcessWindow.reserveMirrored(spaceSize, this);
+  }
+
+  static create(opts: { spaceSize: number }): ProcessPlatform {
+    if (!existsSync(stubPath())) {
+      throw new MapvisorError('ENOSTUB', `the process platform's stub is not built (${stubPath()} is missing)`, 'run `npm run build` (it needs gcc)');
+    }
+    return new ProcessPlatform(opts.spaceSize);
+  }
+
+  get hwcap(): number {
+    return hostHwcap();
+  }
+
+  cpuFingerprint(): string {
+    return hostCpuFingerprint();
+  }
+
+  static fingerprint(): string {
+    return hostCpuFingerprint();
+  }
+
+  declareFile(fd: number, writable: boolean): void {
+    if (this.fdMap.has(fd)) return;
+    if (this.child) throw new Error(`file ${fd} declared after the program's process started`);
+    const childFd = FIRST_MAP_FD + this.fdMap.size;
+    if (childFd > LAST_MAP_FD) throw new Error('too many files for the program process to map');
+    // Read-only where the program does not write through it: the image is never writable from there.
+    let hostFd = fd;
+    let own = false;
+    if (!writable) {
+      hostFd = libc.open(`/proc/self/fd/${fd}`, libc.O_RDONLY | libc.O_CLOEXEC, 0);
+      if (hostFd < 0) throw new MapvisorError('EPLATFORM', `cannot reopen a file read-only for the program's process (${errnoName(libc.errno())})`, 'report this as a mapvisor bug');
+      own = true;
+    }
+    this.fdMap.set(fd, { childFd, hostFd, own });
+  }
+
+  createContext(id: number, rip: number, rsp: number): ProcessContext {
+    if (id < 0 || id >= MAX_VCPUS) throw new RangeError(`at most ${MAX_VCPUS} threads`);
+    const old = this.contexts.get(id);
+    if (old) {
+      // A slot used again: its last host thread must be gone before a new one starts there.
+      const until = performance.now() + 1000;
+      while (!old.hostThreadGone && performance.now() < until) sleepMs(1);
+    }
+    const c = new ProcessContext(id, this.ctl, this.spaceSize, this);
+    c.onServe = (ctx): void => {
+      this.current = ctx;
+    };
+    const off = ControlArea.slotOff(id);
+    this.ctl.bytes.fill(0, off, off + 0x300);
+    c.setReg('rip', rip);
+    c.setReg('rsp', rsp);
+    c.setReg('rflags', 0x202);
+    c.setFxsave(initialFxsave());
+    c.fsBase = 0;
+    c.gsBase = 0;
+    this.contexts.set(id, c);
+    if (id !== 0) this.push({ kind: OPK_SPAWN, prot: 0, flags: 0, fd: 0, addr: 0, len: 0, offset: 0, arg: id });
+    return c;
+  }
+
+  // --- ops: what the program's process must do to its memory ---
+  map(guest: number, length: number, prot: number, hostFd: number, offset: number, shared: boolean): void {
+    const f = this.fdMap.get(hostFd);
+    if (!f) throw new Error(`the program's process cannot map host fd ${hostFd}: it was not declared`);
+    this.push({ kind: OPK_MAP, prot, flags: shared ? libc.MAP_SHARED : libc.MAP_PRIVATE, fd: f.childFd, addr: guest, len: length, offset, arg: 0 });
+  }
+  protect(guest: number, length: number, prot: number): void {
+    this.push({ kind: OPK_PROTECT, prot, flags: 0, fd: 0, addr: guest, len: length, offset: 0, arg: 0 });
+  }
+  unmap(guest: number, length: number): void {
+    this.push({ kind: OPK_UNMAP, prot: 0, flags: 0, fd: 0, addr: guest, len: length, offset: 0, arg: 0 });
+  }
+
+  private push(op: Op): void {
+    if (!this.child) {
+      this.pending.push(op);
+      return;
+    }
+    this.write(op);
+  }
+
+  /** Write one op into the ring; when it is full, have a waiting thread apply what is there first. */
+  private write(op: Op): void {
+    const head = this.ctl.u64(H_OPS_HEAD);
+    const done = this.ctl.u64(H_OPS_DONE);
+    if (head - done >= OPS_CAP) {
+      const by = this.current ?? this.contexts.get(0);
+      const r = by?.applyOps();
+      if (r) throw new MapvisorError('EPLATFORM', "the program's process ended while it applied memory changes", '');
+      if (this.ctl.u64(H_OPS_HEAD) - this.ctl.u64(H_OPS_DONE) >= OPS_CAP) {
+        // The program damaged the ring's counters: it can only hurt itself; start the ring again.
+        this.ctl.setU64(H_OPS_DONE, head);
+      }
+    }
+    const at = OPS_OFF + (head % OPS_CAP) * OP_SIZE;
+    const dv = this.ctl.dv;
+    dv.setUint32(at + OP_KIND, op.kind, true);
+    dv.setUint32(at + OP_PROT, op.prot, true);
+    dv.setUint32(at + OP_FLAGS, op.flags, true);
+    dv.setInt32(at + OP_FD, op.fd, true);
+    this.ctl.setU64(at + OP_ADDR, op.addr);
+    this.ctl.setU64(at + OP_LEN, op.len);
+    this.ctl.setU64(at + OP_OFFSET, op.offset);
+    this.ctl.setU64(at + OP_ARG, op.arg);
+    // The head last (a seq-cst store after the body): a stub thread never sees a half-written op.
+    this.ctl.dv.setUint32(H_OPS_HEAD + 4, Math.floor((head + 1) / 0x1_0000_0000), true);
+    Atomics.store(this.ctl.i32, H_OPS_HEAD >> 2, (head + 1) | 0);
+  }
+
+  /** Start the program's process: the stub, its namespaces and filter; then the ops so far. */
+  start(): void {
+    if (this.child) return;
+    const c = this.ctl;
+    c.dv.setUint32(H_MAGIC, CTL_MAGIC, true);
+    c.dv.setUint32(H_VERSION, ABI_VERSION, true);
+    c.dv.setUint32(H_UID, process.getuid?.() ?? 0, true);
+    c.dv.setUint32(H_GID, process.getgid?.() ?? 0, true);
+    c.dv.setUint32(H_NAMESPACES, process.env.MAPVISOR_PROCESS_NO_NAMESPACES === '1' ? 0 : 1, true);
+    const files = [...this.fdMap.values()].sort((a, b) => a.childFd - b.childFd);
+    const stdio: Array<'ignore' | number> = ['ignore', 'ignore', 'ignore', this.ctlFd, ...files.map((f) => f.hostFd)];
+    if (CTL_FD !== 3) throw new Error('the control fd must be 3');
+    this.child = spawn(stubPath(), [], { stdio, env: {}, detached: false });
+    this.child.on('error', () => {});
+    this.child.unref();
+    const until = performance.now() + START_TIMEOUT_MS;
+    while (c.load(H_READY) === 0 && c.load(H_DEAD) === 0) {
+      if (performance.now() > until) throw new MapvisorError('EPLATFORM', "the program's process did not start within 10 s", 'check the host: user namespaces and seccomp must be available');
+      c.wait(H_READY, 0, 20);
+    }
+    if (c.load(H_READY) === 0) {
+      const step = c.load(H_SETUP_STEP);
+      const err = c.load(H_SETUP_ERRNO);
+      const what = SETUP_STEPS[step] ?? `set-up step ${step}`;
+      throw new MapvisorError(
+        'EPLATFORM',
+        `the process platform could not set up the program's process: ${what} failed (${err > 0 ? errnoName(err) : 'no errno'})`,
+        step === 2 || step === 3 ? 'allow user namespaces on this host (sysctl user.max_user_namespaces > 0), or use --platform kvm' : 'use --platform kvm, or report this as a mapvisor bug',
+      );
+    }
+    this.innerPid = this.findInner();
+    const ops = this.pending.splice(0);
+    for (const op of ops) this.write(op);
+  }
+
+  /** The program's process: the only child of the stub's outer process (the kernel's word, not the control area's). */
+  private findInner(): number {
+    const outer = this.child?.pid ?? 0;
+    for (let i = 0; i < 200; i++) {
+      try {
+        const kids = readFileSync(`/proc/${outer}/task/${outer}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+        if (kids.length === 1 && kids[0]! > 1) return kids[0]!;
+      } catch {
+        break;
+      }
+      sleepMs(5);
+    }
+    throw new MapvisorError('EPLATFORM', "the program's process could not be found under the stub", 'report this as a mapvisor bug');
+  }
+
+  pid(): number {
+    return this.innerPid;
+  }
+
+  hostTid(nsTid: number): number {
+    const known = this.tids.get(nsTid);
+    if (known) return known;
+    if (!this.innerPid) return 0;
+    try {
+      for (const t of readdirSync(`/proc/${this.innerPid}/task`)) {
+        const m = /NSpid:\s+(\d+)\s+(\d+)/.exec(readFileSync(`/proc/${this.innerPid}/task/${t}/status`, 'utf8'));
+        if (m) this.tids.set(Number(m[2]), Number(m[1]));
+      }
+    } catch {
+      return 0;
+    }
+    return this.tids.get(nsTid) ?? 0;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const pid of [this.innerPid, this.child?.pid ?? 0]) {
+      if (pid > 1) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+    }
+    for (const f of this.fdMap.values()) if (f.own) libc.close(f.hostFd);
+    this.window.destroy();
+    this.ctl.unmap();
+    libc.close(this.ctlFd);
+  }
+}
+
+/** AT_HWCAP of this (the VMM's) process: what the host tells every program. */
+function hostHwcap(): number {
+  try {
+    const b = readFileSync('/proc/self/auxv');
+    for (let o = 0; o + 16 <= b.length; o += 16) {
+      if (b.readBigUInt64LE(o) === 16n) return Number(b.readBigUInt64LE(o + 8) & 0xffff_ffffn);
+    }
+  } catch {
+    // no auxv: no hwcap
+  }
+  return 0;
+}
+
+/** The host CPU's vendor, family, model and feature flags, hashed (a checkpoint refuses another). */
+function hostCpuFingerprint(): string {
+  const info = readFileSync('/proc/cpuinfo', 'utf8').split('\n\n')[0] ?? '';
+  const pick = (k: string): string => new RegExp(`^${k}\\s*:\\s*(.*)$`, 'm').exec(info)?.[1]?.trim() ?? '';
+  const flags = pick('flags').split(/\s+/).sort().join(' ');
+  return 'host:' + createHash('sha256').update([pick('vendor_id'), pick('cpu family'), pick('model'), flags].join('|')).digest('hex').slice(0, 32);
+}
