@@ -16,7 +16,7 @@ import { MappedImage, type BlockDev } from '../../src/storage/blockdev.js';
 import { Ext4 } from '../../src/storage/ext4/fs.js';
 import { debugfs, fsckCheck, mkfs } from '../../src/storage/ext4/mkimage.js';
 import { MapvisorError } from '../../src/errors.js';
-import * as libc from '../../src/kvm/libc.js';
+import * as libc from '../../src/host/libc.js';
 
 const MiB = 2 ** 20;
 const SMALL_CACHE = 64 * BLOCK_SIZE; // 256 KiB: far smaller than the data, to force evictions

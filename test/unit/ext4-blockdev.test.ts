@@ -8,7 +8,7 @@ import { BufferDev, MappedImage } from '../../src/storage/blockdev.js';
 import { Ext4 } from '../../src/storage/ext4/fs.js';
 import { MapvisorError } from '../../src/errors.js';
 import { debugfs, fsckCheck, mkfs } from '../../src/storage/ext4/mkimage.js';
-import * as libc from '../../src/kvm/libc.js';
+import * as libc from '../../src/host/libc.js';
 
 let tmp = '';
 before(() => {

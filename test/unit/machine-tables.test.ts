@@ -1,8 +1,8 @@
 /** The supervisor area's tables, decoded back as the CPU would read them. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildGdtAndTss, buildIdt, segmentDescriptor, STUB_PORTS, TSS_SIZE, VECTORS_WITH_ERROR_CODE } from '../../src/vm/descriptors.js';
-import { buildPageTables, checkSpaceSize, translate, PTE_U, PTE_W, PTE_P } from '../../src/vm/pagetables.js';
+import { buildGdtAndTss, buildIdt, segmentDescriptor, STUB_PORTS, TSS_SIZE, VECTORS_WITH_ERROR_CODE } from '../../src/platform/kvm/descriptors.js';
+import { buildPageTables, checkSpaceSize, translate, PTE_U, PTE_W, PTE_P } from '../../src/platform/kvm/pagetables.js';
 import {
   EXCEPTION_STUBS_ADDR,
   EXCEPTION_STUB_STRIDE,
@@ -15,7 +15,7 @@ import {
   TSS_ADDR,
   USER_START,
   MAX_SPACE,
-} from '../../src/vm/layout.js';
+} from '../../src/platform/kvm/layout.js';
 
 function supervisorArea(space: number): DataView {
   const mem = new DataView(new ArrayBuffer(SUPERVISOR_END));

@@ -5,8 +5,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadStubs, SYSCALL_STUB_IRET_OFFSET } from '../../src/vm/stubs.js';
-import { EXCEPTION_PORT_BASE, EXCEPTION_STUB_STRIDE, SYSCALL_PORT } from '../../src/vm/layout.js';
+import { loadStubs, SYSCALL_STUB_IRET_OFFSET } from '../../src/platform/kvm/stubs.js';
+import { EXCEPTION_PORT_BASE, EXCEPTION_STUB_STRIDE, SYSCALL_PORT } from '../../src/platform/kvm/layout.js';
 
 function disassemble(bytes: Uint8Array): string[] {
   const dir = mkdtempSync(join(tmpdir(), 'mapvisor-stubs-'));
