@@ -229,3 +229,18 @@ export function futexWait(addr: number, val: number, timeoutAddr: number): numbe
 export function futexWake(addr: number, n: number): number {
   return futexCall(SYS_futex, addr, FUTEX_WAKE, n, 0, 0, 0);
 }
+
+export const lseek = lib.func('int64_t lseek(int fd, int64_t offset, int whence)') as (fd: number, offset: number, whence: number) => number;
+export const SEEK_DATA = 3;
+export const SEEK_HOLE = 4;
+/** copy_file_range(2) between explicit offsets (passed as 8-byte buffers the kernel advances). */
+export const copyFileRange = lib.func('intptr_t copy_file_range(int fdIn, void *offIn, int fdOut, void *offOut, size_t len, unsigned int flags)') as (
+  fdIn: number,
+  offIn: Buffer,
+  fdOut: number,
+  offOut: Buffer,
+  len: number,
+  flags: number,
+) => number;
+/** sendfile(2): copy from `fdIn` at *offIn (an 8-byte buffer the kernel advances) to `fdOut` at its file position. */
+export const sendfile = lib.func('intptr_t sendfile(int fdOut, int fdIn, void *offIn, size_t count)') as (fdOut: number, fdIn: number, offIn: Buffer, count: number) => number;

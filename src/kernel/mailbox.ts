@@ -10,7 +10,7 @@ export const SLOT_BYTES = 128;
 export const ST = { RUNNING: 0, EXITED: 1, RESUME: 2, TERMINATE: 3 } as const;
 const I = { state: 0, kind: 1, vector: 2, hasCode: 3, code: 4, signal: 6, status: 7 } as const; // [5]: gone
 const F = { rip: 0, cr2: 1, gpa: 2, thread: 3 } as const;
-const KINDS = ['syscall', 'exception', 'memfault', 'interrupted', 'fatal', 'gone'] as const;
+const KINDS = ['syscall', 'exception', 'memfault', 'interrupted', 'fatal', 'gone', 'damaged'] as const;
 
 export class Slot {
   readonly i32: Int32Array;
@@ -60,6 +60,8 @@ export class Slot {
       this.f64[F.gpa] = e.gpa ?? NaN;
     } else if (e.kind === 'fatal') {
       this.f64[F.rip] = e.rip;
+    } else if (e.kind === 'damaged') {
+      this.f64[F.rip] = e.rip;
     } else if (e.kind === 'gone') {
       this.i32[I.signal] = e.signal ?? -1;
       this.i32[I.status] = e.status ?? -1;
@@ -82,6 +84,8 @@ export class Slot {
         const status = this.i32[I.status]!;
         return { kind: 'gone', signal: signal < 0 ? null : signal, status: status < 0 ? null : status, reason: "the program's host process ended" };
       }
+      case 'damaged':
+        return { kind: 'damaged', reason: "the program damaged the stub's control area", rip: this.f64[F.rip]! };
       default:
         return { kind: 'fatal', reason: 'the vCPU failed', rip: this.f64[F.rip]! };
     }

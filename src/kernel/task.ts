@@ -231,13 +231,18 @@ export function handleExit(k: Kernel, cpu: Context, exit: Exit): ExitResult | nu
     case 'fatal':
       return { kind: 'failed', reason: `${exit.reason} at rip ${hex(exit.rip)}` };
     case 'gone':
-      // The host killed the program's process: a system call that escaped interception (the seccomp
-      // filter's SIGSYS), or a kill from outside the sandbox.
+      // The host ended the program's process: a system call that escaped interception (the seccomp
+      // filter's SIGSYS), a kill from outside the sandbox, or an exit the program made behind the
+      // kernel's back (a jump into the stub's own exit_group).
       if (exit.signal !== null) {
         const why = exit.signal === SIG.SIGSYS ? 'a system call that escaped interception was refused by the seccomp filter' : exit.reason;
         return { kind: 'killed', signal: exit.signal, reason: `${signalName(exit.signal)}: ${why}` };
       }
-      return { kind: 'failed', reason: `${exit.reason} (status ${exit.status ?? '?'}) without the kernel's say` };
+      // A program's exit goes through the kernel (exit_group); this one did not: it ran the stub's own
+      // code. It is reported as a kill, with the status it gave, never as an ordinary exit.
+      return { kind: 'killed', signal: SIG.SIGKILL, reason: `SIGKILL: the program's host process ended behind the kernel's back (exit status ${exit.status ?? '?'}): it ran the platform stub's own code or damaged its control area` };
+    case 'damaged':
+      return { kind: 'killed', signal: SIG.SIGSEGV, reason: `SIGSEGV: ${exit.reason} (at rip ${hex(exit.rip)})` };
   }
 }
 

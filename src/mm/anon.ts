@@ -43,6 +43,35 @@ export class AnonMemory {
     }
   }
 
+  /**
+   * A memfd holding a copy of `src`'s first `used` bytes, holes kept as holes (sendfile of each data
+   * extent): a restore on a platform whose program process cannot share a private mapping with
+   * the VMM continues on such a copy, as it would in place.
+   */
+  static copyOf(src: AnonMemory, id: number, used: number): AnonMemory {
+    const copy = new AnonMemory(id, null);
+    copy.next = used;
+    if (libc.ftruncate(copy.fd, used) !== 0) throw new HostError('ftruncate (memory copy)', libc.errno());
+    const inOff = Buffer.alloc(8);
+    let at = 0;
+    while (at < used) {
+      const data = libc.lseek(src.fd, at, libc.SEEK_DATA);
+      if (data < 0 || data >= used) break; // ENXIO: no data past `at`
+      const hole = Math.min(used, Math.max(data, libc.lseek(src.fd, data, libc.SEEK_HOLE)));
+      let pos = data;
+      while (pos < hole) {
+        // sendfile, not copy_file_range: the checkpoint's file and the memfd are on different file systems.
+        inOff.writeBigInt64LE(BigInt(pos));
+        if (libc.lseek(copy.fd, pos, 0) !== pos) throw new HostError('lseek (memory copy)', libc.errno());
+        const n = libc.sendfile(copy.fd, src.fd, inOff, hole - pos);
+        if (n <= 0) throw new HostError('sendfile (memory copy)', libc.errno());
+        pos += n;
+      }
+      at = hole;
+    }
+    return copy;
+  }
+
   /** Bytes of the file handed out so far (its logical size). */
   get used(): number {
     return this.next;

@@ -17,6 +17,9 @@ import type { RegName } from './regs.js';
 import type { Window } from './window.js';
 
 export type PlatformName = 'kvm' | 'process';
+
+/** kvm: how a system call returns to the program (see src/platform/kvm/vcpu.ts). */
+export type SyscallReturn = 'sregs' | 'iretq';
 export const PLATFORM_NAMES: readonly PlatformName[] = ['kvm', 'process'];
 
 /** Why a thread stopped running program code. */
@@ -31,7 +34,9 @@ export type Exit =
   /** The platform failed; not the program's doing. */
   | { kind: 'fatal'; reason: string; rip: number }
   /** The program's host process is gone (killed by the host: an escaped system call, or from outside). */
-  | { kind: 'gone'; signal: number | null; status: number | null; reason: string };
+  | { kind: 'gone'; signal: number | null; status: number | null; reason: string }
+  /** The program damaged the platform's own state in its reach (the process platform's control area). */
+  | { kind: 'damaged'; reason: string; rip: number };
 
 /** A thread's whole user state: general registers (the regs.ts record), FS/GS bases, FXSAVE image. */
 export interface ContextState {
@@ -49,7 +54,7 @@ export type KickTarget =
 /** What another worker thread needs to run a context (threaded programs): structured-clone safe. */
 export type ContextHandle =
   | { kind: 'kvm'; id: number; fd: number; runAddr: number; runSize: number; windowBase: number; windowSize: number; syscallReturn: 'sregs' | 'iretq' }
-  | { kind: 'process'; id: number; ctlFd: number; ctlAddr: number; spaceSize: number };
+  | { kind: 'process'; id: number; ctlAddr: number; spaceSize: number; outerPid: number; innerPid: number };
 
 /** One thread of the program. Registers are valid between an exit and the next `enter()`. */
 export interface Context {

@@ -15,6 +15,7 @@ import type { Context, ContextHandle, Platform, PlatformName, PlatformProbe } fr
 import { ProcessPlatform, stubPath } from './process/machine.js';
 import { ProcessContext } from './process/context.js';
 import { ControlArea } from './process/control.js';
+import { HostProcess } from './process/host-process.js';
 
 export type PlatformChoice = PlatformName | 'auto';
 
@@ -87,5 +88,6 @@ export function platformFingerprint(name: PlatformName): string {
 /** Run a context in this (another) worker thread: the same vCPU or thread slot, seen from here. */
 export function attachContext(h: ContextHandle): Context {
   if (h.kind === 'kvm') return new Vcpu(h.id, new VcpuFd(h.fd, h.runAddr, h.runSize), Window.attach(h.windowBase, h.windowSize), h.syscallReturn);
-  return new ProcessContext(h.id, new ControlArea(h.ctlAddr), h.spaceSize, null);
+  const ctl = new ControlArea(h.ctlAddr);
+  return new ProcessContext(h.id, ctl, h.spaceSize, new HostProcess(h.outerPid, h.innerPid, ctl));
 }

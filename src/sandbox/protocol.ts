@@ -2,7 +2,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { StatsReport } from '../kernel/stats.js';
 import type { TaskEnd } from '../kernel/task.js';
-import type { SyscallReturn } from '../platform/kvm/vcpu.js';
+import type { SyscallReturn } from '../platform/platform.js';
 import type { KickTarget, PlatformName } from '../platform/platform.js';
 import type { BlockImageStats } from '../storage/blkdev.js';
 import type { ImageSpec } from '../kernel/vfs/rootfs.js';

@@ -17,7 +17,7 @@ import * as libc from '../host/libc.js';
 import { DEFAULT_SPACE, GIB } from '../platform/layout.js';
 import { checkSpaceSize } from '../platform/layout.js';
 import { prepareKicks } from '../platform/kick.js';
-import type { SyscallReturn } from '../platform/kvm/vcpu.js';
+import type { SyscallReturn } from '../platform/platform.js';
 import { resolvePlatform, type PlatformChoice } from '../platform/select.js';
 import { PLATFORM_NAMES } from '../platform/platform.js';
 import { inspectProgram } from './program.js';

@@ -146,7 +146,15 @@ function bootRestore(root: RootFs | null, state: SavedState, dir: string, inPlac
   // In place: continue on the checkpoint's memory file. Otherwise map it MAP_PRIVATE (pages load on
   // first touch, clones share them, the file never changes) and allocate new memory in a fresh file.
   const saved = new AnonMemory(state.space.anonId, memPath, { used: state.space.anonUsed });
-  const fresh = inPlace ? saved : new AnonMemory(FRESH_ANON_BACKING_ID, null);
+  // A platform whose program process keeps private copies of a MAP_PRIVATE mapping (process) cannot
+  // share the checkpoint's pages copy-on-write with the VMM: it continues on a copy of the file.
+  const copied = !inPlace && !machine.sharedPrivateMappings ? AnonMemory.copyOf(saved, state.space.anonId, state.space.anonUsed) : null;
+  if (copied) {
+    saved.close();
+    inPlace = true;
+  }
+  const base = copied ?? saved;
+  const fresh = inPlace ? base : new AnonMemory(FRESH_ANON_BACKING_ID, null);
   const space = new AddressSpace(
     machine.window,
     fresh,
@@ -177,7 +185,7 @@ function bootRestore(root: RootFs | null, state: SavedState, dir: string, inPlac
   return {
     machine,
     space,
-    anon: inPlace ? [saved] : [saved, fresh],
+    anon: inPlace ? [base] : [saved, fresh],
     kernel,
     vcpu,
     streams,
@@ -316,6 +324,14 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
     // A restored threaded program: every thread on the vCPU it had, waiting threads still waiting.
     restoreThreads(kernel, threads, b.threads, (id) => (id === vcpu.id ? vcpu : newVcpu(id)));
   }
+  try {
+    // Every thread of a restored program exists now: the platform may start running (process: the
+    // program's host process starts and applies every mapping, and every thread, before any runs).
+    machine.start();
+  } catch (e) {
+    machine.close();
+    throw e;
+  }
   kickGuard.setAlive(true);
   post({
     type: 'ready',
@@ -419,12 +435,6 @@ function main(): void {
   let result: WorkerMessage;
   try {
     const booted = state ? bootRestore(root, state, cfg.restore!.dir, cfg.restore!.inPlace, warm, restoreStarted) : boot(root);
-    try {
-      booted.machine.start();
-    } catch (e) {
-      booted.machine.close();
-      throw e;
-    }
     result = execute(t0, root, booted);
   } finally {
     // Flush and unlock the image before anyone hears the program ended (a hand-over closed it already).

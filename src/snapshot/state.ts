@@ -116,7 +116,6 @@ export interface SavedState {
   pipes: string[];
 }
 
-export { cpuidHash } from '../platform/kvm/cpuid.js';
 
 /** A checkpoint or restore that cannot be done: a typed error with its fix. */
 export function refuse(message: string, fix: string): never {

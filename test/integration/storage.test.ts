@@ -10,6 +10,7 @@ import { chmodSync, closeSync, constants, copyFileSync, mkdirSync, mkdtempSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { onlyOn } from '../platform.js';
 import { Sandbox, MapvisorError } from '../../src/index.js';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
@@ -325,7 +326,7 @@ test('cache=none (O_DIRECT) works where the host file system supports it, and sa
   }
 });
 
-test('blk mode with --blk-mmap fault fills file mappings on first touch (userfaultfd), with the same results', T, async () => {
+test('blk mode with --blk-mmap fault fills file mappings on first touch (userfaultfd), with the same results', { ...T, skip: onlyOn('kvm', 'userfaultfd fills the VM\'s own memory, which the process platform does not have') }, async () => {
   const img = makeImage('lazy.img');
   const r = await Sandbox.run('/bin/mmapfile', ['/data/m'], { storage: 'blk', blkMmap: 'fault', image: img, stdout: 'pipe' });
   assert.equal(r.stdout?.toString().trim(), 'mmapfile ok');

@@ -13,7 +13,7 @@
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { MapvisorError } from '../../errors.js';
 import * as libc from '../../host/libc.js';
-import { IOWR } from '../../platform/kvm/ioctl.js';
+import { IOWR } from '../../host/ioctl.js';
 import { O_CLOEXEC, O_NONBLOCK } from '../files/file.js';
 
 

@@ -43,7 +43,8 @@ export type { Exit } from '../platform.js';
  * on kvm_pvm in bench:core) sets rip/rflags/cs/ss through KVM_CAP_SYNC_REGS; 'iretq' writes an iret
  * frame and lets the stub's `iretq` return, syncing only the general registers.
  */
-export type SyscallReturn = 'sregs' | 'iretq';
+export type { SyscallReturn } from '../platform.js';
+import type { SyscallReturn } from '../platform.js';
 
 /** What a vCPU's state is made of, for checkpoints and new threads: kvm_regs, FXSAVE, FS/GS bases. */
 export type VcpuState = ContextState;

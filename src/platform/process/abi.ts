@@ -26,6 +26,18 @@ export const H_OPS_DONE = 0x30;
 export const H_UID = 0x38;
 export const H_GID = 0x3c;
 export const H_NAMESPACES = 0x40;
+export const H_MAP_FDS = 0x44;
+
+export const SETUP_MAP_CTL = 1;
+export const SETUP_UNSHARE = 2;
+export const SETUP_IDMAP = 3;
+export const SETUP_FORK = 4;
+export const SETUP_MOUNT = 5;
+export const SETUP_PIVOT = 6;
+export const SETUP_SIGNALS = 7;
+export const SETUP_NNP = 8;
+export const SETUP_SECCOMP = 9;
+export const SETUP_MAGIC = 10;
 
 export const SETUP_STEPS: Readonly<Record<number, string>> = {
   1: 'mapping the control area',

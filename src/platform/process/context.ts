@@ -14,14 +14,11 @@ import {
   EV_APPLIED,
   EV_FAULT,
   EV_INTERRUPT,
-  EV_START,
   EV_SYSCALL,
   F_FPU,
   F_FS,
   F_GS,
   H_DEAD,
-  H_EXIT_KIND,
-  H_EXIT_VALUE,
   S_ADDR,
   S_ERR,
   S_FLAGS,
@@ -56,8 +53,12 @@ const NAP_MS = 50;
 export interface ProcessInfo {
   /** Host pid of the program's process (0 until it exists). */
   pid(): number;
+  /** How the program's process ended, from the host's word; null while it lives. */
+  death(): Exit | null;
   /** Host tid of the thread whose tid in the program's pid namespace is `nsTid` (0 when unknown). */
   hostTid(nsTid: number): number;
+  /** The stub's outer process and the program's process, for contexts attached in other threads. */
+  pids(): { outer: number; inner: number };
 }
 
 export class ProcessContext implements Context {
@@ -175,7 +176,8 @@ export class ProcessContext implements Context {
     return { kind: 'process', pid, tid };
   }
   handle(): ContextHandle {
-    return { kind: 'process', id: this.id, ctlFd: -1, ctlAddr: this.ctl.addr, spaceSize: this.spaceSize };
+    const p = this.info?.pids() ?? { outer: 0, inner: 0 };
+    return { kind: 'process', id: this.id, ctlAddr: this.ctl.addr, spaceSize: this.spaceSize, outerPid: p.outer, innerPid: p.inner };
   }
 
   /** The thread ended: its host thread may go (the slot can then be used again). */
@@ -187,11 +189,22 @@ export class ProcessContext implements Context {
     return this.ctl.load(this.off + S_GONE) === 0;
   }
 
+  /**
+   * Whether the program's process is gone, and how it ended. The control area's word is only a hint
+   * (the program can write it): the host's /proc says whether the process lives, and its exit status.
+   */
   private dead(): Exit | null {
-    if (this.ctl.load(H_DEAD) === 0) return null;
-    const kind = this.ctl.load(H_EXIT_KIND);
-    const value = this.ctl.load(H_EXIT_VALUE);
-    return { kind: 'gone', signal: kind === 2 ? value : null, status: kind === 1 ? value : null, reason: "the program's host process ended" };
+    if (this.ctl.load(H_DEAD) === 0 && !this.checkLife()) return null;
+    return this.info?.death() ?? null;
+  }
+
+  private lastLifeCheck = 0;
+  /** Every second or so, also ask the host (the outer process may have died without a word). */
+  private checkLife(): boolean {
+    const now = performance.now();
+    if (now - this.lastLifeCheck < 1000) return false;
+    this.lastLifeCheck = now;
+    return true;
   }
 
   /** Give the stub its answer (a new state) and wake it if it sleeps. */
@@ -213,6 +226,11 @@ export class ProcessContext implements Context {
       if (this.ctl.load(at) === s) this.ctl.wait(at, s, NAP_MS);
       this.ctl.store(this.off + S_SUP_SLEEPING, 0);
     }
+  }
+
+  /** Wait until the thread has posted (its start, at first); null, or why it never will. */
+  waitStarted(): Exit | null {
+    return this.waitPosted();
   }
 
   /** Ask the stub, waiting in its handler, to apply the ops ring now (the ring is full). */
@@ -255,11 +273,10 @@ export class ProcessContext implements Context {
       case EV_FAULT:
         this.noteExit('fault');
         return this.fault();
-      case EV_START:
-      case EV_APPLIED:
       default:
-        this.noteExit('error');
-        return { kind: 'fatal', reason: `the stub posted an unexpected event ${kind}`, rip: this.reg('rip') };
+        // Only the program can have written this: it damaged the stub's control area.
+        this.noteExit('damaged');
+        return { kind: 'damaged', reason: `the stub's control area holds event ${kind}, which no stub posts`, rip: this.reg('rip') };
     }
   }
 

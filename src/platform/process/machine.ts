@@ -14,7 +14,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { errnoName } from '../../abi/errno.js';
@@ -22,7 +22,7 @@ import { MapvisorError } from '../../errors.js';
 import * as libc from '../../host/libc.js';
 import { sleepMs } from '../../host/sleep.js';
 import { MAX_VCPUS } from '../layout.js';
-import type { Platform } from '../platform.js';
+import type { Exit, Platform } from '../platform.js';
 import { initialFxsave } from '../regs.js';
 import {
   ABI_VERSION,
@@ -32,6 +32,7 @@ import {
   H_DEAD,
   H_GID,
   H_MAGIC,
+  H_MAP_FDS,
   H_NAMESPACES,
   H_OPS_DONE,
   H_OPS_HEAD,
@@ -61,6 +62,7 @@ import {
 import { ControlArea } from './control.js';
 import { ProcessContext, type ProcessInfo } from './context.js';
 import { ProcessWindow, type OpSink } from './window.js';
+import { HostProcess } from './host-process.js';
 
 /** The stub binary, built by `npm run build` (scripts/build-process-stub.mjs). */
 export function stubPath(): string {
@@ -97,8 +99,7 @@ export class ProcessPlatform implements Platform, OpSink, ProcessInfo {
   private readonly pending: Op[] = [];
   private readonly contexts = new Map<number, ProcessContext>();
   private child: ChildProcess | null = null;
-  private innerPid = 0;
-  private readonly tids = new Map<number, number>();
+  private host: HostProcess | null = null;
   /** The context whose exit the kernel is serving (its stub waits, so it can apply ops at once). */
   private current: ProcessContext | null = null;
   private closed = false;
@@ -167,7 +168,15 @@ export class ProcessPlatform implements Platform, OpSink, ProcessInfo {
     c.fsBase = 0;
     c.gsBase = 0;
     this.contexts.set(id, c);
-    if (id !== 0) this.push({ kind: OPK_SPAWN, prot: 0, flags: 0, fd: 0, addr: 0, len: 0, offset: 0, arg: id });
+    if (id !== 0) {
+      this.push({ kind: OPK_SPAWN, prot: 0, flags: 0, fd: 0, addr: 0, len: 0, offset: 0, arg: id });
+      // Start the host thread now, through the thread the kernel serves (the one calling clone): the
+      // new thread's worker may otherwise wait for it while holding one of the --cpus places.
+      if (this.child && this.current) {
+        const r = this.current.applyOps();
+        if (r) throw new MapvisorError('EPLATFORM', "the program's process ended while it started a thread", '');
+      }
+    }
     return c;
   }
 
@@ -230,6 +239,7 @@ export class ProcessPlatform implements Platform, OpSink, ProcessInfo {
     c.dv.setUint32(H_GID, process.getgid?.() ?? 0, true);
     c.dv.setUint32(H_NAMESPACES, process.env.MAPVISOR_PROCESS_NO_NAMESPACES === '1' ? 0 : 1, true);
     const files = [...this.fdMap.values()].sort((a, b) => a.childFd - b.childFd);
+    c.dv.setUint32(H_MAP_FDS, files.length, true);
     const stdio: Array<'ignore' | number> = ['ignore', 'ignore', 'ignore', this.ctlFd, ...files.map((f) => f.hostFd)];
     if (CTL_FD !== 3) throw new Error('the control fd must be 3');
     this.child = spawn(stubPath(), [], { stdio, env: {}, detached: false });
@@ -250,9 +260,18 @@ export class ProcessPlatform implements Platform, OpSink, ProcessInfo {
         step === 2 || step === 3 ? 'allow user namespaces on this host (sysctl user.max_user_namespaces > 0), or use --platform kvm' : 'use --platform kvm, or report this as a mapvisor bug',
       );
     }
-    this.innerPid = this.findInner();
+    this.host = new HostProcess(this.child.pid ?? 0, this.findInner(), this.ctl);
     const ops = this.pending.splice(0);
+    // The first thread applies what the kernel mapped (and starts the threads of a restored program)
+    // before any thread runs: a thread's worker must never wait for a thread that is not there.
+    const first = this.contexts.get(0) ?? new ProcessContext(0, this.ctl, this.spaceSize, this);
+    this.current = first;
     for (const op of ops) this.write(op);
+    if (ops.length > 0) {
+      const r = first.waitStarted() ?? first.applyOps();
+      if (r) throw new MapvisorError('EPLATFORM', "the program's process ended before the program started", 'run with MAPVISOR_DEBUG=1 and report it');
+    }
+    this.current = null;
   }
 
   /** The program's process: the only child of the stub's outer process (the kernel's word, not the control area's). */
@@ -271,28 +290,26 @@ export class ProcessPlatform implements Platform, OpSink, ProcessInfo {
   }
 
   pid(): number {
-    return this.innerPid;
+    return this.host?.innerPid ?? 0;
+  }
+
+  death(): Exit | null {
+    return this.host?.death() ?? null;
   }
 
   hostTid(nsTid: number): number {
-    const known = this.tids.get(nsTid);
-    if (known) return known;
-    if (!this.innerPid) return 0;
-    try {
-      for (const t of readdirSync(`/proc/${this.innerPid}/task`)) {
-        const m = /NSpid:\s+(\d+)\s+(\d+)/.exec(readFileSync(`/proc/${this.innerPid}/task/${t}/status`, 'utf8'));
-        if (m) this.tids.set(Number(m[2]), Number(m[1]));
-      }
-    } catch {
-      return 0;
-    }
-    return this.tids.get(nsTid) ?? 0;
+    return this.host?.hostTid(nsTid) ?? 0;
+  }
+
+  /** The program's host process and the stub's outer process (for other threads' contexts). */
+  pids(): { outer: number; inner: number } {
+    return { outer: this.host?.outerPid ?? 0, inner: this.host?.innerPid ?? 0 };
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const pid of [this.innerPid, this.child?.pid ?? 0]) {
+    for (const pid of [this.host?.innerPid ?? 0, this.child?.pid ?? 0]) {
       if (pid > 1) {
         try {
           process.kill(pid, 'SIGKILL');

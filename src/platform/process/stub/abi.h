@@ -42,6 +42,7 @@
 #define H_UID 0x38            /* u32: host uid to map to 0 in the user namespace (supervisor) */
 #define H_GID 0x3c            /* u32: host gid */
 #define H_NAMESPACES 0x40     /* u32: 1 = make fresh namespaces and an empty root (the default), 0 = not */
+#define H_MAP_FDS 0x44        /* u32: how many map fds the supervisor gives (FIRST_MAP_FD..); the rest are closed */
 
 /* set-up steps, for H_SETUP_STEP */
 #define SETUP_MAP_CTL 1
