@@ -269,6 +269,7 @@ async function restore(argv: string[]): Promise<number> {
       api: { type: 'string' },
       timeout: { type: 'string' },
       stats: { type: 'boolean' },
+      platform: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     'mapvisor restore --help',
@@ -280,12 +281,14 @@ async function restore(argv: string[]): Promise<number> {
         '  --in-place      continue on the checkpoint\'s memory file itself (default: map it copy-on-write)\n' +
         '  --clones N      start N copies from the checkpoint, sharing its unmodified pages\n' +
         '  --stats         also print the restore time to the first instruction\n' +
+        '  --platform P    kvm or process (default: the platform the checkpoint was taken on)\n' +
         '  (--standby-fd FD and --space S are used by rejuvenation: build the VM, restore on "go" from FD)\n',
     );
     return 0;
   }
   const dir = positionals[0];
   if (!dir || positionals.length > 1) usage('give one checkpoint directory', 'mapvisor restore DIR');
+  const platform = platformOption(values.platform);
   let timeout: number | undefined;
   if (values.timeout !== undefined) {
     timeout = Number(values.timeout);
@@ -297,7 +300,7 @@ async function restore(argv: string[]): Promise<number> {
     if (!Number.isInteger(n) || n < 1 || n > 256) usage(`--clones ${JSON.stringify(values.clones)} is not a number from 1 to 256`, 'give --clones 4');
     if (values['in-place'] || values.api) usage('--clones cannot be combined with --in-place or --api', 'restore clones copy-on-write, without an API');
     const results = await Promise.all(
-      Array.from({ length: n }, () => Sandbox.restore(dir, { ...(timeout !== undefined ? { timeout } : {}) }).run()),
+      Array.from({ length: n }, () => Sandbox.restore(dir, { ...(timeout !== undefined ? { timeout } : {}), ...(platform ? { platform } : {}) }).run()),
     );
     results.forEach((r, i) => r.reason && process.stderr.write(`mapvisor: clone ${i + 1} killed by ${r.reason}\n`));
     return results.find((r) => r.status !== 0)?.status ?? 0;
@@ -316,6 +319,7 @@ async function restore(argv: string[]): Promise<number> {
   }
   const space = sizeOption('space', values.space);
   const sb = Sandbox.restore(dir, {
+    ...(platform ? { platform } : {}),
     inPlace: values['in-place'] ?? false,
     standby: standby !== undefined,
     ...(space !== undefined ? { space } : {}),

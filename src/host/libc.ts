@@ -244,3 +244,6 @@ export const copyFileRange = lib.func('intptr_t copy_file_range(int fdIn, void *
 ) => number;
 /** sendfile(2): copy from `fdIn` at *offIn (an 8-byte buffer the kernel advances) to `fdOut` at its file position. */
 export const sendfile = lib.func('intptr_t sendfile(int fdOut, int fdIn, void *offIn, size_t count)') as (fdOut: number, fdIn: number, offIn: Buffer, count: number) => number;
+/** waitpid(2) without the status (WNOHANG = 1): reaps a child that ended; 0 while it runs, -1 when not ours. */
+export const waitpidNoStatus = lib.func('int waitpid(int pid, void *status, int options)') as (pid: number, status: null, options: number) => number;
+export const WNOHANG = 1;

@@ -20,6 +20,7 @@ import { prepareKicks } from '../platform/kick.js';
 import type { SyscallReturn } from '../platform/platform.js';
 import { resolvePlatform, type PlatformChoice } from '../platform/select.js';
 import { PLATFORM_NAMES } from '../platform/platform.js';
+import { checkpointPlatform } from '../snapshot/state.js';
 import { inspectProgram } from './program.js';
 import { VmHandle, type VmConfig } from './vm-handle.js';
 import { parseImageSpec } from '../kernel/vfs/rootfs.js';
@@ -158,7 +159,8 @@ export class Sandbox {
     }
     if (o.cache !== undefined && (!Number.isSafeInteger(o.cache) || o.cache < 16 * 4096)) throw new UsageError(`--cache ${o.cache} is too small`, 'give --cache 64M or more');
     if (o.timeout !== undefined && !(o.timeout > 0)) throw new UsageError(`timeout ${o.timeout} is not a positive number of seconds`, 'give --timeout 10');
-    const choice = o.platform ?? defaultPlatform();
+    // A restore runs where its checkpoint was taken unless told otherwise.
+    const choice = o.platform ?? (this.restoreFrom ? checkpointPlatform(this.restoreFrom.dir) : null) ?? defaultPlatform();
     if (choice !== 'auto' && !PLATFORM_NAMES.includes(choice)) throw new UsageError(`platform ${JSON.stringify(choice)} is not kvm, process or auto`, 'give --platform kvm, process or auto');
     const platform = resolvePlatform(choice);
     if (platform === 'process' && o.blkMmap === 'fault') throw new UsageError('--blk-mmap fault fills pages through the VM\'s own memory, which the process platform does not have', 'use --blk-mmap eager, or --platform kvm');

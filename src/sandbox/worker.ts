@@ -226,7 +226,7 @@ function pauseLoop(b: Booted): 'resume' | TaskEnd {
             // the same page cache) sealed in memory only.
             b.kernel.root?.sync(!c.inPlace);
             const materialized: Array<[number, number]> = [];
-            const state = captureState(b.kernel, b.vcpu, b.space, b.machine.cpuFingerprint(), cfg.programPath, RUN_ID, materialized);
+            const state = captureState(b.kernel, b.vcpu, b.space, b.machine.cpuFingerprint(), b.machine.name, cfg.programPath, RUN_ID, materialized);
             // With dirty logging (--memory-dir), a later checkpoint of this run into the same directory
             // writes only the pages changed since the previous one.
             const incremental = !c.inPlace && (b.machine.dirtyLog?.enabled ?? false) && sameRun(c.dir);
@@ -428,7 +428,7 @@ function main(): void {
   const restoreStarted = performance.now();
   if (cfg.restore) {
     // Check the checkpoint (and the CPU it needs) before anything is built.
-    state = readCheckpoint(cfg.restore.dir, platformFingerprint(cfg.platform));
+    state = readCheckpoint(cfg.restore.dir, platformFingerprint(cfg.platform), cfg.platform);
   }
   const imageSpec = state?.image ? { path: state.image.path, mode: state.image.mode, storage: 'memory' as const } : cfg.image;
   const root = imageSpec ? RootFs.open(imageSpec, IMAGE_BACKING_ID) : null;

@@ -1,4 +1,5 @@
 /** Capturing a paused program into a SavedState, and putting a SavedState back into a fresh VM. */
+import type { PlatformName } from '../platform/platform.js';
 import { FXSAVE_SIZE, REGS_SIZE } from '../platform/regs.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { Device, isDevice } from '../kernel/files/devices.js';
@@ -254,6 +255,7 @@ export function captureState(
   cpu: Context,
   space: AddressSpace,
   cpuid: string,
+  platform: PlatformName,
   programPath: string,
   run: string,
   materialized: Array<[number, number]> = [],
@@ -269,6 +271,7 @@ export function captureState(
     created: new Date().toISOString(),
     run,
     cpuid,
+    platform,
     program: { path: programPath, exePath: k.exePath, argv: k.argv },
     image: root ? { path: root.spec.path, mode: root.spec.mode, ...imageIdentity(root.spec.path) } : null,
     space: {

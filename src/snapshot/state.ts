@@ -4,6 +4,7 @@
  * checksummed), plus the anonymous-memory file (memory.bin, a sparse copy); file mappings and programs
  * run in place are the disk image's pages and are recorded by offset, with the image's identity.
  */
+import type { PlatformName } from '../platform/platform.js';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync, writeFileSync } from 'node:fs';
@@ -71,6 +72,8 @@ export interface SavedState {
   run: string;
   /** sha256 of the CPUID the program ran with: restoring on another CPU is refused. */
   cpuid: string;
+  /** The platform the program ran on (its CPU fingerprint is that platform's). */
+  platform: PlatformName;
   program: { path: string; exePath: string; argv: string[] };
   image: { path: string; mode: 'rw' | 'ro' | 'cow'; size: number; mtimeMs: number; superblock: string } | null;
   space: {
@@ -179,8 +182,18 @@ export function memoryPath(dir: string, state: SavedState): string {
   return state.memory.path ?? join(dir, MEMORY_FILE);
 }
 
+/** The platform a checkpoint was taken on (null when the state file cannot say): restores default to it. */
+export function checkpointPlatform(dir: string): PlatformName | null {
+  try {
+    const p = (JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as { state?: { platform?: unknown } }).state?.platform;
+    return p === 'kvm' || p === 'process' ? p : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Read and check a checkpoint: format, version, checksum, CPU, memory file, image. */
-export function readCheckpoint(dir: string, cpuid: string): SavedState {
+export function readCheckpoint(dir: string, cpuid: string, platform: PlatformName): SavedState {
   const path = join(dir, STATE_FILE);
   if (!existsSync(path)) refuse(`${dir} holds no checkpoint (no ${STATE_FILE})`, 'give the directory a checkpoint was written to');
   let outer: { sha256?: unknown; state?: unknown };
@@ -198,6 +211,7 @@ export function readCheckpoint(dir: string, cpuid: string): SavedState {
   if (state.version !== STATE_VERSION) {
     refuse(`the checkpoint is format version ${state.version}; this mapvisor reads version ${STATE_VERSION}`, 'restore it with the mapvisor that wrote it');
   }
+  if (state.platform !== platform) refuse(`the checkpoint was taken on the ${state.platform} platform, and this restore runs on ${platform}`, `restore it with --platform ${state.platform}`);
   if (state.cpuid !== cpuid) refuse('the checkpoint was taken on a CPU with different features (CPUID mismatch)', 'restore it on the machine (kind) that took it');
   const mem = memoryPath(dir, state);
   if (!existsSync(mem)) refuse(`the checkpoint's memory file ${mem} is missing`, 'take the checkpoint again');
