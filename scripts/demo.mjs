@@ -1,7 +1,9 @@
-// npm run demo: the point of mapvisor in under a minute. A program runs in a KVM VM with no guest
-// kernel, then `mapvisor bench --quick` builds a small Debian image and measures the same workloads
-// with the image mapped into memory, through a conventional block device and cache, natively, and
-// under bubblewrap when it is installed, and prints the side-by-side table.
+// npm run demo: the point of mapvisor in under a minute. `mapvisor info` says which platforms work
+// here; a program runs under mapvisor's kernel on each of them (a KVM VM with no guest kernel, and a
+// host process whose every system call is trapped); then `mapvisor bench --quick` builds a small
+// Debian image and measures the same workloads with the image mapped into memory, through a
+// conventional block device and cache, natively, and under bubblewrap when it is installed, and
+// prints the side-by-side table.
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,5 +18,10 @@ function show(title, args, input) {
   return r.status;
 }
 
-show('echo hi | mapvisor run -- busybox wc -c', ['run', '--', join(root, '.cache', 'busybox'), 'wc', '-c'], 'hi\n');
+show('mapvisor info', ['info']);
+const info = spawnSync(process.execPath, [cli, 'info', '--json'], { encoding: 'utf8' });
+const platforms = info.status === 0 ? JSON.parse(info.stdout).platforms.filter((p) => p.works).map((p) => p.name) : [];
+for (const p of platforms) {
+  show(`echo hi | mapvisor run --platform ${p} -- busybox wc -c`, ['run', '--platform', p, '--', join(root, '.cache', 'busybox'), 'wc', '-c'], 'hi\n');
+}
 show('mapvisor bench --quick --svg .cache/bench.svg', ['bench', '--quick', '--svg', join(root, '.cache', 'bench.svg')]);

@@ -1,18 +1,45 @@
 /**
  * The result of `mapvisor bench`: the data the runner fills, and the ways it is shown to a person —
- * a Markdown table, a pretty-printed JSON file (read back with validateReport), and an SVG chart of
+ * Markdown tables, a pretty-printed JSON file (read back with validateReport), and an SVG chart of
  * each mode's speed relative to native on a log scale.
+ *
+ * Modes: mapvisor's two storage paths on each of its platforms ('memory/kvm', 'blk/kvm',
+ * 'memory/process', 'blk/process'), the program natively on the host ('native') and under bubblewrap
+ * ('bwrap'). A report holds the modes that were measured; every ratio it shows is between two of them.
  *
  * Everything here is pure: strings in, strings out.
  */
 
-export type Mode = 'memory' | 'blk' | 'native' | 'bwrap';
-export const MODES: readonly Mode[] = ['memory', 'blk', 'native', 'bwrap'];
+/** What runs the program's code (src/platform): a KVM VM, or a host process whose system calls trap. */
+export type Platform = 'kvm' | 'process';
+export const PLATFORMS: readonly Platform[] = ['kvm', 'process'];
+/** How the image is reached: mapped into memory, or through a block device and its cache. */
+export type Storage = 'memory' | 'blk';
+
+export type Mode = 'memory/kvm' | 'blk/kvm' | 'memory/process' | 'blk/process' | 'native' | 'bwrap';
+export const MODES: readonly Mode[] = ['memory/kvm', 'blk/kvm', 'memory/process', 'blk/process', 'native', 'bwrap'];
+
+/** 'memory/process' */
+export function vmMode(storage: Storage, platform: Platform): Mode {
+  return `${storage}/${platform}` as Mode;
+}
+/** The platform of a mapvisor mode; null for native and bwrap. */
+export function platformOf(m: Mode): Platform | null {
+  const p = m.split('/')[1];
+  return p === 'kvm' || p === 'process' ? p : null;
+}
+/** The storage path of a mapvisor mode; null for native and bwrap. */
+export function storageOf(m: Mode): Storage | null {
+  return platformOf(m) === null ? null : (m.split('/')[0] as Storage);
+}
 
 export interface Measurement {
   /** In the workload's unit. */
   value: number;
-  /** E.g. exits/op, cache hits, bytes copied. */
+  /**
+   * E.g. exits/op, cache hits, bytes copied. exitsPerOp counts every time the program's code stopped
+   * for mapvisor's kernel: VM exits on kvm, intercepted events (system calls, faults, kicks) on process.
+   */
   detail?: Record<string, number | string>;
 }
 
@@ -24,17 +51,35 @@ export interface WorkloadResult {
   /** 'MiB/s' | 'µs/op' | 'ns/op' | 'ms' | 's' | 'MiB' */
   unit: string;
   better: 'lower' | 'higher';
-  /** A mode may be absent (not applicable / not installed). */
+  /** A mode may be absent (not applicable / not installed / not selected). */
   results: Partial<Record<Mode, Measurement>>;
   /** One line shown under the table, e.g. "memory mode pays one VM exit per read() too". */
   note?: string;
 }
 
+/** Whether a platform was measured, and why (not): "/dev/kvm opens", "not selected (--platform kvm)". */
+export interface PlatformStatus {
+  name: Platform;
+  measured: boolean;
+  why: string;
+}
+
 export interface BenchReport {
-  version: 1;
+  version: 2;
   date: string;
-  host: { kernel: string; cpus: number; kvm: string; node: string };
+  host: {
+    kernel: string;
+    cpus: number;
+    kvm: string;
+    node: string;
+    /** What else ran: load average at the start and end, CPUs other processes used on average. */
+    load?: { start: number; end: number; otherCpus: number };
+  };
   quick: boolean;
+  /** Every platform, measured or not. */
+  platforms: PlatformStatus[];
+  /** Other modes not measured and why ("bwrap": "not installed"). */
+  skipped: Array<{ what: string; why: string }>;
   workloads: WorkloadResult[];
 }
 
@@ -90,9 +135,9 @@ function times(r: number, up: string, down: string): string {
   return r >= 1 ? `${u}× ${up}` : `${d}× ${down}`;
 }
 
-/** A workload's comparison baseline: native when it was measured, otherwise blk; null if neither is usable. */
-export function baselineOf(w: WorkloadResult): 'native' | 'blk' | null {
-  for (const m of ['native', 'blk'] as const) {
+/** A workload's comparison baseline: native when it was measured, otherwise blk (kvm's, then process's); null if none is usable. */
+export function baselineOf(w: WorkloadResult): Mode | null {
+  for (const m of ['native', 'blk/kvm', 'blk/process'] as const) {
     const v = w.results[m]?.value;
     if (v !== undefined && Number.isFinite(v) && v > 0) return m;
   }
@@ -109,6 +154,110 @@ export function relativeSpeed(w: WorkloadResult, mode: Mode): number | null {
   return base === null ? null : ratio(w, mode, base);
 }
 
+/** The modes measured in at least one workload, in MODES order. */
+export function presentModes(r: BenchReport): Mode[] {
+  return MODES.filter((m) => r.workloads.some((w) => w.results[m] !== undefined));
+}
+
+/** A comparison the report shows: how many times better `a` is than `b`, per workload. */
+export interface Comparison {
+  a: Mode;
+  b: Mode;
+  /** "memory/process vs native" */
+  label: string;
+}
+
+/**
+ * The ratios the report shows, each naming its platform: per platform, memory vs blk and memory vs
+ * native; with both platforms, process vs kvm (memory storage, then blk). Only between modes the
+ * report has.
+ */
+export function comparisons(r: BenchReport): Comparison[] {
+  const have = new Set(presentModes(r));
+  const out: Comparison[] = [];
+  const add = (a: Mode, b: Mode): void => {
+    if (have.has(a) && have.has(b)) out.push({ a, b, label: `${a} vs ${b}` });
+  };
+  for (const p of PLATFORMS) {
+    add(vmMode('memory', p), vmMode('blk', p));
+    add(vmMode('memory', p), 'native');
+  }
+  add('memory/process', 'memory/kvm');
+  add('blk/process', 'blk/kvm');
+  return out;
+}
+
+/** A target the platform work states, checked against one measured mode. */
+export interface TargetCheck {
+  /** Workload name. */
+  workload: string;
+  mode: Mode;
+  /** "vs native", "interceptions per access", "copies of the file" */
+  what: string;
+  /** The measured figure in words: "1.18× slower", "0.00021", "1.06". */
+  measured: string;
+  /** "≤ 1.3× slower" */
+  target: string;
+  met: boolean;
+}
+
+/** Random 4 KiB reads through a mapping: at most this much slower than native… */
+export const MAP_READ_MAX_SLOWDOWN = 1.3;
+/**
+ * …with no interception per access: the run's interceptions (the program's start-up, open and mmap
+ * calls) spread over its accesses must stay below this.
+ */
+export const MAP_READ_MAX_EXITS_PER_ACCESS = 0.001;
+/** N sandboxes reading one file: near one copy of it in host memory (page cache + their own). */
+export const SHARE_MAX_COPIES = 1.2;
+
+/**
+ * The targets of mapvisor's storage claims, for every memory mode measured: 4 KiB random reads through
+ * a mapping within 1.3× of native with zero interceptions per access, and N sandboxes reading one file
+ * holding about one copy of it.
+ */
+export function targetChecks(r: BenchReport): TargetCheck[] {
+  const out: TargetCheck[] = [];
+  const map = r.workloads.find((w) => w.id === 'rand-map-4k');
+  const share = r.workloads.find((w) => w.id === 'share-vms');
+  for (const p of PLATFORMS) {
+    const m = vmMode('memory', p);
+    if (map?.results[m]) {
+      const q = ratio(map, m, 'native');
+      if (q !== null) {
+        out.push({ workload: map.name, mode: m, what: 'vs native', measured: formatRatio(q), target: `≤ ${MAP_READ_MAX_SLOWDOWN}× worse`, met: 1 / q <= MAP_READ_MAX_SLOWDOWN });
+      }
+      const e = map.results[m]!.detail?.['exitsPerOp'];
+      if (typeof e === 'number') {
+        const total = map.results[m]!.detail?.['exits'];
+        const ops = map.results[m]!.detail?.['ops'];
+        const how = typeof total === 'number' && typeof ops === 'number' ? ` (${total} in the whole run, start-up included, over ${ops} accesses)` : '';
+        out.push({
+          workload: map.name,
+          mode: m,
+          what: p === 'kvm' ? 'VM exits per access' : 'interceptions per access',
+          measured: `${formatNumber(e)}${how}`,
+          target: `0 per access (< ${MAP_READ_MAX_EXITS_PER_ACCESS} for the run)`,
+          met: e < MAP_READ_MAX_EXITS_PER_ACCESS,
+        });
+      }
+    }
+    const c = share?.results[m]?.detail?.['copies'];
+    if (share && typeof c === 'number') {
+      const nat = share.results.native?.detail?.['copies'];
+      out.push({
+        workload: share.name,
+        mode: m,
+        what: 'copies of the file in host memory',
+        measured: `${formatNumber(c)}${typeof nat === 'number' ? ` (native: ${formatNumber(nat)})` : ''}`,
+        target: `near one copy (≤ ${SHARE_MAX_COPIES})`,
+        met: c <= SHARE_MAX_COPIES,
+      });
+    }
+  }
+  return out;
+}
+
 /* ------------------------------------------------------------------------------------------------
  * Markdown
  * ---------------------------------------------------------------------------------------------- */
@@ -116,32 +265,77 @@ export function relativeSpeed(w: WorkloadResult, mode: Mode): number | null {
 const mdCell = (s: string): string => s.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/[\r\n]+/g, ' ');
 const ABSENT = '—';
 
+/** "platform kvm: measured (/dev/kvm opens)" per platform, then what else was not measured. */
+function platformSummary(r: BenchReport): string[] {
+  const lines = r.platforms.map((p) => `platform ${p.name}: ${p.measured ? `measured (${p.why})` : `not measured: ${p.why}`}`);
+  for (const s of r.skipped) lines.push(`${s.what}: not measured: ${s.why}`);
+  return lines;
+}
+
 /**
- * | workload | memory | blk | native | bwrap | memory vs blk | memory vs native |
- * with values in their units (3 significant digits), ratios as "12.3× better" / "1.15× worse", "—"
- * for absent cells, then the workloads' notes as a bullet list.
+ * The platforms (measured or not, and why), then two tables —
+ *   | workload | memory/kvm | blk/kvm | memory/process | blk/process | native | bwrap |
+ * with values in their units (3 significant digits; only the modes the report has), and
+ *   | workload | memory/kvm vs blk/kvm | memory/kvm vs native | … | memory/process vs memory/kvm |
+ * with ratios as "12.3× better" / "1.15× worse" — "—" for absent cells; then the targets checked, and
+ * the workloads' notes as a bullet list.
  */
 export function markdownTable(r: BenchReport): string {
-  const header = ['workload', ...MODES, 'memory vs blk', 'memory vs native'];
-  const lines = [`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`];
-  for (const w of r.workloads) {
-    const cells = [
-      mdCell(w.name),
-      ...MODES.map((m) => {
-        const v = w.results[m]?.value;
-        return v === undefined ? ABSENT : mdCell(formatValue(v, w.unit));
-      }),
-      ...(['blk', 'native'] as const).map((b) => {
-        const q = ratio(w, 'memory', b);
-        return q === null ? ABSENT : formatRatio(q);
-      }),
-    ];
-    lines.push(`| ${cells.join(' | ')} |`);
+  const modes = presentModes(r);
+  const comps = comparisons(r);
+  /** A Markdown table; `left`: the columns aligned left (the first by default, the others right). */
+  const table = (header: string[], rows: string[][], left: number[] = [0]): string[] => [
+    `| ${header.join(' | ')} |`,
+    `|${header.map((_, i) => (left.includes(i) ? ' --- ' : ' ---: ')).join('|')}|`,
+    ...rows.map((c) => `| ${c.join(' | ')} |`),
+  ];
+  const lines: string[] = [...platformSummary(r), ''];
+  lines.push(
+    ...table(
+      ['workload', ...modes],
+      r.workloads.map((w) => [
+        mdCell(w.name),
+        ...modes.map((m) => {
+          const v = w.results[m]?.value;
+          return v === undefined ? ABSENT : mdCell(formatValue(v, w.unit));
+        }),
+      ]),
+    ),
+  );
+  if (comps.length > 0) {
+    lines.push('');
+    lines.push(
+      ...table(
+        ['workload', ...comps.map((c) => c.label)],
+        r.workloads.map((w) => [
+          mdCell(w.name),
+          ...comps.map((c) => {
+            const q = ratio(w, c.a, c.b);
+            return q === null ? ABSENT : formatRatio(q);
+          }),
+        ]),
+      ),
+    );
+  }
+  const targets = targetChecks(r);
+  if (targets.length > 0) {
+    lines.push('');
+    lines.push(
+      ...table(
+        ['check', 'mode', 'measured', 'target', 'met'],
+        targets.map((t) => [mdCell(`${t.workload}: ${t.what}`), t.mode, mdCell(t.measured), mdCell(t.target), t.met ? 'yes' : 'NO']),
+        [0, 1, 3, 4],
+      ),
+    );
   }
   const notes = r.workloads.filter((w) => w.note !== undefined && w.note.trim() !== '');
   if (notes.length > 0) {
     lines.push('');
     for (const w of notes) lines.push(`- ${w.name}: ${w.note!.replace(/[\r\n]+/g, ' ')}`);
+  }
+  if (r.host.load) {
+    const l = r.host.load;
+    lines.push('', `Host load during the run: load average ${formatNumber(l.start)} at the start, ${formatNumber(l.end)} at the end; other processes used ${formatNumber(l.otherCpus)} of ${r.host.cpus} CPUs on average.`);
   }
   return lines.join('\n') + '\n';
 }
@@ -155,8 +349,16 @@ function canonical(r: BenchReport): BenchReport {
   return {
     version: r.version,
     date: r.date,
-    host: { kernel: r.host.kernel, cpus: r.host.cpus, kvm: r.host.kvm, node: r.host.node },
+    host: {
+      kernel: r.host.kernel,
+      cpus: r.host.cpus,
+      kvm: r.host.kvm,
+      node: r.host.node,
+      ...(r.host.load ? { load: { start: r.host.load.start, end: r.host.load.end, otherCpus: r.host.load.otherCpus } } : {}),
+    },
     quick: r.quick,
+    platforms: PLATFORMS.flatMap((n) => r.platforms.filter((p) => p.name === n).map((p) => ({ name: p.name, measured: p.measured, why: p.why }))),
+    skipped: r.skipped.map((s) => ({ what: s.what, why: s.why })),
     workloads: r.workloads.map((w) => {
       const results: Partial<Record<Mode, Measurement>> = {};
       for (const m of MODES) {
@@ -227,7 +429,10 @@ function measurement(x: unknown, path: string): Measurement {
   return m;
 }
 
-function workload(x: unknown, path: string): WorkloadResult {
+/** Version 1 reports (before the platform axis) measured kvm only: their 'memory' and 'blk' are kvm's. */
+const V1_MODES: Readonly<Record<string, Mode>> = { memory: 'memory/kvm', blk: 'blk/kvm', native: 'native', bwrap: 'bwrap' };
+
+function workload(x: unknown, path: string, version: 1 | 2): WorkloadResult {
   const o = obj(x, path);
   const id = str(o, 'id', path, true);
   const name = str(o, 'name', path, true);
@@ -238,6 +443,12 @@ function workload(x: unknown, path: string): WorkloadResult {
   const ro = obj(o.results, `${path}.results`);
   const results: Partial<Record<Mode, Measurement>> = {};
   for (const [k, v] of Object.entries(ro)) {
+    if (version === 1) {
+      const m = V1_MODES[k];
+      if (m === undefined) fail(`${path}.results.${k}`, `unknown mode (expected one of ${Object.keys(V1_MODES).join(', ')} in a version 1 report)`);
+      results[m] = measurement(v, `${path}.results.${k}`);
+      continue;
+    }
     if (!isMode(k)) fail(`${path}.results.${k}`, `unknown mode (expected one of ${MODES.join(', ')})`);
     results[k] = measurement(v, `${path}.results.${k}`);
   }
@@ -246,31 +457,72 @@ function workload(x: unknown, path: string): WorkloadResult {
   return w;
 }
 
+function platformStatus(x: unknown, path: string): PlatformStatus {
+  const o = obj(x, path);
+  const name = str(o, 'name', path);
+  if (name !== 'kvm' && name !== 'process') fail(`${path}.name`, `unknown platform ${describe(name)} (expected one of ${PLATFORMS.join(', ')})`);
+  if (typeof o.measured !== 'boolean') fail(`${path}.measured`, o.measured === undefined ? 'missing' : `expected a boolean, got ${describe(o.measured)}`);
+  return { name, measured: o.measured, why: str(o, 'why', path) };
+}
+
 /**
  * `data` (e.g. JSON.parse of a --json file) as a BenchReport, or an Error naming the first problem
  * ("invalid bench report: workloads[2].results.qemu: unknown mode …"). Returns a fresh copy without
- * fields the format does not know.
+ * fields the format does not know. A version 1 report (kvm only, modes 'memory' and 'blk') comes back
+ * as version 2 with those modes as 'memory/kvm' and 'blk/kvm'.
  */
 export function validateReport(data: unknown): BenchReport {
   const o = obj(data, 'report');
-  if (o.version !== 1) fail('version', `expected 1, got ${describe(o.version)}`);
+  if (o.version !== 1 && o.version !== 2) fail('version', `expected 1 or 2, got ${describe(o.version)}`);
+  const version = o.version;
   const date = str(o, 'date', 'report');
   if (o.host === undefined) fail('host', 'missing');
   const h = obj(o.host, 'host');
   const cpus = num(h, 'cpus', 'host');
   if (!Number.isInteger(cpus) || cpus < 1) fail('host.cpus', `expected a positive integer, got ${cpus}`);
-  const host = { kernel: str(h, 'kernel', 'host'), cpus, kvm: str(h, 'kvm', 'host'), node: str(h, 'node', 'host') };
+  const host: BenchReport['host'] = { kernel: str(h, 'kernel', 'host'), cpus, kvm: str(h, 'kvm', 'host'), node: str(h, 'node', 'host') };
+  if (h.load !== undefined) {
+    const l = obj(h.load, 'host.load');
+    host.load = { start: num(l, 'start', 'host.load'), end: num(l, 'end', 'host.load'), otherCpus: num(l, 'otherCpus', 'host.load') };
+  }
   if (typeof o.quick !== 'boolean') fail('quick', o.quick === undefined ? 'missing' : `expected a boolean, got ${describe(o.quick)}`);
+  let platforms: PlatformStatus[];
+  let skipped: BenchReport['skipped'] = [];
+  if (version === 1) {
+    platforms = [{ name: 'kvm', measured: true, why: 'a version 1 report: kvm only' }];
+  } else {
+    if (o.platforms === undefined) fail('platforms', 'missing');
+    if (!Array.isArray(o.platforms)) fail('platforms', `expected an array, got ${describe(o.platforms)}`);
+    platforms = o.platforms.map((x: unknown, i: number) => platformStatus(x, `platforms[${i}]`));
+    const names = platforms.map((p) => p.name);
+    names.forEach((n, i) => names.indexOf(n) !== i && fail(`platforms[${i}].name`, `duplicate platform ${JSON.stringify(n)}`));
+    if (o.skipped !== undefined) {
+      if (!Array.isArray(o.skipped)) fail('skipped', `expected an array, got ${describe(o.skipped)}`);
+      skipped = o.skipped.map((x: unknown, i: number) => {
+        const so = obj(x, `skipped[${i}]`);
+        return { what: str(so, 'what', `skipped[${i}]`, true), why: str(so, 'why', `skipped[${i}]`) };
+      });
+    }
+  }
   if (o.workloads === undefined) fail('workloads', 'missing');
   if (!Array.isArray(o.workloads)) fail('workloads', `expected an array, got ${describe(o.workloads)}`);
   const seen = new Set<string>();
   const workloads = o.workloads.map((x: unknown, i: number) => {
-    const w = workload(x, `workloads[${i}]`);
+    const w = workload(x, `workloads[${i}]`, version);
     if (seen.has(w.id)) fail(`workloads[${i}].id`, `duplicate id ${JSON.stringify(w.id)}`);
     seen.add(w.id);
     return w;
   });
-  return { version: 1, date, host, quick: o.quick, workloads };
+  if (version === 2) {
+    // A mode of a platform the report says was not measured is a contradiction.
+    workloads.forEach((w, i) => {
+      for (const m of Object.keys(w.results) as Mode[]) {
+        const p = platformOf(m);
+        if (p !== null && !platforms.some((x) => x.name === p && x.measured)) fail(`workloads[${i}].results.${m}`, `platform ${p} is not listed as measured in platforms`);
+      }
+    });
+  }
+  return { version: 2, date, host, quick: o.quick, platforms, skipped, workloads };
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -288,16 +540,21 @@ export function escapeXml(s: string): string {
     .replace(/'/g, '&apos;');
 }
 
+/** Okabe–Ito colours: one hue per storage path, darker on kvm and lighter on process. */
 export const MODE_COLOURS: Readonly<Record<Mode, string>> = {
-  memory: '#0072b2', // blue — the mode this project is about
-  blk: '#e69f00', // orange
+  'memory/kvm': '#0072b2', // blue — the mode this project is about
+  'memory/process': '#56b4e9', // sky blue
+  'blk/kvm': '#e69f00', // orange
+  'blk/process': '#d55e00', // vermillion
   native: '#6e6e6e', // grey — the baseline
   bwrap: '#cc79a7', // pink
 };
 
 const MODE_LEGEND: Readonly<Record<Mode, string>> = {
-  memory: 'memory — mapvisor, storage mapped into memory',
-  blk: 'blk — mapvisor, block device + cache',
+  'memory/kvm': 'memory/kvm — kvm platform, image mapped into memory',
+  'blk/kvm': 'blk/kvm — kvm platform, block device + cache',
+  'memory/process': 'memory/process — process platform, image mapped',
+  'blk/process': 'blk/process — process platform, block device + cache',
   native: 'native — on the host',
   bwrap: 'bwrap — bubblewrap sandbox',
 };
@@ -345,7 +602,7 @@ export function speedLabel(rel: number): string {
 
 interface Row {
   w: WorkloadResult;
-  base: 'native' | 'blk' | null;
+  base: Mode | null;
   bars: { mode: Mode; value: number; rel: number | null }[];
   height: number;
 }
@@ -357,7 +614,9 @@ function subtitle(r: BenchReport): string {
   const cpus = `${r.host.cpus} CPU${r.host.cpus === 1 ? '' : 's'}`;
   const iso = /^(\d{4}-\d\d-\d\d)T(\d\d:\d\d)(?::[\d.]+)?Z$/.exec(r.date);
   const date = iso ? `${iso[1]} ${iso[2]} UTC` : r.date;
-  return [date, kernel, cpus, kvm, node, r.quick ? 'quick run (fewer repetitions)' : 'full run'].join(' · ');
+  const measured = r.platforms.filter((p) => p.measured).map((p) => p.name);
+  const platforms = measured.length ? `platform${measured.length > 1 ? 's' : ''} ${measured.join(' + ')}` : 'no mapvisor platform';
+  return [date, kernel, cpus, kvm, node, r.quick ? 'quick run (fewer repetitions)' : 'full run', platforms].join(' · ');
 }
 
 /** A standalone SVG: per workload, one bar per measured mode, length = speed relative to native on a log10 axis. */
@@ -467,8 +726,8 @@ export function svgChart(r: BenchReport): string {
     const g: string[] = [`<g class="workload" data-id="${escapeXml(row.w.id)}">`];
     const mid = ry + row.height / 2;
     const direction = row.w.better === 'higher' ? 'higher is better' : 'lower is better';
-    const vs = row.base === 'blk' ? '(vs blk)' : row.base === null ? '(no baseline)' : '';
-    // The name on up to two lines, then "unit, lower is better (vs blk)" in small grey; centred on the row.
+    const vs = row.base === null ? '(no baseline)' : row.base !== 'native' ? `(vs ${row.base})` : '';
+    // The name on up to two lines, then "unit, lower is better (vs blk/kvm)" in small grey; centred on the row.
     const nameLines = wrap(row.w.name, 12.5, NAME_W, 2);
     const top = mid - (nameLines.length * 15 + 13) / 2 + 11;
     g.push(
@@ -521,7 +780,7 @@ export function svgChart(r: BenchReport): string {
   y += 22;
   const foot =
     'Bar length = speed relative to native (log scale): native ÷ value when lower is better, value ÷ native when higher is better. ' +
-    'Rows marked (vs blk) had no native run and are relative to blk.';
+    'Rows marked (vs blk/…) had no native run and are relative to that blk mode. Each mapvisor mode is storage/platform: memory or blk, on kvm or process.';
   for (const line of wrap(foot, 10.5, W - 2 * PAD)) {
     out.push(text(PAD, y, line, `${FONT} font-size="10.5" fill="#666"`));
     y += 14;

@@ -1,18 +1,20 @@
 /**
- * `mapvisor bench`: the storage workloads in every mode, in one run. Modes: mapvisor with the image
- * mapped into memory ('memory'), mapvisor through the block device and its cache ('blk'), the same
- * program natively on the host ('native'), and under bubblewrap ('bwrap', when installed). Every ratio
- * the report prints is between figures measured here, in this run.
+ * `mapvisor bench`: the storage workloads in every mode, in one run. Modes: on each mapvisor platform
+ * measured (kvm, process), the image mapped into memory ('memory/kvm', 'memory/process') and through
+ * the block device and its cache ('blk/kvm', 'blk/process'); the same program natively on the host
+ * ('native'), and under bubblewrap ('bwrap', when installed). Every ratio the report prints is between
+ * figures measured here, in this run.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { cpus, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createImage } from '../image/create.js';
 import { Sandbox, type SandboxOptions, type SandboxResult } from '../sandbox/sandbox.js';
 import { MapvisorError } from '../errors.js';
-import type { BenchReport, Measurement, Mode, WorkloadResult } from './report.js';
+import { platformOf, storageOf, vmMode, type BenchReport, type Measurement, type Mode, type Platform, type PlatformStatus, type WorkloadResult } from './report.js';
+import { hostActivity } from './host.js';
 
 const MB = 2 ** 20;
 
@@ -22,6 +24,8 @@ export interface BenchOptions {
   only: string[] | null;
   /** VMs in the sharing workload. */
   vms: number;
+  /** Every platform, and whether to measure it (pickPlatforms in host.ts); mapvisor modes run on the measured ones. */
+  platforms: PlatformStatus[];
   /** Host paths of the guest programs the workloads run (readbench, static). */
   readbench: string;
   progress: (line: string) => void;
@@ -41,14 +45,20 @@ interface Ctx {
 /** A program run in one mode; returns its stdout and, for VMs, the stats. */
 type Runner = (args: string[], opts?: { stdin?: string; image?: string; rw?: boolean; blkMmap?: 'eager' | 'fault' }) => Promise<{ out: string; ms: number; vm: SandboxResult | null }>;
 
+/** A mode's name as a file-name part: 'memory/kvm' → 'memory-kvm'. */
+const fileTag = (m: Mode): string => m.replace(/\//g, '-');
+/** Whether a mode runs the program in mapvisor (on a platform, from the image). */
+const inMapvisor = (m: Mode): boolean => platformOf(m) !== null;
+
 function runners(ctx: Ctx): Partial<Record<Mode, Runner>> {
   const vm =
-    (storage: 'memory' | 'blk'): Runner =>
+    (storage: 'memory' | 'blk', platform: Platform): Runner =>
     async (args, o = {}) => {
       const t0 = process.hrtime.bigint();
       const sb: SandboxOptions = {
         image: `${o.image ?? ctx.image}${o.rw ? '' : ',ro'}`,
         storage,
+        platform,
         stdout: 'pipe',
         stderr: 'pipe',
         ...(o.stdin !== undefined ? { stdin: o.stdin } : { stdin: 'ignore' }),
@@ -56,7 +66,7 @@ function runners(ctx: Ctx): Partial<Record<Mode, Runner>> {
       };
       const r = await Sandbox.run(args[0]!, args.slice(1), sb);
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-      if (r.status !== 0) throw new Error(`${args.join(' ')} (${storage}) exited ${r.status}: ${r.stderr?.toString().trim()} ${r.reason ?? ''}`);
+      if (r.status !== 0) throw new Error(`${args.join(' ')} (${storage}/${platform}) exited ${r.status}: ${r.stderr?.toString().trim()} ${r.reason ?? ''}`);
       return { out: r.stdout!.toString(), ms, vm: r };
     };
   const host =
@@ -77,7 +87,12 @@ function runners(ctx: Ctx): Partial<Record<Mode, Runner>> {
     if (args[0]!.startsWith('/usr/bin/')) return [join(root, 'lib64/ld-linux-x86-64.so.2'), '--library-path', join(root, 'usr/lib/x86_64-linux-gnu'), exe, ...rest];
     return [exe, ...rest];
   });
-  const out: Partial<Record<Mode, Runner>> = { memory: vm('memory'), blk: vm('blk'), native };
+  const out: Partial<Record<Mode, Runner>> = {};
+  for (const p of ctx.opts.platforms.filter((x) => x.measured).map((x) => x.name)) {
+    out[vmMode('memory', p)] = vm('memory', p);
+    out[vmMode('blk', p)] = vm('blk', p);
+  }
+  out.native = native;
   if (ctx.bwrap) {
     out.bwrap = host((args, root) => ['bwrap', '--bind', root, '/', '--dev', '/dev', '--proc', '/proc', '--unshare-all', '--die-with-parent', '--', ...args]);
   }
@@ -95,11 +110,16 @@ function exitCount(r: SandboxResult | null): number {
   return r ? Object.values(r.stats!.exits).reduce((a, b) => a + b, 0) : 0;
 }
 
-/** Per-mode details the table's notes and the JSON carry. */
+/**
+ * Per-mode details the table's notes and the JSON carry. exits: every time the program's code stopped
+ * for the kernel — VM exits on kvm, intercepted events (system calls, faults, kicks) on process.
+ */
 function detail(r: SandboxResult | null, ops: number): Record<string, number> {
   if (!r?.stats) return {};
   const s = r.stats;
   const d: Record<string, number> = {
+    exits: exitCount(r),
+    ops,
     exitsPerOp: exitCount(r) / ops,
     syscallsPerOp: s.totalSyscalls / ops,
     vmmBytesCopiedPerOp: (s.fileBytesRead + s.fileBytesWritten) / ops,
@@ -151,7 +171,7 @@ function workloads(ctx: Ctx): Workload[] {
     const r = await best(
       cold ? 1 : c.runs,
       async () => {
-        if (cold) evict(mode === 'native' || mode === 'bwrap' ? join(c.root, big) : c.image);
+        if (cold) evict(inMapvisor(mode) ? c.image : join(c.root, big));
         return run([rb, 'seq', big, String(bs)]);
       },
       (x) => seconds(x.out),
@@ -177,7 +197,7 @@ function workloads(ctx: Ctx): Workload[] {
       name: 'sequential read, 4 KiB read()s (warm host cache)',
       unit: 'MiB/s',
       better: 'higher',
-      note: 'one VM exit per read() in both mapvisor modes: memory mode saves the block layer, not the exit',
+      note: 'one VM exit (kvm) or interception (process) per read() in every mapvisor mode: memory mode saves the block layer, not the exit',
       run: seq(4096, false),
     },
     { id: 'seq-read-1m', name: 'sequential read, 1 MiB read()s (warm host cache)', unit: 'MiB/s', better: 'higher', run: seq(MB, false) },
@@ -204,7 +224,7 @@ function workloads(ctx: Ctx): Workload[] {
       name: '4 KiB random reads through a mapping',
       unit: 'ns/op',
       better: 'lower',
-      note: 'memory mode maps the image\'s own pages: zero exits per access once mapped; blk mode copies the file into the VM at mmap time',
+      note: 'memory mode maps the image\'s own pages on both platforms: zero exits (kvm) or interceptions (process) per access once mapped; blk mode copies the file into the sandbox at mmap time',
       run: async (c, _m, run) => {
         const r = await best(c.runs, () => run([rb, 'map', big, String(nMap)]), (x) => seconds(x.out));
         return { value: (seconds(r.out) / nMap) * 1e9, detail: detail(r.vm, nMap) };
@@ -215,16 +235,16 @@ function workloads(ctx: Ctx): Workload[] {
       name: '4 KiB random reads through a fresh mapping (mmap and first touches included)',
       unit: 'ns/op',
       better: 'lower',
-      note: 'cold: the mmap call and every first touch are in the timing; the blk baseline fills the whole mapping from its cache at mmap time (eager); filling each page on first touch through userfaultfd (a fault plus a block read, as a guest kernel would) is measured too and shown as blk detail lazyFillNsPerOp',
+      note: 'cold: the mmap call and every first touch are in the timing; the blk baseline fills the whole mapping from its cache at mmap time (eager); on kvm, filling each page on first touch through userfaultfd (a fault plus a block read, as a guest kernel would) is measured too and shown as blk/kvm detail lazyFillNsPerOp (the process platform has no such mode)',
       run: async (c, mode, run) => {
         const cold = (blkMmap?: 'eager' | 'fault') =>
           best(c.runs, async () => {
-            evict(mode === 'native' || mode === 'bwrap' ? join(c.root, big) : c.image);
+            evict(inMapvisor(mode) ? c.image : join(c.root, big));
             return run([rb, 'map', big, String(nMap), 'cold'], blkMmap ? { blkMmap } : {});
           }, (x) => seconds(x.out));
         const r = await cold();
         const d = detail(r.vm, nMap);
-        if (mode === 'blk') {
+        if (mode === 'blk/kvm') {
           const lazy = await cold('fault');
           d.lazyFillNsPerOp = (seconds(lazy.out) / nMap) * 1e9;
           d.lazyFillPages = lazy.vm?.stats?.pagesFilledOnFault ?? 0;
@@ -239,9 +259,9 @@ function workloads(ctx: Ctx): Workload[] {
       better: 'lower',
       run: async (c, mode, run) => {
         // Writes go to a private copy of the image (memory/blk) or of the tree (native/bwrap).
-        const target = join(c.dir, `w-${mode}`);
+        const target = join(c.dir, `w-${fileTag(mode)}`);
         let r;
-        if (mode === 'memory' || mode === 'blk') {
+        if (inMapvisor(mode)) {
           copyFileSync(c.image, target);
           r = await run([rb, 'write', big, String(nWrite), '16'], { image: target, rw: true });
         } else {
@@ -259,9 +279,9 @@ function workloads(ctx: Ctx): Workload[] {
       run: async (c, mode, run) => {
         const sql = insertSql();
         const r = await best(c.runs, async () => {
-          const db = `/data/t-${mode}.db`;
-          if (mode === 'memory' || mode === 'blk') {
-            const target = join(c.dir, `s-${mode}.img`);
+          const db = `/data/t-${fileTag(mode)}.db`;
+          if (inMapvisor(mode)) {
+            const target = join(c.dir, `s-${fileTag(mode)}.img`);
             copyFileSync(c.image, target);
             return run(['/usr/bin/sqlite3', db], { image: target, rw: true, stdin: sql });
           }
@@ -279,8 +299,8 @@ function workloads(ctx: Ctx): Workload[] {
       note: 'whole sqlite3 processes, start-up included',
       run: async (c, mode, run) => {
         const sql = querySql();
-        const db = `/data/t-${mode}.db`;
-        const o = mode === 'memory' || mode === 'blk' ? { image: join(c.dir, `s-${mode}.img`), rw: true } : {};
+        const db = `/data/t-${fileTag(mode)}.db`;
+        const o = inMapvisor(mode) ? { image: join(c.dir, `s-${fileTag(mode)}.img`), rw: true } : {};
         const r = await best(c.runs, () => run(['/usr/bin/sqlite3', db], { ...o, stdin: sql }), (x) => x.ms);
         return { value: r.ms, detail: detail(r.vm, nQueries) };
       },
@@ -298,19 +318,49 @@ function workloads(ctx: Ctx): Workload[] {
     },
     {
       id: 'share-vms',
-      name: `host memory, ${ctx.opts.vms} VMs reading one ${ctx.dataMB} MiB file`,
+      name: `host memory, ${ctx.opts.vms} sandboxes reading one ${ctx.dataMB} MiB file`,
       unit: 'MiB',
       better: 'lower',
-      note: 'page cache the run brought in plus the VMs\' (or processes\') own memory beyond an idle one; blk mode keeps a copy in each VM\'s cache',
+      note: 'page cache the run brought in plus the readers\' own memory beyond an idle one (anonymous and shared memory of each one\'s process tree, counted once: PSS; on process that includes the program\'s own process); blk mode keeps a copy in each sandbox\'s cache',
       run: async (c, mode) => share(c, mode),
     },
   ];
 }
 
-function rssOwn(pid: number): number {
-  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (k: string): number => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(s)?.[1] ?? 0) * 1024;
-  return kb('RssAnon') + kb('RssShmem');
+/** The pids of `pid` and every descendant (the sandbox's stub processes on process are the CLI's children). */
+function processTree(pid: number): number[] {
+  const parent = new Map<number, number>();
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const st = readFileSync(`/proc/${e}/stat`, 'utf8');
+      parent.set(Number(e), Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) for (const [c, pp] of parent) if (pp === out[i]) out.push(c);
+  return out;
+}
+
+/**
+ * A reader's own memory: anonymous and shared-memory pages of its whole process tree, each page
+ * counted once (proportional set sizes summed over the tree: a memfd both the VMM and the program's
+ * process map counts once). File pages are not in it: they are the page cache, counted by fincore.
+ */
+function ownMemory(pid: number): number {
+  let bytes = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const s = readFileSync(`/proc/${p}/smaps_rollup`, 'utf8');
+      const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? 0) * 1024;
+      bytes += kb('Pss_Anon') + kb('Pss_Shmem');
+    } catch {
+      // a process without an address space (exited, or a kernel thread): nothing to count
+    }
+  }
+  return bytes;
 }
 
 function cachedBytes(path: string): number {
@@ -324,16 +374,14 @@ function cachedBytes(path: string): number {
 /** N readers of the same file held open: page cache brought in + each one's own memory beyond an idle one. */
 async function share(c: Ctx, mode: Mode): Promise<Measurement> {
   const cli = join(new URL('../../..', import.meta.url).pathname, 'bin', 'mapvisor.js');
+  const platform = platformOf(mode);
+  const storage = storageOf(mode);
   const argv = (file: string): string[] => {
-    switch (mode) {
-      case 'memory':
-      case 'blk':
-        return [process.execPath, cli, 'run', '--storage', mode, '--cache', `${c.dataMB + 64}M`, '--image', `${c.image},ro`, '--', '/bin/readbench', 'readhold', file];
-      case 'native':
-        return [join(c.root, 'bin/readbench'), 'readhold', join(c.root, file)];
-      case 'bwrap':
-        return ['bwrap', '--bind', c.root, '/', '--dev', '/dev', '--proc', '/proc', '--unshare-all', '--die-with-parent', '--', '/bin/readbench', 'readhold', file];
+    if (platform !== null && storage !== null) {
+      return [process.execPath, cli, 'run', '--platform', platform, '--storage', storage, '--cache', `${c.dataMB + 64}M`, '--image', `${c.image},ro`, '--', '/bin/readbench', 'readhold', file];
     }
+    if (mode === 'native') return [join(c.root, 'bin/readbench'), 'readhold', join(c.root, file)];
+    return ['bwrap', '--bind', c.root, '/', '--dev', '/dev', '--proc', '/proc', '--unshare-all', '--die-with-parent', '--', '/bin/readbench', 'readhold', file];
   };
   const hold = async (n: number, file: string): Promise<{ own: number; stop: () => Promise<void> }> => {
     const kids = Array.from({ length: n }, () => spawn(argv(file)[0]!, argv(file).slice(1), { stdio: ['ignore', 'pipe', 'pipe'] }));
@@ -346,7 +394,7 @@ async function share(c: Ctx, mode: Mode): Promise<Measurement> {
           }),
       ),
     );
-    const own = kids.reduce((a, k) => a + rssOwn(k.pid!), 0);
+    const own = kids.reduce((a, k) => a + ownMemory(k.pid!), 0);
     return {
       own,
       stop: async () => {
@@ -358,7 +406,7 @@ async function share(c: Ctx, mode: Mode): Promise<Measurement> {
   const idle = await hold(1, '/bin/readbench');
   const idleOwn = idle.own;
   await idle.stop();
-  const file = mode === 'memory' || mode === 'blk' ? c.image : join(c.root, '/data/big');
+  const file = platform !== null ? c.image : join(c.root, '/data/big');
   evict(file);
   const before = cachedBytes(file);
   const h = await hold(c.opts.vms, '/data/big');
@@ -378,6 +426,8 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   if (opts.only && !WORKLOAD_IDS.some((id) => opts.only!.some((o) => id === o || id.startsWith(o)))) {
     throw new MapvisorError('EBENCHONLY', `--only ${opts.only.join(',')} names no workload`, `the workloads are: ${WORKLOAD_IDS.join(', ')}`);
   }
+  if (!opts.platforms.some((p) => p.measured)) throw new MapvisorError('ENOPLATFORM', 'no mapvisor platform to measure', 'run mapvisor info');
+  const activity = hostActivity();
   const dir = mkdtempSync(join(process.env.MAPVISOR_TMPDIR ?? tmpdir(), 'mapvisor-bench-'));
   try {
     const dataMB = opts.quick ? 64 : 512;
@@ -413,11 +463,14 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       results.push({ id: w.id, name: w.name, unit: w.unit, better: w.better, results: res, ...(w.note ? { note: w.note } : {}) });
     }
     const kvm = ['kvm_pvm', 'kvm_intel', 'kvm_amd'].find((m) => existsSync(`/sys/module/${m}`)) ?? 'kvm';
+    const a = activity();
     return {
-      version: 1,
+      version: 2,
       date: new Date().toISOString(),
-      host: { kernel: release(), cpus: cpus().length, kvm, node: process.version },
+      host: { kernel: release(), cpus: cpus().length, kvm, node: process.version, load: { start: a.loadStart, end: a.loadEnd, otherCpus: a.otherCpus } },
       quick: opts.quick,
+      platforms: opts.platforms,
+      skipped: bwrap ? [] : [{ what: 'bwrap', why: 'bubblewrap is not installed or cannot make namespaces here (apt-get install bubblewrap)' }],
       workloads: results,
     };
   } finally {

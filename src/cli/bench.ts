@@ -6,13 +6,17 @@ import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
 import { MapvisorError, UsageError } from '../errors.js';
 import { runBench } from '../bench/run.js';
+import { pickPlatforms } from '../bench/host.js';
 import { markdownTable, svgChart, toJSON } from '../bench/report.js';
 
-const USAGE = `usage: mapvisor bench [--quick] [--only ID[,ID...]] [--vms N] [--json FILE] [--svg FILE]
+const USAGE = `usage: mapvisor bench [--quick] [--platform kvm|process|all] [--only ID[,ID...]] [--vms N] [--json FILE] [--svg FILE]
 
-Measures storage workloads with the image mapped into memory (memory), through a block device and a
-cache (blk), natively, and under bubblewrap (bwrap) when it is installed; prints a Markdown table with
-the ratios. --quick takes under a minute. Workloads: seq-read-4k, seq-read-1m, seq-read-1m-cold,
+Measures storage workloads on each mapvisor platform, with the image mapped into memory
+(memory/kvm, memory/process) and through a block device and a cache (blk/kvm, blk/process), natively,
+and under bubblewrap (bwrap) when it is installed; prints the figures and the ratios (each naming its
+platform) as Markdown tables. --platform chooses the platforms (default all: every platform that works
+here; a platform that does not work is listed with the reason; MAPVISOR_PLATFORM does not change it).
+--quick takes a minute or two per platform. Workloads: seq-read-4k, seq-read-1m, seq-read-1m-cold,
 rand-pread-4k, rand-map-4k, rand-map-4k-cold, rand-write-fsync, sqlite-insert, sqlite-query, startup-dynamic, share-vms.
 `;
 
@@ -20,13 +24,14 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const parsed = parseCommandLine(
     argv,
     {
-    quick: { type: 'boolean' },
-    only: { type: 'string', multiple: true },
-    vms: { type: 'string' },
-    json: { type: 'string' },
-    svg: { type: 'string' },
-    help: { type: 'boolean', short: 'h' },
-  },
+      quick: { type: 'boolean' },
+      platform: { type: 'string' },
+      only: { type: 'string', multiple: true },
+      vms: { type: 'string' },
+      json: { type: 'string' },
+      svg: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
     'mapvisor bench --help',
   );
   const v = parsed.values;
@@ -40,6 +45,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
   for (const f of [v.json, v.svg]) {
     if (f !== undefined && !existsSync(dirname(f) || '.')) throw new UsageError(`the directory of ${f} does not exist`, 'create it first');
   }
+  const platforms = pickPlatforms(v.platform ?? null);
   const readbench = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '.cache', 'guest', 'readbench');
   if (!existsSync(readbench)) throw new MapvisorError('EBENCHFIXTURES', 'the benchmark programs are not built', 'run: node scripts/fixtures.mjs');
   const tty = process.stderr.isTTY;
@@ -47,6 +53,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     quick: v.quick ?? false,
     only: v.only ? v.only.flatMap((o) => o.split(',')).filter(Boolean) : null,
     vms,
+    platforms: platforms.all.map((p) => ({ name: p.name, measured: p.measured, why: p.measured || p.works ? p.why : `does not work here: ${p.why}` })),
     readbench,
     progress: (line) => {
       if (tty) process.stderr.write(`\r\x1b[K${line.slice(0, (process.stderr.columns ?? 100) - 1)}`);

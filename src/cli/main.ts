@@ -166,7 +166,8 @@ async function finish(sb: Sandbox, api: string | undefined, stats: boolean, star
   let handOver: Promise<boolean> | null = null;
   const rejuvenate = async (dir: string): Promise<Record<string, unknown>> => {
     const space = sb.options.space ?? DEFAULT_SPACE;
-    const args = ['--space', `${space / GIB}G`, ...(api ? ['--api', api] : []), ...(stats ? ['--stats'] : [])];
+    // The successor runs on the same platform (it builds its VM before the checkpoint exists).
+    const args = ['--space', `${space / GIB}G`, ...(sb.platform ? ['--platform', sb.platform] : []), ...(api ? ['--api', api] : []), ...(stats ? ['--stats'] : [])];
     // The successor first (it builds its VM while the program runs), then the hand-over.
     let k: Keeper | null = null;
     if (standby) await standby.requestSuccessor(dir, args);

@@ -372,6 +372,15 @@ export class AddressSpace {
 
   /** Map a region exactly as recorded (restore): its backing must be registered. */
   mapRegion(r: Region): void {
+    if (r.backing.kind === 'file' && !r.shared && r.prot & PROT_WRITE && this.rules.copyPrivateFiles) {
+      // A private writable file mapping from a platform that shares them (a kvm checkpoint restored on
+      // process): a copy in anonymous memory, as this platform makes them.
+      const offset = this.anon.allocate(r.end - r.start);
+      this.window.mapFd(r.start, r.end - r.start, r.prot, this.anon.fd, offset, true);
+      this.fill(r.start, r.end - r.start, this.fdOf(r.backing), r.backing.offset);
+      this.regions.map({ ...r, backing: { kind: 'anon', id: this.anon.id, offset } });
+      return;
+    }
     this.window.mapFd(r.start, r.end - r.start, r.prot, this.fdOf(r.backing), r.backing.offset, this.hostShared(r.backing, r.shared));
     this.regions.map(r);
   }

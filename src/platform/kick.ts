@@ -4,20 +4,27 @@
  * host thread with the stub's kick signal, and the stub reports an interruption.
  */
 import * as libc from '../host/libc.js';
-import { installKickHandler, kick as kickVcpu } from './kvm/kick.js';
+import { installInterruptHandler, interruptThread } from '../host/interrupt.js';
+import { kick as kickVcpu } from './kvm/kick.js';
 import type { KickTarget } from './platform.js';
 import { KICK_SIGNAL as STUB_KICK_SIGNAL } from './process/abi.js';
 
 const SYS_tgkill = 234;
 
 export function kickTarget(t: KickTarget): void {
-  if (t.kind === 'kvm') kickVcpu(t.runAddr, BigInt(t.thread));
-  else if (t.pid > 0 && t.tid > 0) libc.syscall3(SYS_tgkill, t.pid, t.tid, STUB_KICK_SIGNAL);
+  if (t.kind === 'kvm') {
+    kickVcpu(t.runAddr, BigInt(t.thread));
+    return;
+  }
+  // The program's thread, if it runs its own code; and the VMM's thread serving it, if the kernel
+  // waits in a blocking host call for it (a read of the standard input).
+  if (t.pid > 0 && t.tid > 0) libc.syscall3(SYS_tgkill, t.pid, t.tid, STUB_KICK_SIGNAL);
+  if (t.thread !== '0') interruptThread(BigInt(t.thread));
 }
 
 /** Make this process ready to kick threads (the KVM platform's no-op signal handler). */
 export function prepareKicks(): void {
-  installKickHandler();
+  installInterruptHandler();
 }
 
 /**

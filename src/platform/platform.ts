@@ -49,7 +49,7 @@ export interface ContextState {
 /** How another host thread makes a running context leave `enter()` (structured-clone safe). */
 export type KickTarget =
   | { kind: 'kvm'; runAddr: number; thread: string }
-  | { kind: 'process'; pid: number; tid: number };
+  | { kind: 'process'; pid: number; tid: number; thread: string };
 
 /** What another worker thread needs to run a context (threaded programs): structured-clone safe. */
 export type ContextHandle =

@@ -85,6 +85,19 @@ export function platformFingerprint(name: PlatformName): string {
   return name === 'kvm' ? cpuidHash(Machine.features().cpuid) : ProcessPlatform.fingerprint();
 }
 
+/**
+ * The checkpoints a restore on `target` can continue, by the platform that took them, with the CPU
+ * fingerprint the program must have seen there. Each platform takes its own. `process` also takes
+ * `kvm`'s when this host's KVM has the same fingerprint: a program on KVM saw a subset of the host
+ * CPU's features, and the state (registers, FXSAVE image, regions) has one format on both. The other
+ * way round is refused: a program on the host process may have used features (AVX) KVM hides.
+ */
+export function acceptedCheckpoints(target: PlatformName): Partial<Record<PlatformName, string>> {
+  const accepts: Partial<Record<PlatformName, string>> = { [target]: platformFingerprint(target) };
+  if (target === 'process' && probeKvm().works) accepts.kvm = platformFingerprint('kvm');
+  return accepts;
+}
+
 /** Run a context in this (another) worker thread: the same vCPU or thread slot, seen from here. */
 export function attachContext(h: ContextHandle): Context {
   if (h.kind === 'kvm') return new Vcpu(h.id, new VcpuFd(h.fd, h.runAddr, h.runSize), Window.attach(h.windowBase, h.windowSize), h.syscallReturn);

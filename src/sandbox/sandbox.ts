@@ -19,7 +19,7 @@ import { checkSpaceSize } from '../platform/layout.js';
 import { prepareKicks } from '../platform/kick.js';
 import type { SyscallReturn } from '../platform/platform.js';
 import { resolvePlatform, type PlatformChoice } from '../platform/select.js';
-import { PLATFORM_NAMES } from '../platform/platform.js';
+import { PLATFORM_NAMES, type PlatformName } from '../platform/platform.js';
 import { checkpointPlatform } from '../snapshot/state.js';
 import { inspectProgram } from './program.js';
 import { VmHandle, type VmConfig } from './vm-handle.js';
@@ -129,6 +129,8 @@ export class Sandbox {
   readonly program: string;
   readonly args: string[];
   readonly options: SandboxOptions;
+  /** The platform the program runs on, once run() has started it. */
+  platform: PlatformName | null = null;
 
   constructor(program: string, args: string[] = [], options: SandboxOptions = {}) {
     this.program = program;
@@ -163,6 +165,7 @@ export class Sandbox {
     const choice = o.platform ?? (this.restoreFrom ? checkpointPlatform(this.restoreFrom.dir) : null) ?? defaultPlatform();
     if (choice !== 'auto' && !PLATFORM_NAMES.includes(choice)) throw new UsageError(`platform ${JSON.stringify(choice)} is not kvm, process or auto`, 'give --platform kvm, process or auto');
     const platform = resolvePlatform(choice);
+    this.platform = platform;
     if (platform === 'process' && o.blkMmap === 'fault') throw new UsageError('--blk-mmap fault fills pages through the VM\'s own memory, which the process platform does not have', 'use --blk-mmap eager, or --platform kvm');
     if (platform === 'process' && o.syscallReturn !== undefined && o.syscallReturn !== 'sregs') throw new UsageError('--syscall-return is a kvm platform setting', 'drop it, or use --platform kvm');
     return {

@@ -31,7 +31,7 @@ import { MEMORY_FILE, memoryPath, readCheckpoint, writeCheckpoint, type SavedSta
 import { MAX_VCPUS } from '../platform/layout.js';
 import { KickGuard } from '../platform/kick.js';
 import type { Context, Platform } from '../platform/platform.js';
-import { openPlatform, platformFingerprint } from '../platform/select.js';
+import { acceptedCheckpoints, openPlatform } from '../platform/select.js';
 import { findExecutable } from './exec.js';
 import { CONTROL_CMD, CONTROL_KICK_ALIVE, CONTROL_KICK_LOCK, CONTROL_PAUSE, CONTROL_STOP, CONTROL_WAKE, type ControlCommand, type VmStats, type WorkerConfig, type WorkerMessage } from './protocol.js';
 
@@ -428,7 +428,7 @@ function main(): void {
   const restoreStarted = performance.now();
   if (cfg.restore) {
     // Check the checkpoint (and the CPU it needs) before anything is built.
-    state = readCheckpoint(cfg.restore.dir, platformFingerprint(cfg.platform), cfg.platform);
+    state = readCheckpoint(cfg.restore.dir, acceptedCheckpoints(cfg.platform), cfg.platform);
   }
   const imageSpec = state?.image ? { path: state.image.path, mode: state.image.mode, storage: 'memory' as const } : cfg.image;
   const root = imageSpec ? RootFs.open(imageSpec, IMAGE_BACKING_ID) : null;

@@ -192,8 +192,12 @@ export function checkpointPlatform(dir: string): PlatformName | null {
   }
 }
 
-/** Read and check a checkpoint: format, version, checksum, CPU, memory file, image. */
-export function readCheckpoint(dir: string, cpuid: string, platform: PlatformName): SavedState {
+/**
+ * Read and check a checkpoint: format, version, checksum, platform and CPU, memory file, image.
+ * `accepts` holds, for each platform whose checkpoints this restore can run, the CPU fingerprint a
+ * program there saw on this host (see platform/select.ts acceptedCheckpoints).
+ */
+export function readCheckpoint(dir: string, accepts: Partial<Record<PlatformName, string>>, platform: PlatformName): SavedState {
   const path = join(dir, STATE_FILE);
   if (!existsSync(path)) refuse(`${dir} holds no checkpoint (no ${STATE_FILE})`, 'give the directory a checkpoint was written to');
   let outer: { sha256?: unknown; state?: unknown };
@@ -211,7 +215,8 @@ export function readCheckpoint(dir: string, cpuid: string, platform: PlatformNam
   if (state.version !== STATE_VERSION) {
     refuse(`the checkpoint is format version ${state.version}; this mapvisor reads version ${STATE_VERSION}`, 'restore it with the mapvisor that wrote it');
   }
-  if (state.platform !== platform) refuse(`the checkpoint was taken on the ${state.platform} platform, and this restore runs on ${platform}`, `restore it with --platform ${state.platform}`);
+  const cpuid = accepts[state.platform];
+  if (cpuid === undefined) refuse(`the checkpoint was taken on the ${state.platform} platform, whose programs this restore on ${platform} cannot continue here`, `restore it with --platform ${state.platform}`);
   if (state.cpuid !== cpuid) refuse('the checkpoint was taken on a CPU with different features (CPUID mismatch)', 'restore it on the machine (kind) that took it');
   const mem = memoryPath(dir, state);
   if (!existsSync(mem)) refuse(`the checkpoint's memory file ${mem} is missing`, 'take the checkpoint again');

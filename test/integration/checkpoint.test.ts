@@ -26,12 +26,23 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 const lines = (b: Buffer | null): number[] => (b?.toString().trim().split('\n') ?? []).filter(Boolean).map(Number);
 const sha = (p: string): string => createHash('sha256').update(readFileSync(p)).digest('hex');
 
-/** Run the counter, checkpoint it after ~`ms`, stop it; returns what it printed and the checkpoint. */
+/** Wait (up to 20 s) until the running program has made `n` calls of `name` (live stats). */
+async function untilCalls(sb: Sandbox, name: string, n: number): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    const st = (await sb.liveStats()) as { syscalls: Array<{ name: string; count: number }> };
+    if ((st.syscalls.find((c) => c.name === name)?.count ?? 0) >= n) return;
+  }
+  assert.fail(`the program made fewer than ${n} ${name} calls in 20 s`);
+}
+
+/** Run the counter, checkpoint it once it has printed a few lines, stop it; returns what it printed and the checkpoint. */
 async function checkpointed(name: string, memoryDir?: string): Promise<{ printed: number[]; ckpt: string }> {
   const ckpt = join(dir, name);
   const sb = new Sandbox(guest('counter'), ['40', '25'], { stdout: 'pipe', ...(memoryDir ? { memoryDir } : {}) });
   const run = sb.run();
-  await new Promise((r) => setTimeout(r, 400));
+  // Checkpoint once a few lines are out (start-up takes longer on a loaded machine).
+  await untilCalls(sb, 'write', 3);
   const c = await sb.checkpoint(ckpt);
   assert.ok(c.memoryBytes > 0);
   sb.stop();
@@ -252,7 +263,7 @@ test('a busy multithreaded program is checkpointed while running, keeps running,
   // in a thread; checks exact counters and TLS at the end.
   const sb = new Sandbox(guest('threads'), ['3000'], { stdout: 'pipe' });
   const run = sb.run();
-  await new Promise((r) => setTimeout(r, 300));
+  await untilCalls(sb, 'clone3', 8);
   const stats = (await sb.liveStats()) as { syscalls: unknown[] };
   assert.ok(stats.syscalls.length > 0, 'live stats of a threaded program');
   await sb.checkpoint(join(dir, 'mt-live'));

@@ -170,10 +170,10 @@ export class ProcessContext implements Context {
   noteExit(reason: string): void {
     this.exitCounts.set(reason, (this.exitCounts.get(reason) ?? 0) + 1);
   }
-  kickTarget(): KickTarget {
+  kickTarget(pthread: bigint | null): KickTarget {
     const pid = this.info?.pid() ?? 0;
     const tid = this.id === 0 ? pid : (this.info?.hostTid(this.ctl.load(this.off + S_NSTID)) ?? 0);
-    return { kind: 'process', pid, tid };
+    return { kind: 'process', pid, tid, thread: String(pthread ?? 0n) };
   }
   handle(): ContextHandle {
     const p = this.info?.pids() ?? { outer: 0, inner: 0 };
