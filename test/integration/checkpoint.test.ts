@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { onlyOn } from '../platform.js';
+import { probePlatforms } from '../../src/platform/select.js';
 import { MapvisorError, Sandbox } from '../../src/index.js';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
@@ -319,4 +320,30 @@ test('a running sqlite3 with an open transaction survives rejuvenation and commi
   execFileSync('debugfs', ['-R', `dump /data/r.db ${db}`, img], { stdio: 'ignore' });
   assert.equal(execFileSync('sqlite3', [db, 'pragma integrity_check; select count(*) from t;'], { encoding: 'utf8' }), 'ok\n3\n');
   assert.equal(spawnSync('e2fsck', ['-fn', img]).status, 0);
+});
+
+test('a checkpoint taken on kvm continues on process; one taken on process is refused on kvm with the fix', {
+  ...T,
+  skip: onlyOn('process', 'runs once, in the process pass') || (!probePlatforms().every((p) => p.works) && 'needs both platforms on this host'),
+}, async () => {
+  const ckpt = join(dir, 'cross');
+  const sb = new Sandbox(guest('counter'), ['200', '25'], { stdout: 'pipe', platform: 'kvm' });
+  const run = sb.run();
+  await untilCalls(sb, 'write', 5);
+  await sb.checkpoint(ckpt);
+  sb.stop();
+  const printed = lines((await run).stdout);
+  const r = await Sandbox.restore(ckpt, { stdout: 'pipe', platform: 'process' }).run();
+  assert.equal(r.status, 0, r.reason ?? '');
+  const after = lines(r.stdout);
+  assert.ok(printed.includes(after[0]! - 1) && after.at(-1) === 200, `kvm printed ..${printed.at(-1)}, process went on from ${after[0]} to ${after.at(-1)}`);
+  // The other way: the program on process may have used CPU features KVM does not offer here.
+  const back = join(dir, 'cross-back');
+  const p = new Sandbox(guest('counter'), ['200', '25'], { stdout: 'pipe', platform: 'process' });
+  const prun = p.run();
+  await untilCalls(p, 'write', 5);
+  await p.checkpoint(back);
+  p.stop();
+  await prun;
+  await assert.rejects(Sandbox.restore(back, { stdout: 'pipe', platform: 'kvm' }).run(), (e: unknown) => e instanceof MapvisorError && /taken on the process platform/.test(e.message) && /--platform process/.test(e.fix));
 });
