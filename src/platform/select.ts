@@ -74,6 +74,8 @@ export function resolvePlatform(choice: PlatformChoice): PlatformName {
 export interface PlatformOptions {
   spaceSize: number;
   syscallReturn: SyscallReturn;
+  /** The VMM was told to stop: a wait for the program's thread gives up (process). */
+  stopRequested?: () => boolean;
 }
 
 export function openPlatform(name: PlatformName, opts: PlatformOptions): Platform {

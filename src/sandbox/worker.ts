@@ -106,7 +106,7 @@ function anonFile(): string | null {
 /** A new program: load its ELF (and interpreter) and build its stack. */
 function boot(root: RootFs | null): Booted {
   const { main: exe, interp } = findExecutable(root, cfg.programPath);
-  const machine = openPlatform(cfg.platform, { spaceSize: cfg.spaceSize, syscallReturn: cfg.syscallReturn });
+  const machine = openPlatform(cfg.platform, { spaceSize: cfg.spaceSize, syscallReturn: cfg.syscallReturn, stopRequested: stop.stopForGood });
   const anon = new AnonMemory(ANON_BACKING_ID, anonFile());
   const space = new AddressSpace(machine.window, anon, { size: cfg.spaceSize, stackTop: cfg.spaceSize, stackSize: cfg.stackSize, memLimit: cfg.memLimit }, rulesOf(machine));
   machine.declareFile(anon.fd, true);
@@ -141,7 +141,7 @@ function bootRestore(root: RootFs | null, state: SavedState, dir: string, inPlac
   if (warm && !fits) {
     warm.machine.close();
   }
-  const machine = fits ? warm.machine : openPlatform(cfg.platform, { spaceSize: state.space.size, syscallReturn: 'sregs' });
+  const machine = fits ? warm.machine : openPlatform(cfg.platform, { spaceSize: state.space.size, syscallReturn: 'sregs', stopRequested: stop.stopForGood });
   const memPath = memoryPath(dir, state);
   // In place: continue on the checkpoint's memory file. Otherwise map it MAP_PRIVATE (pages load on
   // first touch, clones share them, the file never changes) and allocate new memory in a fresh file.
@@ -406,7 +406,7 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
 
 /** Standby: build the VM now, then wait for the word to restore (or a stop). */
 function standBy(flag: Int32Array): Warm {
-  const machine = openPlatform(cfg.platform, { spaceSize: cfg.spaceSize, syscallReturn: 'sregs' });
+  const machine = openPlatform(cfg.platform, { spaceSize: cfg.spaceSize, syscallReturn: 'sregs', stopRequested: stop.stopForGood });
   const warm = { machine, vcpu: machine.createContext(0, 0, 0) };
   // Run the register path once (its ioctl bindings' first calls are slow): the restore then finds it warm.
   warm.vcpu.putState(warm.vcpu.captureState());

@@ -9,6 +9,8 @@
 //                            read itself faults) and runs it with rax=257 (openat), rdi=AT_FDCWD,
 //                            rsi=PATH (default /etc/hostname, a host file), rdx=O_RDONLY
 //   stub-create PATH         the same with O_WRONLY|O_CREAT|O_TRUNC: tries to create a host file
+//   block-kicks              rt_sigreturn through the stub with every signal blocked, then a spin:
+//                            --timeout must still end it (137)
 //   stub-syscall NR [ARG...]  the same `syscall` with rax=NR and up to six arguments (rdi rsi rdx r10
 //                            r8 r9; numbers in C syntax): probes the arguments the filter checks for the
 //                            stub's allowlist (mmap: no anonymous memory, never fd 3; clone: threads only;
@@ -28,6 +30,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <ucontext.h>
+#include <signal.h>
 #include <unistd.h>
 
 #define STUB_LO 0x10000UL
@@ -216,8 +220,38 @@ static int stub_jump(const char *path, int create) {
     return 1;
 }
 
+// block-kicks: rt_sigreturn (on the stub's allowlist) through the stub's `syscall`, with a frame whose
+// signal mask blocks every signal and whose rip is a spin loop: the process platform can no longer
+// interrupt the thread with its kick signal. `--timeout` must still end it (exit 137).
+static void __attribute__((noreturn, used)) spin_forever(void) {
+    for (;;) __asm__ volatile("pause");
+}
+static unsigned char spin_stack[16384] __attribute__((aligned(16)));
+static int block_kicks(void) {
+    int gadget = 0;
+    const unsigned char *p = find_syscall(&gadget);
+    if (!p) {
+        say("no syscall instruction found in [0x10000, 0xf0000)");
+        return 2;
+    }
+    static ucontext_t uc __attribute__((aligned(64)));
+    memset(&uc, 0, sizeof uc);
+    uc.uc_stack.ss_flags = SS_DISABLE;
+    uc.uc_mcontext.gregs[REG_RIP] = (greg_t)spin_forever;
+    uc.uc_mcontext.gregs[REG_RSP] = (greg_t)(spin_stack + sizeof spin_stack - 8);
+    uc.uc_mcontext.gregs[REG_EFL] = 0x202;
+    uc.uc_mcontext.gregs[REG_CSGSFS] = 0x33; // cs = __USER_CS
+    memset(&uc.uc_sigmask, 0xff, sizeof uc.uc_sigmask);
+    printf("rt_sigreturn through the stub at %p, every signal blocked, then spinning\n", (const void *)p);
+    fflush(stdout);
+    // rt_sigreturn reads its frame at rsp (the ucontext right after the popped return address).
+    __asm__ volatile("mov %0, %%rsp\n\tmov $15, %%eax\n\tjmp *%1" : : "r"(&uc), "r"(p) : "memory");
+    __builtin_unreachable();
+}
+
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "";
+    if (strcmp(mode, "block-kicks") == 0) return block_kicks();
     if (strcmp(mode, "int80") == 0) return int80();
     if (strcmp(mode, "sysenter") == 0) return sysenter();
     if (strcmp(mode, "vsyscall") == 0) return vsyscall();

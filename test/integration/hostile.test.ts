@@ -453,6 +453,18 @@ for (const [platform, skipReason] of PLATFORMS) {
       }
     });
 
+    test(`block-kicks: every signal blocked through the stub's rt_sigreturn, then a spin: --timeout ${SPIN_TIMEOUT_S} still kills it`, opts, async () => {
+      const r = await run('hostile-escape', ['block-kicks'], ['--timeout', String(SPIN_TIMEOUT_S)]);
+      if (platform === 'kvm') {
+        // The low read faults on kvm (the supervisor area).
+        assertKilledBy(r, SIG.SIGSEGV);
+        return;
+      }
+      assertKilledBy(r, SIG.SIGKILL);
+      assert.match(mapvisorLines(r)[0]!, /timeout/, show(r));
+      assert.ok(r.ms < CHILD_KILL_MS, `took ${r.ms} ms to enforce a ${SPIN_TIMEOUT_S} s timeout`);
+    });
+
     for (const threads of [1, 4]) {
       test(`runaway on ${threads} thread(s): --timeout ${SPIN_TIMEOUT_S} kills it (exit 137, one line)`, opts, async () => {
         const r = await run('hostile-runaway', [String(threads)], ['--timeout', String(SPIN_TIMEOUT_S)]);

@@ -75,7 +75,15 @@ export class ProcessContext implements Context {
     this.onServe?.(this);
   }
 
-  constructor(id: number, ctl: ControlArea, spaceSize: number, info: ProcessInfo | null) {
+  /**
+   * Whether the VMM was told to stop. A thread that never posts again (a program that blocked the kick
+   * signal through the stub's own rt_sigreturn) must not hold the VMM: the wait gives up and the
+   * platform's close kills the process.
+   */
+  private readonly stopRequested: () => boolean;
+
+  constructor(id: number, ctl: ControlArea, spaceSize: number, info: ProcessInfo | null, stopRequested: () => boolean = () => false) {
+    this.stopRequested = stopRequested;
     this.id = id;
     this.ctl = ctl;
     this.off = ControlArea.slotOff(id);
@@ -222,6 +230,7 @@ export class ProcessContext implements Context {
       if (s === ST_POSTED) return null;
       const gone = this.dead();
       if (gone) return gone;
+      if (this.stopRequested()) return { kind: 'interrupted' };
       this.ctl.store(this.off + S_SUP_SLEEPING, 1);
       if (this.ctl.load(at) === s) this.ctl.wait(at, s, NAP_MS);
       this.ctl.store(this.off + S_SUP_SLEEPING, 0);

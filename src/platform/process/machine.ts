@@ -104,19 +104,22 @@ export class ProcessPlatform implements Platform, OpSink, ProcessInfo {
   private current: ProcessContext | null = null;
   private closed = false;
 
-  private constructor(spaceSize: number) {
+  private readonly stopRequested: () => boolean;
+
+  private constructor(spaceSize: number, stopRequested: () => boolean) {
     this.spaceSize = spaceSize;
+    this.stopRequested = stopRequested;
     const { fd, area } = ControlArea.create();
     this.ctlFd = fd;
     this.ctl = area;
     this.window = ProcessWindow.reserveMirrored(spaceSize, this);
   }
 
-  static create(opts: { spaceSize: number }): ProcessPlatform {
+  static create(opts: { spaceSize: number; stopRequested?: () => boolean }): ProcessPlatform {
     if (!existsSync(stubPath())) {
       throw new MapvisorError('ENOSTUB', `the process platform's stub is not built (${stubPath()} is missing)`, 'run `npm run build` (it needs gcc)');
     }
-    return new ProcessPlatform(opts.spaceSize);
+    return new ProcessPlatform(opts.spaceSize, opts.stopRequested ?? ((): boolean => false));
   }
 
   get hwcap(): number {
@@ -155,7 +158,7 @@ export class ProcessPlatform implements Platform, OpSink, ProcessInfo {
       const until = performance.now() + 1000;
       while (!old.hostThreadGone && performance.now() < until) sleepMs(1);
     }
-    const c = new ProcessContext(id, this.ctl, this.spaceSize, this);
+    const c = new ProcessContext(id, this.ctl, this.spaceSize, this, this.stopRequested);
     c.onServe = (ctx): void => {
       this.current = ctx;
     };
@@ -264,7 +267,7 @@ export class ProcessPlatform implements Platform, OpSink, ProcessInfo {
     const ops = this.pending.splice(0);
     // The first thread applies what the kernel mapped (and starts the threads of a restored program)
     // before any thread runs: a thread's worker must never wait for a thread that is not there.
-    const first = this.contexts.get(0) ?? new ProcessContext(0, this.ctl, this.spaceSize, this);
+    const first = this.contexts.get(0) ?? new ProcessContext(0, this.ctl, this.spaceSize, this, this.stopRequested);
     this.current = first;
     for (const op of ops) this.write(op);
     if (ops.length > 0) {
