@@ -209,11 +209,12 @@ export class ProcessPlatform implements Platform, OpSink, ProcessInfo {
     const head = this.ctl.u64(H_OPS_HEAD);
     const done = this.ctl.u64(H_OPS_DONE);
     if (head - done >= OPS_CAP) {
-      const by = this.current ?? this.contexts.get(0);
-      const r = by?.applyOps();
+      // The thread the kernel serves waits in the stub's handler: it applies the ring now.
+      const r = this.current?.applyOps();
       if (r) throw new MapvisorError('EPLATFORM', "the program's process ended while it applied memory changes", '');
       if (this.ctl.u64(H_OPS_HEAD) - this.ctl.u64(H_OPS_DONE) >= OPS_CAP) {
-        // The program damaged the ring's counters: it can only hurt itself; start the ring again.
+        // Nobody applied them: the program damaged the ring's counters or its thread's slot. It can
+        // only hurt itself (its memory map goes wrong); start the ring again.
         this.ctl.setU64(H_OPS_DONE, head);
       }
     }
@@ -268,12 +269,15 @@ export class ProcessPlatform implements Platform, OpSink, ProcessInfo {
     // The first thread applies what the kernel mapped (and starts the threads of a restored program)
     // before any thread runs: a thread's worker must never wait for a thread that is not there.
     const first = this.contexts.get(0) ?? new ProcessContext(0, this.ctl, this.spaceSize, this, this.stopRequested);
+    const failed = (): never => {
+      throw new MapvisorError('EPLATFORM', "the program's process ended before the program started", 'run with MAPVISOR_DEBUG=1 and report it');
+    };
+    // Its first thread waits for orders (EV_START) before anything is written: a full ring is applied
+    // through it.
+    if (first.waitStarted()) failed();
     this.current = first;
     for (const op of ops) this.write(op);
-    if (ops.length > 0) {
-      const r = first.waitStarted() ?? first.applyOps();
-      if (r) throw new MapvisorError('EPLATFORM', "the program's process ended before the program started", 'run with MAPVISOR_DEBUG=1 and report it');
-    }
+    if (ops.length > 0 && first.applyOps()) failed();
     this.current = null;
   }
 
