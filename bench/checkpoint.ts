@@ -1,13 +1,16 @@
 /**
  * npm run bench:checkpoint — checkpoint, restore, clones and rejuvenation of a program with 64 MiB,
- * 512 MiB and 2 GiB of touched memory (64 and 512 with --quick), beside CRIU dumping and restoring the
- * same program run natively, in the same run. Prints Markdown tables with the ratios. Not a test.
+ * 512 MiB and 2 GiB of touched memory (64 and 512 with --quick), on every mapvisor platform that works
+ * here (--platform kvm|process|all; default all), beside CRIU dumping and restoring the same program
+ * run natively (once per size: it does not depend on the platform), in the same run. Prints Markdown
+ * tables with a platform column and the ratios. Not a test.
  *
  * The program is test/guest/toucher: it touches its memory, prints "ready", then prints a line every
  * 10 ms, dirtying 0.1% of its memory at each (1% in 100 ms). Per size:
  *  - full checkpoint: the first checkpoint of a --memory-dir run copies the memory file;
  *  - incremental: the next checkpoint of the run into the same directory, 100 ms later (after ~1% was
- *    dirtied), writes only the pages KVM's dirty log and the VMM saw written;
+ *    dirtied), writes only the pages KVM's dirty log and the VMM saw written; the process platform has
+ *    no dirty-page log (the checkpoint falls back to a full one), shown as "n/a (no dirty log)";
  *  - restore to the first instruction: a standby VMM (VM built, like rejuvenation's successor) told to
  *    restore; its own measure from the word "go" to the first KVM_RUN;
  *  - restore to the first output line: the same, timed here until the program's next line arrives; and
@@ -21,12 +24,15 @@
  * (Sandbox.rejuvenate); the downtimes (pause → program running in the new VMM).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Sandbox, type CheckpointResult } from '../src/sandbox/sandbox.js';
+import { MapvisorError } from '../src/errors.js';
+import { cpus } from 'node:os';
+import { activityLine, hostActivity, pickPlatforms, platformArg, platformLines, type PlatformName } from '../src/bench/host.js';
 import { criuAvailable, criuMeasure, type CriuResult } from './criu.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -61,6 +67,23 @@ function pssMiB(pid: number): number {
   }
 }
 
+/** PSS of a process and all its descendants (on process, the program runs in the VMM's child processes). */
+function treePssMiB(pid: number): number {
+  const parent = new Map<number, number>();
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const st = readFileSync(`/proc/${e}/stat`, 'utf8');
+      parent.set(Number(e), Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const tree = [pid];
+  for (let i = 0; i < tree.length; i++) for (const [c, p] of parent) if (p === tree[i]) tree.push(c);
+  return tree.reduce((a, p) => a + pssMiB(p), 0);
+}
+
 /** MemAvailable: what the host could still give, so its drop counts kernel memory (KVM's) too. */
 function memAvailableMiB(): number {
   return Number(/^MemAvailable:\s+(\d+)/m.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 0) / 1024;
@@ -91,15 +114,15 @@ async function kill(child: ChildProcess): Promise<void> {
 }
 
 /** Checkpoints of a toucher run: the full one and an incremental one after ~1% was dirtied. */
-async function checkpoints(mib: number, work: string): Promise<{ full: CheckpointResult; inc: CheckpointResult; dir: string }> {
-  const md = join(work, `mem${mib}`);
+async function checkpoints(mib: number, work: string, platform: PlatformName): Promise<{ full: CheckpointResult; inc: CheckpointResult; dir: string }> {
+  const md = join(work, `mem-${platform}-${mib}`);
   mkdirSync(md);
-  const sb = new Sandbox(guest('toucher'), [String(mib), String(perTick(mib))], { stdout: 'pipe', memoryDir: md, mem: (mib + 256) * MB });
+  const sb = new Sandbox(guest('toucher'), [String(mib), String(perTick(mib))], { stdout: 'pipe', memoryDir: md, mem: (mib + 256) * MB, platform });
   const run = sb.run();
   const file = join(md, 'memory.bin');
   await untilTouched(file, mib);
   await sleep(100);
-  const dir = join(work, `ck${mib}`);
+  const dir = join(work, `ck-${platform}-${mib}`);
   const full = await sb.checkpoint(dir);
   await sleep(100);
   const inc = await sb.checkpoint(dir);
@@ -147,11 +170,11 @@ async function rejuvenations(sock: string, n: number): Promise<number[]> {
   return out;
 }
 
-async function rejuvenateToucher(work: string): Promise<number[]> {
-  const md = join(work, 'rj');
+async function rejuvenateToucher(work: string, platform: PlatformName): Promise<number[]> {
+  const md = join(work, `rj-${platform}`);
   mkdirSync(md);
   const sock = join(md, 'api.sock');
-  const child = spawn(process.execPath, [CLI, 'run', '--api', sock, '--memory-dir', md, '--', guest('toucher'), '64'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [CLI, 'run', '--platform', platform, '--api', sock, '--memory-dir', md, '--', guest('toucher'), '64'], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     await waitFor(child.stdout!, (s) => s.includes('ready'), 'ready');
     child.stdout!.resume();
@@ -163,10 +186,10 @@ async function rejuvenateToucher(work: string): Promise<number[]> {
 }
 
 /** The 64 MiB program rejuvenated 5 times inside this process (Sandbox.rejuvenate: a new VM worker). */
-async function rejuvenateInProcess(work: string): Promise<number[]> {
-  const md = join(work, 'rjapi');
+async function rejuvenateInProcess(work: string, platform: PlatformName): Promise<number[]> {
+  const md = join(work, `rjapi-${platform}`);
   mkdirSync(md);
-  const sb = new Sandbox(guest('toucher'), ['64'], { stdout: 'pipe', memoryDir: md });
+  const sb = new Sandbox(guest('toucher'), ['64'], { stdout: 'pipe', memoryDir: md, platform });
   const run = sb.run();
   const file = join(md, 'memory.bin');
   await untilTouched(file, 64);
@@ -184,14 +207,14 @@ async function rejuvenateInProcess(work: string): Promise<number[]> {
 }
 
 /** sqlite3 from an image, in an open transaction, rejuvenated 5 times; then it commits. */
-async function rejuvenateSqlite(work: string): Promise<{ downtimes: number[]; committed: boolean }> {
+async function rejuvenateSqlite(work: string, platform: PlatformName): Promise<{ downtimes: number[]; committed: boolean }> {
   const { createImage } = await import('../src/image/create.js');
-  const md = join(work, 'rjsql');
+  const md = join(work, `rjsql-${platform}`);
   mkdirSync(md);
   const img = join(md, 'db.img');
   await createImage({ out: img, debian: ['sqlite3'], add: [] });
   const sock = join(md, 'api.sock');
-  const child = spawn(process.execPath, [CLI, 'run', '--api', sock, '--memory-dir', md, '--image', img, '--', '/usr/bin/sqlite3', '/data/b.db'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [CLI, 'run', '--platform', platform, '--api', sock, '--memory-dir', md, '--image', img, '--', '/usr/bin/sqlite3', '/data/b.db'], { stdio: ['pipe', 'pipe', 'inherit'] });
   try {
     let out = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -212,75 +235,102 @@ async function main(): Promise<void> {
     console.error('bench: fixtures missing; run node scripts/fixtures.mjs');
     process.exit(1);
   }
+  let pick;
+  try {
+    pick = pickPlatforms(platformArg(process.argv.slice(2)));
+  } catch (e) {
+    console.error(`bench:checkpoint: ${e instanceof MapvisorError ? e.oneLine() : (e as Error).message}`);
+    process.exit(2);
+  }
+  const activity = hostActivity();
   const sizes = quick ? [64, 512] : [64, 512, 2048];
   const clonesN = quick ? 4 : 10;
   const work = mkdtempSync(join(process.env.MAPVISOR_TMPDIR ?? tmpdir(), 'mapvisor-ckbench-'));
   const criuMissing = await criuAvailable();
   const rows: string[] = [];
   const restoreRows: string[] = [];
+  const rejuvenation: string[] = [];
+  // CRIU runs the program natively: one measurement per size, shown beside every platform.
+  const criuBySize = new Map<number, { criu: CriuResult | null; error: string | null }>();
   try {
-    for (const mib of sizes) {
-      progress(`${mib} MiB: checkpoints`);
-      const { full, inc, dir } = await checkpoints(mib, work);
-      progress(`${mib} MiB: restores`);
-      const warm: Array<{ firstInstructionMs: number; firstLineMs: number }> = [];
-      for (let i = 0; i < 3; i++) warm.push(await warmRestore(dir));
-      const cold = await coldRestore(dir);
-      await kill(cold.child);
-      progress(`${mib} MiB: ${clonesN} clones`);
-      const avail0 = memAvailableMiB();
-      const clones = await Promise.all(Array.from({ length: clonesN }, () => coldRestore(dir)));
-      await sleep(300);
-      const pss = clones.reduce((a, c) => a + pssMiB(c.child.pid!), 0);
-      const hostUsed = avail0 - memAvailableMiB();
-      await Promise.all(clones.map((c) => kill(c.child)));
-      let criu: CriuResult | null = null;
-      let criuError = criuMissing;
-      if (!criuMissing) {
-        progress(`${mib} MiB: CRIU`);
-        try {
-          criu = await criuMeasure(guest('toucher'), [String(mib), String(perTick(mib))], 'ready', work);
-        } catch (e) {
-          criuError = (e as Error).message.split('\n')[0]!;
+    for (const platform of pick.run) {
+      for (const mib of sizes) {
+        progress(`${platform}, ${mib} MiB: checkpoints`);
+        const { full, inc, dir } = await checkpoints(mib, work, platform);
+        progress(`${platform}, ${mib} MiB: restores`);
+        const warm: Array<{ firstInstructionMs: number; firstLineMs: number }> = [];
+        for (let i = 0; i < 3; i++) warm.push(await warmRestore(dir));
+        const cold = await coldRestore(dir);
+        await kill(cold.child);
+        progress(`${platform}, ${mib} MiB: ${clonesN} clones`);
+        const avail0 = memAvailableMiB();
+        const clones = await Promise.all(Array.from({ length: clonesN }, () => coldRestore(dir)));
+        await sleep(300);
+        // A clone's memory: its VMM and, on process, the program's own processes (its children).
+        const pss = clones.reduce((a, c) => a + treePssMiB(c.child.pid!), 0);
+        const hostUsed = avail0 - memAvailableMiB();
+        await Promise.all(clones.map((c) => kill(c.child)));
+        if (!criuBySize.has(mib)) {
+          let criu: CriuResult | null = null;
+          let error = criuMissing;
+          if (!criuMissing) {
+            progress(`${mib} MiB: CRIU`);
+            try {
+              criu = await criuMeasure(guest('toucher'), [String(mib), String(perTick(mib))], 'ready', work);
+            } catch (e) {
+              error = (e as Error).message.split('\n')[0]!;
+            }
+          }
+          criuBySize.set(mib, { criu, error });
         }
+        const { criu, error: criuError } = criuBySize.get(mib)!;
+        const wi = median(warm.map((w) => w.firstInstructionMs));
+        const wl = median(warm.map((w) => w.firstLineMs));
+        const pct = ((inc.pagesWritten * 4096) / (mib * MB)) * 100;
+        const incremental = inc.incremental
+          ? `${f1(inc.ms)} ms (${inc.pagesWritten} pages, ${pct.toFixed(2)}%)`
+          : platform === 'process'
+            ? 'n/a (no dirty log)'
+            : `n/a (fell back to full: ${f1(inc.ms)} ms)`;
+        rows.push(
+          `| ${platform} | ${mib} MiB | ${f1(full.ms)} ms | ${incremental} | ${criu ? `${f1(criu.dumpMs)} ms (${(criu.dumpMs / full.ms).toFixed(1)}×)` : '—'} | ${(statSync(join(dir, 'state.json')).size / 1024).toFixed(1)} KiB | ${allocatedMiB(join(dir, 'memory.bin')).toFixed(0)} MiB | ${criu ? `${criu.imageMiB.toFixed(0)} MiB` : '—'} | ${pss.toFixed(0)} MiB | ${hostUsed.toFixed(0)} MiB |`,
+        );
+        restoreRows.push(
+          `| ${platform} | ${mib} MiB | ${wi.toFixed(2)} ms | ${f1(wl)} ms | ${f1(cold.ms)} ms | ${criu ? `${f1(criu.restoreToOutputMs)} ms` : '—'} | ${criu ? `${(criu.restoreToOutputMs / wl).toFixed(1)}× (warm), ${(criu.restoreToOutputMs / cold.ms).toFixed(1)}× (cold)` : criuError ? `CRIU: ${criuError}` : '—'} |`,
+        );
+        rmSync(join(work, `mem-${platform}-${mib}`), { recursive: true, force: true });
+        rmSync(dir, { recursive: true, force: true });
       }
-      const wi = median(warm.map((w) => w.firstInstructionMs));
-      const wl = median(warm.map((w) => w.firstLineMs));
-      const pct = ((inc.pagesWritten * 4096) / (mib * MB)) * 100;
-      rows.push(
-        `| ${mib} MiB | ${f1(full.ms)} ms | ${inc.incremental ? `${f1(inc.ms)} ms (${inc.pagesWritten} pages, ${pct.toFixed(2)}%)` : 'n/a'} | ${criu ? `${f1(criu.dumpMs)} ms (${(criu.dumpMs / full.ms).toFixed(1)}×)` : '—'} | ${(statSync(join(dir, 'state.json')).size / 1024).toFixed(1)} KiB | ${allocatedMiB(join(dir, 'memory.bin')).toFixed(0)} MiB | ${criu ? `${criu.imageMiB.toFixed(0)} MiB` : '—'} | ${pss.toFixed(0)} MiB | ${hostUsed.toFixed(0)} MiB |`,
-      );
-      restoreRows.push(
-        `| ${mib} MiB | ${wi.toFixed(2)} ms | ${f1(wl)} ms | ${f1(cold.ms)} ms | ${criu ? `${f1(criu.restoreToOutputMs)} ms` : '—'} | ${criu ? `${(criu.restoreToOutputMs / wl).toFixed(1)}× (warm), ${(criu.restoreToOutputMs / cold.ms).toFixed(1)}× (cold)` : criuError ? `CRIU: ${criuError}` : '—'} |`,
-      );
-      rmSync(join(work, `mem${mib}`), { recursive: true, force: true });
-      rmSync(dir, { recursive: true, force: true });
+      progress(`${platform}: rejuvenation: toucher 64 MiB`);
+      const rjT = await rejuvenateToucher(work, platform);
+      const rjP = await rejuvenateInProcess(work, platform);
+      let rjS: { downtimes: number[]; committed: boolean } | null = null;
+      if (!quick) {
+        progress(`${platform}: rejuvenation: sqlite3 from an image`);
+        rjS = await rejuvenateSqlite(work, platform);
+      }
+      const fmt = (xs: number[]): string => `median ${f1(median(xs))} ms (runs: ${xs.map(f1).join(', ')})`;
+      rejuvenation.push(`- ${platform}: toucher, 64 MiB: ${fmt(rjT)}`);
+      rejuvenation.push(`- ${platform}: toucher, 64 MiB, to a new worker in the same process (Sandbox.rejuvenate): ${fmt(rjP)}`);
+      if (rjS) rejuvenation.push(`- ${platform}: sqlite3 from an ext4 image, open transaction: ${fmt(rjS.downtimes)}; committed afterwards: ${rjS.committed ? 'yes' : 'NO'}`);
     }
-    progress('rejuvenation: toucher 64 MiB');
-    const rjT = await rejuvenateToucher(work);
-    const rjP = await rejuvenateInProcess(work);
-    let rjS: { downtimes: number[]; committed: boolean } | null = null;
-    if (!quick) {
-      progress('rejuvenation: sqlite3 from an image');
-      rjS = await rejuvenateSqlite(work);
-    }
-    console.log('### Checkpoint\n');
-    console.log(`| touched memory | full checkpoint (copy) | incremental (dirty pages only) | CRIU dump (ratio to full) | state file | memory file | CRIU images | ${clonesN} clones: PSS (Node included) | ${clonesN} clones: host memory used (MemAvailable drop, KVM's included) |`);
-    console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+    console.log(platformLines(pick).join('\n'));
+    console.log('\n### Checkpoint\n');
+    console.log(`| platform | touched memory | full checkpoint (copy) | incremental (dirty pages only) | CRIU dump (ratio to full) | state file | memory file | CRIU images | ${clonesN} clones: PSS (Node and the program's processes) | ${clonesN} clones: host memory used (MemAvailable drop, KVM's included) |`);
+    console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const r of rows) console.log(r);
     console.log('\n### Restore\n');
     console.log('The program sleeps 10 ms between lines, and a restore resumes that sleep where it was: the time to the');
     console.log('first output line includes what was left of it, for mapvisor and CRIU alike. Restored memory loads on');
-    console.log('first touch, so clones hold only what they touched (the PSS column above).\n');
-    console.log('| touched memory | to first instruction (standby VMM) | to first output line (standby) | to first output line (cold process) | CRIU restore to first output line | CRIU ÷ mapvisor |');
-    console.log('|---|---:|---:|---:|---:|---|');
+    console.log('first touch, so clones hold only what they touched (the PSS column above). CRIU runs natively, once per');
+    console.log('size: the same CRIU figure stands beside every platform.\n');
+    console.log('| platform | touched memory | to first instruction (standby VMM) | to first output line (standby) | to first output line (cold process) | CRIU restore to first output line | CRIU ÷ mapvisor |');
+    console.log('|---|---|---:|---:|---:|---:|---|');
     for (const r of restoreRows) console.log(r);
-    const fmt = (xs: number[]): string => `median ${f1(median(xs))} ms (runs: ${xs.map(f1).join(', ')})`;
     console.log('\n### Rejuvenation downtime (pause → running in a fresh VMM process)\n');
-    console.log(`- toucher, 64 MiB: ${fmt(rjT)}`);
-    console.log(`- toucher, 64 MiB, to a new VM worker in the same process (Sandbox.rejuvenate): ${fmt(rjP)}`);
-    if (rjS) console.log(`- sqlite3 from an ext4 image, open transaction: ${fmt(rjS.downtimes)}; committed afterwards: ${rjS.committed ? 'yes' : 'NO'}`);
+    for (const r of rejuvenation) console.log(r);
     if (criuMissing) console.log(`\nCRIU not compared: ${criuMissing} (scripts/install-criu.sh installs one that works here).`);
+    console.log(`\n${activityLine(activity(), cpus().length)}`);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

@@ -22,7 +22,7 @@ import { infoCommand } from './info.js';
 
 const USAGE = `usage: mapvisor run [options] -- PROGRAM [ARGS...]
        mapvisor image create [--size S] [--debian PKG...] [--add HOSTDIR[:DIR]...] OUT.img
-       mapvisor bench [--quick] [--only ID] [--json FILE] [--svg FILE]
+       mapvisor bench [--quick] [--only ID] [--platform kvm|process|all] [--json FILE] [--svg FILE]
        mapvisor restore DIR [--in-place | --clones N] [--api SOCKET]
        mapvisor ctl SOCKET pause|resume|checkpoint DIR|stats|stop|rejuvenate
        mapvisor info

@@ -244,6 +244,7 @@ static void sb_create(struct sb *b, int namespaces, const char *prog, const char
   *(uint32_t *)(b->ctl + H_UID) = getuid();
   *(uint32_t *)(b->ctl + H_GID) = getgid();
   *(uint32_t *)(b->ctl + H_NAMESPACES) = namespaces;
+  *(uint32_t *)(b->ctl + H_MAP_FDS) = 1; /* fd 4, the test memfd; the stub closes the rest */
   memcpy(b->mem, prog, end - prog);
 }
 
