@@ -24,7 +24,7 @@
  * (Sandbox.rejuvenate); the downtimes (pause → program running in the new VMM).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import { dirname, join } from 'node:path';
@@ -32,7 +32,7 @@ import { fileURLToPath } from 'node:url';
 import { Sandbox, type CheckpointResult } from '../src/sandbox/sandbox.js';
 import { MapvisorError } from '../src/errors.js';
 import { cpus } from 'node:os';
-import { activityLine, hostActivity, pickPlatforms, platformArg, platformLines, type PlatformName } from '../src/bench/host.js';
+import { activityLine, hostActivity, pickPlatforms, platformArg, platformLines, processTree, type PlatformName } from '../src/bench/host.js';
 import { criuAvailable, criuMeasure, type CriuResult } from './criu.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -69,19 +69,7 @@ function pssMiB(pid: number): number {
 
 /** PSS of a process and all its descendants (on process, the program runs in the VMM's child processes). */
 function treePssMiB(pid: number): number {
-  const parent = new Map<number, number>();
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const st = readFileSync(`/proc/${e}/stat`, 'utf8');
-      parent.set(Number(e), Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  const tree = [pid];
-  for (let i = 0; i < tree.length; i++) for (const [c, p] of parent) if (p === tree[i]) tree.push(c);
-  return tree.reduce((a, p) => a + pssMiB(p), 0);
+  return processTree(pid).reduce((a, p) => a + pssMiB(p), 0);
 }
 
 /** MemAvailable: what the host could still give, so its drop counts kernel memory (KVM's) too. */

@@ -4,7 +4,7 @@
  * result — and what else the host was doing while a bench ran (spin-then-sleep hand-offs and
  * CPU-bound rows are only meaningful on a quiet machine, so every bench reports it).
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { MapvisorError, UsageError } from '../errors.js';
 import { probePlatforms } from '../platform/select.js';
 import type { PlatformName } from '../platform/platform.js';
@@ -103,3 +103,21 @@ export function activityLine(a: { loadStart: number; loadEnd: number; otherCpus:
     (busy ? ' — NOT A QUIET MACHINE: spin-then-sleep hand-offs (the process platform, systrap-forward, the C supervisor) fall back to sleeping when the other side has no CPU, and the figures here are worse than on an idle host' : '')
   );
 }
+
+/** The pids of `pid` and every descendant (the sandbox's stub processes on process are the CLI's children). */
+export function processTree(pid: number): number[] {
+  const parent = new Map<number, number>();
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const st = readFileSync(`/proc/${e}/stat`, 'utf8');
+      parent.set(Number(e), Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) for (const [c, pp] of parent) if (pp === out[i]) out.push(c);
+  return out;
+}
+

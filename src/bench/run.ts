@@ -7,14 +7,14 @@
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { cpus, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createImage } from '../image/create.js';
 import { Sandbox, type SandboxOptions, type SandboxResult } from '../sandbox/sandbox.js';
 import { MapvisorError } from '../errors.js';
 import { platformOf, storageOf, vmMode, type BenchReport, type Measurement, type Mode, type Platform, type PlatformStatus, type WorkloadResult } from './report.js';
-import { hostActivity } from './host.js';
+import { hostActivity, processTree } from './host.js';
 
 const MB = 2 ** 20;
 
@@ -325,23 +325,6 @@ function workloads(ctx: Ctx): Workload[] {
       run: async (c, mode) => share(c, mode),
     },
   ];
-}
-
-/** The pids of `pid` and every descendant (the sandbox's stub processes on process are the CLI's children). */
-function processTree(pid: number): number[] {
-  const parent = new Map<number, number>();
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const st = readFileSync(`/proc/${e}/stat`, 'utf8');
-      parent.set(Number(e), Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  const out = [pid];
-  for (let i = 0; i < out.length; i++) for (const [c, pp] of parent) if (pp === out[i]) out.push(c);
-  return out;
 }
 
 /**

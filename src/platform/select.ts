@@ -13,7 +13,7 @@ import { VcpuFd } from './kvm/kvm.js';
 import { Window } from './window.js';
 import type { Context, ContextHandle, Platform, PlatformName, PlatformProbe } from './platform.js';
 import { ProcessPlatform, stubPath } from './process/machine.js';
-import { ProcessContext } from './process/context.js';
+import { ProcessContext, SPIN_THREADED } from './process/context.js';
 import { ControlArea } from './process/control.js';
 import { HostProcess } from './process/host-process.js';
 
@@ -104,5 +104,5 @@ export function acceptedCheckpoints(target: PlatformName): Partial<Record<Platfo
 export function attachContext(h: ContextHandle): Context {
   if (h.kind === 'kvm') return new Vcpu(h.id, new VcpuFd(h.fd, h.runAddr, h.runSize), Window.attach(h.windowBase, h.windowSize), h.syscallReturn);
   const ctl = new ControlArea(h.ctlAddr);
-  return new ProcessContext(h.id, ctl, h.spaceSize, new HostProcess(h.outerPid, h.innerPid, ctl));
+  return new ProcessContext(h.id, ctl, h.spaceSize, new HostProcess(h.outerPid, h.innerPid, ctl), () => false, SPIN_THREADED);
 }

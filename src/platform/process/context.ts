@@ -44,8 +44,13 @@ import { ControlArea } from './control.js';
 
 const SIGSEGV = 11;
 const SIGBUS = 7;
-/** Loads of the state word before the supervisor sleeps (about 20 µs: a system call's round trip fits). */
-const SPIN = 20000;
+/**
+ * Loads of the state word before the supervisor sleeps: about 20 µs, which a system call's round trip
+ * fits, when the kernel's own thread waits (a single-threaded program). A threaded program's workers
+ * spin ten times less: with more waiters than CPUs, spinning takes the CPU the other side needs.
+ */
+export const SPIN_SERVING = 20000;
+export const SPIN_THREADED = 2000;
 /** The longest sleep before the supervisor looks at the process's life and the kick flag again. */
 const NAP_MS = 50;
 
@@ -82,8 +87,11 @@ export class ProcessContext implements Context {
    */
   private readonly stopRequested: () => boolean;
 
-  constructor(id: number, ctl: ControlArea, spaceSize: number, info: ProcessInfo | null, stopRequested: () => boolean = () => false) {
+  private readonly spin: number;
+
+  constructor(id: number, ctl: ControlArea, spaceSize: number, info: ProcessInfo | null, stopRequested: () => boolean = () => false, spin = SPIN_SERVING) {
     this.stopRequested = stopRequested;
+    this.spin = spin;
     this.id = id;
     this.ctl = ctl;
     this.off = ControlArea.slotOff(id);
@@ -224,7 +232,7 @@ export class ProcessContext implements Context {
   /** Wait until the stub posts; null when it did, else why it never will. */
   private waitPosted(): Exit | null {
     const at = this.off + S_STATE;
-    for (let i = 0; i < SPIN; i++) if (this.ctl.load(at) === ST_POSTED) return null;
+    for (let i = 0; i < this.spin; i++) if (this.ctl.load(at) === ST_POSTED) return null;
     for (;;) {
       const s = this.ctl.load(at);
       if (s === ST_POSTED) return null;

@@ -443,17 +443,8 @@ static void load_fxsave(u8 *dst, const u8 *src) {
  * (arch/x86/kernel/fpu/signal.c) loads a bare FXSAVE image (no FP_XSTATE_MAGIC1) with FXRSTOR and
  * resets every other XSAVE component. The frame goes low in the alternate stack: a spawned thread is
  * running its C code at the top of the same region. */
-static void __attribute__((noreturn)) enter_user(int s) {
-  u64 sl = SLOT(s);
-  u64 base = ALT(s);
-  struct kucontext *uc = (struct kucontext *)(base + 0x400);
-  u8 *fp = (u8 *)(base + 0xc00); /* 64-byte aligned, as XRSTOR needs (FXRSTOR needs 16) */
-  const u64 *r = U64(sl + S_REGS);
-  struct sigcontext64 *mc = &uc->uc_mcontext;
-
-  memset(uc, 0, sizeof *uc);
-  uc->uc_stack.ss_sp = base; /* rt_sigreturn re-applies this sigaltstack (restore_altstack) */
-  uc->uc_stack.ss_size = ALT_SIZE;
+/* The slot's register record (struct kvm_regs order) into a signal frame's sigcontext. */
+static void regs_to_mcontext(struct sigcontext64 *mc, const u64 *r) {
   mc->rax = READ(&r[0]);
   mc->rbx = READ(&r[1]);
   mc->rcx = READ(&r[2]);
@@ -472,6 +463,20 @@ static void __attribute__((noreturn)) enter_user(int s) {
   mc->r15 = READ(&r[15]);
   mc->rip = READ(&r[16]);
   mc->eflags = READ(&r[17]);
+}
+
+static void __attribute__((noreturn)) enter_user(int s) {
+  u64 sl = SLOT(s);
+  u64 base = ALT(s);
+  struct kucontext *uc = (struct kucontext *)(base + 0x400);
+  u8 *fp = (u8 *)(base + 0xc00); /* 64-byte aligned, as XRSTOR needs (FXRSTOR needs 16) */
+  const u64 *r = U64(sl + S_REGS);
+  struct sigcontext64 *mc = &uc->uc_mcontext;
+
+  memset(uc, 0, sizeof *uc);
+  uc->uc_stack.ss_sp = base; /* rt_sigreturn re-applies this sigaltstack (restore_altstack) */
+  uc->uc_stack.ss_size = ALT_SIZE;
+  regs_to_mcontext(mc, r);
   mc->cs = 0x33; /* __USER_CS */
   mc->ss = 0x2b; /* __USER_DS */
   int flags = READ(I32(sl + S_FLAGS));
@@ -596,24 +601,7 @@ static void stub_handler(int sig, struct ksiginfo *info, struct kucontext *uc) {
   }
 
   apply_ops();
-  mc->rax = READ(&r[0]);
-  mc->rbx = READ(&r[1]);
-  mc->rcx = READ(&r[2]);
-  mc->rdx = READ(&r[3]);
-  mc->rsi = READ(&r[4]);
-  mc->rdi = READ(&r[5]);
-  mc->rsp = READ(&r[6]);
-  mc->rbp = READ(&r[7]);
-  mc->r8 = READ(&r[8]);
-  mc->r9 = READ(&r[9]);
-  mc->r10 = READ(&r[10]);
-  mc->r11 = READ(&r[11]);
-  mc->r12 = READ(&r[12]);
-  mc->r13 = READ(&r[13]);
-  mc->r14 = READ(&r[14]);
-  mc->r15 = READ(&r[15]);
-  mc->rip = READ(&r[16]);
-  mc->eflags = READ(&r[17]);
+  regs_to_mcontext(mc, r);
   int flags = READ(I32(sl + S_FLAGS));
   if ((flags & F_FPU) && fp) {
     load_fxsave(fp, (const u8 *)(sl + S_FXSAVE));
