@@ -62,8 +62,13 @@ export function resolvePlatform(choice: PlatformChoice): PlatformName {
     throw new MapvisorError('ENOPLATFORM', `no platform works on this host: kvm: ${kvm.why}; process: ${proc.why}`, 'run `mapvisor info` for details');
   }
   if (choice === 'kvm') {
-    // Opening /dev/kvm gives the precise error (absent, no permission).
-    KvmSystem.open().close();
+    // Opening /dev/kvm gives the precise error (absent, no permission); the fix names the other way.
+    try {
+      KvmSystem.open().close();
+    } catch (e) {
+      if (e instanceof MapvisorError && probeProcess().works) throw new MapvisorError(e.code, e.message, `${e.fix}; or run on the process platform: --platform process`, e.exitCode);
+      throw e;
+    }
     return 'kvm';
   }
   const p = probeProcess();
