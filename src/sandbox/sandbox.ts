@@ -95,6 +95,8 @@ export interface CheckpointResult {
   incremental: boolean;
   /** Pages written by an incremental checkpoint (-1 for a full one). */
   pagesWritten: number;
+  /** Why a checkpoint that could have been incremental was a full one (the platform has no dirty-page log). */
+  why?: string;
 }
 
 /** The platform when none is given: MAPVISOR_PLATFORM, else auto. */

@@ -229,7 +229,8 @@ function pauseLoop(b: Booted): 'resume' | TaskEnd {
             const state = captureState(b.kernel, b.vcpu, b.space, b.machine.cpuFingerprint(), b.machine.name, cfg.programPath, RUN_ID, materialized);
             // With dirty logging (--memory-dir), a later checkpoint of this run into the same directory
             // writes only the pages changed since the previous one.
-            const incremental = !c.inPlace && (b.machine.dirtyLog?.enabled ?? false) && sameRun(c.dir);
+            const again = !c.inPlace && sameRun(c.dir); // a later checkpoint of this run into the same directory
+            const incremental = again && (b.machine.dirtyLog?.enabled ?? false);
             let full: SavedState;
             let pages = -1;
             if (incremental) {
@@ -245,7 +246,9 @@ function pauseLoop(b: Booted): 'resume' | TaskEnd {
             }
             b.kernel.mem.vmmDirty?.clear();
             if (anon.freedSinceCheckpoint) anon.freedSinceCheckpoint.length = 0;
-            post({ type: 'reply', id: c.id, ok: true, result: { dir: c.dir, memoryBytes: full.memory.size, ms: performance.now() - t0, incremental, pagesWritten: pages } });
+            // Why a checkpoint that could have been incremental (same run, same directory) was not.
+            const why = again && !incremental && !b.machine.dirtyLog ? { why: `a full copy: the ${b.machine.name} platform keeps no dirty-page log` } : {};
+            post({ type: 'reply', id: c.id, ok: true, result: { dir: c.dir, memoryBytes: full.memory.size, ms: performance.now() - t0, incremental, pagesWritten: pages, ...why } });
             // A hand-over: the program continues in another VMM; this VM ends now.
             if (c.inPlace) return { kind: 'stopped' };
             break;

@@ -133,6 +133,25 @@ test('--memory-dir keeps memory in a file, and the checkpoint records it', T, as
   assert.ok(readFileSync(join(md, 'memory.bin')).length > 0, 'the memory file exists in --memory-dir');
 });
 
+test('on process a second checkpoint into the same directory is a full copy, and says why', { ...T, skip: onlyOn('process', 'kvm has a dirty-page log (the test below)') }, async () => {
+  const md = join(dir, 'full-mem');
+  mkdirSync(md);
+  const ckpt = join(dir, 'full');
+  const sb = new Sandbox(guest('counter'), ['200', '20'], { stdout: 'pipe', memoryDir: md });
+  const run = sb.run();
+  await untilCalls(sb, 'write', 3);
+  const first = await sb.checkpoint(ckpt);
+  const second = await sb.checkpoint(ckpt);
+  sb.stop();
+  await run;
+  assert.equal(first.incremental, false);
+  assert.equal(first.why, undefined);
+  assert.equal(second.incremental, false);
+  assert.match(second.why ?? '', /process platform keeps no dirty-page log/);
+  const r = await Sandbox.restore(ckpt, { stdout: 'pipe' }).run();
+  assert.equal(r.status, 0, r.reason ?? '');
+});
+
 test('with --memory-dir a second checkpoint into the same directory writes only the pages dirtied since', { ...T, skip: onlyOn('kvm', 'dirty pages come from KVM\'s dirty log; the process platform has no dirty-page tracking here (the host kernel offers no soft-dirty bits)') }, async () => {
   const md = join(dir, 'inc-mem');
   mkdirSync(md);
