@@ -265,6 +265,25 @@ test('a file in 3,000 runs of the image, mapped whole in one mmap (more map orde
   assert.ok(f.ok, f.out);
 });
 
+test('a program that fills the image gets a short write, then ENOSPC; what it wrote is there and e2fsck is clean', T, async () => {
+  // A small image with 1 KiB blocks holding only busybox: dd writes until the space runs out.
+  const small = join(dir, 'small-stage');
+  mkdirSync(join(small, 'bin'), { recursive: true });
+  copyFileSync(join(ROOT, '.cache', 'busybox'), join(small, 'bin', 'busybox'));
+  chmodSync(join(small, 'bin', 'busybox'), 0o755);
+  const img = join(dir, 'full.img');
+  execFileSync('mkfs.ext4', ['-q', '-F', '-O', '^has_journal', '-d', small, '-b', '1024', img, '6M'], { stdio: 'ignore' });
+  const r = await Sandbox.run('/bin/busybox', ['dd', 'if=/dev/zero', 'of=/fill', 'bs=65536', 'count=200'], { image: img, stdout: 'pipe', stderr: 'pipe' });
+  assert.equal(r.status, 1, `dd should fail: ${r.stderr?.toString()}`);
+  assert.match(r.stderr!.toString(), /No space left on device/);
+  const ls = await Sandbox.run('/bin/busybox', ['stat', '-c', '%s', '/fill'], { image: img, stdout: 'pipe' });
+  const size = Number(ls.stdout!.toString().trim());
+  assert.ok(size > 1 << 20 && size < 6 << 20, `the file holds what fitted: ${size} bytes`);
+  assert.equal(debugfsCat(img, '/fill').length, size, 'debugfs sees the same size');
+  const f = fsck(img);
+  assert.ok(f.ok, f.out);
+});
+
 test('an image written in one mode reads back identically in the other', T, async () => {
   const img = makeImage('cross.img', '256M');
   const w = await Sandbox.run('/bin/fsstress', ['/data/x', '500'], { storage: 'blk', image: img, stdout: 'pipe' });

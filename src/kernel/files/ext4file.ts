@@ -98,18 +98,21 @@ export class Ext4File implements FileOps {
       if (length === 0) return 0;
       const src = this.mem.hostPtr(addr, length, PROT_READ);
       const pos = offset ?? (f.flags & O_APPEND ? this.fs.stat(this.ino).size : f.pos);
-      this.fs.allocateRange(this.ino, pos, length);
+      // Out of space part-way: write what fits and return the short count; -ENOSPC when nothing
+      // fits (and then nothing was allocated).
+      const n = this.fs.allocateRange(this.ino, pos, length, { partial: true });
+      if (n === 0) return -E.ENOSPC;
       let o = 0;
-      for (const r of this.fs.fileRuns(this.ino, pos, length)) {
+      for (const r of this.fs.fileRuns(this.ino, pos, n)) {
         if (r.physical === null) throw new FsError(E.EIO, `inode ${this.ino}: hole after allocation`);
         this.root.copyIn(r.physical, src + o, r.length);
         o += r.length;
       }
-      this.fs.commitWrite(this.ino, pos + length);
-      this.root.onWrite?.(this.ino, pos, length, src);
-      if (offset === null) f.pos = pos + length;
-      ioCounters.bytesWritten += length;
-      return length;
+      this.fs.commitWrite(this.ino, pos + n);
+      this.root.onWrite?.(this.ino, pos, n, src);
+      if (offset === null) f.pos = pos + n;
+      ioCounters.bytesWritten += n;
+      return n;
     });
   }
 

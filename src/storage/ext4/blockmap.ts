@@ -80,9 +80,29 @@ export function blockmapSet(ctx: FsCtx, inode: Inode, lblk: number, pblk: number
     setU32(inode.iblock, loc.slot, pblk);
     return;
   }
+  // Allocate every missing indirect block of the path first: running out of space part-way
+  // leaves the map as it was.
   let ptr = u32(inode.iblock, loc.slot);
+  let have = 0;
+  if (ptr !== 0) {
+    have = 1;
+    for (let d = 0, cur = ptr; d < loc.depth - 1; d++) {
+      ctx.checkRange(cur, 1, `inode ${inode.ino} indirect block`);
+      const c = u32(ctx.block(cur), loc.idx[d]!);
+      if (c === 0) break;
+      cur = c;
+      have++;
+    }
+  }
+  const fresh: number[] = [];
+  try {
+    while (fresh.length < loc.depth - have) fresh.push(ctx.allocMeta(inode, fresh.length ? fresh[fresh.length - 1]! + 1 : pblk));
+  } catch (e) {
+    for (const b of fresh) ctx.freeBlocks(inode, b, 1);
+    throw e;
+  }
   if (ptr === 0) {
-    ptr = ctx.allocMeta(inode, pblk);
+    ptr = fresh.shift()!;
     ctx.block(ptr).fill(0);
     ctx.markDirty(ptr);
     setU32(inode.iblock, loc.slot, ptr);
@@ -98,7 +118,7 @@ export function blockmapSet(ctx: FsCtx, inode: Inode, lblk: number, pblk: number
     }
     let child = u32(b, i);
     if (child === 0) {
-      child = ctx.allocMeta(inode, ptr + 1);
+      child = fresh.shift()!;
       ctx.block(child).fill(0);
       ctx.markDirty(child);
       setU32(ctx.block(ptr), i, child);

@@ -294,7 +294,18 @@ export function storeExtents(ctx: FsCtx, inode: Inode, extents: Extent[], oldNod
   const pool = oldNodes.slice();
   while (pool.length > need) ctx.freeBlocks(inode, pool.pop()!, 1);
   const goal = extents.length ? extents[0]!.pblk : ctx.goalFor(inode);
-  while (pool.length < need) pool.push(ctx.allocMeta(inode, pool.length ? pool[pool.length - 1]! + 1 : goal));
+  // All new tree blocks first: running out of space part-way changes nothing (the old tree stays).
+  const fresh: number[] = [];
+  try {
+    while (pool.length + fresh.length < need) {
+      const prev = fresh.length ? fresh[fresh.length - 1]! : pool.length ? pool[pool.length - 1]! : goal - 1;
+      fresh.push(ctx.allocMeta(inode, prev + 1));
+    }
+  } catch (e) {
+    for (const b of fresh) ctx.freeBlocks(inode, b, 1);
+    throw e;
+  }
+  pool.push(...fresh);
   let next = 0;
   type Item = { lblk: number; pblk: number };
   let items: Item[] | null = null;

@@ -313,7 +313,13 @@ export class Ext4 implements DirCtx, FsCtx {
       if (prev.pblk !== null) goal = prev.pblk + 1;
     }
     const [pblk] = this.allocData(dir, goal, 1);
-    this.mapInsert(dir, lblk, pblk, 1, false);
+    try {
+      this.mapInsert(dir, lblk, pblk, 1, false);
+    } catch (e) {
+      this.freeBlocks(dir, pblk, 1);
+      this.seal(dir);
+      throw e;
+    }
     this.block(pblk).fill(0);
     this.markDirty(pblk);
     dir.size = (lblk + 1) * bs;
@@ -498,21 +504,26 @@ export class Ext4 implements DirCtx, FsCtx {
     }
   }
 
-  /** Writes src at `offset` (allocating blocks, growing the size); returns the count. */
+  /**
+   * Writes src at `offset` (allocating blocks, growing the size); returns the count. Running out of
+   * space part-way writes what fits and returns the short count (as Linux does); ENOSPC when nothing
+   * fits, with nothing allocated.
+   */
   write(ino: number, offset: number, src: Uint8Array): number {
     this.writable();
     if (src.length === 0) return 0;
     const inode = this.iget(ino);
     this.checkFileAccess(inode);
-    this.allocateRange(ino, offset, src.length);
+    const n = this.allocateRange(ino, offset, src.length, { partial: true });
+    if (n === 0) throw new FsError(E.ENOSPC);
     let o = 0;
-    for (const r of this.runsOf(this.iget(ino), offset, src.length)) {
+    for (const r of this.runsOf(this.iget(ino), offset, n)) {
       if (r.physical === null) throw corrupted(`inode ${ino}: hole after allocation`);
       this.copyIn(r.physical, src, o, r.length);
       o += r.length;
     }
-    this.commitWrite(ino, offset + src.length);
-    return src.length;
+    this.commitWrite(ino, offset + n);
+    return n;
   }
 
   /** After data was written up to byte `end`: grows the size if needed and sets mtime and ctime. */
@@ -544,10 +555,16 @@ export class Ext4 implements DirCtx, FsCtx {
    * are zero-filled and initialized; with `unwritten` (fallocate) they are unwritten extents that
    * read as zeros. Unwritten extents in the range become initialized (zero-filled) unless
    * `unwritten`. The size is not changed: see commitWrite / truncate.
+   *
+   * Blocks are allocated in file order, and running out of space stops at the first block that
+   * cannot be backed, leaving exactly the blocks before it allocated (with every extent-tree or
+   * indirect block they need) and nothing after it. Returns how many bytes from `offset` are backed:
+   * `length`, or with `partial` fewer (0 when nothing could be allocated, and then nothing was);
+   * without `partial` a shortfall throws ENOSPC (the blocks before the stop stay allocated).
    */
-  allocateRange(ino: number, offset: number, length: number, opts: { unwritten?: boolean } = {}): void {
+  allocateRange(ino: number, offset: number, length: number, opts: { unwritten?: boolean; partial?: boolean } = {}): number {
     this.writable();
-    if (length <= 0) return;
+    if (length <= 0) return 0;
     const bs = this.geo.blockSize;
     const inode = this.iget(ino);
     if (!inode.isReg && !inode.isSymlink) throw new FsError(inode.isDir ? E.EISDIR : E.EINVAL);
@@ -556,6 +573,8 @@ export class Ext4 implements DirCtx, FsCtx {
     const extents = this.usesExtents(inode);
     if (offset < 0 || last >= (extents ? MAX_LBLK : blockmapLimit(bs))) throw new FsError(E.EFBIG);
     const unwritten = (opts.unwritten ?? false) && extents;
+    /** The first logical block that could not be backed (last + 1 when all were). */
+    let stop = last + 1;
     try {
       if (extents) {
         const tail = lastExtent(this, inode);
@@ -565,14 +584,30 @@ export class Ext4 implements DirCtx, FsCtx {
           let goal = tail ? tail.pblk + tail.len + (first - (tail.lblk + tail.len)) : this.goalFor(inode);
           while (lblk <= last) {
             const want = Math.min(last - lblk + 1, unwritten ? 32767 : 32768);
-            const [p, n] = this.allocData(inode, goal, want);
+            let got: [number, number];
+            try {
+              got = this.allocData(inode, goal, want);
+            } catch (e) {
+              if (!isEnospc(e)) throw e;
+              stop = lblk;
+              break;
+            }
+            const [p, n] = got;
             if (!unwritten) this.zeroBlocks(p, n);
-            this.mapInsert(inode, lblk, p, n, unwritten);
+            try {
+              this.mapInsert(inode, lblk, p, n, unwritten);
+            } catch (e) {
+              // No room for the extent-tree block this extent needs: give its data blocks back.
+              this.freeBlocks(inode, p, n);
+              if (!isEnospc(e)) throw e;
+              stop = lblk;
+              break;
+            }
             lblk += n;
             goal = p + n;
           }
         } else {
-          this.fillRange(inode, first, last, unwritten);
+          stop = this.fillRange(inode, first, last, unwritten);
         }
       } else {
         for (let lblk = first; lblk <= last; ) {
@@ -581,59 +616,120 @@ export class Ext4 implements DirCtx, FsCtx {
             lblk++;
             continue;
           }
-          let holeEnd = Math.min(last + 1, lblk + m.count);
+          const holeEnd = Math.min(last + 1, lblk + m.count);
           const prev = lblk > 0 ? this.mapBlock(inode, lblk - 1).pblk : null;
-          const [p, n] = this.allocData(inode, prev !== null ? prev + 1 : this.goalFor(inode), holeEnd - lblk);
+          let got: [number, number];
+          try {
+            got = this.allocData(inode, prev !== null ? prev + 1 : this.goalFor(inode), holeEnd - lblk);
+          } catch (e) {
+            if (!isEnospc(e)) throw e;
+            stop = lblk;
+            break;
+          }
+          const [p, n] = got;
           this.zeroBlocks(p, n);
-          this.mapInsert(inode, lblk, p, n, false);
-          lblk += n;
-          holeEnd = 0;
+          let i = 0;
+          try {
+            for (; i < n; i++) blockmapSet(this, inode, lblk + i, p + i);
+          } catch (e) {
+            // No room for an indirect block: give back the data blocks not mapped.
+            this.freeBlocks(inode, p + i, n - i);
+            if (!isEnospc(e)) throw e;
+          }
+          lblk += i;
+          if (i < n) {
+            stop = lblk;
+            break;
+          }
         }
       }
     } finally {
       this.seal(inode);
     }
+    if (stop > last) return length;
+    const backed = Math.max(0, stop * bs - offset);
+    if (!opts.partial) throw new FsError(E.ENOSPC);
+    return backed;
   }
 
-  /** General allocation over [first, last] with an arbitrary existing layout (rebuilds the extent list). */
-  private fillRange(inode: Inode, first: number, last: number, unwritten: boolean): void {
+  /**
+   * General allocation over [first, last] with an arbitrary existing layout (rebuilds the extent
+   * list). Returns the first block it could not back (last + 1 when all were): the blocks before it
+   * are allocated (and unwritten ones converted unless `unwritten`), none after it.
+   */
+  private fillRange(inode: Inode, first: number, last: number, unwritten: boolean): number {
     const tree = readExtents(this, inode);
-    const out: Extent[] = [];
-    let cursor = first;
-    let goal = this.goalFor(inode);
-    const addNew = (from: number, to: number): void => {
-      // Allocate [from, to] (a hole).
-      let lblk = from;
-      while (lblk <= to) {
-        const [p, n] = this.allocData(inode, goal, Math.min(to - lblk + 1, unwritten ? 32767 : 32768));
-        if (!unwritten) this.zeroBlocks(p, n);
-        out.push({ lblk, len: n, pblk: p, uninit: unwritten });
-        lblk += n;
-        goal = p + n;
+    for (let hi = last; ; ) {
+      const out: Extent[] = [];
+      /** Data blocks allocated in this attempt. */
+      const fresh: Extent[] = [];
+      /** Logical starts of every change (new or converted extent) in this attempt. */
+      let lastChange = -1;
+      let cursor = first;
+      let stop = hi + 1;
+      let goal = this.goalFor(inode);
+      const addNew = (from: number, to: number): boolean => {
+        // Allocate [from, to] (a hole); false when space ran out (stop set).
+        let lblk = from;
+        while (lblk <= to) {
+          let got: [number, number];
+          try {
+            got = this.allocData(inode, goal, Math.min(to - lblk + 1, unwritten ? 32767 : 32768));
+          } catch (e) {
+            if (!isEnospc(e)) throw e;
+            stop = lblk;
+            return false;
+          }
+          const [p, n] = got;
+          if (!unwritten) this.zeroBlocks(p, n);
+          const e: Extent = { lblk, len: n, pblk: p, uninit: unwritten };
+          out.push(e);
+          fresh.push({ ...e });
+          lastChange = lblk;
+          lblk += n;
+          goal = p + n;
+        }
+        return true;
+      };
+      let i = 0;
+      for (; i < tree.extents.length; i++) {
+        const e = tree.extents[i]!;
+        const eEnd = e.lblk + e.len - 1;
+        if (eEnd < first || e.lblk > hi) {
+          out.push(e);
+          if (eEnd < first) goal = e.pblk + e.len;
+          continue;
+        }
+        if (e.lblk > cursor && !addNew(cursor, e.lblk - 1)) break;
+        if (e.uninit && !unwritten) {
+          // Convert the overlapping part to initialized (zero-filled).
+          const a = Math.max(e.lblk, first);
+          const b = Math.min(eEnd, hi);
+          if (a > e.lblk) out.push({ lblk: e.lblk, len: a - e.lblk, pblk: e.pblk, uninit: true });
+          this.zeroBlocks(e.pblk + (a - e.lblk), b - a + 1);
+          out.push({ lblk: a, len: b - a + 1, pblk: e.pblk + (a - e.lblk), uninit: false });
+          if (b < eEnd) out.push({ lblk: b + 1, len: eEnd - b, pblk: e.pblk + (b + 1 - e.lblk), uninit: true });
+          lastChange = a;
+        } else out.push(e);
+        goal = e.pblk + e.len;
+        cursor = Math.max(cursor, eEnd + 1);
       }
-    };
-    for (const e of tree.extents) {
-      const eEnd = e.lblk + e.len - 1;
-      if (eEnd < first || e.lblk > last) {
-        out.push(e);
-        if (eEnd < first) goal = e.pblk + e.len;
-        continue;
+      if (i < tree.extents.length) {
+        // Ran out of space in a hole: the rest stays as it was.
+        for (; i < tree.extents.length; i++) out.push(tree.extents[i]!);
+      } else if (cursor <= hi) addNew(cursor, hi);
+      if (lastChange < 0) return stop;
+      try {
+        storeExtents(this, inode, normalizeExtents(out), tree.nodes);
+        return stop;
+      } catch (e) {
+        if (!isEnospc(e)) throw e;
+        // No room for the tree blocks: give back this attempt's blocks and try a shorter range.
+        for (const f of fresh) this.freeBlocks(inode, f.pblk, f.len);
+        hi = lastChange - 1;
+        if (hi < first) return first;
       }
-      if (e.lblk > cursor) addNew(cursor, e.lblk - 1);
-      if (e.uninit && !unwritten) {
-        // Convert the overlapping part to initialized (zero-filled).
-        const a = Math.max(e.lblk, first);
-        const b = Math.min(eEnd, last);
-        if (a > e.lblk) out.push({ lblk: e.lblk, len: a - e.lblk, pblk: e.pblk, uninit: true });
-        this.zeroBlocks(e.pblk + (a - e.lblk), b - a + 1);
-        out.push({ lblk: a, len: b - a + 1, pblk: e.pblk + (a - e.lblk), uninit: false });
-        if (b < eEnd) out.push({ lblk: b + 1, len: eEnd - b, pblk: e.pblk + (b + 1 - e.lblk), uninit: true });
-      } else out.push(e);
-      goal = e.pblk + e.len;
-      cursor = Math.max(cursor, eEnd + 1);
     }
-    if (cursor <= last) addNew(cursor, last);
-    storeExtents(this, inode, normalizeExtents(out), tree.nodes);
   }
 
   /** Sets the size of a regular file: shrinking frees blocks past the end, growing leaves a hole. */
@@ -1427,6 +1523,10 @@ export class Ext4 implements DirCtx, FsCtx {
   isIndexedDir(ino: number): boolean {
     return isIndexed(this, this.dirInode(ino));
   }
+}
+
+function isEnospc(e: unknown): boolean {
+  return e instanceof FsError && e.errno === E.ENOSPC;
 }
 
 function le64(n: number): Uint8Array {
