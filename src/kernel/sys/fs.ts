@@ -231,7 +231,11 @@ function statTarget(k: Kernel, dirfd: number, pathAddr: number, flags: number): 
   if (typeof path === 'number') return path;
   if (path === '') {
     if (!(flags & AT_EMPTY_PATH)) return -E.ENOENT;
-    if (dirfd === AT_FDCWD) return statOf(k, { kind: 'inode', ino: k.cwd.ino ?? 0, path: k.cwd.path });
+    if (dirfd === AT_FDCWD) {
+      // Without a disk image the working directory is no inode: there is nothing to stat.
+      if (k.cwd.ino === null || !k.root) return -E.ENOENT;
+      return statOf(k, { kind: 'inode', ino: k.cwd.ino, path: k.cwd.path });
+    }
     const f = k.fds.get(dirfd);
     return f ? f.ops.stat(f) : -E.EBADF;
   }

@@ -29,6 +29,7 @@ import {
   S_KIND,
   S_NSTID,
   S_REGS,
+  S_SICODE,
   S_SIGNO,
   S_STATE,
   S_STUB_SLEEPING,
@@ -43,6 +44,10 @@ import {
 import { ControlArea } from './control.js';
 
 const SIGSEGV = 11;
+const SIGILL = 4;
+const SI_KERNEL = 0x80;
+/** The number a system call the host refused before interception is counted under (above any table). */
+export const UNKNOWN_SYSCALL = 0xfff;
 const SIGBUS = 7;
 /**
  * Loads of the state word before the supervisor sleeps: about 20 µs, which a system call's round trip
@@ -306,6 +311,13 @@ export class ProcessContext implements Context {
     const err = this.ctl.u64(this.off + S_ERR) % 2 ** 32;
     const rip = this.reg('rip');
     const inUser = addr >= USER_START && addr < this.spaceSize;
+    if (signo === SIGILL && this.ctl.load(this.off + S_SICODE) === SI_KERNEL && trapno === 0) {
+      // This host kernel refuses some unassigned system-call numbers (335 among them) with SIGILL
+      // before seccomp sees them, and the number is lost (rax is -1). The call is as unknown to the
+      // kernel as to Linux: it answers ENOSYS, counted under a number no table has.
+      this.setReg('rax', UNKNOWN_SYSCALL);
+      return { kind: 'syscall' };
+    }
     if ((signo === SIGSEGV || signo === SIGBUS) && (vector === 14 || signo === SIGBUS) && inUser) {
       return { kind: 'memfault', rip, gpa: addr, write: (err & 2) !== 0 };
     }
