@@ -168,6 +168,12 @@ describe('busybox', () => {
     });
   }
 
+  test('epoll cycles are refused as Linux refuses them (ELOOP, EINVAL), the same answers as natively', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const r = await run([], guest('epoll-loop'));
+    assertExit(r, 0);
+    assert.equal(r.stdout, execFileSync(guest('epoll-loop'), { encoding: 'utf8' }), show(r));
+  });
+
   test('eventfd, prctl, getcpu, membarrier, affinity', { timeout: TEST_TIMEOUT_MS }, async () => {
     const r = await run([], guest('misc'));
     assertExit(r, 0);

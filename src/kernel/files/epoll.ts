@@ -26,8 +26,17 @@ export class EpollFile implements FileOps {
   /** Set by epoll_wait: is any watched fd ready (for polling an epoll fd itself)? */
   readyProbe: (() => boolean) | null = null;
 
+  /** Set while this epoll's readiness is computed: a cycle made through dup'ed fds ends there. */
+  private probing = false;
+
   pollEvents(): number {
-    return this.readyProbe?.() ? POLLIN : 0;
+    if (this.probing) return 0;
+    this.probing = true;
+    try {
+      return this.readyProbe?.() ? POLLIN : 0;
+    } finally {
+      this.probing = false;
+    }
   }
 
   stat(): StatInfo {

@@ -248,6 +248,17 @@ function epollOf(k: Kernel, fd: number): EpollFile | number {
   return f.ops instanceof EpollFile ? f.ops : -E.EINVAL;
 }
 
+/** Whether `from` is `to` or watches it through epolls (at most Linux's 4 levels deep, EP_MAX_NESTS). */
+function epollReaches(k: Kernel, from: EpollFile, to: EpollFile, depth: number): boolean {
+  if (from === to) return true;
+  if (depth >= 4) return true; // too deep is refused too
+  for (const fd of from.interest.keys()) {
+    const f = k.fds.get(fd);
+    if (f && f.ops instanceof EpollFile && epollReaches(k, f.ops, to, depth + 1)) return true;
+  }
+  return false;
+}
+
 function epollCtl(k: Kernel, epfd: number, op: number, fd: number, evAddr: number): number {
   const ep = epollOf(k, epfd);
   if (typeof ep === 'number') return ep;
@@ -255,6 +266,10 @@ function epollCtl(k: Kernel, epfd: number, op: number, fd: number, evAddr: numbe
   if (!target) return -E.EBADF;
   if (fd === epfd || target.ops.kind === 'ext4' || target.ops.kind === 'device') return fd === epfd ? -E.EINVAL : -E.EPERM;
   const have = ep.interest.get(fd);
+  // An epoll watching itself, or a cycle of epolls, is refused as Linux does (fs/eventpoll.c:
+  // ep_loop_check): readiness would otherwise chase its own tail.
+  if (target.ops === ep) return -E.EINVAL; // itself through a dup'ed fd, as fd === epfd
+  if (op === EPOLL_CTL_ADD && target.ops instanceof EpollFile && epollReaches(k, target.ops, ep, 0)) return -E.ELOOP;
   switch (op) {
     case EPOLL_CTL_ADD:
     case EPOLL_CTL_MOD: {
