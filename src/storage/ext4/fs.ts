@@ -15,7 +15,7 @@
 import { E } from '../../abi/errno.js';
 import type { BlockDev } from '../blockdev.js';
 import { MapvisorError } from '../../errors.js';
-import { groupDescChecksum } from './groups.js';
+import { descBlock, groupDescChecksum } from './groups.js';
 import { Allocator } from './alloc.js';
 import { blockmapLimit, blockmapLookup, blockmapSet, blockmapTruncate } from './blockmap.js';
 import { crc32cUpdate } from './crc32c.js';
@@ -73,6 +73,7 @@ import {
   INCOMPAT_EXTENTS,
   INCOMPAT_FILETYPE,
   INCOMPAT_LARGEDIR,
+  INCOMPAT_META_BG,
   readSuperblock,
   RO_COMPAT_LARGE_FILE,
   SB_FEATURE_RO_COMPAT,
@@ -254,6 +255,28 @@ export class Ext4 implements DirCtx, FsCtx {
       if (gd.freeBlocks > geo.blocksPerGroup || gd.freeInodes > geo.inodesPerGroup || gd.itableUnused > geo.inodesPerGroup) {
         throw corrupted(`group descriptor ${g}: impossible counts`);
       }
+      this.checkGroupLocations(g, gd.blockBitmap, gd.inodeBitmap, gd.inodeTable);
+    }
+  }
+
+  /**
+   * A group's bitmaps and inode table lie inside the file system, clear of the primary superblock and
+   * descriptor blocks (and of their reserved growth), and clear of each other: otherwise allocating
+   * would overwrite the metadata that says where things are (found by the image fuzzer).
+   */
+  private checkGroupLocations(g: number, blockBitmap: number, inodeBitmap: number, inodeTable: number): void {
+    const geo = this.geo;
+    const tableBlocks = Math.ceil((geo.inodesPerGroup * geo.inodeSize) / geo.blockSize);
+    const primaryEnd = descBlock(geo, geo.groupCount - 1) + 1 + (geo.incompat & INCOMPAT_META_BG ? 0 : geo.reservedGdtBlocks);
+    const inFs = (b: number, n: number): boolean => Number.isSafeInteger(b) && b >= geo.firstDataBlock && b + n <= geo.blocksCount;
+    const clearOfPrimary = (b: number, n: number): boolean => b + n <= geo.firstDataBlock || b >= primaryEnd || (geo.incompat & INCOMPAT_META_BG) !== 0;
+    const overlap = (a: number, an: number, b: number, bn: number): boolean => a < b + bn && b < a + an;
+    for (const [what, b, n] of [['block bitmap', blockBitmap, 1], ['inode bitmap', inodeBitmap, 1], ['inode table', inodeTable, tableBlocks]] as const) {
+      if (!inFs(b, n)) throw corrupted(`group descriptor ${g}: the ${what} at block ${b} lies outside the file system`);
+      if (!clearOfPrimary(b, n)) throw corrupted(`group descriptor ${g}: the ${what} at block ${b} lies on the superblock or group descriptors`);
+    }
+    if (overlap(blockBitmap, 1, inodeBitmap, 1) || overlap(blockBitmap, 1, inodeTable, tableBlocks) || overlap(inodeBitmap, 1, inodeTable, tableBlocks)) {
+      throw corrupted(`group descriptor ${g}: its bitmaps and inode table overlap`);
     }
   }
 
