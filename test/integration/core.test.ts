@@ -168,6 +168,12 @@ describe('busybox', () => {
     });
   }
 
+  test('statx and fstatat of the working directory by an empty path, with no disk image: ENOENT, not a VMM failure', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const r = await run([], guest('statx-cwd'));
+    assertExit(r, 0);
+    assert.equal(r.stdout.trim(), 'statx -1 No such file or directory, fstatat -1 No such file or directory', show(r));
+  });
+
   test('epoll cycles are refused as Linux refuses them (ELOOP, EINVAL), the same answers as natively', { timeout: TEST_TIMEOUT_MS }, async () => {
     const r = await run([], guest('epoll-loop'));
     assertExit(r, 0);
