@@ -135,11 +135,8 @@ export class AddressSpace {
     let fd: number;
     if (req.file && !req.shared && req.prot & PROT_WRITE && this.rules.copyPrivateFiles) {
       // The program's private, writable copy of file pages: anonymous memory both sides see, filled now.
-      backing = { kind: 'anon', id: this.anon.id, offset: this.anon.allocate(length) };
-      this.window.mapFd(addr, length, req.prot & PROT_MASK, this.anon.fd, backing.offset, true);
-      this.fill(addr, length, req.file.fd, req.file.offset);
-      const removed = this.regions.map({ start: addr, end: addr + length, prot: req.prot & PROT_MASK, shared: false, backing, tag: req.tag, path: req.file.path });
-      this.freeBackings(removed);
+      const like = { prot: req.prot & PROT_MASK, shared: false, tag: req.tag, path: req.file.path };
+      this.freeBackings(this.mapCopy(like, addr, length, req.file.fd, req.file.offset));
       return addr;
     }
     if (req.file) {
@@ -228,15 +225,22 @@ export class AddressSpace {
     for (const r of files) {
       const s = Math.max(r.start, addr);
       const e = Math.min(r.end, end);
-      const fileOffset = r.backing.offset + (s - r.start);
-      const fd = this.fdOf(r.backing);
-      const offset = this.anon.allocate(e - s);
-      this.window.mapFd(s, e - s, PROT_READ | PROT_WRITE, this.anon.fd, offset, true);
-      this.fill(s, e - s, fd, fileOffset);
-      this.regions.map({ ...r, start: s, end: e, backing: { kind: 'anon', id: this.anon.id, offset } });
-      this.window.protect(s, e - s, r.prot);
+      this.mapCopy(r, s, e - s, this.fdOf(r.backing), r.backing.offset + (s - r.start));
     }
     return 0;
+  }
+
+  /**
+   * File pages as a copy in anonymous memory, which the VMM and the program's process share: mapped
+   * at [start, start+length), filled from host file `fd` at `fileOffset`, recorded like `like`.
+   * Returns the regions it replaced.
+   */
+  private mapCopy(like: Omit<Region, 'start' | 'end' | 'backing'>, start: number, length: number, fd: number, fileOffset: number): Region[] {
+    const offset = this.anon.allocate(length);
+    this.window.mapFd(start, length, like.prot | PROT_WRITE, this.anon.fd, offset, true);
+    this.fill(start, length, fd, fileOffset);
+    if (!(like.prot & PROT_WRITE)) this.window.protect(start, length, like.prot);
+    return this.regions.map({ ...like, start, end: start + length, backing: { kind: 'anon', id: this.anon.id, offset } });
   }
 
   /** Copy `length` bytes of host file `fd` at `offset` into the window at `addr` (mapped writable). */
@@ -375,10 +379,7 @@ export class AddressSpace {
     if (r.backing.kind === 'file' && !r.shared && r.prot & PROT_WRITE && this.rules.copyPrivateFiles) {
       // A private writable file mapping from a platform that shares them (a kvm checkpoint restored on
       // process): a copy in anonymous memory, as this platform makes them.
-      const offset = this.anon.allocate(r.end - r.start);
-      this.window.mapFd(r.start, r.end - r.start, r.prot, this.anon.fd, offset, true);
-      this.fill(r.start, r.end - r.start, this.fdOf(r.backing), r.backing.offset);
-      this.regions.map({ ...r, backing: { kind: 'anon', id: this.anon.id, offset } });
+      this.mapCopy(r, r.start, r.end - r.start, this.fdOf(r.backing), r.backing.offset);
       return;
     }
     this.window.mapFd(r.start, r.end - r.start, r.prot, this.fdOf(r.backing), r.backing.offset, this.hostShared(r.backing, r.shared));

@@ -23,7 +23,7 @@ import * as libc from '../../host/libc.js';
 import { sleepMs } from '../../host/sleep.js';
 import { MAX_VCPUS } from '../layout.js';
 import type { Exit, Platform } from '../platform.js';
-import { initialFxsave } from '../regs.js';
+import { initialFxsave, RFLAGS_FIXED, RFLAGS_IF } from '../regs.js';
 import {
   ABI_VERSION,
   CTL_FD,
@@ -58,6 +58,7 @@ import {
   OP_PROT,
   OP_SIZE,
   SETUP_STEPS,
+  SLOT_SIZE,
 } from './abi.js';
 import { ControlArea } from './control.js';
 import { ProcessContext, type ProcessInfo } from './context.js';
@@ -127,7 +128,7 @@ export class ProcessPlatform implements Platform, OpSink, ProcessInfo {
   }
 
   cpuFingerprint(): string {
-    return hostCpuFingerprint();
+    return ProcessPlatform.fingerprint();
   }
 
   static fingerprint(): string {
@@ -162,11 +163,12 @@ export class ProcessPlatform implements Platform, OpSink, ProcessInfo {
     c.onServe = (ctx): void => {
       this.current = ctx;
     };
+    // The whole slot, the supervisor's own words (a stale kick flag) included.
     const off = ControlArea.slotOff(id);
-    this.ctl.bytes.fill(0, off, off + 0x300);
+    this.ctl.bytes.fill(0, off, off + SLOT_SIZE);
     c.setReg('rip', rip);
     c.setReg('rsp', rsp);
-    c.setReg('rflags', 0x202);
+    c.setReg('rflags', RFLAGS_FIXED | RFLAGS_IF);
     c.setFxsave(initialFxsave());
     c.fsBase = 0;
     c.gsBase = 0;
