@@ -48,6 +48,8 @@ options:
   --stats             print exits, system calls and memory figures to stderr at the end
   --env KEY=VALUE     set an environment variable (repeatable; default PATH, HOME, LANG)
   --cpus N            CPUs the program sees and the most vCPUs running at once (default: the host's)
+  --pids N            the most processes the sandbox may hold at once (default 256); fork answers
+                      EAGAIN past it
   --api SOCKET        serve the control API (pause, resume, checkpoint DIR, stats, stop, rejuvenate) on a Unix socket
   --memory-dir DIR    keep the program's anonymous memory in DIR/memory.bin instead of host memory
   --syscall-return M  how a system call returns to the program: sregs (default) or iretq
@@ -91,6 +93,7 @@ async function run(argv: string[]): Promise<number> {
     api: { type: 'string' },
     'memory-dir': { type: 'string' },
     cpus: { type: 'string' },
+    pids: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
     'mapvisor run --help',
@@ -128,6 +131,11 @@ async function run(argv: string[]): Promise<number> {
   const started = process.hrtime.bigint();
   const memoryDir = values['memory-dir'];
   if (memoryDir !== undefined && !existsSync(memoryDir)) usage(`--memory-dir ${memoryDir} does not exist`, 'create the directory first');
+  let pids: number | undefined;
+  if (values.pids !== undefined) {
+    pids = Number(values.pids);
+    if (!Number.isInteger(pids) || pids < 1 || pids > 32768) usage(`--pids ${JSON.stringify(values.pids)} is not a number from 1 to 32768`, 'give --pids 64');
+  }
   let cpus: number | undefined;
   if (values.cpus !== undefined) {
     cpus = Number(values.cpus);
@@ -137,6 +145,7 @@ async function run(argv: string[]): Promise<number> {
   const sb = new Sandbox(program, args, {
     ...(platform ? { platform } : {}),
     ...(cpus !== undefined ? { cpus } : {}),
+    ...(pids !== undefined ? { pids } : {}),
     ...(memoryDir ? { memoryDir } : {}),
     argv0: program,
     ...(env ? { env } : {}),

@@ -247,3 +247,5 @@ export const sendfile = lib.func('intptr_t sendfile(int fdOut, int fdIn, void *o
 /** waitpid(2) without the status (WNOHANG = 1): reaps a child that ended; 0 while it runs, -1 when not ours. */
 export const waitpidNoStatus = lib.func('int waitpid(int pid, void *status, int options)') as (pid: number, status: null, options: number) => number;
 export const WNOHANG = 1;
+/** dup(2): a new fd for the same open file (a fork's child keeps shared memory of its own). */
+export const dup = lib.func('int dup(int fd)') as (fd: number) => number;

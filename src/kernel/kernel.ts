@@ -13,7 +13,8 @@ import { FdTable } from './files/file.js';
 import type { RootFs } from './vfs/rootfs.js';
 import { SharedFileMaps } from './vfs/sharedmaps.js';
 import { FaultFiller } from './vfs/faultfill.js';
-import type { Threads } from './threads.js';
+import type { Thread, Threads } from './threads.js';
+import type { ProcessTable } from './procs.js';
 import type { StopSignal } from './files/host.js';
 import { SignalState } from './signal-state.js';
 import { Stats } from './stats.js';
@@ -27,6 +28,7 @@ import { timeSyscalls } from './sys/time.js';
 import { signalSyscalls } from './sys/signal.js';
 import { fsSyscalls } from './sys/fs.js';
 import { shmSyscalls } from './sys/shm.js';
+import { procSyscalls } from './sys/procs.js';
 import { SYS } from '../abi/sysno.js';
 
 export interface ProcessIdentity {
@@ -46,6 +48,8 @@ export interface KernelOptions {
   exePath: string;
   root?: RootFs | null;
   argv?: string[];
+  /** The sandbox's shared view of guest memory (a fork's child shares its parent's). */
+  mem?: GuestMemory;
 }
 
 /** Resource limits the program sees (prlimit64). Infinity is RLIM_INFINITY. */
@@ -53,7 +57,7 @@ export type Rlimits = Map<number, [number, number]>;
 
 function buildTable(): SyscallHandler[] {
   const table: SyscallHandler[] = [];
-  const tables: SyscallTable[] = [ioSyscalls, fsSyscalls, mmSyscalls, processSyscalls, timeSyscalls, signalSyscalls, shmSyscalls];
+  const tables: SyscallTable[] = [ioSyscalls, fsSyscalls, mmSyscalls, processSyscalls, timeSyscalls, signalSyscalls, shmSyscalls, procSyscalls];
   for (const t of tables) {
     for (const [name, handler] of Object.entries(t)) {
       const nr = (SYS as Record<string, number>)[name];
@@ -74,22 +78,47 @@ export function implementedSyscalls(): string[] {
 export class Kernel {
   readonly space: AddressSpace;
   readonly mem: GuestMemory;
-  readonly fds = new FdTable();
-  readonly signals = new SignalState();
+  fds = new FdTable();
+  signals = new SignalState();
   readonly stats = new Stats();
   readonly stop: StopSignal;
   readonly identity: ProcessIdentity;
   readonly cpus: number;
   readonly strace: Strace | null;
-  readonly exePath: string;
-  readonly rlimits: Rlimits;
+  exePath: string;
+  rlimits: Rlimits;
+  /** The process table this process is in (set by whoever runs the sandbox; null: a lone program). */
+  procs: ProcessTable | null = null;
+  /** The parent process (null for the sandbox's first process), its children, group and session. */
+  parent: Kernel | null = null;
+  readonly children = new Set<Kernel>();
+  pgid: number;
+  sid: number;
+  /** The signal the parent gets when this process ends (SIGCHLD, or clone's exit signal). */
+  exitSignal = 17;
+  /** Set when the process has ended: its wait status (as wait4 reports it), until the parent reaps it. */
+  zombie: { status: number } | null = null;
+  /** Set once the process's threads are gone and its memory released (a zombie keeps only its status). */
+  released = false;
+  /** The thread whose signal mask and alternate stack `signals` holds now. */
+  curThread: Thread | null = null;
+  /** AT_HWCAP for programs this process execs (the platform's). */
+  hwcap = 0;
+  /** How many times the process has exec'd (setpgid on a child that exec'd is EACCES). */
+  execCount = 0;
+  /** The machine this process runs on, as the host that runs the sandbox knows it (opaque here). */
+  machine: unknown = null;
+  /** rt_sigsuspend's saved mask, for the frame of the signal that ends it. */
+  suspendMask: bigint | null = null;
+  /** User and system time of reaped children (wait4's rusage, RUSAGE_CHILDREN), in µs. */
+  childTimes = { user: 0, sys: 0 };
   umask = 0o022;
   /** The root file system (the disk image), or null: then only /dev, /proc and pipes exist. */
   readonly root: RootFs | null;
   /** The working directory: its inode on the root file system (null without one) and its path. */
   cwd: { ino: number | null; path: string };
   /** The program's argv, for /proc/self/cmdline. */
-  readonly argv: string[];
+  argv: string[];
   /** MAP_SHARED file mappings that are copies (blk mode), kept in step with their files. */
   readonly sharedFileMaps: SharedFileMaps;
   /** blk mode with --blk-mmap fault: fills file mappings on first touch (made on first use). */
@@ -125,9 +154,12 @@ export class Kernel {
 
   constructor(opts: KernelOptions) {
     this.space = opts.space;
-    this.mem = new GuestMemory(opts.space);
+    this.mem = opts.mem ?? new GuestMemory(opts.space);
+    this.mem.bind(opts.space);
     this.stop = opts.stop;
     this.identity = opts.identity;
+    this.pgid = opts.identity.pid;
+    this.sid = opts.identity.pid;
     this.cpus = opts.cpus;
     this.strace = opts.strace;
     this.exePath = opts.exePath;
@@ -158,8 +190,14 @@ export class Kernel {
     ]);
   }
 
+  /** Make this process the one guest-memory accesses reach (every exit of it is handled this way). */
+  activate(): void {
+    this.mem.bind(this.space);
+  }
+
   /** Handle the system call the vCPU stopped at. Returns the value for rax, or an outcome. */
   syscall(cpu: Context): SyscallResult {
+    this.activate();
     const nr = cpu.reg('rax');
     const handler = nr < TABLE.length ? TABLE[nr] : undefined;
     const args = new SyscallArgs(cpu);
@@ -196,7 +234,17 @@ export class Kernel {
 
   /** Is `tid` a live thread of the program (or the process itself)? */
   hasThread(tid: number): boolean {
-    return tid === this.identity.pid || (this.threads?.byTid.has(tid) ?? false);
+    return tid === this.identity.pid || this.threads?.byTid.get(tid)?.k === this;
+  }
+
+  /** How many threads this process has. */
+  get threadCount(): number {
+    return this.threads ? this.threads.countOf(this) : 1;
+  }
+
+  /** The tid of the thread whose call is being handled. */
+  get tid(): number {
+    return this.curThread?.tid ?? this.identity.pid;
   }
 
   exitOutcome(status: number): Outcome {

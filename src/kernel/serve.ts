@@ -10,6 +10,8 @@ import type { Kernel } from './kernel.js';
 import { Doorbell, ST, type Slot } from './mailbox.js';
 import { handleExit, type TaskEnd } from './task.js';
 import type { Thread, Threads } from './threads.js';
+import { exitedStatus, signaledStatus } from './procs.js';
+import { signalName } from '../abi/signals.js';
 
 export interface ThreadSlots {
   slotOf(t: Thread): Slot;
@@ -51,6 +53,22 @@ export interface PauseHooks {
 
 export function serveThreads(k: Kernel, threads: Threads, slots: ThreadSlots, hooks?: PauseHooks): TaskEnd {
   const everyone: Thread[] = [];
+  const procs = k.procs;
+  /**
+   * A process other than the first ended (exit_group, a fatal signal): it becomes a zombie and the
+   * sandbox goes on. The first process's end is the sandbox's.
+   */
+  const processEnded = (t: Thread, e: TaskEnd): TaskEnd | null => {
+    if (!procs || t.k === procs.init || (e.kind !== 'exited' && e.kind !== 'killed')) return e;
+    procs.exit(t.k, e.kind === 'exited' ? exitedStatus(e.status) : signaledStatus(e.signal));
+    return null;
+  };
+  /** The first process ended while another's call was handled (a signal it could not take). */
+  const initEnd = (): TaskEnd | null => {
+    const st = procs?.init.zombie?.status;
+    if (st === undefined) return null;
+    return (st & 0x7f) !== 0 ? { kind: 'killed', signal: st & 0x7f, reason: `${signalName(st & 0x7f)}: the sandbox's first process was killed` } : { kind: 'exited', status: (st >> 8) & 0xff };
+  };
   const started = (): void => {
     for (const t of threads.unstarted) everyone.push(t);
     threads.startPending();
@@ -61,23 +79,26 @@ export function serveThreads(k: Kernel, threads: Threads, slots: ThreadSlots, ho
   };
   /** Handle `t`'s posted exit; a TaskEnd when the program ends. */
   const handlePosted = (t: Thread, s: Slot): TaskEnd | null => {
-    threads.switchTo(k, t);
+    threads.switchTo(t.k, t);
     const exit = s.get();
     t.cpu.noteExit(exit.kind);
-    const r = handleExit(k, t.cpu, exit);
+    const r = handleExit(t.k, t.cpu, exit);
+    return afterExit(t, r, s);
+  };
+  const afterExit = (t: Thread, r: ReturnType<typeof handleExit>, s: Slot): TaskEnd | null => {
     if (r === null || r.kind === 'threaded') {
-      t.ready = true;
+      if (threads.byTid.get(t.tid) === t) t.ready = true; // (unless its process ended meanwhile)
     } else if (r.kind === 'park') {
       // The thread waits; its worker sleeps in its slot until the call is answered.
     } else if (r.kind === 'thread-exit') {
-      threads.exitThread(k, t);
+      threads.exitThread(t.k, t);
       t.cpu.release?.();
       s.set(ST.TERMINATE);
-      if (threads.count === 0) return { kind: 'exited', status: r.status };
+      if (threads.countOf(t.k) === 0) return processEnded(t, { kind: 'exited', status: r.status });
     } else {
-      return r;
+      return processEnded(t, r);
     }
-    return null;
+    return initEnd();
   };
   /**
    * Pause: let no thread run again, make the running ones leave the guest and handle their exits, until
@@ -89,7 +110,7 @@ export function serveThreads(k: Kernel, threads: Threads, slots: ThreadSlots, ho
       const seen = slots.doorbell.value;
       let running = false;
       for (const t of [...threads.byTid.values()]) {
-        if (t.park || t.ready) continue;
+        if (t.park || t.ready || threads.byTid.get(t.tid) !== t) continue;
         const s = slots.slotOf(t);
         if (s.state === ST.EXITED) {
           const e = handlePosted(t, s);
@@ -127,6 +148,7 @@ export function serveThreads(k: Kernel, threads: Threads, slots: ThreadSlots, ho
     // Handle posted exits.
     let handled = false;
     for (const t of [...threads.byTid.values()]) {
+      if (threads.byTid.get(t.tid) !== t) continue; // its process ended while this pass ran
       const s = slots.slotOf(t);
       if (s.state !== ST.EXITED || t.park || t.ready) continue;
       handled = true;
@@ -139,22 +161,21 @@ export function serveThreads(k: Kernel, threads: Threads, slots: ThreadSlots, ho
     if (retry) lastRetry = now;
     for (const t of [...threads.byTid.values()]) {
       const p = t.park;
-      if (!p) continue;
+      if (!p || threads.byTid.get(t.tid) !== t) continue;
       if (p.deadline <= now) {
-        threads.answer(t, p.kind === 'futex' ? -E.ETIMEDOUT : p.kind === 'sleep' ? 0 : p.onTimeout);
+        threads.answer(t, p.kind === 'futex' ? -E.ETIMEDOUT : p.kind === 'sleep' ? 0 : p.kind === 'vfork' ? p.child : p.onTimeout);
         continue;
       }
       if (p.kind === 'retry' && retry) {
-        threads.switchTo(k, t);
+        threads.switchTo(t.k, t);
         t.park = null;
-        const r = handleExit(k, t.cpu, { kind: 'syscall' });
-        if (r === null || r.kind === 'threaded') t.ready = true;
-        else if (r.kind === 'park') t.park = { ...p }; // still waiting: keep the original deadline
-        else if (r.kind === 'thread-exit') {
-          threads.exitThread(k, t);
-          slots.slotOf(t).set(ST.TERMINATE);
-          if (threads.count === 0) return end({ kind: 'exited', status: r.status });
-        } else return end(r);
+        const r = handleExit(t.k, t.cpu, { kind: 'syscall' });
+        if (r !== null && r.kind === 'park') {
+          t.park = { ...p }; // still waiting: keep the original deadline
+          continue;
+        }
+        const e = afterExit(t, r, slots.slotOf(t));
+        if (e) return end(e);
       }
     }
     if ([...threads.byTid.values()].some((t) => t.ready) || threads.unstarted.length) continue;

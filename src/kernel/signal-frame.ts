@@ -50,9 +50,13 @@ export interface SigInfo {
   trapno?: number;
   err?: number;
   cr2?: number;
+  /** SIGCHLD: the child's exit status or signal. */
+  status?: number;
 }
 
 export const SI_USER = 0;
+export const CLD_EXITED = 1;
+export const CLD_KILLED = 2;
 export const SI_TKILL = -6;
 export const SEGV_MAPERR = 1;
 export const SEGV_ACCERR = 2;
@@ -73,7 +77,7 @@ function onAltStack(k: Kernel, sp: number): boolean {
  * program state) and point the vCPU at the handler. Returns false when the frame cannot be written
  * (a bad stack): the caller then kills the program with SIGSEGV, as Linux does.
  */
-export function deliverSignal(k: Kernel, cpu: Context, sig: number, act: SigAction, info: SigInfo): boolean {
+export function deliverSignal(k: Kernel, cpu: Context, sig: number, act: SigAction, info: SigInfo, savedMask: bigint | null = null): boolean {
   const userSp = cpu.reg('rsp');
   const alt = k.signals.altStack;
   let sp: number;
@@ -102,10 +106,12 @@ export function deliverSignal(k: Kernel, cpu: Context, sig: number, act: SigActi
   dv.setUint16(mc + SC.ss, 0x2b, true);
   dv.setBigUint64(mc + SC.err, BigInt(info.err ?? 0), true);
   dv.setBigUint64(mc + SC.trapno, BigInt(info.trapno ?? 0), true);
-  dv.setBigUint64(mc + SC.oldmask, k.signals.blocked, true);
+  // The mask sigreturn puts back: the one before rt_sigsuspend's temporary mask, when it was one.
+  const restoreMask = savedMask ?? k.signals.blocked;
+  dv.setBigUint64(mc + SC.oldmask, restoreMask, true);
   dv.setBigUint64(mc + SC.cr2, BigInt(info.cr2 ?? 0), true);
   dv.setBigUint64(mc + SC.fpstate, BigInt(fpAddr), true);
-  dv.setBigUint64(uc + UC.sigmask, k.signals.blocked, true);
+  dv.setBigUint64(uc + UC.sigmask, restoreMask, true);
   // siginfo
   const si = FRAME.info;
   dv.setInt32(si, sig, true);
@@ -114,6 +120,7 @@ export function deliverSignal(k: Kernel, cpu: Context, sig: number, act: SigActi
   else {
     dv.setInt32(si + 16, info.pid ?? 0, true);
     dv.setUint32(si + 20, info.uid ?? 0, true);
+    if (info.status !== undefined) dv.setInt32(si + 24, info.status, true); // SIGCHLD: si_status
   }
   if (!k.mem.ok(frame, buf.length, 2 /* PROT_WRITE */)) return false;
   k.mem.write(frame, buf);

@@ -24,10 +24,31 @@ export class SignalState {
   blocked = 0n;
   /** Signals sent but not yet delivered (bit sig-1). */
   pending = 0n;
+  /** What the sender said about a pending signal (kill's pid and uid, SIGCHLD's child), by number. */
+  readonly pendingInfo = new Map<number, import('./signal-frame.js').SigInfo>();
   altStack = { sp: 0n, flags: 2 /* SS_DISABLE */, size: 0n };
 
   constructor() {
     for (let i = 0; i <= NSIG; i++) this.actions.push({ handler: SIG_DFL, flags: 0n, restorer: 0n, mask: 0n });
+  }
+
+  /** A fork's child: the same dispositions and mask, nothing pending, the same alternate stack. */
+  fork(): SignalState {
+    const c = new SignalState();
+    for (let i = 0; i <= NSIG; i++) c.actions[i] = { ...this.actions[i]! };
+    c.blocked = this.blocked;
+    c.altStack = { ...this.altStack };
+    return c;
+  }
+
+  /** execve: handled signals go back to their default action; ignored ones stay ignored. */
+  resetForExec(): void {
+    for (let i = 1; i <= NSIG; i++) {
+      const a = this.actions[i]!;
+      if (a.handler !== SIG_IGN) this.actions[i] = { handler: SIG_DFL, flags: 0n, restorer: 0n, mask: 0n };
+      else this.actions[i] = { ...a, flags: 0n, mask: 0n };
+    }
+    this.altStack = { sp: 0n, flags: 2, size: 0n };
   }
 
   get(sig: number): SigAction {

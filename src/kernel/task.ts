@@ -137,18 +137,24 @@ function fault(k: Kernel, cpu: Context, sig: number, info: SigInfo, reason: stri
   return { kind: 'killed', signal: sig, reason: `${signalName(sig)}: ${reason}` };
 }
 
-/** Deliver the pending signals the program does not block, at a return to it. */
-function deliverPending(k: Kernel, cpu: Context): TaskEnd | null {
+/**
+ * Deliver the pending signals the program does not block, at a return to it. `savedMask`: the mask
+ * to restore after the handler when the thread waited in rt_sigsuspend with a temporary one.
+ */
+export function deliverPending(k: Kernel, cpu: Context, savedMask: bigint | null = null): TaskEnd | null {
   for (let sig = k.signals.nextDeliverable(); sig !== 0; sig = k.signals.nextDeliverable()) {
     k.signals.pending &= ~(1n << BigInt(sig - 1));
+    const info = k.signals.pendingInfo.get(sig) ?? { signo: sig, code: SI_TKILL, pid: k.identity.pid, uid: k.identity.uid };
+    k.signals.pendingInfo.delete(sig);
     const act = k.signals.get(sig);
     if (act.handler === SIG_IGN) continue;
     if (act.handler === SIG_DFL) {
       const d = defaultAction(sig);
-      if (d === 'term' || d === 'core') return { kind: 'killed', signal: sig, reason: `${signalName(sig)} sent by the program to itself` };
+      const from = info.pid !== undefined && info.pid !== k.identity.pid ? `sent by process ${info.pid}` : 'sent by the program to itself';
+      if (d === 'term' || d === 'core') return { kind: 'killed', signal: sig, reason: `${signalName(sig)} ${from}` };
       continue;
     }
-    if (!deliverSignal(k, cpu, sig, act, { signo: sig, code: SI_TKILL, pid: k.identity.pid, uid: k.identity.uid })) {
+    if (!deliverSignal(k, cpu, sig, act, info, savedMask)) {
       return { kind: 'killed', signal: SIG.SIGSEGV, reason: `SIGSEGV: no room for the ${signalName(sig)} frame on the stack` };
     }
     return null; // one frame at a time: the next is delivered when this handler returns
@@ -166,6 +172,7 @@ export type ExitResult =
 /** Handle one exit of `cpu`; null means resume it. */
 export function handleExit(k: Kernel, cpu: Context, exit: Exit): ExitResult | null {
   cpu.serving?.();
+  k.activate();
   switch (exit.kind) {
     case 'syscall': {
       const r = k.syscall(cpu);
@@ -182,7 +189,7 @@ export function handleExit(k: Kernel, cpu: Context, exit: Exit): ExitResult | nu
             cpu.restartSyscall();
             return null;
           case 'park':
-            if (k.threads) k.threads.current.park = r.park;
+            if (k.curThread) k.curThread.park = r.park;
             return { kind: 'park' };
           case 'thread-exit':
             return { kind: 'thread-exit', status: r.status };
@@ -198,8 +205,13 @@ export function handleExit(k: Kernel, cpu: Context, exit: Exit): ExitResult | nu
       }
       if (k.signals.pending !== 0n) {
         if (typeof r !== 'object' || r.kind === 'threaded') cpu.syscallReturnToRegs();
-        const end = deliverPending(k, cpu);
+        const saved = k.suspendMask;
+        k.suspendMask = null;
+        const end = deliverPending(k, cpu, saved);
         if (end) return end;
+      } else if (k.suspendMask !== null) {
+        k.signals.blocked = k.suspendMask;
+        k.suspendMask = null;
       }
       return threaded ? { kind: 'threaded' } : null;
     }
@@ -227,7 +239,9 @@ export function handleExit(k: Kernel, cpu: Context, exit: Exit): ExitResult | nu
       return fault(k, cpu, SIG.SIGSEGV, { signo: SIG.SIGSEGV, code: SEGV_MAPERR, addr: exit.gpa ?? 0 }, describeMemfault(k, exit));
     }
     case 'interrupted':
-      return (k.stop.stopForGood?.() ?? k.stop.stopRequested()) ? { kind: 'stopped' } : null;
+      if (k.stop.stopForGood?.() ?? k.stop.stopRequested()) return { kind: 'stopped' };
+      // A kick for a signal another process sent: deliver it at this boundary.
+      return k.signals.nextDeliverable() !== 0 ? deliverPending(k, cpu) : null;
     case 'fatal':
       return { kind: 'failed', reason: `${exit.reason} at rip ${hex(exit.rip)}` };
     case 'gone':
@@ -265,6 +279,7 @@ export function runTask(
     }
     const r = handleExit(k, cpu, exit);
     if (r === null) continue;
+    if (r.kind === 'park' && k.threads?.threaded) return { kind: 'threaded' }; // vfork: the child runs, the parent waits
     if (r.kind === 'park' || r.kind === 'thread-exit') {
       // Only possible with threads, which switch to serving before either can happen.
       return { kind: 'failed', reason: `a ${r.kind} outside threaded mode` };

@@ -18,10 +18,14 @@ import type { SyscallResult } from './types.js';
 export type Park =
   | { kind: 'futex'; uaddr: number; bitset: number; deadline: number } // deadline: ms (performance.now), Infinity
   | { kind: 'sleep'; deadline: number }
-  | { kind: 'retry'; deadline: number; onTimeout: number }; // re-run the call when anything changes (blocking I/O, poll)
+  | { kind: 'retry'; deadline: number; onTimeout: number } // re-run the call when anything changes (blocking I/O, poll, wait4)
+  | { kind: 'vfork'; deadline: number; child: number } // vfork: until the child execs or exits (answered with its pid)
+  | { kind: 'signal'; deadline: number; onTimeout: number; savedMask: bigint | null }; // rt_sigsuspend, pause: until a signal is delivered
 
 export interface Thread {
   tid: number;
+  /** The process (thread group) the thread belongs to. */
+  k: Kernel;
   cpu: Context;
   /** CLONE_CHILD_CLEARTID / set_tid_address: cleared and futex-woken when the thread exits. */
   clearTid: number;
@@ -43,10 +47,11 @@ export interface ThreadStart {
 
 export interface VcpuFactory {
   /**
-   * A vCPU for a new thread, starting with `start` and the FPU state of `parent`: a vCPU whose thread
-   * ended is reused (KVM cannot destroy one), else a new one; null when all are in use.
+   * A vCPU of process `k`'s machine for a new thread, starting with `start` and the FPU state of
+   * `parent`: a vCPU whose thread ended is reused (KVM cannot destroy one), else a new one; null when
+   * all are in use.
    */
-  create(start: ThreadStart, parent: Context): Context | null;
+  create(k: Kernel, start: ThreadStart, parent: Context): Context | null;
   /** Start running a vCPU in a thread of its own (threaded mode). */
   start(t: Thread): void;
 }
@@ -82,15 +87,44 @@ export class Threads {
   /** Threads created but not yet started (the server starts them when it takes over). */
   readonly unstarted: Thread[] = [];
 
-  constructor(main: Context, pid: number, factory: VcpuFactory) {
+  constructor(k: Kernel, main: Context, factory: VcpuFactory) {
     this.factory = factory;
-    this.current = { tid: pid, cpu: main, clearTid: 0, robustList: 0, park: null, ready: false, blocked: 0n, altStack: { sp: 0n, flags: 2, size: 0n } };
-    this.byTid.set(pid, this.current);
+    this.current = { tid: k.identity.pid, k, cpu: main, clearTid: 0, robustList: 0, park: null, ready: false, blocked: 0n, altStack: { sp: 0n, flags: 2, size: 0n } };
+    k.curThread = this.current;
+    this.byTid.set(k.identity.pid, this.current);
   }
 
   /** The tid the next thread gets (a checkpoint records it). */
   get nextThreadId(): number {
     return this.nextTid;
+  }
+
+  /** A new id from the one space threads and processes share (Linux's pids). */
+  allocId(): number {
+    return this.nextTid++;
+  }
+
+  /** The threads of process `k`. */
+  of(k: Kernel): Thread[] {
+    return [...this.byTid.values()].filter((t) => t.k === k);
+  }
+
+  /** How many threads process `k` has. */
+  countOf(k: Kernel): number {
+    let n = 0;
+    for (const t of this.byTid.values()) if (t.k === k) n++;
+    return n;
+  }
+
+  /** The first thread of a new process (fork): its registers are set; it starts with the server. */
+  addProcess(k: Kernel, cpu: Context, blocked: bigint): Thread {
+    const t: Thread = { tid: k.identity.pid, k, cpu, clearTid: 0, robustList: 0, park: null, ready: true, blocked, altStack: { sp: 0n, flags: 2, size: 0n } };
+    k.curThread = t;
+    k.signals.blocked = blocked;
+    this.byTid.set(t.tid, t);
+    this.unstarted.push(t);
+    this.threaded = true;
+    return t;
   }
 
   /**
@@ -101,6 +135,7 @@ export class Threads {
     this.byTid.clear();
     for (const t of list) this.byTid.set(t.tid, t);
     this.current = this.byTid.get(current) ?? list[0]!;
+    this.current.k.curThread = this.current;
     this.unstarted.splice(0, this.unstarted.length, ...list);
     this.nextTid = nextTid;
     this.threaded = true;
@@ -118,6 +153,7 @@ export class Threads {
     if ((f & 0xff) !== 0) return -E.EINVAL; // exit signal: threads have none
     if (!args.stack) return -E.EINVAL;
     const parent = this.current.cpu;
+    if (f & CLONE_SETTLS && (!Number.isSafeInteger(args.tls) || args.tls >= 2 ** 47)) return -E.EPERM;
     // The child continues where the parent will: after the syscall, rax = 0, on its own stack.
     const regs: Partial<Record<RegName, bigint>> = {};
     for (const r of ['rbx', 'rdx', 'rsi', 'rdi', 'rbp', 'r8', 'r9', 'r10', 'r12', 'r13', 'r14', 'r15', 'rcx', 'r11'] as const) regs[r] = parent.regBig(r);
@@ -125,13 +161,14 @@ export class Threads {
     regs.rsp = BigInt(args.stack);
     regs.rip = parent.regBig('rcx');
     regs.rflags = (parent.regBig('r11') & 0x254dd5n) | 0x202n;
-    const cpu = this.factory.create({ regs, fsBase: f & CLONE_SETTLS ? args.tls : parent.fsBase }, parent);
+    const cpu = this.factory.create(k, { regs, fsBase: f & CLONE_SETTLS ? args.tls : parent.fsBase }, parent);
     if (!cpu) return -E.EAGAIN; // every vCPU the VM may have runs a thread
     const tid = this.nextTid++;
     if (f & CLONE_PARENT_SETTID) k.mem.writeU32(args.ptid, tid);
     // A new thread inherits the mask of the thread that made it and starts with no alternate stack.
     const t: Thread = {
       tid,
+      k,
       cpu,
       clearTid: f & CLONE_CHILD_CLEARTID ? args.ctid : 0,
       robustList: 0,
@@ -148,13 +185,19 @@ export class Threads {
   }
 
   /** Make `t` the thread whose system call or fault the kernel handles: its signal mask and altstack. */
-  switchTo(k: Kernel, t: Thread): void {
-    if (t === this.current) return;
-    this.current.blocked = k.signals.blocked;
-    this.current.altStack = k.signals.altStack;
+  switchTo(_k: Kernel, t: Thread): void {
+    this.current = t;
+    const k = t.k;
+    k.activate();
+    const was = k.curThread;
+    if (was === t) return;
+    if (was) {
+      was.blocked = k.signals.blocked;
+      was.altStack = k.signals.altStack;
+    }
     k.signals.blocked = t.blocked;
     k.signals.altStack = t.altStack;
-    this.current = t;
+    k.curThread = t;
   }
 
   startPending(): void {
@@ -162,7 +205,9 @@ export class Threads {
   }
 
   /** The current thread ends: clear its child-tid word and wake one waiter there, as Linux does. */
-  exitThread(k: Kernel, t: Thread): void {
+  exitThread(_k: Kernel, t: Thread): void {
+    const k = t.k;
+    k.activate();
     if (t.clearTid && k.mem.ok(t.clearTid, 4, 2)) {
       k.mem.writeU32(t.clearTid, 0);
       this.wake(k, t.clearTid, 1, 0xffffffff);
@@ -173,10 +218,11 @@ export class Threads {
   // ------------------------------------------------------------------ futex
 
   /** Wake up to `n` threads waiting on `uaddr` whose bitset meets `bitset`; returns how many. */
-  wake(_k: Kernel, uaddr: number, n: number, bitset: number): number {
+  wake(k: Kernel, uaddr: number, n: number, bitset: number): number {
     let woken = 0;
     for (const t of this.byTid.values()) {
       if (woken >= n) break;
+      if (t.k.space !== k.space) continue; // futex words are per address space
       const p = t.park;
       if (p?.kind === 'futex' && p.uaddr === uaddr && (p.bitset & bitset) !== 0) {
         this.answer(t, 0);
@@ -187,10 +233,11 @@ export class Threads {
   }
 
   /** Move up to `n` waiters from `from` to `to` (FUTEX_REQUEUE). */
-  requeue(from: number, to: number, n: number): number {
+  requeue(k: Kernel, from: number, to: number, n: number): number {
     let moved = 0;
     for (const t of this.byTid.values()) {
       if (moved >= n) break;
+      if (t.k.space !== k.space) continue;
       const p = t.park;
       if (p?.kind === 'futex' && p.uaddr === from) {
         p.uaddr = to;

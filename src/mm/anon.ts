@@ -90,8 +90,16 @@ export class AnonMemory {
   /** Ranges freed since the last incremental checkpoint (they must read as zeros in it too). */
   freedSinceCheckpoint: Array<[number, number]> | null = null;
 
+  /** Extents another process maps too (MAP_SHARED memory inherited by a fork): never punched. */
+  private readonly pinned: Array<[number, number]> = [];
+
+  pin(offset: number, length: number): void {
+    this.pinned.push([offset, offset + length]);
+  }
+
   free(offset: number, length: number): void {
     if (length <= 0) return;
+    if (this.pinned.some(([s, e]) => s < offset + length && offset < e)) return; // the other process still maps them
     this.freedSinceCheckpoint?.push([offset, length]);
     const rc = libc.fallocate(this.fd, libc.FALLOC_FL_PUNCH_HOLE | libc.FALLOC_FL_KEEP_SIZE, offset, length);
     if (rc !== 0) throw new HostError('fallocate(PUNCH_HOLE) on anonymous memory', libc.errno());

@@ -20,7 +20,15 @@ const decoder = new TextDecoder('utf-8', { fatal: false });
 const encoder = new TextEncoder();
 
 export class GuestMemory {
-  private readonly space: AddressSpace;
+  /**
+   * The address space the accessors reach: the current process's. Every process of a sandbox shares
+   * one GuestMemory (files hold it), and the kernel binds it to the process whose call it handles.
+   */
+  private space: AddressSpace;
+
+  bind(space: AddressSpace): void {
+    this.space = space;
+  }
   /** When set, guest pages the VMM writes (system-call results) are recorded, for incremental checkpoints. */
   vmmDirty: Set<number> | null = null;
 

@@ -15,6 +15,27 @@ import { RegionMap, type Backing, type Region } from './regions.js';
 
 export const PROT_MASK = PROT_READ | PROT_WRITE | PROT_EXEC;
 
+/** Copy `len` bytes of host file `src` at `srcOff` to `dst` at `dstOff`, skipping holes (they stay holes). */
+function copyExtents(src: number, srcOff: number, dst: number, dstOff: number, len: number): void {
+  const end = srcOff + len;
+  const inOff = Buffer.alloc(8);
+  let at = srcOff;
+  while (at < end) {
+    const data = libc.lseek(src, at, libc.SEEK_DATA);
+    if (data < 0 || data >= end) break; // ENXIO: no data past `at`
+    const hole = Math.min(end, Math.max(data + 1, libc.lseek(src, data, libc.SEEK_HOLE)));
+    let pos = data;
+    while (pos < hole) {
+      inOff.writeBigInt64LE(BigInt(pos));
+      if (libc.lseek(dst, dstOff + (pos - srcOff), 0) < 0) throw new Error(`lseek for a fork's copy failed (errno ${libc.errno()})`);
+      const n = libc.sendfile(dst, src, inOff, hole - pos);
+      if (n <= 0) throw new Error(`copying memory for a fork failed (errno ${libc.errno()})`);
+      pos += n;
+    }
+    at = hole;
+  }
+}
+
 export const pageDown = (x: number): number => x - (x % PAGE_SIZE);
 export const pageUp = (x: number): number => Math.ceil(x / PAGE_SIZE) * PAGE_SIZE;
 
@@ -58,6 +79,23 @@ export class AddressSpace {
   brkCurrent = 0;
   /** Host file descriptors of mapped files, by backing id (the anonymous memory file is one of them). */
   private readonly fds = new Map<number, number>();
+  /** Host fds this space opened itself (another process's memory it shares since a fork): closed with it. */
+  private readonly ownFds: number[] = [];
+  /**
+   * Ranges of private file mappings that are or were writable. Where the platform maps them from the
+   * file itself (kvm), their written pages are the VMM's private copies: a fork must copy them.
+   */
+  private readonly writablePrivate: Array<[number, number]> = [];
+
+  private noteWritablePrivate(start: number, end: number): void {
+    const last = this.writablePrivate[this.writablePrivate.length - 1];
+    if (last && last[0] === start && last[1] === end) return;
+    this.writablePrivate.push([start, end]);
+  }
+
+  private wasWritable(start: number, end: number): boolean {
+    return this.writablePrivate.some(([s, e]) => s < end && start < e);
+  }
 
   constructor(window: Window, anon: AnonMemory, layout: SpaceLayout, rules: MappingRules = { copyPrivateFiles: false, copyWritableSharedFiles: false }) {
     this.rules = rules;
@@ -143,6 +181,7 @@ export class AddressSpace {
       backing = { kind: 'file', id: req.file.id, offset: req.file.offset };
       fd = req.file.fd;
       this.fds.set(req.file.id, fd);
+      if (!req.shared && req.prot & PROT_WRITE) this.noteWritablePrivate(addr, addr + length);
     } else {
       backing = { kind: 'anon', id: this.anon.id, offset: this.anon.allocate(length) };
       fd = this.anon.fd;
@@ -206,6 +245,12 @@ export class AddressSpace {
     if (prot & PROT_WRITE && (this.rules.copyPrivateFiles || this.rules.copyWritableSharedFiles)) {
       const r = this.copyBeforeWrite(addr, len);
       if (r < 0) return r;
+    }
+    if (prot & PROT_WRITE) {
+      for (const r of this.regions.regions()) {
+        if (r.end <= addr || r.start >= addr + len || r.backing.kind !== 'file' || r.shared) continue;
+        this.noteWritablePrivate(Math.max(r.start, addr), Math.min(r.end, addr + len));
+      }
     }
     this.window.protect(addr, len, prot & PROT_MASK);
     this.regions.protect(addr, len, prot & PROT_MASK);
@@ -382,8 +427,85 @@ export class AddressSpace {
       this.mapCopy(r, r.start, r.end - r.start, this.fdOf(r.backing), r.backing.offset);
       return;
     }
+    if (r.backing.kind === 'file' && !r.shared) this.noteWritablePrivate(r.start, r.end); // a restore cannot know: assume written
     this.window.mapFd(r.start, r.end - r.start, r.prot, this.fdOf(r.backing), r.backing.offset, this.hostShared(r.backing, r.shared));
     this.regions.map(r);
+  }
+
+  /**
+   * fork: make `child` (an empty space over the child's own machine and anonymous memory) a copy of
+   * this one. Shared mappings (MAP_SHARED anonymous memory, System V segments, shared file mappings)
+   * map the same pages; file pages never written map the same file; everything private is copied
+   * into the child's memory now: anonymous memory extent by extent on the host (holes stay holes),
+   * written private file pages through the window. `declare` tells the child's machine of a host file
+   * its memory maps from. The cost is one host copy of the private memory the parent has touched.
+   */
+  forkInto(child: AddressSpace, declare: (fd: number, writable: boolean) => void): void {
+    child.brkStart = this.brkStart;
+    child.brkCurrent = this.brkCurrent;
+    for (const [s, e] of this.writablePrivate) child.writablePrivate.push([s, e]);
+    const sharedFd = (id: number): number => {
+      let fd = child.fds.get(id);
+      if (fd === undefined) {
+        fd = libc.dup(this.fdOf({ kind: 'anon', id, offset: 0 }));
+        if (fd < 0) throw new Error(`dup of a shared memory file failed (errno ${libc.errno()})`);
+        child.ownFds.push(fd);
+        child.fds.set(id, fd);
+        declare(fd, true);
+      }
+      return fd;
+    };
+    for (const r of this.regions.regions()) {
+      const len = r.end - r.start;
+      const b = r.backing;
+      if (b.kind === 'file' && (r.shared || !this.wasWritable(r.start, r.end))) {
+        const fd = this.fdOf(b);
+        child.fds.set(b.id, fd);
+        child.window.mapFd(r.start, len, r.prot, fd, b.offset, r.shared);
+        child.regions.map(r);
+      } else if (b.kind === 'anon' && r.shared) {
+        if (b.id === this.anon.id) this.anon.pin(b.offset, len);
+        child.window.mapFd(r.start, len, r.prot, sharedFd(b.id), b.offset, true);
+        child.regions.map(r);
+      } else {
+        const off = child.anon.allocate(len);
+        if (b.kind === 'anon' && this.hostShared(b, false)) copyExtents(this.fdOf(b), b.offset, child.anon.fd, off, len);
+        else this.copyOut(r, child.anon.fd, off);
+        child.window.mapFd(r.start, len, r.prot, child.anon.fd, off, true);
+        child.regions.map({ ...r, backing: { kind: 'anon', id: child.anon.id, offset: off } });
+      }
+    }
+  }
+
+  /** Write region `r`'s bytes, as the program sees them, to host file `fd` at `offset`. */
+  private copyOut(r: Region, fd: number, offset: number): void {
+    const len = r.end - r.start;
+    if (!(r.prot & PROT_READ)) this.window.protect(r.start, len, r.prot | PROT_READ);
+    try {
+      let done = 0;
+      while (done < len) {
+        const n = libc.pwrite(fd, this.window.hostAddr(r.start + done), len - done, offset + done);
+        if (n <= 0) throw new Error(`copying memory for a fork failed (errno ${libc.errno()})`);
+        done += n;
+      }
+    } finally {
+      if (!(r.prot & PROT_READ)) this.window.protect(r.start, len, r.prot);
+    }
+  }
+
+  /** execve: every mapping goes (the machine and the memory file stay). */
+  clear(): void {
+    const removed = this.regions.unmap(USER_START, this.layout.size - USER_START);
+    for (const r of removed) this.window.release(r.start, r.end - r.start);
+    this.freeBackings(removed);
+    this.writablePrivate.length = 0;
+    this.brkStart = 0;
+    this.brkCurrent = 0;
+  }
+
+  /** Close the host fds this space opened (shared memory of other processes). */
+  close(): void {
+    for (const fd of this.ownFds.splice(0)) libc.close(fd);
   }
 
   private fdOf(b: Backing): number {

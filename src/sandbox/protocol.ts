@@ -17,6 +17,8 @@ export interface WorkerConfig {
   memLimit: number;
   stackSize: number;
   cpus: number;
+  /** --pids: the most processes the sandbox may hold (fork answers EAGAIN past it). */
+  pids: number;
   strace: boolean;
   /** Host fds for the program's stdin, stdout, stderr, and where --strace lines go. */
   stdio: [number, number, number];

@@ -50,6 +50,8 @@ export interface SandboxOptions {
   stderr?: StdoutOption;
   /** CPUs the program is told it has. Default: the host's. */
   cpus?: number;
+  /** The most processes the sandbox may hold at once (fork answers EAGAIN past it); default 256. */
+  pids?: number;
   /** A root file system: an ext4 image ("PATH[,ro|,cow]"); PROGRAM is then a path inside it. */
   image?: string | { path: string; mode?: 'rw' | 'ro' | 'cow' };
   /** How the image is reached: 'memory' (mapped, the default) or 'blk' (block device + cache). */
@@ -111,6 +113,8 @@ export const DEFAULT_MEM = 4 * GIB;
 export const DEFAULT_STACK = 8 * 2 ** 20;
 export const MIN_MEM = 16 * 2 ** 20;
 export const DEFAULT_ENV = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/', 'LANG=C.UTF-8'];
+/** The default --pids: enough for builds and shells, few enough that a fork bomb ends quickly. */
+export const DEFAULT_PIDS = 256;
 
 function pipe(): [number, number] {
   const fds = [0, 0];
@@ -179,6 +183,7 @@ export class Sandbox {
       memLimit,
       stackSize,
       cpus: o.cpus ?? availableParallelism(),
+      pids: o.pids ?? DEFAULT_PIDS,
       strace: o.strace ?? false,
       stdio,
       traceFd: o.traceFd ?? 2,

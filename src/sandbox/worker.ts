@@ -19,7 +19,12 @@ import { nap, wakeOn } from '../kernel/nap.js';
 import { Strace } from '../kernel/strace.js';
 import { normalizePath } from '../kernel/sys/fs.js';
 import { runTask, type TaskEnd } from '../kernel/task.js';
-import { Threads } from '../kernel/threads.js';
+import { Threads, type Thread, type ThreadStart } from '../kernel/threads.js';
+import { ProcessTable, type ProcessHost } from '../kernel/procs.js';
+import { HostError } from '../host/errors.js';
+import { E } from '../abi/errno.js';
+import { kickTarget } from '../platform/kick.js';
+import { ST } from '../kernel/mailbox.js';
 import { RootFs } from '../kernel/vfs/rootfs.js';
 import * as libc from '../host/libc.js';
 import { REGS, REGS_SIZE, type RegName } from '../platform/regs.js';
@@ -271,46 +276,72 @@ function pauseLoop(b: Booted): 'resume' | TaskEnd {
   }
 }
 
+/** A process's machine and what the worker keeps for it (Kernel.machine). */
+interface MachineEntry {
+  machine: Platform;
+  /** Every context the machine has made (KVM cannot destroy a vCPU: ended threads' are reused). */
+  allVcpus: Context[];
+  /** The slot of the worker that last ran each vCPU: a vCPU whose thread ended is reused once it is gone. */
+  lastSlot: Map<number, Slot>;
+  /** The process's own anonymous memory (null: the first process's, closed with the boot's). */
+  anon: AnonMemory | null;
+  closed: boolean;
+}
+const entryOf = (k: Kernel): MachineEntry => k.machine as MachineEntry;
+
+/** Backing ids for forked processes' anonymous memory: one per process, never reused. */
+let nextAnonId = 100;
+
 function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
   const { machine, space, kernel, vcpu, streams } = b;
   const slots = new Map<number, Slot>();
-  const allVcpus = [vcpu];
   const doorbell = Doorbell.create();
   // --cpus: how many vCPUs may run guest code at once (the kernel's own thread is not counted).
   const cpuGate = new Int32Array(new SharedArrayBuffer(8));
   cpuGate[1] = Math.max(1, cfg.cpus);
-  /** The slot of the worker that last ran each vCPU: a vCPU whose thread ended is reused once it is gone. */
-  const lastSlot = new Map<number, Slot>();
-  const newVcpu = (id: number): Context => {
-    const v = machine.createContext(id, 0, 0);
-    const at = allVcpus.findIndex((c) => c.id === id);
-    if (at >= 0) allVcpus[at] = v;
-    else allVcpus.push(v);
+  const first: MachineEntry = { machine, allVcpus: [vcpu], lastSlot: new Map(), anon: null, closed: false };
+  kernel.machine = first;
+  kernel.hwcap = machine.hwcap;
+  const entries: MachineEntry[] = [first];
+  const newVcpu = (e: MachineEntry, id: number): Context => {
+    const v = e.machine.createContext(id, 0, 0);
+    const at = e.allVcpus.findIndex((c) => c.id === id);
+    if (at >= 0) e.allVcpus[at] = v;
+    else e.allVcpus.push(v);
     return v;
   };
-  const threads: Threads = new Threads(vcpu, kernel.identity.pid, {
-    create: (init, parent) => {
+  const regsOf = (init: ThreadStart): Buffer => {
+    const regs = Buffer.alloc(REGS_SIZE);
+    for (const [name, value] of Object.entries(init.regs)) regs.writeBigUInt64LE(BigInt.asUintN(64, value!), REGS[name as RegName]);
+    return regs;
+  };
+  const kick = (t: Thread): void => {
+    const s = slots.get(t.tid);
+    t.cpu.requestExit();
+    if (s && !s.gone && s.thread) kickTarget(t.cpu.kickTarget(BigInt(s.thread)));
+  };
+  const threads: Threads = new Threads(kernel, vcpu, {
+    create: (k, init, parent) => {
+      const e = entryOf(k);
       // A thread id (vCPU, thread slot) no live thread uses and whose last worker is gone, or a new one.
-      const inUse = new Set([...threads.byTid.values()].map((t) => t.cpu.id));
-      const ids = new Set(allVcpus.map((c) => c.id));
-      let id = allVcpus.find((c) => !inUse.has(c.id) && lastSlot.get(c.id)?.gone === true)?.id;
+      const inUse = new Set(threads.of(k).map((t) => t.cpu.id));
+      const ids = new Set(e.allVcpus.map((c) => c.id));
+      let id = e.allVcpus.find((c) => !inUse.has(c.id) && e.lastSlot.get(c.id)?.gone === true)?.id;
       if (id === undefined) {
         id = 0;
         while (ids.has(id)) id++;
         if (id >= MAX_VCPUS) return null;
       }
-      const v = newVcpu(id);
-      const regs = Buffer.alloc(REGS_SIZE);
-      for (const [name, value] of Object.entries(init.regs)) regs.writeBigUInt64LE(BigInt.asUintN(64, value!), REGS[name as RegName]);
+      const v = newVcpu(e, id);
       // A new thread has the FPU state of the thread that made it, as clone() gives it on Linux.
-      v.putState({ regs, fsBase: init.fsBase, gsBase: parent.gsBase, fpu: parent.getFxsave() });
+      v.putState({ regs: regsOf(init), fsBase: init.fsBase, gsBase: parent.gsBase, fpu: parent.getFxsave() });
       v.resumeUser(); // a reused vCPU last stopped in the syscall stub
       return v;
     },
     start: (t) => {
       const slot = Slot.create();
       slots.set(t.tid, slot);
-      lastSlot.set(t.cpu.id, slot);
+      entryOf(t.k).lastSlot.set(t.cpu.id, slot);
       new Worker(new URL('./vcpu-worker.js', import.meta.url), {
         workerData: {
           context: t.cpu.handle(),
@@ -321,11 +352,82 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
       }).unref();
     },
   });
+  /** Close a process's machine once none of its vCPUs runs any more. */
+  const closeEntry = (e: MachineEntry, ts: Thread[]): void => {
+    if (e.closed) return;
+    e.closed = true;
+    const until = performance.now() + 2000;
+    for (;;) {
+      const running = ts.filter((t) => {
+        const s = slots.get(t.tid);
+        return s !== undefined && !s.gone;
+      });
+      if (running.length === 0 || performance.now() > until) break;
+      for (const t of running) kick(t);
+      nap(1);
+    }
+    e.machine.close();
+    e.anon?.close();
+  };
+  /** Threads of each process, as last known (a process's are gone from the table when it ends). */
+  const threadsOf = new Map<Kernel, Thread[]>();
+  const host: ProcessHost = {
+    forkSpace: (parent, start, parentCpu) => {
+      const m = openPlatform(cfg.platform, { spaceSize: parent.space.layout.size, syscallReturn: cfg.syscallReturn, stopRequested: stop.stopForGood });
+      const anon = new AnonMemory(nextAnonId++, null);
+      try {
+        const childSpace = new AddressSpace(m.window, anon, { ...parent.space.layout }, rulesOf(m));
+        m.declareFile(anon.fd, true);
+        if (root) {
+          childSpace.registerFile(IMAGE_BACKING_ID, root.fd);
+          m.declareFile(root.fd, false);
+        }
+        parent.space.forkInto(childSpace, (fd, w) => m.declareFile(fd, w));
+        const cpu = m.createContext(0, 0, 0);
+        cpu.putState({ regs: regsOf(start), fsBase: start.fsBase, gsBase: parentCpu.gsBase, fpu: parentCpu.getFxsave() });
+        cpu.resumeUser();
+        m.start();
+        const e: MachineEntry = { machine: m, allVcpus: [cpu], lastSlot: new Map(), anon, closed: false };
+        entries.push(e);
+        return { space: childSpace, cpu, machine: e };
+      } catch (err) {
+        m.close();
+        anon.close();
+        if (err instanceof HostError) return -E.ENOMEM;
+        throw err;
+      } finally {
+        parent.activate();
+      }
+    },
+    stopThread: (t) => {
+      const s = slots.get(t.tid);
+      const list = threadsOf.get(t.k) ?? [];
+      list.push(t);
+      threadsOf.set(t.k, list);
+      const at = threads.unstarted.indexOf(t);
+      if (at >= 0) threads.unstarted.splice(at, 1);
+      if (s) {
+        s.set(ST.TERMINATE);
+        if (!s.gone) kick(t);
+      }
+    },
+    kick,
+    release: (k) => {
+      const e = entryOf(k);
+      if (e === first) return; // the first process's machine is closed as the sandbox ends
+      closeEntry(e, threadsOf.get(k) ?? []);
+      threadsOf.delete(k);
+      k.space.close();
+    },
+    initEnded: () => {},
+  };
+  const procs = new ProcessTable(kernel, threads, host, cfg.pids);
+  void procs;
   kernel.threads = threads;
   threadedKernel = kernel;
   if (b.threads) {
     // A restored threaded program: every thread on the vCPU it had, waiting threads still waiting.
-    restoreThreads(kernel, threads, b.threads, (id) => (id === vcpu.id ? vcpu : newVcpu(id)));
+    restoreThreads(kernel, threads, b.threads, (id) => (id === vcpu.id ? vcpu : newVcpu(first, id)));
   }
   try {
     // Every thread of a restored program exists now: the platform may start running (process: the
@@ -348,15 +450,18 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
     // Several threads: every vCPU now runs in a worker of its own and this thread serves them.
     if (!b.threads) {
       const main = threads.byTid.get(kernel.identity.pid)!;
-      main.ready = true;
+      main.ready = main.park === null; // (a vfork parent waits for its child)
       threads.unstarted.unshift(main);
     }
     post({ type: 'threaded', doorbell: doorbell.sab });
     end = serveThreads(kernel, threads, { slotOf: (t) => slots.get(t.tid)!, doorbell }, hooks);
   }
   kickGuard.setAlive(false); // from here on the vCPUs are closed
+  // Every other process ends with the sandbox: its threads were stopped with the first process's.
+  for (const e of entries) if (e !== first) closeEntry(e, []);
+  for (const p of procs.live()) if (p !== kernel) p.fds.closeAll();
   const exits: Record<string, number> = {};
-  for (const c of allVcpus) for (const [r, n] of c.exitCounts) exits[r] = (exits[r] ?? 0) + n;
+  for (const e of entries) for (const c of e.allVcpus) for (const [r, n] of c.exitCounts) exits[r] = (exits[r] ?? 0) + n;
   const stats: VmStats = {
     ...kernel.stats.report(),
     exits,

@@ -106,6 +106,10 @@ function savePark(p: Park): SavedPark {
       return { kind: 'sleep', remainingMs: remaining(p.deadline) };
     case 'retry':
       return { kind: 'retry', remainingMs: remaining(p.deadline), onTimeout: p.onTimeout };
+    case 'signal':
+      return refuse('a thread waits in rt_sigsuspend or pause, which a checkpoint cannot record yet', 'take the checkpoint when no thread waits for a signal');
+    case 'vfork':
+      return refuse('a thread waits for its vfork child, and checkpoints of several processes are not supported', 'take the checkpoint before the program starts other processes');
   }
 }
 
@@ -144,6 +148,7 @@ export function restoreThreads(k: Kernel, threads: Threads, saved: NonNullable<S
     cpu.putState(loadCpu(st.cpu));
     return {
       tid: st.tid,
+      k,
       cpu,
       clearTid: st.clearTid,
       robustList: st.robustList,

@@ -134,6 +134,18 @@ export class FdTable {
     return 0;
   }
 
+  /** A fork's child: the same descriptions (shared offsets and flags), the same fds and close-on-exec bits. */
+  fork(): FdTable {
+    const t = new FdTable(this.limit);
+    for (const [fd, s] of this.slots) t.slots.set(fd, { file: s.file.ref(), cloexec: s.cloexec });
+    return t;
+  }
+
+  /** execve: close every fd marked close-on-exec. */
+  closeOnExec(): void {
+    for (const [fd, s] of [...this.slots]) if (s.cloexec) this.close(fd);
+  }
+
   closeAll(): void {
     for (const fd of [...this.slots.keys()]) this.close(fd);
   }

@@ -82,13 +82,13 @@ function special(abs: string): 'dev' | 'proc' | null {
   return null;
 }
 
-type Target =
+export type Target =
   | { kind: 'inode'; ino: number; path: string }
   | { kind: 'dev'; name: string; path: string }
   | { kind: 'proc'; path: string };
 
 /** Resolve a path (relative to dirfd) to what it names. */
-function resolve(k: Kernel, dirfd: number, path: string, follow: boolean): Target | number {
+export function resolve(k: Kernel, dirfd: number, path: string, follow: boolean): Target | number {
   if (path === '') return -E.ENOENT;
   const b = base(k, dirfd, path);
   if (typeof b === 'number') return b;

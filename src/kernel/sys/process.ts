@@ -4,7 +4,6 @@ import { E } from '../../abi/errno.js';
 import * as libc from '../../host/libc.js';
 import type { Kernel } from '../kernel.js';
 import type { SyscallArgs, SyscallResult, SyscallTable } from '../types.js';
-import type { CloneArgs } from '../threads.js';
 
 const ARCH_SET_GS = 0x1001;
 const ARCH_SET_FS = 0x1002;
@@ -108,7 +107,7 @@ function futex(k: Kernel, a: SyscallArgs): SyscallResult {
       if (op === FUTEX_CMP_REQUEUE && k.mem.readU32(uaddr) !== a.u32(5)) return -E.EAGAIN;
       if (!threads) return 0;
       const woken = threads.wake(k, uaddr, Math.max(0, a.i32(2)), 0xffffffff);
-      return woken + threads.requeue(uaddr, to, Math.max(0, a.i32(3)));
+      return woken + threads.requeue(k, uaddr, to, Math.max(0, a.i32(3)));
     }
     case FUTEX_WAIT:
     case FUTEX_WAIT_BITSET: {
@@ -143,31 +142,11 @@ function absNowMs(clock: number): number {
   return clock === 0 ? Date.now() : Number(process.hrtime.bigint()) / 1e6;
 }
 
-function cloneThread(k: Kernel, args: CloneArgs): SyscallResult {
-  if (!k.threads) return -E.ENOSYS;
-  const wasThreaded = k.threads.threaded;
-  const r = k.threads.clone(k, args);
-  if (typeof r === 'number' && r > 0 && !wasThreaded) return { kind: 'threaded', result: r };
-  return r;
-}
-
 export const processSyscalls: SyscallTable = {
-  exit: (k, a) => (k.threads && k.threads.count > 1 ? { kind: 'thread-exit', status: a.i32(0) & 0xff } : k.exitOutcome(a.i32(0))),
-  clone: (k, a) => cloneThread(k, { flags: a.u64(0), stack: a.u64(1), ptid: a.u64(2), ctid: a.u64(3), tls: a.u64(4) }),
-  clone3: (k, a) => {
-    const size = a.u64(1);
-    if (size < 64) return -E.EINVAL;
-    const b = k.mem.read(a.u64(0), 64);
-    const dv = new DataView(b.buffer, b.byteOffset, 64);
-    const u = (o: number): number => Number(dv.getBigUint64(o, true));
-    // struct clone_args: flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls
-    if (u(16 + 16) !== 0) return -E.EINVAL; // exit_signal
-    return cloneThread(k, { flags: u(0), ctid: u(16), ptid: u(24), stack: u(40) + u(48), tls: u(56) });
-  },
+  exit: (k, a) => (k.threads && k.threadCount > 1 ? { kind: 'thread-exit', status: a.i32(0) & 0xff } : k.exitOutcome(a.i32(0))),
   exit_group: (k, a) => k.exitOutcome(a.i32(0)),
   getpid: (k) => k.identity.pid,
-  gettid: (k) => k.threads?.current.tid ?? k.identity.pid,
-  getppid: () => 0,
+  gettid: (k) => k.tid,
   getuid: (k) => k.identity.uid,
   geteuid: (k) => k.identity.uid,
   getgid: (k) => k.identity.gid,
@@ -180,9 +159,6 @@ export const processSyscalls: SyscallTable = {
     for (let i = 0; i < 3; i++) k.mem.writeU32(a.u64(i), k.identity.gid);
     return 0;
   },
-  getpgrp: (k) => k.identity.pid,
-  getpgid: (k, a) => (a.i32(0) === 0 || a.i32(0) === k.identity.pid ? k.identity.pid : -E.ESRCH),
-  getsid: (k, a) => (a.i32(0) === 0 || a.i32(0) === k.identity.pid ? k.identity.pid : -E.ESRCH),
   uname: (k, a) => {
     const addr = a.u64(0);
     const fields = [UNAME.sysname, UNAME.nodename, UNAME.release, UNAME.version, UNAME.machine, UNAME.domainname];
@@ -195,8 +171,8 @@ export const processSyscalls: SyscallTable = {
   arch_prctl: archPrctl,
   set_tid_address: (k, a) => {
     k.clearChildTid = a.u64(0);
-    if (k.threads) k.threads.current.clearTid = a.u64(0);
-    return k.threads?.current.tid ?? k.identity.pid;
+    if (k.curThread) k.curThread.clearTid = a.u64(0);
+    return k.tid;
   },
   set_robust_list: (k, a) => {
     if (a.u64(1) !== 24) return -E.EINVAL; // sizeof(struct robust_list_head)

@@ -109,17 +109,10 @@ export const signalSyscalls: SyscallTable = {
     }
     return 0;
   },
-  kill: (k, a) => {
-    const pid = a.i32(0);
-    if (pid !== k.identity.pid && pid !== 0 && pid !== -1) return -E.ESRCH;
-    return raise(k, a.i32(1));
-  },
-  tkill: (k, a) => (k.hasThread(a.i32(0)) ? raise(k, a.i32(1)) : -E.ESRCH),
   rt_sigpending: (k, a) => {
     if (a.u64(1) > 8) return -E.EINVAL;
     k.mem.writeU64(a.u64(0), k.signals.pending & k.signals.blocked);
     return 0;
   },
   rt_sigreturn: (k, _a, cpu) => (sigreturn(k, cpu) ? { kind: 'resume' } : { kind: 'kill', signal: SIG.SIGSEGV, reason: 'SIGSEGV: rt_sigreturn found no valid signal frame' }),
-  tgkill: (k, a) => (a.i32(0) === k.identity.pid && k.hasThread(a.i32(1)) ? raise(k, a.i32(2)) : -E.ESRCH),
 };

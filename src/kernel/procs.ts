@@ -1,0 +1,234 @@
+/**
+ * The sandbox's processes: the table of thread groups (each a Kernel: its own address space, fds,
+ * signal dispositions), their parent/child links, process groups and sessions, zombies and reaping,
+ * and signals sent from one process to another.
+ *
+ * Every process is served by the same kernel thread (serve.ts), one exit at a time, so this table has
+ * one owner. What needs the platform (a machine for a new process, stopping a process's vCPUs,
+ * releasing its memory) is asked of the ProcessHost, which the worker that runs the sandbox provides.
+ */
+import { E } from '../abi/errno.js';
+import { SIG, defaultAction } from '../abi/signals.js';
+import type { Context } from '../platform/platform.js';
+import type { Kernel } from './kernel.js';
+import { SIG_DFL, SIG_IGN } from './signal-state.js';
+import { CLD_EXITED, CLD_KILLED, SI_USER, type SigInfo } from './signal-frame.js';
+import type { Thread, ThreadStart, Threads } from './threads.js';
+import { deliverPending } from './task.js';
+
+/** SA_NOCLDWAIT: children of a process with this flag on SIGCHLD are reaped as they end. */
+const SA_NOCLDWAIT = 2n;
+const SA_RESTART = 0x10000000n;
+
+/** What the kernel asks of whoever runs the sandbox (the worker: it owns the platforms and the vCPU workers). */
+export interface ProcessHost {
+  /**
+   * A child of `parent` as fork makes it: a machine of its own, a copy of the address space (private
+   * memory copied, shared memory shared), and a first context with `cpu`'s registers and FPU state.
+   * Returns the child's space, machine and context, or -errno.
+   */
+  forkSpace(parent: Kernel, start: ThreadStart, cpu: Context): ForkedSpace | number;
+  /** Stop `t`'s vCPU for good (its worker ends). */
+  stopThread(t: Thread): void;
+  /** Make `t` leave guest code soon, so that its exit is handled (a signal for it to deliver). */
+  kick(t: Thread): void;
+  /** Release process `k`'s machine and memory (its threads are gone). */
+  release(k: Kernel): void;
+  /** The sandbox's first process ended or was killed: the whole sandbox ends. */
+  initEnded(status: number): void;
+}
+
+export interface ForkedSpace {
+  space: Kernel['space'];
+  cpu: Context;
+  /** What the host runs the child on (Kernel.machine). */
+  machine: unknown;
+}
+
+/** Wait statuses, as wait4 reports them. */
+export const exitedStatus = (code: number): number => (code & 0xff) << 8;
+export const signaledStatus = (sig: number): number => sig & 0x7f;
+
+export class ProcessTable {
+  readonly byPid = new Map<number, Kernel>();
+  /** The most processes (live and zombie) the sandbox may hold: --pids. */
+  limit: number;
+
+  constructor(
+    readonly init: Kernel,
+    readonly threads: Threads,
+    readonly host: ProcessHost,
+    limit: number,
+  ) {
+    this.limit = limit;
+    this.add(init);
+  }
+
+  add(k: Kernel): void {
+    this.byPid.set(k.identity.pid, k);
+    k.procs = this;
+  }
+
+  get count(): number {
+    return this.byPid.size;
+  }
+
+  /** Processes that have not ended. */
+  live(): Kernel[] {
+    return [...this.byPid.values()].filter((k) => !k.zombie);
+  }
+
+  /** The process whose thread group id is `pid`, if it has not been reaped. */
+  get(pid: number): Kernel | undefined {
+    return this.byPid.get(pid);
+  }
+
+  /**
+   * Process `k` ends with wait status `status` (exit_group, a fatal signal): its threads stop, its
+   * files close, its memory goes, its children go to init, and its parent hears of it (SIGCHLD, or an
+   * automatic reap when the parent ignores SIGCHLD or set SA_NOCLDWAIT).
+   */
+  exit(k: Kernel, status: number): void {
+    if (k.zombie) return;
+    k.zombie = { status };
+    for (const t of this.threads.of(k)) {
+      this.host.stopThread(t);
+      this.threads.byTid.delete(t.tid);
+    }
+    this.releaseVforkParent(k);
+    k.activate();
+    k.root?.beginOp();
+    try {
+      k.sharedFileMaps.writeBackAll();
+    } finally {
+      k.root?.endOp();
+    }
+    k.fds.closeAll();
+    k.close();
+    this.host.release(k);
+    k.released = true;
+    if (k === this.init) {
+      this.host.initEnded(status);
+      return;
+    }
+    // Orphans go to init; a zombie orphan is init's to reap.
+    for (const c of k.children) {
+      c.parent = this.init;
+      this.init.children.add(c);
+      if (c.zombie) this.notifyParent(c);
+    }
+    k.children.clear();
+    this.notifyParent(k);
+  }
+
+  private notifyParent(k: Kernel): void {
+    const p = k.parent;
+    if (!p || p.zombie) return;
+    const act = p.signals.get(SIG.SIGCHLD);
+    if (k.exitSignal === SIG.SIGCHLD && (act.handler === SIG_IGN || act.flags & SA_NOCLDWAIT)) {
+      this.reap(k); // nobody will wait for it
+      return;
+    }
+    if (k.exitSignal > 0) {
+      const st = k.zombie!.status;
+      const killed = (st & 0x7f) !== 0;
+      this.signal(p, k.exitSignal, { signo: k.exitSignal, code: killed ? CLD_KILLED : CLD_EXITED, pid: k.identity.pid, uid: k.identity.uid, status: killed ? st & 0x7f : (st >> 8) & 0xff });
+    }
+  }
+
+  /** Remove a zombie from the table (wait4 collected it). */
+  reap(k: Kernel): void {
+    this.byPid.delete(k.identity.pid);
+    k.parent?.children.delete(k);
+  }
+
+  /** A vfork parent waits until its child execs or ends: let it go. */
+  releaseVforkParent(child: Kernel): void {
+    for (const t of this.threads.byTid.values()) {
+      if (t.park?.kind === 'vfork' && t.park.child === child.identity.pid) this.threads.answer(t, child.identity.pid);
+    }
+  }
+
+  /**
+   * Send `sig` to process `target` (kill). Ignored signals are dropped; a default action that ends
+   * the process ends it now; anything else is left pending for a thread that does not block it, which
+   * is woken (a waiting call ends with EINTR, or restarts under SA_RESTART) or made to leave guest code.
+   * The sandbox's init, like Linux's pid 1 in its namespace, ignores signals it has no handler for.
+   */
+  signal(target: Kernel, sig: number, info: SigInfo | null): number {
+    if (sig === 0 || target.zombie) return 0;
+    const act = target.signals.get(sig);
+    const isInit = target === this.init;
+    if (sig === SIG.SIGKILL) {
+      if (!isInit) this.exit(target, signaledStatus(sig));
+      return 0;
+    }
+    const blocked = target.signals.isBlocked(sig) && this.threads.of(target).every((t) => this.blockedIn(t, sig));
+    if (act.handler === SIG_IGN) return 0;
+    if (act.handler === SIG_DFL) {
+      const d = defaultAction(sig);
+      if (d === 'ignore' || d === 'stop' || d === 'continue') return 0; // job-control stops are not modelled
+      if (isInit) return 0;
+      if (!blocked) {
+        this.exit(target, signaledStatus(sig));
+        return 0;
+      }
+    }
+    target.signals.pending |= 1n << BigInt(sig - 1);
+    target.signals.pendingInfo.set(sig, info ?? { signo: sig, code: SI_USER });
+    if (!blocked) this.wakeFor(target, sig, act.flags);
+    return 0;
+  }
+
+  /** Is `sig` blocked in thread `t` (its mask lives in the kernel while it is the process's current thread)? */
+  private blockedIn(t: Thread, sig: number): boolean {
+    const mask = t.k.curThread === t ? t.k.signals.blocked : t.blocked;
+    return (mask & (1n << BigInt(sig - 1))) !== 0n;
+  }
+
+  /**
+   * Get a thread of `k` that does not block `sig` to deliver it: a waiting one ends its call (EINTR,
+   * or a restart under SA_RESTART) and gets the frame now; a running one is made to leave guest code,
+   * and its exit delivers it.
+   */
+  private wakeFor(k: Kernel, sig: number, flags: bigint): void {
+    const candidates = this.threads.of(k).filter((t) => !this.blockedIn(t, sig));
+    const t = candidates.find((c) => c.park && c.park.kind !== 'vfork') ?? candidates.find((c) => c.ready && !c.park);
+    if (t) {
+      let savedMask: bigint | null = null;
+      const p = t.park;
+      if (p) {
+        if (p.kind === 'retry' && flags & SA_RESTART) {
+          t.park = null;
+          t.cpu.restartSyscall();
+          t.ready = true;
+        } else {
+          this.threads.answer(t, -E.EINTR);
+          t.cpu.syscallReturnToRegs();
+          if (p.kind === 'signal') savedMask = p.savedMask;
+        }
+      } else {
+        t.cpu.syscallReturnToRegs();
+      }
+      this.deliverNow(t, savedMask);
+      return;
+    }
+    const running = candidates.find((c) => !c.ready && !c.park);
+    if (running) this.host.kick(running);
+  }
+
+  /** Build `t`'s signal frame now (it is stopped), then go back to the thread being served. */
+  private deliverNow(t: Thread, savedMask: bigint | null): void {
+    const cur = this.threads.current;
+    this.threads.switchTo(t.k, t);
+    const end = deliverPending(t.k, t.cpu, savedMask);
+    if (cur !== t && this.threads.byTid.has(cur.tid)) this.threads.switchTo(cur.k, cur);
+    else cur.k.activate();
+    if (end) this.exit(t.k, end.kind === 'killed' ? signaledStatus(end.signal) : exitedStatus(0));
+  }
+
+  /** Processes in group `pgid`. */
+  group(pgid: number): Kernel[] {
+    return this.live().filter((k) => k.pgid === pgid);
+  }
+}
