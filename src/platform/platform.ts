@@ -134,6 +134,11 @@ export interface Platform {
   readonly dirtyLog: { enable(): void; readonly enabled: boolean; take(): number[] } | null;
   /** Everything the first thread needs is declared: make the program's host side (process: spawn it). */
   start(): void;
+  /**
+   * Empty the program's memory so the machine can run another program (a later fork), its threads
+   * gone; false when this platform cannot (then close it).
+   */
+  recycle?(): boolean;
   /** End the program's execution and free the platform. */
   close(): void;
 }

@@ -1,26 +1,32 @@
 /**
- * A thread's own worker (threaded programs), whatever the platform: run the guest, post each exit to the kernel's thread, sleep
- * until it answers, repeat. Runs no kernel code.
+ * A thread's own worker (threaded programs), whatever the platform: run the guest, post each exit to
+ * the kernel's thread, sleep until it answers, repeat. Runs no kernel code.
+ *
+ * Workers are pooled: starting one costs tens of milliseconds (a new JavaScript realm, koffi and the
+ * platform modules), far more than a fork. When a worker's thread ends it waits for the next thread
+ * to run (an assignment: a message on its port and a word in its pool cell), so a process that forks
+ * and waits again and again reuses the same few workers.
  */
-import { workerData } from 'node:worker_threads';
+import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import * as libc from '../host/libc.js';
 import { Doorbell, Slot, ST } from '../kernel/mailbox.js';
 import type { ContextHandle } from '../platform/platform.js';
 import { attachContext } from '../platform/select.js';
+import { POOL, type Assignment } from './pool.js';
 
 interface VcpuWorkerData {
-  /** The thread's context, as its platform describes it. */
-  context: ContextHandle;
-  slot: SharedArrayBuffer;
-  doorbell: SharedArrayBuffer;
+  /** The pool cell: [state], Int32. */
+  cell: SharedArrayBuffer;
+  /** Where assignments arrive. */
+  port: MessagePort;
   /** Int32Array [running vCPUs, limit]: --cpus bounds how many run guest code at once. */
   cpuGate: SharedArrayBuffer;
 }
 
 const d = workerData as VcpuWorkerData;
-const slot = new Slot(d.slot);
-const bell = new Doorbell(d.doorbell);
+const cell = new Int32Array(d.cell);
 const gate = new Int32Array(d.cpuGate);
+const self = Number(libc.pthreadSelf());
 
 /** Take one of the --cpus places to run guest code (sleeping while all are taken). */
 function acquire(): void {
@@ -38,28 +44,48 @@ function release(): void {
   Atomics.notify(gate, 0, 1);
 }
 
-const cpu = attachContext(d.context);
-slot.thread = Number(libc.pthreadSelf());
-
-function leave(): never {
-  slot.gone = true;
-  process.exit(0);
+/** Run one thread's context until the kernel terminates it. */
+function runThread(context: ContextHandle, slot: Slot, bell: Doorbell): void {
+  const cpu = attachContext(context);
+  slot.thread = self;
+  for (;;) {
+    // Wait for the kernel to let this vCPU run (a new thread starts in RESUME).
+    for (let s = slot.state; s !== ST.RESUME; s = slot.state) {
+      if (s === ST.TERMINATE) return;
+      slot.waitWhile(s, 1000);
+    }
+    if (Atomics.compareExchange(slot.i32, 0, ST.RESUME, ST.RUNNING) !== ST.RESUME) return;
+    acquire();
+    const exit = cpu.enter();
+    release();
+    slot.put(exit);
+    // Post the exit unless the kernel meanwhile told this vCPU to stop.
+    if (Atomics.compareExchange(slot.i32, 0, ST.RUNNING, ST.EXITED) !== ST.RUNNING) return;
+    Atomics.notify(slot.i32, 0);
+    bell.ring();
+    slot.waitWhile(ST.EXITED);
+  }
 }
 
 for (;;) {
-  // Wait for the kernel to let this vCPU run (a new thread starts in RESUME).
-  for (let s = slot.state; s !== ST.RESUME; s = slot.state) {
-    if (s === ST.TERMINATE) leave();
-    slot.waitWhile(s, 1000);
+  // Wait for a thread to run, or for the pool to close.
+  for (let s = Atomics.load(cell, 0); s !== POOL.ASSIGNED; s = Atomics.load(cell, 0)) {
+    if (s === POOL.CLOSE) process.exit(0);
+    Atomics.wait(cell, 0, s, 1000);
   }
-  if (Atomics.compareExchange(slot.i32, 0, ST.RESUME, ST.RUNNING) !== ST.RESUME) leave();
-  acquire();
-  const exit = cpu.enter();
-  release();
-  slot.put(exit);
-  // Post the exit unless the kernel meanwhile told every vCPU to stop.
-  if (Atomics.compareExchange(slot.i32, 0, ST.RUNNING, ST.EXITED) !== ST.RUNNING) leave();
-  Atomics.notify(slot.i32, 0);
-  bell.ring();
-  slot.waitWhile(ST.EXITED);
+  let m = receiveMessageOnPort(d.port);
+  while (!m) {
+    Atomics.wait(cell, 1, 0, 1); // the message follows the word closely
+    m = receiveMessageOnPort(d.port);
+  }
+  const a = m.message as Assignment;
+  const slot = new Slot(a.slot);
+  try {
+    runThread(a.context, slot, new Doorbell(a.doorbell));
+  } finally {
+    // Back to the pool first, then say the thread's worker is gone (the kernel may reuse its vCPU).
+    Atomics.compareExchange(cell, 0, POOL.ASSIGNED, POOL.IDLE); // (not when the pool is closing)
+    slot.gone = true;
+    Atomics.notify(slot.i32, 0);
+  }
 }

@@ -7,7 +7,7 @@
 import { existsSync, readFileSync, writeSync } from 'node:fs';
 import { join, resolve as resolvePath } from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { parentPort, receiveMessageOnPort, Worker, workerData, type MessagePort } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { MapvisorError } from '../errors.js';
 import { ioCounters } from '../kernel/files/ext4file.js';
 import { OpenFile, O_RDONLY, O_WRONLY } from '../kernel/files/file.js';
@@ -25,6 +25,7 @@ import { HostError } from '../host/errors.js';
 import { E } from '../abi/errno.js';
 import { kickTarget } from '../platform/kick.js';
 import { ST } from '../kernel/mailbox.js';
+import { WorkerPool } from './pool.js';
 import { RootFs } from '../kernel/vfs/rootfs.js';
 import * as libc from '../host/libc.js';
 import { REGS, REGS_SIZE, type RegName } from '../platform/regs.js';
@@ -299,6 +300,8 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
   // --cpus: how many vCPUs may run guest code at once (the kernel's own thread is not counted).
   const cpuGate = new Int32Array(new SharedArrayBuffer(8));
   cpuGate[1] = Math.max(1, cfg.cpus);
+  // Two spare workers: a fork (or a new thread) then starts at once, and a fork-and-wait loop reuses them.
+  const pool = new WorkerPool(cpuGate.buffer as SharedArrayBuffer, 2);
   const first: MachineEntry = { machine, allVcpus: [vcpu], lastSlot: new Map(), anon: null, closed: false };
   kernel.machine = first;
   kernel.hwcap = machine.hwcap;
@@ -342,14 +345,7 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
       const slot = Slot.create();
       slots.set(t.tid, slot);
       entryOf(t.k).lastSlot.set(t.cpu.id, slot);
-      new Worker(new URL('./vcpu-worker.js', import.meta.url), {
-        workerData: {
-          context: t.cpu.handle(),
-          slot: slot.sab,
-          doorbell: doorbell.sab,
-          cpuGate: cpuGate.buffer,
-        },
-      }).unref();
+      pool.run({ context: t.cpu.handle(), slot: slot.sab, doorbell: doorbell.sab });
     },
   });
   /** Close a process's machine once none of its vCPUs runs any more. */
@@ -364,16 +360,21 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
       });
       if (running.length === 0 || performance.now() > until) break;
       for (const t of running) kick(t);
-      nap(1);
+      const s0 = slots.get(running[0]!.tid)!;
+      Atomics.wait(s0.i32, 0, s0.state, 0.2); // the worker notifies as it lets go of the thread
     }
-    e.machine.close();
     e.anon?.close();
+    // Keep a couple of emptied machines for the next forks (kvm: a VM costs milliseconds to make).
+    if (spares.length < 2 && (e.machine.recycle?.() ?? false)) spares.push(e.machine);
+    else e.machine.close();
   };
+  const spares: Platform[] = [];
   /** Threads of each process, as last known (a process's are gone from the table when it ends). */
   const threadsOf = new Map<Kernel, Thread[]>();
   const host: ProcessHost = {
     forkSpace: (parent, start, parentCpu) => {
-      const m = openPlatform(cfg.platform, { spaceSize: parent.space.layout.size, syscallReturn: cfg.syscallReturn, stopRequested: stop.stopForGood });
+      const spare = spares.findIndex((x) => x.window.size === parent.space.layout.size);
+      const m = spare >= 0 ? spares.splice(spare, 1)[0]! : openPlatform(cfg.platform, { spaceSize: parent.space.layout.size, syscallReturn: cfg.syscallReturn, stopRequested: stop.stopForGood });
       const anon = new AnonMemory(nextAnonId++, null);
       try {
         const childSpace = new AddressSpace(m.window, anon, { ...parent.space.layout }, rulesOf(m));
@@ -457,6 +458,8 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
     end = serveThreads(kernel, threads, { slotOf: (t) => slots.get(t.tid)!, doorbell }, hooks);
   }
   kickGuard.setAlive(false); // from here on the vCPUs are closed
+  pool.close();
+  for (const m of spares.splice(0)) m.close();
   // Every other process ends with the sandbox: its threads were stopped with the first process's.
   for (const e of entries) if (e !== first) closeEntry(e, []);
   for (const p of procs.live()) if (p !== kernel) p.fds.closeAll();

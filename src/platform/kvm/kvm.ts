@@ -127,8 +127,10 @@ export class KvmSystem {
   }
 
   createVm(): Vm {
-    const fd = check(libc.ioctlInt(this.fd, KVM.CREATE_VM, 0), KVM.CREATE_VM);
-    return new Vm(this, fd);
+    // KVM_CREATE_VM may be interrupted by a signal (a profiler's, a kick): try again.
+    let rc = libc.ioctlInt(this.fd, KVM.CREATE_VM, 0);
+    for (let i = 0; rc < 0 && libc.errno() === E.EINTR && i < 100; i++) rc = libc.ioctlInt(this.fd, KVM.CREATE_VM, 0);
+    return new Vm(this, check(rc, KVM.CREATE_VM));
   }
 
   close(): void {
