@@ -48,6 +48,8 @@ options:
   --stats             print exits, system calls and memory figures to stderr at the end
   --env KEY=VALUE     set an environment variable (repeatable; default PATH, HOME, LANG)
   --cpus N            CPUs the program sees and the most vCPUs running at once (default: the host's)
+  --init              run the program as pid 2 under a small init of mapvisor's own that reaps
+                      orphaned processes (like tini); the program's status is still mapvisor's
   --pids N            the most processes the sandbox may hold at once (default 256); fork answers
                       EAGAIN past it
   --api SOCKET        serve the control API (pause, resume, checkpoint DIR, stats, stop, rejuvenate) on a Unix socket
@@ -94,6 +96,7 @@ async function run(argv: string[]): Promise<number> {
     'memory-dir': { type: 'string' },
     cpus: { type: 'string' },
     pids: { type: 'string' },
+    init: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   },
     'mapvisor run --help',
@@ -146,6 +149,7 @@ async function run(argv: string[]): Promise<number> {
     ...(platform ? { platform } : {}),
     ...(cpus !== undefined ? { cpus } : {}),
     ...(pids !== undefined ? { pids } : {}),
+    ...(values.init ? { init: true } : {}),
     ...(memoryDir ? { memoryDir } : {}),
     argv0: program,
     ...(env ? { env } : {}),

@@ -80,7 +80,8 @@ export class Kernel {
   readonly mem: GuestMemory;
   fds = new FdTable();
   signals = new SignalState();
-  readonly stats = new Stats();
+  /** System-call and exit counts: one for the whole sandbox (a fork's child shares its parent's). */
+  stats = new Stats();
   readonly stop: StopSignal;
   readonly identity: ProcessIdentity;
   readonly cpus: number;
@@ -132,7 +133,10 @@ export class Kernel {
   /** Release what the kernel holds outside the address space (the fault handler thread). */
   close(): void {
     this.filler?.close();
+    if (this.writeHook) this.root?.writeHooks.delete(this.writeHook);
   }
+
+  private writeHook: ((ino: number, off: number, len: number, src: number) => void) | null = null;
 
   get pagesFilledOnFault(): number {
     return this.filler?.filled ?? 0;
@@ -168,7 +172,14 @@ export class Kernel {
     this.argv = opts.argv ?? [];
     this.threadName = (opts.exePath.split('/').pop() ?? '').slice(0, 15);
     this.sharedFileMaps = new SharedFileMaps(opts.space.window, this.root);
-    if (this.root) this.root.onWrite = (ino, off, len, src) => this.sharedFileMaps.refresh(ino, off, len, src);
+    if (this.root) {
+      const root = this.root;
+      this.writeHook = (ino, off, len, src) => this.sharedFileMaps.refresh(ino, off, len, src);
+      root.writeHooks.add(this.writeHook);
+      root.onWrite = (ino, off, len, src) => {
+        for (const h of root.writeHooks) h(ino, off, len, src);
+      };
+    }
     const INF = Infinity;
     this.rlimits = new Map<number, [number, number]>([
       [0, [INF, INF]], // CPU

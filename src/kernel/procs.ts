@@ -54,14 +54,42 @@ export class ProcessTable {
   /** The most processes (live and zombie) the sandbox may hold: --pids. */
   limit: number;
 
+  /**
+   * The reaper orphans go to (pid 1): the program itself, or (--init) a process of the kernel's own
+   * that runs no code, reaps every orphan as it ends and ignores every signal, as tini does.
+   */
+  readonly init: Kernel;
+  /** Whether init is the kernel's own (--init) rather than the program. */
+  readonly kernelInit: boolean;
+
   constructor(
-    readonly init: Kernel,
+    /** The sandbox's program: the sandbox ends when it does, with its status. */
+    readonly main: Kernel,
     readonly threads: Threads,
     readonly host: ProcessHost,
     limit: number,
+    kernelInit: Kernel | null = null,
   ) {
     this.limit = limit;
-    this.add(init);
+    this.foreground = main.pgid;
+    this.init = kernelInit ?? main;
+    this.kernelInit = kernelInit !== null;
+    if (kernelInit) {
+      this.add(kernelInit);
+      main.parent = kernelInit;
+      kernelInit.children.add(main);
+    }
+    this.add(main);
+  }
+
+  /** The terminal's foreground process group (tcsetpgrp), when the sandbox's stdin is a terminal. */
+  foreground = 1;
+
+  /** tcsetpgrp: the group must exist in the sandbox (EPERM otherwise, as for another session's group). */
+  setForeground(pgid: number): number {
+    if (!this.live().some((p) => p.pgid === pgid)) return -E.EPERM;
+    this.foreground = pgid;
+    return 0;
   }
 
   add(k: Kernel): void {
@@ -107,7 +135,7 @@ export class ProcessTable {
     k.close();
     this.host.release(k);
     k.released = true;
-    if (k === this.init) {
+    if (k === this.main) {
       this.host.initEnded(status);
       return;
     }
@@ -124,6 +152,10 @@ export class ProcessTable {
   private notifyParent(k: Kernel): void {
     const p = k.parent;
     if (!p || p.zombie) return;
+    if (p === this.init && this.kernelInit) {
+      this.reap(k); // the kernel's init reaps every child as it ends
+      return;
+    }
     const act = p.signals.get(SIG.SIGCHLD);
     if (k.exitSignal === SIG.SIGCHLD && (act.handler === SIG_IGN || act.flags & SA_NOCLDWAIT)) {
       this.reap(k); // nobody will wait for it
@@ -157,6 +189,7 @@ export class ProcessTable {
    */
   signal(target: Kernel, sig: number, info: SigInfo | null): number {
     if (sig === 0 || target.zombie) return 0;
+    if (target === this.init && this.kernelInit) return 0; // the kernel's init takes no signals
     const act = target.signals.get(sig);
     const isInit = target === this.init;
     if (sig === SIG.SIGKILL) {

@@ -59,15 +59,15 @@ export function serveThreads(k: Kernel, threads: Threads, slots: ThreadSlots, ho
    * sandbox goes on. The first process's end is the sandbox's.
    */
   const processEnded = (t: Thread, e: TaskEnd): TaskEnd | null => {
-    if (!procs || t.k === procs.init || (e.kind !== 'exited' && e.kind !== 'killed')) return e;
+    if (!procs || t.k === procs.main || (e.kind !== 'exited' && e.kind !== 'killed')) return e;
     procs.exit(t.k, e.kind === 'exited' ? exitedStatus(e.status) : signaledStatus(e.signal));
     return null;
   };
   /** The first process ended while another's call was handled (a signal it could not take). */
   const initEnd = (): TaskEnd | null => {
-    const st = procs?.init.zombie?.status;
+    const st = procs?.main.zombie?.status;
     if (st === undefined) return null;
-    return (st & 0x7f) !== 0 ? { kind: 'killed', signal: st & 0x7f, reason: `${signalName(st & 0x7f)}: the sandbox's first process was killed` } : { kind: 'exited', status: (st >> 8) & 0xff };
+    return (st & 0x7f) !== 0 ? { kind: 'killed', signal: st & 0x7f, reason: `${signalName(st & 0x7f)}: the sandbox's program was killed` } : { kind: 'exited', status: (st >> 8) & 0xff };
   };
   const started = (): void => {
     for (const t of threads.unstarted) everyone.push(t);

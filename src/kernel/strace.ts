@@ -191,6 +191,8 @@ export class Strace {
     else if (result < 0 && result >= -4095) res = `-1 ${errnoName(-result)}`;
     else if (name === 'mmap' || name === 'brk' || name === 'mremap') res = `0x${result.toString(16)}`;
     else res = String(result);
-    this.sink(`${name}(${args}) = ${res}\n`);
+    // Once there are several processes (or threads), each line says whose call it was, as strace -f does.
+    const who = (k.threads?.threaded ?? false) ? `[pid ${k.tid}] ` : '';
+    this.sink(`${who}${name}(${args}) = ${res}\n`);
   }
 }

@@ -92,6 +92,7 @@ export class Threads {
     this.current = { tid: k.identity.pid, k, cpu: main, clearTid: 0, robustList: 0, park: null, ready: false, blocked: 0n, altStack: { sp: 0n, flags: 2, size: 0n } };
     k.curThread = this.current;
     this.byTid.set(k.identity.pid, this.current);
+    this.nextTid = k.identity.pid + 1;
   }
 
   /** The tid the next thread gets (a checkpoint records it). */

@@ -19,6 +19,8 @@ export interface WorkerConfig {
   cpus: number;
   /** --pids: the most processes the sandbox may hold (fork answers EAGAIN past it). */
   pids: number;
+  /** --init: the program runs as pid 2 under the kernel's own init, which reaps orphans. */
+  init: boolean;
   strace: boolean;
   /** Host fds for the program's stdin, stdout, stderr, and where --strace lines go. */
   stdio: [number, number, number];

@@ -52,6 +52,8 @@ export interface SandboxOptions {
   cpus?: number;
   /** The most processes the sandbox may hold at once (fork answers EAGAIN past it); default 256. */
   pids?: number;
+  /** Run the program as pid 2 under a small init of the kernel's own that reaps orphans (like tini). */
+  init?: boolean;
   /** A root file system: an ext4 image ("PATH[,ro|,cow]"); PROGRAM is then a path inside it. */
   image?: string | { path: string; mode?: 'rw' | 'ro' | 'cow' };
   /** How the image is reached: 'memory' (mapped, the default) or 'blk' (block device + cache). */
@@ -184,6 +186,7 @@ export class Sandbox {
       stackSize,
       cpus: o.cpus ?? availableParallelism(),
       pids: o.pids ?? DEFAULT_PIDS,
+      init: o.init ?? false,
       strace: o.strace ?? false,
       stdio,
       traceFd: o.traceFd ?? 2,

@@ -99,7 +99,13 @@ const HANDOVER_TEARDOWN_DELAY_MS = 250;
 
 function newKernel(space: AddressSpace, root: RootFs | null, exePath: string, argv: string[]): { kernel: Kernel; streams: HostStream[] } {
   const strace = cfg.strace ? new Strace((line) => writeSync(cfg.traceFd, line)) : null;
-  const kernel = new Kernel({ space, stop, identity: { pid: 1, uid: 0, gid: 0 }, cpus: cfg.cpus, strace, exePath, root, argv });
+  // --init: the program is pid 2, a child of the kernel's own init (pid 1).
+  const pid = cfg.init && !cfg.restore ? 2 : 1;
+  const kernel = new Kernel({ space, stop, identity: { pid, uid: 0, gid: 0 }, cpus: cfg.cpus, strace, exePath, root, argv });
+  if (pid !== 1) {
+    kernel.pgid = 1;
+    kernel.sid = 1;
+  }
   const streams = cfg.stdio.map((fd, i) => new HostStream(fd, ['stdin', 'stdout', 'stderr'][i]!, kernel.mem, stop));
   streams.forEach((s, i) => kernel.fds.install(new OpenFile(s, i === 0 ? O_RDONLY : O_WRONLY), false, i));
   return { kernel, streams };
@@ -224,6 +230,14 @@ function pauseLoop(b: Booted): 'resume' | TaskEnd {
       try {
         switch (c.cmd) {
           case 'checkpoint': {
+            const procs = b.kernel.procs;
+            if (procs && (procs.count > 1 || procs.kernelInit)) {
+              throw new MapvisorError(
+                'ECHECKPOINT',
+                procs.kernelInit ? 'the sandbox runs with --init, and checkpoints of a process tree are not supported yet' : `the sandbox holds ${procs.count} processes, and checkpoints of a process tree are not supported yet`,
+                'take the checkpoint while the program runs alone (before it forks, or after its children ended and were reaped)',
+              );
+            }
             const anon = b.anon[0]!;
             if (c.inPlace && !anon.path) throw new MapvisorError('ECHECKPOINT', 'an in-place checkpoint needs the memory in a file', 'run with --memory-dir DIR');
             const anonPath = anon.path ?? `/proc/${process.pid}/fd/${anon.fd}`;
@@ -422,8 +436,12 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
     },
     initEnded: () => {},
   };
-  const procs = new ProcessTable(kernel, threads, host, cfg.pids);
-  void procs;
+  const kernelInit =
+    kernel.identity.pid === 1
+      ? null
+      : new Kernel({ space, stop, identity: { pid: 1, uid: 0, gid: 0 }, cpus: cfg.cpus, strace: null, exePath: '/mapvisor-init', root, argv: ['mapvisor-init'], mem: kernel.mem });
+  const procs = new ProcessTable(kernel, threads, host, cfg.pids, kernelInit);
+  for (const s of streams) s.jobControl = { get: () => procs.foreground, set: (g) => procs.setForeground(g) };
   kernel.threads = threads;
   threadedKernel = kernel;
   if (b.threads) {

@@ -13,6 +13,7 @@ import { O_NONBLOCK, POLLIN, POLLOUT, type FileOps, type OpenFile } from './file
 const TCGETS = 0x5401;
 const TIOCGWINSZ = 0x5413;
 const TIOCGPGRP = 0x540f;
+const TIOCSPGRP = 0x5410;
 const FIONREAD = 0x541b;
 const KERNEL_TERMIOS_SIZE = 36;
 const WINSIZE_SIZE = 8;
@@ -125,8 +126,18 @@ export class HostStream implements FileOps {
     return done;
   }
 
+  /** The sandbox's terminal foreground process group (tcgetpgrp/tcsetpgrp), when the worker offers one. */
+  jobControl: { get(): number; set(pgid: number): number } | null = null;
+
   ioctl(_f: OpenFile, request: number, arg: number): number {
     let size: number;
+    if (request === TIOCSPGRP) {
+      // Only a terminal has a foreground group: ask the host whether this is one.
+      if (libc.ioctlPtr(this.hostFd, TCGETS, Buffer.alloc(KERNEL_TERMIOS_SIZE)) < 0) return -libc.errno();
+      const pgid = this.mem.readU32(arg) | 0;
+      if (pgid < 0) return -E.EINVAL;
+      return this.jobControl ? this.jobControl.set(pgid) : -E.ENOTTY;
+    }
     switch (request) {
       case TCGETS:
         size = KERNEL_TERMIOS_SIZE;
@@ -141,7 +152,7 @@ export class HostStream implements FileOps {
     }
     const buf = Buffer.alloc(size);
     if (libc.ioctlPtr(this.hostFd, request, buf) < 0) return -libc.errno();
-    if (request === TIOCGPGRP) buf.writeInt32LE(1, 0); // the program's own process group
+    if (request === TIOCGPGRP) buf.writeInt32LE(this.jobControl?.get() ?? 1, 0); // the sandbox's foreground group, not the host's
     this.mem.write(arg, buf);
     return 0;
   }

@@ -29,7 +29,7 @@ import { EFD_CLOEXEC, EFD_NONBLOCK, EFD_SEMAPHORE, EventFd } from '../files/even
 import { TFD_CLOEXEC, TFD_NONBLOCK, TFD_TIMER_ABSTIME, TimerFd } from '../files/timerfd.js';
 import type { Kernel } from '../kernel.js';
 import type { SyscallArgs, SyscallResult, SyscallTable } from '../types.js';
-import { procFile, procLink } from '../vfs/proc.js';
+import { ProcDir, procDirEntries, procFile, procLink } from '../vfs/proc.js';
 
 export const AT_FDCWD = -100;
 const AT_SYMLINK_NOFOLLOW = 0x100;
@@ -121,7 +121,7 @@ function statOf(k: Kernel, t: Target): StatInfo | number {
     case 'proc': {
       const f = procFile(k, t.path);
       if (f === null) {
-        const isDir = t.path === '/proc' || t.path === '/proc/self' || t.path === '/proc/self/fd';
+        const isDir = procDirEntries(k, t.path) !== null;
         if (!isDir && procLink(k, t.path) === null) return -E.ENOENT;
         const now = Math.floor(Date.now() / 1000);
         return {
@@ -154,6 +154,8 @@ function openAt(k: Kernel, dirfd: number, pathAddr: number, flags: number, mode:
   }
   if (sp === 'proc') {
     if (wantsWrite || flags & O_CREAT) return -E.EACCES;
+    const entries = procDirEntries(k, abs);
+    if (entries) return install(k, new ProcDir(abs, entries), flags);
     const f = procFile(k, abs);
     if (!f) return -E.ENOENT;
     if (flags & O_DIRECTORY) return -E.ENOTDIR;
@@ -391,6 +393,7 @@ function utimens(k: Kernel, a: SyscallArgs): number {
 function getdents64(k: Kernel, fd: number, addr: number, count: number): number {
   const f = k.fds.get(fd);
   if (!f) return -E.EBADF;
+  if (f.ops instanceof ProcDir) return procGetdents(k, f, f.ops, addr, count);
   if (!(f.ops instanceof Ext4File)) return -E.ENOTDIR;
   const ops = f.ops;
   return fsCall(() => {
@@ -419,6 +422,32 @@ function getdents64(k: Kernel, fd: number, addr: number, count: number): number 
   });
 }
 
+/** getdents64 of a /proc directory: f.pos is the index of the next entry. */
+function procGetdents(k: Kernel, f: OpenFile, dir: ProcDir, addr: number, count: number): number {
+  const out = new Uint8Array(Math.min(count, 1 << 16));
+  const dv = new DataView(out.buffer);
+  const enc = new TextEncoder();
+  let o = 0;
+  while (f.pos < dir.entries.length) {
+    const e = dir.entries[f.pos]!;
+    const name = enc.encode(e.name);
+    const reclen = Math.ceil((19 + name.length + 1) / 8) * 8;
+    if (o + reclen > out.length) {
+      if (o === 0) return -E.EINVAL;
+      break;
+    }
+    dv.setBigUint64(o, BigInt(0x10000 + f.pos), true);
+    dv.setBigInt64(o + 8, BigInt(f.pos + 1), true);
+    dv.setUint16(o + 16, reclen, true);
+    dv.setUint8(o + 18, e.type);
+    out.set(name, o + 19);
+    o += reclen;
+    f.pos++;
+  }
+  if (o > 0) k.mem.write(addr, out.subarray(0, o));
+  return o;
+}
+
 function lseek(k: Kernel, fd: number, offset: number, whence: number): number {
   const f = k.fds.get(fd);
   if (!f) return -E.EBADF;
@@ -430,6 +459,7 @@ function lseek(k: Kernel, fd: number, offset: number, whence: number): number {
   let size: number;
   if (f.ops instanceof Ext4File) size = k.root!.fs.stat(f.ops.ino).size;
   else if (f.ops instanceof MemFile) size = f.ops.size();
+  else if (f.ops instanceof ProcDir) size = f.ops.entries.length;
   else if (f.ops.kind === 'device') return 0;
   else return -E.ESPIPE;
   let pos: number;
@@ -496,7 +526,7 @@ function access(k: Kernel, dirfd: number, pathAddr: number, mode: number, flags:
 
 function chdirTo(k: Kernel, t: Target | number): number {
   if (typeof t === 'number') return t;
-  if (t.kind !== 'inode') return t.kind === 'proc' && (t.path === '/proc' || t.path === '/proc/self') ? -E.EACCES : -E.ENOTDIR;
+  if (t.kind !== 'inode') return t.kind === 'proc' && procDirEntries(k, t.path) !== null ? -E.EACCES : -E.ENOTDIR;
   const st = k.root!.fs.stat(t.ino);
   if ((st.mode & S_IFMT) !== S_IFDIR) return -E.ENOTDIR;
   k.cwd = { ino: t.ino, path: t.path };

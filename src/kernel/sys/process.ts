@@ -30,21 +30,23 @@ function fromRlim(v: bigint): number {
   return v >= RLIM_INFINITY ? Infinity : Number(v);
 }
 
-function prlimit(k: Kernel, pid: number, resource: number, newAddr: number, oldAddr: number): number {
-  if (pid !== 0 && pid !== k.identity.pid) return -E.ESRCH;
+function prlimit(caller: Kernel, pid: number, resource: number, newAddr: number, oldAddr: number): number {
+  // Another process's limits (prlimit's pid) are read and set like the caller's own.
+  const k = pid === 0 || pid === caller.identity.pid ? caller : caller.procs?.get(pid);
+  if (!k || k.zombie) return -E.ESRCH;
   if (resource < 0 || resource >= RLIMIT_NLIMITS) return -E.EINVAL;
   const cur = k.rlimits.get(resource)!;
   let next: [number, number] | null = null;
   if (newAddr) {
-    const soft = fromRlim(k.mem.readBigU64(newAddr));
-    const hard = fromRlim(k.mem.readBigU64(newAddr + 8));
+    const soft = fromRlim(caller.mem.readBigU64(newAddr));
+    const hard = fromRlim(caller.mem.readBigU64(newAddr + 8));
     if (soft > hard) return -E.EINVAL;
     if (hard > cur[1]) return -E.EPERM; // raising a hard limit needs privilege mapvisor does not grant
     next = [soft, hard];
   }
   if (oldAddr) {
-    k.mem.writeU64(oldAddr, toRlim(cur[0]));
-    k.mem.writeU64(oldAddr + 8, toRlim(cur[1]));
+    caller.mem.writeU64(oldAddr, toRlim(cur[0]));
+    caller.mem.writeU64(oldAddr + 8, toRlim(cur[1]));
   }
   if (next) {
     k.rlimits.set(resource, next);

@@ -71,6 +71,12 @@ export function forkProcess(k: Kernel, cpu: Context, args: CloneArgs & { exitSig
   if (!procs || !threads) return -E.ENOSYS;
   if (f & NAMESPACE_FLAGS) return -E.EPERM; // new namespaces need privilege the sandbox does not grant
   if (f & (CLONE_SIGHAND | CLONE_FS | CLONE_FILES | CLONE_PIDFD)) return -E.EINVAL; // shared tables between processes: not supported
+  if (f & CLONE_VM && !(f & CLONE_VFORK)) {
+    // A process sharing its parent's memory without waiting for it (not a thread, not vfork): not
+    // supported. Counted as unimplemented, like an unknown system call.
+    k.stats.unimplemented(56);
+    return -E.ENOSYS;
+  }
   if (f & ~FORK_KNOWN) return -E.EINVAL;
   if (args.exitSignal < 0 || args.exitSignal > NSIG) return -E.EINVAL;
   if (f & CLONE_SETTLS && (!Number.isSafeInteger(args.tls) || args.tls >= 2 ** 47)) return -E.EPERM;
@@ -92,6 +98,7 @@ export function forkProcess(k: Kernel, cpu: Context, args: CloneArgs & { exitSig
     mem: k.mem,
   });
   child.machine = made.machine;
+  child.stats = k.stats;
   child.hwcap = k.hwcap;
   child.fds.closeAll();
   child.fds = k.fds.fork();

@@ -62,6 +62,8 @@ export class RootFs {
   private readonly tmpDir: string | null;
   /** Called after write() put `len` bytes from host address `src` at `off` of file `ino`. */
   onWrite: ((ino: number, off: number, len: number, src: number) => void) | null = null;
+  /** Every process's hook for writes (each keeps its own copies of shared file mappings in step). */
+  readonly writeHooks = new Set<(ino: number, off: number, len: number, src: number) => void>();
 
   private constructor(spec: ImageSpec, dev: MappedImage | BlockImage, fs: Ext4, fd: number, backingId: number, tmpDir: string | null) {
     this.spec = spec;
