@@ -15,6 +15,8 @@ import type { Context } from '../platform/platform.js';
 import { findExecutable } from '../sandbox/exec.js';
 import type { Kernel } from './kernel.js';
 import { resolve } from './sys/fs.js';
+import { procLink } from './vfs/proc.js';
+import { SharedFileMaps } from './vfs/sharedmaps.js';
 import type { SyscallResult } from './types.js';
 
 const AT_FDCWD = -100;
@@ -73,6 +75,16 @@ function initialFpu(like: Uint8Array): Uint8Array {
   return fx;
 }
 
+/** Registers for a new program: at `entry` with stack `sp`, everything else as a new process has it. */
+function startAt(cpu: Context, entry: number, sp: number, fxLike: Uint8Array): void {
+  const regs = Buffer.alloc(REGS_SIZE);
+  regs.writeBigUInt64LE(BigInt(entry), REGS.rip);
+  regs.writeBigUInt64LE(BigInt(sp), REGS.rsp);
+  regs.writeBigUInt64LE(0x202n, REGS.rflags);
+  cpu.putState({ regs, fsBase: 0, gsBase: 0, fpu: initialFpu(fxLike) });
+  cpu.resumeUser();
+}
+
 /** The script's interpreter line: [interpreter, optional argument], or null when it is not a script. */
 function shebang(head: Uint8Array): [string, string | null] | null | number {
   if (head.length < 2 || head[0] !== 0x23 || head[1] !== 0x21) return null;
@@ -105,8 +117,15 @@ export function execve(k: Kernel, cpu: Context, dirfd: number, pathAddr: number,
   let abs = '';
   for (let depth = 0; ; depth++) {
     if (depth > MAX_INTERP_DEPTH) return -E.ELOOP;
-    const t = resolve(k, path === '' ? dirfd : at, path === '' ? '.' : path, !(flags & AT_SYMLINK_NOFOLLOW) || depth > 0);
+    let t = resolve(k, path === '' ? dirfd : at, path === '' ? '.' : path, !(flags & AT_SYMLINK_NOFOLLOW) || depth > 0);
     if (typeof t === 'number') return t;
+    if (t.kind === 'proc') {
+      // /proc/self/exe and friends: the file the link names (busybox runs its applets this way).
+      const link = procLink(k, t.path);
+      if (link === null || !link.startsWith('/')) return -E.EACCES;
+      t = resolve(k, AT_FDCWD, link, true);
+      if (typeof t === 'number') return t;
+    }
     if (t.kind !== 'inode') return -E.EACCES; // /dev and /proc entries are not programs
     const st = root.fs.stat(t.ino);
     if ((st.mode & S_IFMT) === S_IFDIR) return -E.EACCES;
@@ -133,48 +152,61 @@ export function execve(k: Kernel, cpu: Context, dirfd: number, pathAddr: number,
     throw e;
   }
 
-  // The point of no return: the old program goes.
   const procs = k.procs;
   const me = k.curThread;
-  if (k.threads && procs) {
-    for (const t of k.threads.of(k)) {
-      if (t === me) continue;
-      procs.host.stopThread(t);
-      k.threads.byTid.delete(t.tid);
+  const params = { argv: args, envp, execfn: path0, uid: k.identity.uid, gid: k.identity.gid, hwcap: k.hwcap, random: new Uint8Array(randomBytes(16)) };
+  if (k.borrowsFrom && procs && me) {
+    // A vfork child leaves its parent's memory: the program goes into memory (and a machine) of its
+    // own, its thread moves there, and the parent, which waited, continues.
+    const made = procs.host.newSpace(k);
+    if (typeof made === 'number') return made;
+    let loaded;
+    try {
+      loaded = loadProgram(made.space, main, params, interp);
+    } catch (e) {
+      procs.host.dropSpace(made);
+      if (e instanceof ExecError) return -execErrno(e);
+      throw e;
     }
-    // The thread that execs becomes the process's only thread, with the process's id (de_thread).
-    if (me && me.tid !== k.identity.pid) {
-      k.threads.byTid.delete(me.tid);
-      me.tid = k.identity.pid;
-      k.threads.byTid.set(me.tid, me);
+    k.space = made.space;
+    k.machine = made.machine;
+    k.borrowsFrom = null;
+    k.sharedFileMaps = new SharedFileMaps(made.space.window, k.root);
+    k.activate();
+    startAt(made.cpu, loaded.entry, loaded.sp, cpu.getFxsave());
+    procs.host.moveThread(me, made.cpu);
+  } else {
+    // The point of no return: the old program goes.
+    if (k.threads && procs) {
+      for (const t of k.threads.of(k)) {
+        if (t === me) continue;
+        procs.host.stopThread(t);
+        k.threads.byTid.delete(t.tid);
+      }
+      // The thread that execs becomes the process's only thread, with the process's id (de_thread).
+      if (me && me.tid !== k.identity.pid) {
+        k.threads.byTid.delete(me.tid);
+        me.tid = k.identity.pid;
+        k.threads.byTid.set(me.tid, me);
+      }
     }
+    k.root?.beginOp();
+    try {
+      k.sharedFileMaps.writeBackAll();
+    } finally {
+      k.root?.endOp();
+    }
+    k.space.clear();
+    let loaded;
+    try {
+      loaded = loadProgram(k.space, main, params, interp);
+    } catch (e) {
+      // Linux kills a process whose exec fails past the point of no return.
+      if (e instanceof ExecError) return { kind: 'kill', signal: 11, reason: `SIGSEGV: execve of ${abs} failed after the old program was gone: ${e.message}` };
+      throw e;
+    }
+    startAt(cpu, loaded.entry, loaded.sp, cpu.getFxsave());
   }
-  k.root?.beginOp();
-  try {
-    k.sharedFileMaps.writeBackAll();
-  } finally {
-    k.root?.endOp();
-  }
-  k.space.clear();
-  let loaded;
-  try {
-    loaded = loadProgram(
-      k.space,
-      main,
-      { argv: args, envp, execfn: path0, uid: k.identity.uid, gid: k.identity.gid, hwcap: k.hwcap, random: new Uint8Array(randomBytes(16)) },
-      interp,
-    );
-  } catch (e) {
-    // Linux kills a process whose exec fails past the point of no return.
-    if (e instanceof ExecError) return { kind: 'kill', signal: 11, reason: `SIGSEGV: execve of ${abs} failed after the old program was gone: ${e.message}` };
-    throw e;
-  }
-  const regs = Buffer.alloc(REGS_SIZE);
-  regs.writeBigUInt64LE(BigInt(loaded.entry), REGS.rip);
-  regs.writeBigUInt64LE(BigInt(loaded.sp), REGS.rsp);
-  regs.writeBigUInt64LE(0x202n, REGS.rflags);
-  cpu.putState({ regs, fsBase: 0, gsBase: 0, fpu: initialFpu(cpu.getFxsave()) });
-  cpu.resumeUser();
 
   k.signals.resetForExec(); // the blocked mask and pending signals stay, as on Linux
   k.fds.closeOnExec();

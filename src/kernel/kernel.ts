@@ -76,7 +76,8 @@ export function implementedSyscalls(): string[] {
 }
 
 export class Kernel {
-  readonly space: AddressSpace;
+  /** The process's memory (a vfork child borrows its parent's until it execs). */
+  space: AddressSpace;
   readonly mem: GuestMemory;
   fds = new FdTable();
   signals = new SignalState();
@@ -121,7 +122,9 @@ export class Kernel {
   /** The program's argv, for /proc/self/cmdline. */
   argv: string[];
   /** MAP_SHARED file mappings that are copies (blk mode), kept in step with their files. */
-  readonly sharedFileMaps: SharedFileMaps;
+  sharedFileMaps: SharedFileMaps;
+  /** A vfork child running in its parent's memory (until it execs or ends): the parent it borrows from. */
+  borrowsFrom: Kernel | null = null;
   /** blk mode with --blk-mmap fault: fills file mappings on first touch (made on first use). */
   private filler: FaultFiller | null = null;
 

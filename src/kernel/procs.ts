@@ -30,6 +30,15 @@ export interface ProcessHost {
   forkSpace(parent: Kernel, start: ThreadStart, cpu: Context): ForkedSpace | number;
   /** Stop `t`'s vCPU for good (its worker ends). */
   stopThread(t: Thread): void;
+  /**
+   * A machine and empty address space for process `k` (a vfork child that execs leaves its parent's
+   * memory), with a first context to load the new program's registers into.
+   */
+  newSpace(k: Kernel): ForkedSpace | number;
+  /** Move thread `t` to context `cpu` (of another machine): its old worker stops, a new one runs it. */
+  moveThread(t: Thread, cpu: Context): void;
+  /** Give back what newSpace made (the exec failed before it was used). */
+  dropSpace(s: ForkedSpace): void;
   /** Make `t` leave guest code soon, so that its exit is handled (a signal for it to deliver). */
   kick(t: Thread): void;
   /** Release process `k`'s machine and memory (its threads are gone). */
@@ -118,6 +127,16 @@ export class ProcessTable {
    */
   exit(k: Kernel, status: number): void {
     if (k.zombie) return;
+    // The caller may be another process's system call (kill): its memory is bound again after.
+    const callers = k.mem.bound;
+    try {
+      this.exitProcess(k, status);
+    } finally {
+      k.mem.bind(callers === k.space ? k.space : callers);
+    }
+  }
+
+  private exitProcess(k: Kernel, status: number): void {
     k.zombie = { status };
     for (const t of this.threads.of(k)) {
       this.host.stopThread(t);

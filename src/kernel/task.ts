@@ -207,7 +207,8 @@ export function handleExit(k: Kernel, cpu: Context, exit: Exit): ExitResult | nu
         if (typeof r !== 'object' || r.kind === 'threaded') cpu.syscallReturnToRegs();
         const saved = k.suspendMask;
         k.suspendMask = null;
-        const end = deliverPending(k, cpu, saved);
+        // (A vfork child's exec moved its thread to a context of its own.)
+        const end = deliverPending(k, k.curThread?.cpu ?? cpu, saved);
         if (end) return end;
       } else if (k.suspendMask !== null) {
         k.signals.blocked = k.suspendMask;

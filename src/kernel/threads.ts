@@ -117,6 +117,11 @@ export class Threads {
     return n;
   }
 
+  /** A context for a thread of process `k` on the machine of process `on` (a vfork child runs on its parent's). */
+  newContext(k: Kernel, start: ThreadStart, parent: Context): Context | null {
+    return this.factory.create(k, start, parent);
+  }
+
   /** The first thread of a new process (fork): its registers are set; it starts with the server. */
   addProcess(k: Kernel, cpu: Context, blocked: bigint): Thread {
     const t: Thread = { tid: k.identity.pid, k, cpu, clearTid: 0, robustList: 0, park: null, ready: true, blocked, altStack: { sp: 0n, flags: 2, size: 0n } };

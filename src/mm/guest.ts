@@ -29,6 +29,11 @@ export class GuestMemory {
   bind(space: AddressSpace): void {
     this.space = space;
   }
+
+  /** The address space accesses reach now (to bind back after working on another process's). */
+  get bound(): AddressSpace {
+    return this.space;
+  }
   /** When set, guest pages the VMM writes (system-call results) are recorded, for incremental checkpoints. */
   vmmDirty: Set<number> | null = null;
 

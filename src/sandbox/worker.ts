@@ -20,7 +20,7 @@ import { Strace } from '../kernel/strace.js';
 import { normalizePath } from '../kernel/sys/fs.js';
 import { runTask, type TaskEnd } from '../kernel/task.js';
 import { Threads, type Thread, type ThreadStart } from '../kernel/threads.js';
-import { ProcessTable, type ProcessHost } from '../kernel/procs.js';
+import { ProcessTable, type ForkedSpace, type ProcessHost } from '../kernel/procs.js';
 import { HostError } from '../host/errors.js';
 import { E } from '../abi/errno.js';
 import { kickTarget } from '../platform/kick.js';
@@ -340,8 +340,9 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
   const threads: Threads = new Threads(kernel, vcpu, {
     create: (k, init, parent) => {
       const e = entryOf(k);
-      // A thread id (vCPU, thread slot) no live thread uses and whose last worker is gone, or a new one.
-      const inUse = new Set(threads.of(k).map((t) => t.cpu.id));
+      // A thread id (vCPU, thread slot) no live thread uses and whose last worker is gone, or a new one
+      // (the machine's threads: the process's, and a vfork child's borrowing it).
+      const inUse = new Set([...threads.byTid.values()].filter((t) => entryOf(t.k) === e).map((t) => t.cpu.id));
       const ids = new Set(e.allVcpus.map((c) => c.id));
       let id = e.allVcpus.find((c) => !inUse.has(c.id) && e.lastSlot.get(c.id)?.gone === true)?.id;
       if (id === undefined) {
@@ -383,37 +384,80 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
     else e.machine.close();
   };
   const spares: Platform[] = [];
+  /** A new machine (or a recycled one) and an empty address space over it, with context 0 made. */
+  const emptySpace = (like: Kernel): ForkedSpace | number => {
+    const spare = spares.findIndex((x) => x.window.size === like.space.layout.size);
+    let m: Platform;
+    try {
+      m = spare >= 0 ? spares.splice(spare, 1)[0]! : openPlatform(cfg.platform, { spaceSize: like.space.layout.size, syscallReturn: cfg.syscallReturn, stopRequested: stop.stopForGood });
+    } catch (err) {
+      if (err instanceof HostError || err instanceof MapvisorError) return -E.ENOMEM; // no machine to be had: as a failed allocation
+      throw err;
+    }
+    const anon = new AnonMemory(nextAnonId++, null);
+    const childSpace = new AddressSpace(m.window, anon, { ...like.space.layout }, rulesOf(m));
+    m.declareFile(anon.fd, true);
+    if (root) {
+      childSpace.registerFile(IMAGE_BACKING_ID, root.fd);
+      m.declareFile(root.fd, false);
+    }
+    const cpu = m.createContext(0, 0, 0);
+    const e: MachineEntry = { machine: m, allVcpus: [cpu], lastSlot: new Map(), anon, closed: false };
+    return { space: childSpace, cpu, machine: e };
+  };
+  /** Everything is declared: the machine may start (process: its stub is spawned). */
+  const startEntry = (made: ForkedSpace): void => {
+    const e = made.machine as MachineEntry;
+    e.machine.start();
+    entries.push(e);
+  };
+  const dropSpace = (made: ForkedSpace): void => {
+    const e = made.machine as MachineEntry;
+    e.closed = true;
+    e.machine.close();
+    e.anon?.close();
+    made.space.close();
+  };
   /** Threads of each process, as last known (a process's are gone from the table when it ends). */
   const threadsOf = new Map<Kernel, Thread[]>();
   const host: ProcessHost = {
     forkSpace: (parent, start, parentCpu) => {
-      const spare = spares.findIndex((x) => x.window.size === parent.space.layout.size);
-      const m = spare >= 0 ? spares.splice(spare, 1)[0]! : openPlatform(cfg.platform, { spaceSize: parent.space.layout.size, syscallReturn: cfg.syscallReturn, stopRequested: stop.stopForGood });
-      const anon = new AnonMemory(nextAnonId++, null);
+      const made = emptySpace(parent);
+      if (typeof made === 'number') return made;
       try {
-        const childSpace = new AddressSpace(m.window, anon, { ...parent.space.layout }, rulesOf(m));
-        m.declareFile(anon.fd, true);
-        if (root) {
-          childSpace.registerFile(IMAGE_BACKING_ID, root.fd);
-          m.declareFile(root.fd, false);
-        }
-        parent.space.forkInto(childSpace, (fd, w) => m.declareFile(fd, w));
-        const cpu = m.createContext(0, 0, 0);
-        cpu.putState({ regs: regsOf(start), fsBase: start.fsBase, gsBase: parentCpu.gsBase, fpu: parentCpu.getFxsave() });
-        cpu.resumeUser();
-        m.start();
-        const e: MachineEntry = { machine: m, allVcpus: [cpu], lastSlot: new Map(), anon, closed: false };
-        entries.push(e);
-        return { space: childSpace, cpu, machine: e };
+        parent.space.forkInto(made.space, (fd, w) => (made.machine as MachineEntry).machine.declareFile(fd, w));
+        made.cpu.putState({ regs: regsOf(start), fsBase: start.fsBase, gsBase: parentCpu.gsBase, fpu: parentCpu.getFxsave() });
+        made.cpu.resumeUser();
+        startEntry(made);
+        return made;
       } catch (err) {
-        m.close();
-        anon.close();
+        dropSpace(made);
         if (err instanceof HostError) return -E.ENOMEM;
         throw err;
       } finally {
         parent.activate();
       }
     },
+    newSpace: (k) => {
+      const made = emptySpace(k);
+      if (typeof made === 'number') return made;
+      try {
+        startEntry(made);
+      } catch (err) {
+        dropSpace(made);
+        if (err instanceof HostError || err instanceof MapvisorError) return -E.ENOMEM;
+        throw err;
+      }
+      return made;
+    },
+    moveThread: (t, cpu) => {
+      const old = slots.get(t.tid);
+      old?.set(ST.TERMINATE); // its worker waits for this call's answer: it lets go of the old context
+      t.cpu.release?.(); // (process: the old host thread, in the parent's process, ends)
+      t.cpu = cpu;
+      threads.unstarted.push(t);
+    },
+    dropSpace: (made) => dropSpace(made),
     stopThread: (t) => {
       const s = slots.get(t.tid);
       const list = threadsOf.get(t.k) ?? [];
@@ -422,13 +466,23 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
       const at = threads.unstarted.indexOf(t);
       if (at >= 0) threads.unstarted.splice(at, 1);
       if (s) {
+        // Only a thread running guest code needs a kick; one that waits for an answer (its exit is
+        // posted) must not get one: on process its host thread may be ending, and a signal then kills
+        // the host process (a vfork child's thread lives in its parent's).
+        const running = s.state === ST.RUNNING;
         s.set(ST.TERMINATE);
-        if (!s.gone) kick(t);
+        if (running && !s.gone) kick(t);
       }
     },
     kick,
     release: (k) => {
       const e = entryOf(k);
+      if (k.borrowsFrom) {
+        // A vfork child that ended in its parent's memory: only its thread's context goes.
+        for (const t of threadsOf.get(k) ?? []) t.cpu.release?.();
+        threadsOf.delete(k);
+        return;
+      }
       if (e === first) return; // the first process's machine is closed as the sandbox ends
       closeEntry(e, threadsOf.get(k) ?? []);
       threadsOf.delete(k);

@@ -13,6 +13,7 @@ import { napUntil } from '../nap.js';
 import { CLD_EXITED, CLD_KILLED, SI_USER } from '../signal-frame.js';
 import { CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID, CLONE_PARENT_SETTID, CLONE_SETTLS, CLONE_THREAD, CLONE_VM, type CloneArgs } from '../threads.js';
 import type { SyscallResult, SyscallTable } from '../types.js';
+import type { ForkedSpace } from '../procs.js';
 import { raise } from './signal.js';
 
 const CLONE_VFORK = 0x4000;
@@ -82,7 +83,16 @@ export function forkProcess(k: Kernel, cpu: Context, args: CloneArgs & { exitSig
   if (f & CLONE_SETTLS && (!Number.isSafeInteger(args.tls) || args.tls >= 2 ** 47)) return -E.EPERM;
   if (procs.count >= procs.limit) return -E.EAGAIN; // --pids
   const regs = childRegs(cpu, args.stack);
-  const made = procs.host.forkSpace(k, { regs, fsBase: f & CLONE_SETTLS ? args.tls : cpu.fsBase }, cpu);
+  const start = { regs, fsBase: f & CLONE_SETTLS ? args.tls : cpu.fsBase };
+  // vfork (CLONE_VM|CLONE_VFORK): the child runs in the parent's memory, on the parent's machine,
+  // while the parent waits; it gets memory of its own when it execs. fork: a copy now.
+  let made: ForkedSpace | number;
+  if (f & CLONE_VM) {
+    const c = threads.newContext(k, start, cpu);
+    made = c ? { space: k.space, cpu: c, machine: k.machine } : -E.EAGAIN;
+  } else {
+    made = procs.host.forkSpace(k, start, cpu);
+  }
   if (typeof made === 'number') return made;
   const pid = threads.allocId();
   const wasThreaded = threads.threaded;
@@ -99,6 +109,7 @@ export function forkProcess(k: Kernel, cpu: Context, args: CloneArgs & { exitSig
   });
   child.machine = made.machine;
   child.stats = k.stats;
+  if (f & CLONE_VM) child.borrowsFrom = k.borrowsFrom ?? k;
   child.hwcap = k.hwcap;
   child.fds.closeAll();
   child.fds = k.fds.fork();

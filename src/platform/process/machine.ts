@@ -318,20 +318,27 @@ export class ProcessPlatform implements Platform, OpSink, ProcessInfo {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const pid of [this.host?.innerPid ?? 0, this.child?.pid ?? 0]) {
-      if (pid > 1) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
+    // Kill the program's process and let the outer process reap it (it waits for it, and then
+    // exits): killing both at once would leave the program's process a zombie of the host's init.
+    // The outer one is killed too if it has not ended soon after.
+    const kill = (pid: number): void => {
+      if (pid <= 1) return;
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
       }
-    }
-    // Reap the stub's outer process here: a worker thread's event loop may never run again to do it,
-    // and a long-lived host process (the Sandbox API) would collect zombies.
+    };
+    const inner = this.host?.innerPid ?? 0;
     const outer = this.child?.pid ?? 0;
-    // (It dies within a fraction of a millisecond of the kill: poll finely first.)
-    for (let i = 0; outer > 1 && i < 2000 && libc.waitpidNoStatus(outer, null, libc.WNOHANG) === 0; i++) sleepMs(i < 100 ? 0.05 : 1);
+    kill(inner > 1 ? inner : outer);
+    // Reap the outer process here: a worker thread's event loop may never run again to do it, and a
+    // long-lived host process (the Sandbox API) would collect zombies. It ends within a fraction of a
+    // millisecond of the kill: poll finely first.
+    for (let i = 0; outer > 1 && i < 2000 && libc.waitpidNoStatus(outer, null, libc.WNOHANG) === 0; i++) {
+      if (i === 200) kill(outer); // (~10 ms: the outer process did not end by itself)
+      sleepMs(i < 100 ? 0.05 : 1);
+    }
     for (const f of this.fdMap.values()) if (f.own) libc.close(f.hostFd);
     this.window.destroy();
     this.ctl.unmap();
