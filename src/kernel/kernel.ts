@@ -104,6 +104,8 @@ export class Kernel {
   released = false;
   /** The thread whose signal mask and alternate stack `signals` holds now. */
   curThread: Thread | null = null;
+  /** Supplementary groups (setgroups). */
+  groups: number[] = [];
   /** AT_HWCAP for programs this process execs (the platform's). */
   hwcap = 0;
   /** How many times the process has exec'd (setpgid on a child that exec'd is EACCES). */
@@ -216,6 +218,8 @@ export class Kernel {
     const handler = nr < TABLE.length ? TABLE[nr] : undefined;
     const args = new SyscallArgs(cpu);
     const t0 = process.hrtime.bigint();
+    // execve's arguments point into the memory it replaces: render them for --strace before the call.
+    const before = this.strace && (nr === SYS.execve || nr === SYS.execveat) ? this.strace.formatArgs(this, nr, args) : null;
     let result: SyscallResult;
     if (!handler) {
       result = -E.ENOSYS;
@@ -232,7 +236,7 @@ export class Kernel {
       }
     }
     this.stats.syscall(nr, Number(process.hrtime.bigint() - t0));
-    if (this.strace) this.strace.log(this, nr, args, result);
+    if (this.strace) this.strace.log(this, nr, args, result, before);
     return result;
   }
 

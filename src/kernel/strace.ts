@@ -179,12 +179,15 @@ export class Strace {
     }
   }
 
-  log(k: Kernel, nr: number, a: SyscallArgs, result: SyscallResult): void {
+  /** The arguments as the log shows them, read now (execve replaces the memory they point into). */
+  formatArgs(k: Kernel, nr: number, a: SyscallArgs, result: SyscallResult = 0): string {
+    const spec = SPECS[syscallName(nr)];
+    return spec ? spec.map((kind, i) => this.arg(k, kind, a, i, result)).join(', ') : [0, 1, 2].map((i) => `0x${a.big(i).toString(16)}`).join(', ');
+  }
+
+  log(k: Kernel, nr: number, a: SyscallArgs, result: SyscallResult, before: string | null = null): void {
     const name = syscallName(nr);
-    const spec = SPECS[name];
-    const args = spec
-      ? spec.map((kind, i) => this.arg(k, kind, a, i, result)).join(', ')
-      : [0, 1, 2].map((i) => `0x${a.big(i).toString(16)}`).join(', ');
+    const args = before ?? this.formatArgs(k, nr, a, result);
     let res: string;
     if (typeof result === 'object') res = '?';
     else if (typeof result === 'bigint') res = `0x${result.toString(16)}`;

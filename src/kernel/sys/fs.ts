@@ -141,12 +141,32 @@ function install(k: Kernel, ops: FileOps, flags: number): number {
 function openAt(k: Kernel, dirfd: number, pathAddr: number, flags: number, mode: number): SyscallResult {
   const path = pathArg(k, pathAddr);
   if (typeof path === 'number') return path;
+  return openAtPath(k, dirfd, path, flags, mode);
+}
+
+function openAtPath(k: Kernel, dirfd: number, path: string, flags: number, mode: number): SyscallResult {
   if (path === '') return -E.ENOENT;
   const wantsWrite = (flags & O_ACCMODE) !== O_RDONLY || (flags & O_TRUNC) !== 0;
   if ((flags & O_ACCMODE) === O_ACCMODE) return -E.EINVAL;
   const b = base(k, dirfd, path);
   if (typeof b === 'number') return b;
   const abs = normalizePath(path, b.dir);
+  // /dev/fd/N, /dev/stdin..stderr and /proc/self/fd/N: the file behind the fd (bash's <(...) and
+  // >(...), "cat /dev/stdin"). A file of the image is opened anew (its own offset, as on Linux);
+  // anything else (a pipe, a terminal) is the same open description, as a dup would give.
+  const fdLink = /^\/dev\/fd\/(\d+)$/.exec(abs) ?? /^\/proc\/self\/fd\/(\d+)$/.exec(abs) ?? /^\/proc\/(\d+)\/fd\/(\d+)$/.exec(abs);
+  const stdName = ['/dev/stdin', '/dev/stdout', '/dev/stderr'].indexOf(abs);
+  if (fdLink || stdName >= 0) {
+    if (fdLink?.[2] !== undefined && Number(fdLink[1]) !== k.identity.pid) return -E.EACCES; // another process's fds
+    const n = stdName >= 0 ? stdName : Number(fdLink![2] ?? fdLink![1]);
+    const f = k.fds.get(n);
+    if (!f) return -E.ENOENT;
+    if (!(f.ops instanceof Ext4File)) {
+      if (flags & O_DIRECTORY) return -E.ENOTDIR;
+      return k.fds.install(f, (flags & O_CLOEXEC) !== 0);
+    }
+    return openAtPath(k, AT_FDCWD, f.ops.name, flags, mode);
+  }
   const sp = special(abs);
   if (sp === 'dev') {
     if (flags & O_DIRECTORY) return -E.ENOTDIR;

@@ -118,6 +118,7 @@ export function forkProcess(k: Kernel, cpu: Context, args: CloneArgs & { exitSig
   child.umask = k.umask;
   child.rlimits = new Map([...k.rlimits].map(([r, v]) => [r, [v[0], v[1]] as [number, number]]));
   child.nice = k.nice;
+  child.groups = [...k.groups];
   child.threadName = k.threadName;
   child.threads = threads;
   child.pgid = k.pgid;
@@ -308,7 +309,57 @@ function suspend(k: Kernel, mask: bigint | null): SyscallResult {
   return { kind: 'stop' };
 }
 
+/**
+ * Changing identity. mapvisor keeps one user and one group id per process (real, effective, saved
+ * and file-system ids are the same): root may change them to anything; anyone else only "changes"
+ * them to what they are (EPERM otherwise), as Linux answers an unprivileged caller.
+ */
+const ID_UNCHANGED = 0xffffffff;
+function setIds(k: Kernel, which: 'uid' | 'gid', ids: number[]): number {
+  const cur = k.identity[which];
+  const given = ids.filter((v) => v !== ID_UNCHANGED);
+  if (given.some((v) => v < 0 || v > 0xfffffffe)) return -E.EINVAL;
+  if (k.identity.uid !== 0 && given.some((v) => v !== cur)) return -E.EPERM;
+  // The effective id is what the process acts as: the second of (r, e, s), else the first given.
+  const next = ids.length >= 2 && ids[1] !== ID_UNCHANGED ? ids[1]! : given[0];
+  if (next !== undefined) k.identity[which] = next;
+  return 0;
+}
+
 export const procSyscalls: SyscallTable = {
+  setuid: (k, a) => (a.u32(0) === ID_UNCHANGED ? -E.EINVAL : setIds(k, 'uid', [a.u32(0)])),
+  setgid: (k, a) => (a.u32(0) === ID_UNCHANGED ? -E.EINVAL : setIds(k, 'gid', [a.u32(0)])),
+  setreuid: (k, a) => setIds(k, 'uid', [a.u32(0), a.u32(1)]),
+  setregid: (k, a) => setIds(k, 'gid', [a.u32(0), a.u32(1)]),
+  setresuid: (k, a) => setIds(k, 'uid', [a.u32(0), a.u32(1), a.u32(2)]),
+  setresgid: (k, a) => setIds(k, 'gid', [a.u32(0), a.u32(1), a.u32(2)]),
+  setfsuid: (k, a) => {
+    const old = k.identity.uid;
+    setIds(k, 'uid', [a.u32(0)]);
+    return old;
+  },
+  setfsgid: (k, a) => {
+    const old = k.identity.gid;
+    setIds(k, 'gid', [a.u32(0)]);
+    return old;
+  },
+  getgroups: (k, a) => {
+    const size = a.i32(0);
+    if (size < 0) return -E.EINVAL;
+    if (size === 0) return k.groups.length;
+    if (size < k.groups.length) return -E.EINVAL;
+    k.groups.forEach((g, i) => k.mem.writeU32(a.u64(1) + 4 * i, g));
+    return k.groups.length;
+  },
+  setgroups: (k, a) => {
+    const size = a.i32(0);
+    if (size < 0 || size > 65536) return -E.EINVAL;
+    if (k.identity.uid !== 0) return -E.EPERM;
+    const groups: number[] = [];
+    for (let i = 0; i < size; i++) groups.push(k.mem.readU32(a.u64(1) + 4 * i));
+    k.groups = groups;
+    return 0;
+  },
   fork: (k, _a, cpu) => forkProcess(k, cpu, { flags: 0, stack: 0, ptid: 0, ctid: 0, tls: 0, exitSignal: SIG.SIGCHLD }),
   vfork: (k, _a, cpu) => forkProcess(k, cpu, { flags: CLONE_VFORK | CLONE_VM, stack: 0, ptid: 0, ctid: 0, tls: 0, exitSignal: SIG.SIGCHLD }),
   clone: (k, a, cpu) => {
