@@ -4,7 +4,9 @@
 //  (a) compiles every test/guest/*.c into .cache/guest/NAME with
 //      `gcc -O2 -static`, plus any flags from a first-line `// build: FLAGS`
 //      comment (e.g. `// build: -pthread`, `// build: -mavx2`);
-//  (b) obtains Debian's static busybox into .cache/busybox.
+//  (b) obtains Debian's static busybox into .cache/busybox;
+//  (c) builds the process-test images (.cache/images/shell.img, cc.img: Debian bash, python3, make,
+//      gcc) with scripts/proc-images.mjs, which needs the build (dist/) and rebuilds only on change.
 //
 // Idempotent: a guest binary is rebuilt only when its source (or this script)
 // is newer than the binary; busybox is fetched only when missing. Prints one
@@ -124,4 +126,14 @@ try {
   const msg = e instanceof FixtureError ? e.message : `unexpected error: ${e && e.message ? e.message : String(e)}`;
   console.error(`fixtures: ${msg}`);
   process.exit(1);
+}
+// The process-test images need dist/ (createImage): only when it is built (npm test builds first).
+if (existsSync(join(ROOT, 'dist', 'src', 'image', 'create.js'))) {
+  const { procImages } = await import('./proc-images.mjs');
+  try {
+    await procImages({});
+  } catch (e) {
+    console.error(`fixtures: ${e && e.message ? e.message : String(e)}`);
+    process.exit(1);
+  }
 }

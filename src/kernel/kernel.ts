@@ -29,6 +29,7 @@ import { signalSyscalls } from './sys/signal.js';
 import { fsSyscalls } from './sys/fs.js';
 import { shmSyscalls } from './sys/shm.js';
 import { procSyscalls } from './sys/procs.js';
+import { itimerSyscalls } from './sys/itimer.js';
 import { SYS } from '../abi/sysno.js';
 
 export interface ProcessIdentity {
@@ -57,7 +58,7 @@ export type Rlimits = Map<number, [number, number]>;
 
 function buildTable(): SyscallHandler[] {
   const table: SyscallHandler[] = [];
-  const tables: SyscallTable[] = [ioSyscalls, fsSyscalls, mmSyscalls, processSyscalls, timeSyscalls, signalSyscalls, shmSyscalls, procSyscalls];
+  const tables: SyscallTable[] = [ioSyscalls, fsSyscalls, mmSyscalls, processSyscalls, timeSyscalls, signalSyscalls, shmSyscalls, procSyscalls, itimerSyscalls];
   for (const t of tables) {
     for (const [name, handler] of Object.entries(t)) {
       const nr = (SYS as Record<string, number>)[name];
@@ -104,6 +105,8 @@ export class Kernel {
   released = false;
   /** The thread whose signal mask and alternate stack `signals` holds now. */
   curThread: Thread | null = null;
+  /** ITIMER_REAL (alarm, setitimer): when it fires next (performance.now ms) and its interval. */
+  itimer: { deadline: number; intervalMs: number } | null = null;
   /** Supplementary groups (setgroups). */
   groups: number[] = [];
   /** AT_HWCAP for programs this process execs (the platform's). */

@@ -279,6 +279,21 @@ export class ProcessTable {
     if (end) this.exit(t.k, end.kind === 'killed' ? signaledStatus(end.signal) : exitedStatus(0));
   }
 
+  /** Fire the interval timers that are due (SIGALRM); returns the next deadline (ms), or Infinity. */
+  fireTimers(now: number): number {
+    let next = Infinity;
+    for (const k of this.live()) {
+      const t = k.itimer;
+      if (!t) continue;
+      if (t.deadline <= now) {
+        k.itimer = t.intervalMs > 0 ? { deadline: now + t.intervalMs, intervalMs: t.intervalMs } : null;
+        this.signal(k, SIG.SIGALRM, { signo: SIG.SIGALRM, code: 0x80 /* SI_KERNEL */ });
+      }
+      if (k.itimer && k.itimer.deadline < next) next = k.itimer.deadline;
+    }
+    return next;
+  }
+
   /** Processes in group `pgid`. */
   group(pgid: number): Kernel[] {
     return this.live().filter((k) => k.pgid === pgid);

@@ -16,7 +16,15 @@ import { signalName } from '../abi/signals.js';
 export interface ThreadSlots {
   slotOf(t: Thread): Slot;
   readonly doorbell: Doorbell;
+  /** Whether threads wait for one of the --cpus places to run (then running ones get time slices). */
+  contended?(): boolean;
 }
+
+/**
+ * A time slice: while threads wait for a place to run guest code, every running thread is kicked out
+ * this often, so that one that never makes a system call (a spinning loop) cannot keep its place.
+ */
+const SLICE_MS = 20;
 
 const IDLE_MS = 50; // the longest the kernel sleeps without a doorbell (stop requests, timers)
 const RETRY_MS = 10; // how often calls parked for host I/O are retried
@@ -129,6 +137,7 @@ export function serveThreads(k: Kernel, threads: Threads, slots: ThreadSlots, ho
   };
   started();
   let lastRetry = 0;
+  let lastSlice = performance.now();
   for (;;) {
     if (k.stop.stopRequested()) return end({ kind: 'stopped' });
     const seen = slots.doorbell.value;
@@ -155,8 +164,13 @@ export function serveThreads(k: Kernel, threads: Threads, slots: ThreadSlots, ho
       const e = handlePosted(t, s);
       if (e) return end(e);
     }
-    // Parked calls: time-outs, and retries of calls waiting for I/O.
+    // Parked calls: time-outs, and retries of calls waiting for I/O; interval timers.
     const now = performance.now();
+    const nextTimer = procs?.fireTimers(now) ?? Infinity;
+    {
+      const e = initEnd();
+      if (e) return end(e);
+    }
     const retry = handled || now - lastRetry >= RETRY_MS;
     if (retry) lastRetry = now;
     for (const t of [...threads.byTid.values()]) {
@@ -179,8 +193,16 @@ export function serveThreads(k: Kernel, threads: Threads, slots: ThreadSlots, ho
       }
     }
     if ([...threads.byTid.values()].some((t) => t.ready) || threads.unstarted.length) continue;
+    const contended = slots.contended?.() ?? false;
+    if (contended && now - lastSlice >= SLICE_MS) {
+      lastSlice = now;
+      for (const t of threads.byTid.values()) {
+        const s = slots.slotOf(t);
+        if (!t.park && !t.ready && s.state === ST.RUNNING && !s.gone) kickThread(t, s);
+      }
+    }
     const parkedIo = [...threads.byTid.values()].some((t) => t.park?.kind === 'retry');
-    const wait = Math.max(0, Math.min(IDLE_MS, threads.nextDeadline() - performance.now(), parkedIo ? RETRY_MS : IDLE_MS));
+    const wait = Math.max(0, Math.min(IDLE_MS, threads.nextDeadline() - performance.now(), parkedIo ? RETRY_MS : IDLE_MS, contended ? SLICE_MS : IDLE_MS, nextTimer - performance.now()));
     slots.doorbell.wait(seen, wait);
   }
 }

@@ -19,7 +19,7 @@ interface VcpuWorkerData {
   cell: SharedArrayBuffer;
   /** Where assignments arrive. */
   port: MessagePort;
-  /** Int32Array [running vCPUs, limit]: --cpus bounds how many run guest code at once. */
+  /** Int32Array [running vCPUs, limit, waiting]: --cpus bounds how many run guest code at once. */
   cpuGate: SharedArrayBuffer;
 }
 
@@ -28,13 +28,24 @@ const cell = new Int32Array(d.cell);
 const gate = new Int32Array(d.cpuGate);
 const self = Number(libc.pthreadSelf());
 
-/** Take one of the --cpus places to run guest code (sleeping while all are taken). */
+/**
+ * Take one of the --cpus places to run guest code (sleeping while all are taken). gate[2] counts the
+ * threads waiting for a place: the kernel then kicks running ones now and then (time slices).
+ */
 function acquire(): void {
+  let waiting = false;
   for (;;) {
     const n = Atomics.load(gate, 0);
     if (n < Atomics.load(gate, 1)) {
-      if (Atomics.compareExchange(gate, 0, n, n + 1) === n) return;
+      if (Atomics.compareExchange(gate, 0, n, n + 1) === n) {
+        if (waiting) Atomics.sub(gate, 2, 1);
+        return;
+      }
       continue;
+    }
+    if (!waiting) {
+      waiting = true;
+      Atomics.add(gate, 2, 1);
     }
     Atomics.wait(gate, 0, n, 100);
   }

@@ -312,7 +312,7 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
   const slots = new Map<number, Slot>();
   const doorbell = Doorbell.create();
   // --cpus: how many vCPUs may run guest code at once (the kernel's own thread is not counted).
-  const cpuGate = new Int32Array(new SharedArrayBuffer(8));
+  const cpuGate = new Int32Array(new SharedArrayBuffer(16)); // [running, limit, waiting]
   cpuGate[1] = Math.max(1, cfg.cpus);
   // Two spare workers: a fork (or a new thread) then starts at once, and a fork-and-wait loop reuses them.
   const pool = new WorkerPool(cpuGate.buffer as SharedArrayBuffer, 2);
@@ -527,7 +527,7 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
       threads.unstarted.unshift(main);
     }
     post({ type: 'threaded', doorbell: doorbell.sab });
-    end = serveThreads(kernel, threads, { slotOf: (t) => slots.get(t.tid)!, doorbell }, hooks);
+    end = serveThreads(kernel, threads, { slotOf: (t) => slots.get(t.tid)!, doorbell, contended: () => Atomics.load(cpuGate, 2) > 0 }, hooks);
   }
   kickGuard.setAlive(false); // from here on the vCPUs are closed
   pool.close();

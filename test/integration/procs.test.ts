@@ -143,3 +143,9 @@ function hostStubs(): string[] {
   const r = spawnSync('pgrep', ['-f', 'mapvisor-stub'], { encoding: 'utf8' });
   return r.stdout.split('\n').filter(Boolean);
 }
+
+test(`alarm and setitimer fire SIGALRM; spinning threads do not starve the others (--cpus 2) [${PLATFORM}]`, { timeout: 60_000 }, async () => {
+  const r = await Sandbox.run(join(GUEST, 'timers'), [], { stdout: 'pipe', stderr: 'pipe', timeout: 30, cpus: 2 });
+  assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}\n${r.reason ?? ''}`);
+  assert.equal(r.stdout!.toString(), 'itimer fired 5\nalarm left 1\nmain ran with 3 spinners\n');
+});
