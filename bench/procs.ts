@@ -119,10 +119,10 @@ interface Row {
 const rounds = new Map<string, number>();
 const TARGET_US = quick ? 1e6 : 3e6;
 
-function forkRow(id: string, mode: 'fork' | 'exec' | 'vfork-exec', name: string): Row {
-  const cap = mode === 'fork' ? (quick ? 2000 : 10000) : quick ? 500 : 2000;
+function forkRow(id: string, mode: 'fork' | 'exec' | 'vfork-exec' | 'fork-resident', name: string): Row {
+  const cap = mode === 'fork' ? (quick ? 2000 : 10000) : mode === 'fork-resident' ? (quick ? 5 : 20) : quick ? 500 : 2000;
   const once = (env: Env, n: number): number | string => {
-    const r = run(env, [env.forkbench, mode, String(n), '/bin/true']);
+    const r = run(env, [env.forkbench, mode, String(n), mode === 'fork-resident' ? '1024' : '/bin/true']);
     if (!r.ok) return r.why;
     const m = /us_per_op ([\d.]+)/.exec(r.stdout);
     return m ? Number(m[1]) : `no us_per_op in its output: ${firstLine(r.stdout)}`;
@@ -135,9 +135,9 @@ function forkRow(id: string, mode: 'fork' | 'exec' | 'vfork-exec', name: string)
       const key = `${id}/${env.id}`;
       let n = rounds.get(key);
       if (n === undefined) {
-        const probe = once(env, mode === 'fork' ? 20 : 10);
+        const probe = once(env, mode === 'fork' ? 20 : mode === 'fork-resident' ? 2 : 10);
         if (typeof probe === 'string') return probe;
-        n = Math.max(10, Math.min(cap, Math.round(TARGET_US / Math.max(probe, 1))));
+        n = Math.max(Math.min(10, cap), Math.min(cap, Math.round(TARGET_US / Math.max(probe, 1))));
         rounds.set(key, n);
       }
       return once(env, n);
@@ -149,6 +149,7 @@ const ROWS: Row[] = [
   forkRow('fork', 'fork', 'fork + _exit + wait'),
   forkRow('exec', 'exec', 'fork + execve /bin/true + wait'),
   forkRow('vfork-exec', 'vfork-exec', 'vfork + execve /bin/true + wait'),
+  forkRow('fork-resident', 'fork-resident', 'fork + _exit + wait of a parent with 1 GiB resident'),
   {
     id: 'bash-loop',
     name: "`bash -c 'for i in $(seq 200); do /bin/true; done'`, whole command",

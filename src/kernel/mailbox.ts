@@ -7,6 +7,8 @@
 import type { Exit } from '../platform/platform.js';
 
 export const SLOT_BYTES = 128;
+/** Spin iterations before a futex sleep (a few microseconds). */
+const SPIN = 2000;
 export const ST = { RUNNING: 0, EXITED: 1, RESUME: 2, TERMINATE: 3 } as const;
 const I = { state: 0, kind: 1, vector: 2, hasCode: 3, code: 4, signal: 6, status: 7 } as const; // [5]: gone
 const F = { rip: 0, cr2: 1, gpa: 2, thread: 3 } as const;
@@ -29,8 +31,12 @@ export class Slot {
     Atomics.store(this.i32, I.state, state);
     Atomics.notify(this.i32, I.state);
   }
-  /** Sleep while the state is `state` (at most `ms`). */
+  /**
+   * Sleep while the state is `state` (at most `ms`), after a short spin: the kernel usually answers
+   * within microseconds, and a futex sleep and wake-up costs tens of them on a virtualized host.
+   */
   waitWhile(state: number, ms = Infinity): void {
+    for (let i = 0; i < SPIN; i++) if (Atomics.load(this.i32, I.state) !== state) return;
     Atomics.wait(this.i32, I.state, state, ms);
   }
   /** Set by the vCPU's worker as it ends. */
@@ -108,7 +114,9 @@ export class Doorbell {
   get value(): number {
     return Atomics.load(this.i32, 0);
   }
+  /** Sleep until a ring after `seen` (at most `ms`), after a short spin (see Slot.waitWhile). */
   wait(seen: number, ms: number): void {
+    for (let i = 0; i < SPIN; i++) if (Atomics.load(this.i32, 0) !== seen) return;
     Atomics.wait(this.i32, 0, seen, ms);
   }
 }

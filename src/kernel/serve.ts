@@ -18,6 +18,8 @@ export interface ThreadSlots {
   readonly doorbell: Doorbell;
   /** Whether threads wait for one of the --cpus places to run (then running ones get time slices). */
   contended?(): boolean;
+  /** Nothing to handle right now: do deferred work (close ended processes' machines, make spares). */
+  idle?(): void;
 }
 
 /**
@@ -201,6 +203,8 @@ export function serveThreads(k: Kernel, threads: Threads, slots: ThreadSlots, ho
         if (!t.park && !t.ready && s.state === ST.RUNNING && !s.gone) kickThread(t, s);
       }
     }
+    slots.idle?.();
+    if (slots.doorbell.value !== seen) continue; // an exit was posted meanwhile
     const parkedIo = [...threads.byTid.values()].some((t) => t.park?.kind === 'retry');
     const wait = Math.max(0, Math.min(IDLE_MS, threads.nextDeadline() - performance.now(), parkedIo ? RETRY_MS : IDLE_MS, contended ? SLICE_MS : IDLE_MS, nextTimer - performance.now()));
     slots.doorbell.wait(seen, wait);

@@ -135,10 +135,16 @@ export interface Platform {
   /** Everything the first thread needs is declared: make the program's host side (process: spawn it). */
   start(): void;
   /**
-   * Empty the program's memory so the machine can run another program (a later fork), its threads
-   * gone; false when this platform cannot (then close it).
+   * Begin making the host side now, so that a later start() only waits for it (process: spawn the
+   * stub early); no file may be declared after it. Absent where there is nothing to begin.
    */
-  recycle?(): boolean;
+  launch?(): void;
+  /**
+   * Empty the program's memory so the machine can run another program (a later fork), its threads
+   * gone; false when this platform cannot (then close it). `mapped`: the [start, length] ranges in use
+   * (only they are released; else the whole user range).
+   */
+  recycle?(mapped?: ReadonlyArray<readonly [number, number]>): boolean;
   /** End the program's execution and free the platform. */
   close(): void;
 }

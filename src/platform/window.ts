@@ -16,12 +16,12 @@ import * as libc from '../host/libc.js';
 import { PAGE_SIZE } from './layout.js';
 
 /**
- * Views of the window are made per 16 MiB chunk, on first use. V8 counts every view's length as
+ * Views of the window are made per 1 MiB chunk, on first use. V8 counts every view's length as
  * external memory and collects garbage under that pressure: 4 GiB views (koffi's limit) made each new
  * process's first system calls trigger full collections (a fork-and-wait loop spent a third of its
  * time in them). A call whose buffer crosses a chunk boundary gets a one-off view.
  */
-const VIEW_CHUNK = 2 ** 24;
+const VIEW_CHUNK = 2 ** 20;
 
 export class Window {
   /** Program memory is mapped here and, by subclasses, wherever else the program sees it. */

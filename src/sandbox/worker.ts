@@ -364,7 +364,7 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
     },
   });
   /** Close a process's machine once none of its vCPUs runs any more. */
-  const closeEntry = (e: MachineEntry, ts: Thread[]): void => {
+  const closeEntry = (e: MachineEntry, ts: Thread[], mapped: Array<[number, number]> | undefined): void => {
     if (e.closed) return;
     e.closed = true;
     const until = performance.now() + 2000;
@@ -380,12 +380,22 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
     }
     e.anon?.close();
     // Keep a couple of emptied machines for the next forks (kvm: a VM costs milliseconds to make).
-    if (spares.length < 2 && (e.machine.recycle?.() ?? false)) spares.push(e.machine);
+    if (spares.length < 2 && (e.machine.recycle?.(mapped) ?? false)) spares.push(e.machine);
     else e.machine.close();
   };
+  /** Machines of ended processes, closed (or recycled) when the kernel is idle, or when one is needed. */
+  const closing: Array<() => void> = [];
+  const closePending = (): void => {
+    for (let f = closing.shift(); f; f = closing.shift()) f();
+  };
   const spares: Platform[] = [];
+  /** process: empty spaces whose stub was launched ahead of need (a fork then only maps and waits). */
+  const launched: ForkedSpace[] = [];
+  /** Whether the program has made processes (spare machines then pay). */
+  let forking = false;
   /** A new machine (or a recycled one) and an empty address space over it, with context 0 made. */
   const emptySpace = (like: Kernel): ForkedSpace | number => {
+    if (spares.length === 0) closePending(); // an ended process's machine is about to be recycled: take it
     const spare = spares.findIndex((x) => x.window.size === like.space.layout.size);
     let m: Platform;
     try {
@@ -405,24 +415,53 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
     const e: MachineEntry = { machine: m, allVcpus: [cpu], lastSlot: new Map(), anon, closed: false };
     return { space: childSpace, cpu, machine: e };
   };
+  /** A launched spare if one fits (its files are declared: the caller needs no others), else a new space. */
+  const takeSpace = (like: Kernel, needsFiles: boolean): ForkedSpace | number => {
+    forking = true;
+    const at = needsFiles ? -1 : launched.findIndex((x) => x.space.layout.size === like.space.layout.size);
+    return at >= 0 ? launched.splice(at, 1)[0]! : emptySpace(like);
+  };
+  /** The kernel is idle: close ended processes' machines, and launch a spare where that pays. */
+  const idle = (): void => {
+    closePending();
+    if (forking && launched.length === 0 && !stop.stopForGood()) {
+      const made = emptySpace(kernel);
+      if (typeof made === 'number') return;
+      const m = (made.machine as MachineEntry).machine;
+      if (!m.launch) {
+        // (kvm: nothing to begin ahead; give the machine back to the recycled ones)
+        dropSpace(made, true);
+        return;
+      }
+      try {
+        m.launch();
+        launched.push(made);
+      } catch {
+        dropSpace(made);
+      }
+    }
+  };
   /** Everything is declared: the machine may start (process: its stub is spawned). */
   const startEntry = (made: ForkedSpace): void => {
     const e = made.machine as MachineEntry;
     e.machine.start();
     entries.push(e);
   };
-  const dropSpace = (made: ForkedSpace): void => {
+  const dropSpace = (made: ForkedSpace, recycle = false): void => {
     const e = made.machine as MachineEntry;
     e.closed = true;
-    e.machine.close();
     e.anon?.close();
     made.space.close();
+    if (recycle && spares.length < 2 && (e.machine.recycle?.([]) ?? false)) spares.push(e.machine);
+    else e.machine.close();
   };
   /** Threads of each process, as last known (a process's are gone from the table when it ends). */
   const threadsOf = new Map<Kernel, Thread[]>();
   const host: ProcessHost = {
     forkSpace: (parent, start, parentCpu) => {
-      const made = emptySpace(parent);
+      // Memory shared with the parent (MAP_SHARED anonymous) is a file the child's machine must be told of.
+      const needsFiles = parent.space.regions.regions().some((r) => r.backing.kind === 'anon' && r.shared);
+      const made = takeSpace(parent, needsFiles);
       if (typeof made === 'number') return made;
       try {
         parent.space.forkInto(made.space, (fd, w) => (made.machine as MachineEntry).machine.declareFile(fd, w));
@@ -439,7 +478,7 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
       }
     },
     newSpace: (k) => {
-      const made = emptySpace(k);
+      const made = takeSpace(k, false);
       if (typeof made === 'number') return made;
       try {
         startEntry(made);
@@ -484,9 +523,14 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
         return;
       }
       if (e === first) return; // the first process's machine is closed as the sandbox ends
-      closeEntry(e, threadsOf.get(k) ?? []);
+      const ts = threadsOf.get(k) ?? [];
       threadsOf.delete(k);
-      k.space.close();
+      const space = k.space;
+      const mapped = space.regions.regions().map((r): [number, number] => [r.start, r.end - r.start]);
+      closing.push(() => {
+        closeEntry(e, ts, mapped);
+        space.close();
+      });
     },
     initEnded: () => {},
   };
@@ -527,13 +571,15 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
       threads.unstarted.unshift(main);
     }
     post({ type: 'threaded', doorbell: doorbell.sab });
-    end = serveThreads(kernel, threads, { slotOf: (t) => slots.get(t.tid)!, doorbell, contended: () => Atomics.load(cpuGate, 2) > 0 }, hooks);
+    end = serveThreads(kernel, threads, { slotOf: (t) => slots.get(t.tid)!, doorbell, contended: () => Atomics.load(cpuGate, 2) > 0, idle }, hooks);
   }
   kickGuard.setAlive(false); // from here on the vCPUs are closed
   pool.close();
+  closePending();
+  for (const made of launched.splice(0)) dropSpace(made);
   for (const m of spares.splice(0)) m.close();
   // Every other process ends with the sandbox: its threads were stopped with the first process's.
-  for (const e of entries) if (e !== first) closeEntry(e, []);
+  for (const e of entries) if (e !== first) closeEntry(e, [], undefined);
   for (const p of procs.live()) if (p !== kernel) p.fds.closeAll();
   const exits: Record<string, number> = {};
   for (const e of entries) for (const c of e.allVcpus) for (const [r, n] of c.exitCounts) exits[r] = (exits[r] ?? 0) + n;

@@ -2,6 +2,8 @@
 //   fork        fork, the child _exits, the parent waits
 //   exec        fork, the child execs PROGRAM (default /bin/true), the parent waits
 //   vfork-exec  vfork, the child execs PROGRAM, the parent waits
+//   fork-resident  as fork, from a parent with PROGRAM (a number: MiB, default 1024) of anonymous
+//               memory written (resident), to show how the cost grows with memory
 // and prints `us_per_op X` (wall time per round, µs). A round that fails prints one line to stderr
 // (`forkbench: ...`) and exits 1.
 #define _GNU_SOURCE
@@ -20,11 +22,22 @@ static double now_us(void) {
 }
 
 int main(int argc, char **argv) {
-  if (argc < 3 || (strcmp(argv[1], "fork") && strcmp(argv[1], "exec") && strcmp(argv[1], "vfork-exec")) || atol(argv[2]) <= 0) {
-    fprintf(stderr, "usage: forkbench fork|exec|vfork-exec N [PROGRAM]\n");
+  if (argc < 3 || (strcmp(argv[1], "fork") && strcmp(argv[1], "exec") && strcmp(argv[1], "vfork-exec") && strcmp(argv[1], "fork-resident")) || atol(argv[2]) <= 0) {
+    fprintf(stderr, "usage: forkbench fork|exec|vfork-exec N [PROGRAM] | forkbench fork-resident N [MIB]\n");
     return 2;
   }
   const char *mode = argv[1];
+  if (!strcmp(mode, "fork-resident")) {
+    size_t mib = argc > 3 ? (size_t)atol(argv[3]) : 1024;
+    char *mem = malloc(mib << 20);
+    if (!mem) {
+      fprintf(stderr, "forkbench: cannot allocate %zu MiB\n", mib);
+      return 1;
+    }
+    for (size_t i = 0; i < mib << 20; i += 4096) mem[i] = (char)i;
+    mode = "fork";
+    argc = 3; // (the MiB argument is not a program)
+  }
   long n = atol(argv[2]);
   char *prog = argc > 3 ? argv[3] : "/bin/true";
   char *args[] = {prog, NULL};

@@ -167,9 +167,12 @@ export class Machine implements Platform {
    * the VM, its supervisor area and its vCPUs stay, which saves creating a VM (its memory slot, page
    * tables and stubs) for the next fork. Not with dirty logging on (a checkpoint's base is per program).
    */
-  recycle(): boolean {
+  recycle(mapped?: ReadonlyArray<readonly [number, number]>): boolean {
     if (this.dirtyBitmap) return false;
-    this.window.release(USER_START, this.window.size - USER_START);
+    // Releasing the whole 16 GiB range costs this KVM milliseconds (its MMU notifier walks it all):
+    // release only what was mapped when that is known.
+    if (mapped) for (const [start, len] of mapped) this.window.release(start, len);
+    else this.window.release(USER_START, this.window.size - USER_START);
     return true;
   }
 

@@ -235,8 +235,11 @@ export class ProcessPlatform implements Platform, OpSink, ProcessInfo {
     Atomics.store(this.ctl.i32, H_OPS_HEAD >> 2, (head + 1) | 0);
   }
 
-  /** Start the program's process: the stub, its namespaces and filter; then the ops so far. */
-  start(): void {
+  /**
+   * Spawn the stub now and let it set itself up (namespaces, filter) while the caller does other
+   * work: start() then only waits for it. No file may be declared after this.
+   */
+  launch(): void {
     if (this.child) return;
     const c = this.ctl;
     c.dv.setUint32(H_MAGIC, CTL_MAGIC, true);
@@ -251,6 +254,16 @@ export class ProcessPlatform implements Platform, OpSink, ProcessInfo {
     this.child = spawn(stubPath(), [], { stdio, env: {}, detached: false });
     this.child.on('error', () => {});
     this.child.unref();
+    this.launched = true;
+  }
+
+  private launched = false;
+
+  /** Start the program's process: the stub, its namespaces and filter; then the ops so far. */
+  start(): void {
+    if (this.host) return;
+    if (!this.launched) this.launch();
+    const c = this.ctl;
     const until = performance.now() + START_TIMEOUT_MS;
     while (c.load(H_READY) === 0 && c.load(H_DEAD) === 0) {
       if (performance.now() > until) throw new MapvisorError('EPLATFORM', "the program's process did not start within 10 s", 'check the host: user namespaces and seccomp must be available');
@@ -266,7 +279,7 @@ export class ProcessPlatform implements Platform, OpSink, ProcessInfo {
         step === 2 || step === 3 ? 'allow user namespaces on this host (sysctl user.max_user_namespaces > 0), or use --platform kvm' : 'use --platform kvm, or report this as a mapvisor bug',
       );
     }
-    this.host = new HostProcess(this.child.pid ?? 0, this.findInner(), this.ctl);
+    this.host = new HostProcess(this.child?.pid ?? 0, this.findInner(), this.ctl);
     const ops = this.pending.splice(0);
     // The first thread applies what the kernel mapped (and starts the threads of a restored program)
     // before any thread runs: a thread's worker must never wait for a thread that is not there.
@@ -293,7 +306,7 @@ export class ProcessPlatform implements Platform, OpSink, ProcessInfo {
       } catch {
         break;
       }
-      sleepMs(5);
+      sleepMs(i < 50 ? 0.1 : 5); // (the outer process forks it at once: poll finely first)
     }
     throw new MapvisorError('EPLATFORM', "the program's process could not be found under the stub", 'report this as a mapvisor bug');
   }
