@@ -8,6 +8,8 @@ import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { ContextHandle } from '../platform/platform.js';
 
 export const POOL = { IDLE: 0, ASSIGNED: 1, CLOSE: 2 } as const;
+/** A worker's cell: its state, whether it has started (modules loaded), and a word to nap on. */
+export const POOL_CELL = { state: 0, ready: 1, nap: 2 } as const;
 
 export interface Assignment {
   context: ContextHandle;
@@ -33,7 +35,7 @@ export class WorkerPool {
   ) {}
 
   private spawn(): Member {
-    const cell = new Int32Array(new SharedArrayBuffer(8));
+    const cell = new Int32Array(new SharedArrayBuffer(16));
     const { port1, port2 } = new MessageChannel();
     const worker = new Worker(new URL('./vcpu-worker.js', import.meta.url), {
       workerData: { cell: cell.buffer, port: port2, cpuGate: this.cpuGate },
@@ -64,11 +66,19 @@ export class WorkerPool {
     }
   }
 
-  /** Let every worker end (a busy one as soon as its thread is done). */
+  /**
+   * Let every worker end (a busy one as soon as its thread is done). A worker still loading its
+   * modules is waited for (a few tens of ms at most): the VMM's thread ending would stop it in the
+   * middle of loading koffi, which aborts the whole host process.
+   */
   close(): void {
     for (const m of this.members) {
-      Atomics.store(m.cell, 0, POOL.CLOSE);
-      Atomics.notify(m.cell, 0);
+      Atomics.store(m.cell, POOL_CELL.state, POOL.CLOSE);
+      Atomics.notify(m.cell, POOL_CELL.state);
+    }
+    const until = performance.now() + 5000;
+    for (const m of this.members) {
+      while (Atomics.load(m.cell, POOL_CELL.ready) === 0 && performance.now() < until) Atomics.wait(m.cell, POOL_CELL.ready, 0, 50);
       m.port.close();
     }
   }

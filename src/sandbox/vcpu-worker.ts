@@ -12,7 +12,7 @@ import * as libc from '../host/libc.js';
 import { Doorbell, Slot, ST } from '../kernel/mailbox.js';
 import type { ContextHandle } from '../platform/platform.js';
 import { attachContext } from '../platform/select.js';
-import { POOL, type Assignment } from './pool.js';
+import { POOL, POOL_CELL, type Assignment } from './pool.js';
 
 interface VcpuWorkerData {
   /** The pool cell: [state], Int32. */
@@ -25,6 +25,9 @@ interface VcpuWorkerData {
 
 const d = workerData as VcpuWorkerData;
 const cell = new Int32Array(d.cell);
+// Started (modules loaded): the pool may now let the VMM end without killing this worker mid-load.
+Atomics.store(cell, POOL_CELL.ready, 1);
+Atomics.notify(cell, POOL_CELL.ready);
 const gate = new Int32Array(d.cpuGate);
 const self = Number(libc.pthreadSelf());
 
@@ -86,7 +89,7 @@ for (;;) {
   }
   let m = receiveMessageOnPort(d.port);
   while (!m) {
-    Atomics.wait(cell, 1, 0, 1); // the message follows the word closely
+    Atomics.wait(cell, POOL_CELL.nap, 0, 1); // the message follows the word closely
     m = receiveMessageOnPort(d.port);
   }
   const a = m.message as Assignment;

@@ -30,6 +30,7 @@ import {
   CTL_MAGIC,
   FIRST_MAP_FD,
   H_DEAD,
+  H_INNER_PID,
   H_GID,
   H_MAGIC,
   H_MAP_FDS,
@@ -296,6 +297,15 @@ export class ProcessPlatform implements Platform, OpSink, ProcessInfo {
     this.current = null;
   }
 
+  /** Whether host process `pid` is a child of `parent` (the host's word). */
+  private isChildOf(pid: number, parent: number): boolean {
+    try {
+      return readFileSync(`/proc/${parent}/task/${parent}/children`, 'utf8').trim().split(/\s+/).includes(String(pid));
+    } catch {
+      return false;
+    }
+  }
+
   /** The program's process: the only child of the stub's outer process (the kernel's word, not the control area's). */
   private findInner(): number {
     const outer = this.child?.pid ?? 0;
@@ -342,8 +352,16 @@ export class ProcessPlatform implements Platform, OpSink, ProcessInfo {
         // already gone
       }
     };
-    const inner = this.host?.innerPid ?? 0;
     const outer = this.child?.pid ?? 0;
+    let inner = this.host?.innerPid ?? 0;
+    if (inner <= 1 && outer > 1) {
+      // Launched but never started (a spare): no program code ran, so the control area's word for the
+      // program's process is still the outer process's. Wait briefly for it: killing only the outer
+      // process would leave the inner one behind.
+      const until = performance.now() + 2000;
+      while ((inner = this.ctl.load(H_INNER_PID)) <= 1 && this.ctl.load(H_DEAD) === 0 && performance.now() < until) this.ctl.wait(H_INNER_PID, inner, 5);
+      if (inner > 1 && !this.isChildOf(inner, outer)) inner = 0; // (not ours: never kill a stranger)
+    }
     kill(inner > 1 ? inner : outer);
     // Reap the outer process here: a worker thread's event loop may never run again to do it, and a
     // long-lived host process (the Sandbox API) would collect zombies. It ends within a fraction of a
