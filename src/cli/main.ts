@@ -217,6 +217,11 @@ async function finish(sb: Sandbox, api: string | undefined, stats: boolean, star
     if (api) rmSync(api, { force: true });
   };
   let result: SandboxResult;
+  // Signals for mapvisor go to the sandbox's foreground process group (Ctrl-C reaches the program, a
+  // shell's trap runs), as a terminal or a container runtime sends them.
+  const forward = (sig: NodeJS.Signals, n: number): [NodeJS.Signals, () => void] => [sig, (): void => sb.kill(n)];
+  const forwarded = [forward('SIGINT', 2), forward('SIGTERM', 15), forward('SIGHUP', 1), forward('SIGQUIT', 3)];
+  for (const [sig, f] of forwarded) process.on(sig, f);
   try {
     const running = sb.run();
     const ended = running.then(
@@ -248,6 +253,7 @@ async function finish(sb: Sandbox, api: string | undefined, stats: boolean, star
     if (sb.restoreMs !== null) standby?.serving();
     result = await running;
   } finally {
+    for (const [sig, f] of forwarded) process.removeListener(sig, f);
     if (!sb.handedOff) closeApi();
   }
   if (sb.handedOff) {

@@ -279,6 +279,30 @@ export class ProcessTable {
     if (end) this.exit(t.k, end.kind === 'killed' ? signaledStatus(end.signal) : exitedStatus(0));
   }
 
+  /**
+   * Signals from the host (bit N: signal N): to the foreground process group, as a terminal sends
+   * them. The sandbox's program as pid 1 with no handler for a terminating one ends by it (the host's
+   * kill of a container), where Linux's namespace init would ignore it.
+   */
+  signalFromHost(mask: number): void {
+    for (let sig = 1; sig < 32; sig++) {
+      if (!(mask & (1 << sig))) continue;
+      const group = this.group(this.foreground);
+      const targets = group.length ? group : [this.main];
+      for (const t of targets) {
+        if (t === this.init && !this.kernelInit) {
+          const act = t.signals.get(sig);
+          const d = defaultAction(sig);
+          if (act.handler === SIG_DFL && (d === 'term' || d === 'core')) {
+            this.exit(t, signaledStatus(sig));
+            continue;
+          }
+        }
+        this.signal(t, sig, { signo: sig, code: 0x80 /* SI_KERNEL */ });
+      }
+    }
+  }
+
   /** Fire the interval timers that are due (SIGALRM); returns the next deadline (ms), or Infinity. */
   fireTimers(now: number): number {
     let next = Infinity;

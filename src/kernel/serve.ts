@@ -169,6 +169,8 @@ export function serveThreads(k: Kernel, threads: Threads, slots: ThreadSlots, ho
     // Parked calls: time-outs, and retries of calls waiting for I/O; interval timers.
     const now = performance.now();
     const nextTimer = procs?.fireTimers(now) ?? Infinity;
+    const fromHost = k.stop.takeSignals?.() ?? 0;
+    if (fromHost && procs) procs.signalFromHost(fromHost);
     {
       const e = initEnd();
       if (e) return end(e);

@@ -162,6 +162,20 @@ export function deliverPending(k: Kernel, cpu: Context, savedMask: bigint | null
   return null;
 }
 
+/**
+ * A lone program (not served): signals the host forwarded, sent now, and delivered at this boundary.
+ * (Once served, the server sends them.)
+ */
+function hostSignals(k: Kernel, cpu: Context): TaskEnd | null {
+  if (k.threads?.threaded) return null;
+  const mask = k.stop.takeSignals?.() ?? 0;
+  if (!mask || !k.procs) return null;
+  k.procs.signalFromHost(mask);
+  const st = k.procs.main.zombie?.status;
+  if (st !== undefined) return { kind: 'killed', signal: st & 0x7f, reason: `${signalName(st & 0x7f)} from the host` };
+  return k.signals.nextDeliverable() !== 0 ? deliverPending(k, cpu) : null;
+}
+
 /** What handling one exit asks of the caller: continue the vCPU, or one of these. */
 export type ExitResult =
   | TaskEnd
@@ -185,9 +199,10 @@ export function handleExit(k: Kernel, cpu: Context, exit: Exit): ExitResult | nu
             return { kind: 'killed', signal: r.signal, reason: r.reason };
           case 'stop':
             if (k.stop.stopForGood?.() ?? true) return { kind: 'stopped' };
-            // Only a pause: restart the call after it (back to the `syscall` instruction, rax = nr).
+            // Only a pause (or a signal from the host): restart the call after it (back to the
+            // `syscall` instruction, rax = nr).
             cpu.restartSyscall();
-            return null;
+            return hostSignals(k, cpu);
           case 'park':
             if (k.curThread) k.curThread.park = r.park;
             return { kind: 'park' };
@@ -239,10 +254,13 @@ export function handleExit(k: Kernel, cpu: Context, exit: Exit): ExitResult | nu
       }
       return fault(k, cpu, SIG.SIGSEGV, { signo: SIG.SIGSEGV, code: SEGV_MAPERR, addr: exit.gpa ?? 0 }, describeMemfault(k, exit));
     }
-    case 'interrupted':
+    case 'interrupted': {
       if (k.stop.stopForGood?.() ?? k.stop.stopRequested()) return { kind: 'stopped' };
+      const end = hostSignals(k, cpu);
+      if (end) return end;
       // A kick for a signal another process sent: deliver it at this boundary.
       return k.signals.nextDeliverable() !== 0 ? deliverPending(k, cpu) : null;
+    }
     case 'fatal':
       return { kind: 'failed', reason: `${exit.reason} at rip ${hex(exit.rip)}` };
     case 'gone':

@@ -51,7 +51,9 @@ export const CONTROL_WAKE = 3;
 /** KickGuard's words: a lock, and 1 while vCPU 0 (run by the worker thread) may be kicked. */
 export const CONTROL_KICK_LOCK = 4;
 export const CONTROL_KICK_ALIVE = 5;
-export const CONTROL_BYTES = 24;
+/** Signals the host sent the VMM, to forward to the sandbox's foreground process group (bit N: signal N). */
+export const CONTROL_SIGNALS = 6;
+export const CONTROL_BYTES = 32;
 
 export type ControlCommand =
   | { id: number; cmd: 'checkpoint'; dir: string; inPlace: boolean }

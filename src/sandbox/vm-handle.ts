@@ -14,6 +14,7 @@ import {
   CONTROL_KICK_ALIVE,
   CONTROL_KICK_LOCK,
   CONTROL_PAUSE,
+  CONTROL_SIGNALS,
   CONTROL_STOP,
   CONTROL_WAKE,
   type WorkerConfig,
@@ -110,6 +111,12 @@ export class VmHandle {
       const target = this.vcpu;
       this.guard.kick(() => kickTarget(target));
     }
+  }
+
+  /** Forward signal `sig` (1..31) to the sandbox's foreground process group. */
+  signal(sig: number): void {
+    Atomics.or(this.control, CONTROL_SIGNALS, 1 << sig);
+    this.kick();
   }
 
   /** Stop the program (SIGKILL); also ends a standby. */

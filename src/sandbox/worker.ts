@@ -39,7 +39,7 @@ import { KickGuard } from '../platform/kick.js';
 import type { Context, Platform } from '../platform/platform.js';
 import { acceptedCheckpoints, openPlatform } from '../platform/select.js';
 import { findExecutable } from './exec.js';
-import { CONTROL_CMD, CONTROL_KICK_ALIVE, CONTROL_KICK_LOCK, CONTROL_PAUSE, CONTROL_STOP, CONTROL_WAKE, type ControlCommand, type VmStats, type WorkerConfig, type WorkerMessage } from './protocol.js';
+import { CONTROL_CMD, CONTROL_SIGNALS, CONTROL_KICK_ALIVE, CONTROL_KICK_LOCK, CONTROL_PAUSE, CONTROL_STOP, CONTROL_WAKE, type ControlCommand, type VmStats, type WorkerConfig, type WorkerMessage } from './protocol.js';
 
 /** Region-map backing ids: anonymous memory, the root file system image, restored memory (private). */
 const ANON_BACKING_ID = 1;
@@ -57,9 +57,13 @@ const commands = cfg.commands as MessagePort | undefined;
 /** Threads: once the program has more than one, the kernel's thread must never wait in a call. */
 let threadedKernel: { threads: { threaded: boolean } | null } | null = null;
 const stop = {
-  // A pause request also interrupts a blocking call (single-threaded programs): it is restarted after.
+  // A pause request (or a signal from the host) also interrupts a blocking call (single-threaded
+  // programs): it is restarted after.
   stopRequested: (): boolean =>
-    Atomics.load(control, CONTROL_STOP) !== 0 || (Atomics.load(control, CONTROL_PAUSE) !== 0 && !(threadedKernel?.threads?.threaded ?? false)),
+    Atomics.load(control, CONTROL_STOP) !== 0 ||
+    ((Atomics.load(control, CONTROL_PAUSE) !== 0 || Atomics.load(control, CONTROL_SIGNALS) !== 0) && !(threadedKernel?.threads?.threaded ?? false)),
+  /** Signals the host sent (bit N: signal N), taken once. */
+  takeSignals: (): number => Atomics.exchange(control, CONTROL_SIGNALS, 0),
   stopForGood: (): boolean => Atomics.load(control, CONTROL_STOP) !== 0,
   mustNotBlock: (): boolean => threadedKernel?.threads?.threaded ?? false,
 };

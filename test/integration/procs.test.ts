@@ -6,7 +6,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -148,4 +148,39 @@ test(`alarm and setitimer fire SIGALRM; spinning threads do not starve the other
   const r = await Sandbox.run(join(GUEST, 'timers'), [], { stdout: 'pipe', stderr: 'pipe', timeout: 30, cpus: 2 });
   assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}\n${r.reason ?? ''}`);
   assert.equal(r.stdout!.toString(), 'itimer fired 5\nalarm left 1\nmain ran with 3 spinners\n');
+});
+
+/** Run the CLI; once its stdout shows `ready`, send it `sig`. */
+function cliSignal(args: string[], sig: NodeJS.Signals): Promise<{ status: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [join(ROOT, 'bin', 'mapvisor.js'), 'run', '--platform', PLATFORM, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    let sent = false;
+    p.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (!sent && out.includes('ready')) {
+        sent = true;
+        setTimeout(() => p.kill(sig), 200);
+      }
+    });
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const t = setTimeout(() => p.kill('SIGKILL'), 30_000);
+    p.on('close', (status) => {
+      clearTimeout(t);
+      resolve({ status, out, err });
+    });
+  });
+}
+
+test(`SIGINT to mapvisor reaches the sandbox's foreground group: a shell's trap runs [${PLATFORM}]`, { timeout: 60_000 }, async () => {
+  const r = await cliSignal(['--image', `${img},cow`, '--', '/bin/sh', '-c', 'trap "echo caught INT; exit 5" INT; echo ready; sleep 10 & wait; echo not-reached'], 'SIGINT');
+  assert.equal(r.out, 'ready\ncaught INT\n', r.err);
+  assert.equal(r.status, 5, r.err);
+});
+
+test(`SIGTERM to mapvisor ends a program that has no handler, with 128+15 [${PLATFORM}]`, { timeout: 60_000 }, async () => {
+  const r = await cliSignal(['--image', `${img},cow`, '--', '/bin/sh', '-c', 'echo ready; exec sleep 10'], 'SIGTERM');
+  assert.equal(r.status, 143, `${r.out}\n${r.err}`);
+  assert.match(r.err, /SIGTERM/);
 });

@@ -32,6 +32,8 @@ export interface StopSignal {
    * and the kernel parks the thread and retries the call later.
    */
   mustNotBlock?(): boolean;
+  /** Signals the host sent the sandbox since the last call (bit N: signal N). */
+  takeSignals?(): number;
 }
 
 /** Is `fd` ready for `events` right now? */
