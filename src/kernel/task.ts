@@ -132,7 +132,7 @@ function fault(k: Kernel, cpu: Context, sig: number, info: SigInfo, reason: stri
   const act = k.signals.get(sig);
   if (act.handler !== SIG_DFL && act.handler !== SIG_IGN && !k.signals.isBlocked(sig)) {
     if (deliverSignal(k, cpu, sig, act, info)) return null;
-    return { kind: 'killed', signal: SIG.SIGSEGV, reason: `SIGSEGV: no room for the ${signalName(sig)} frame on the stack (${reason})` };
+    return { kind: 'killed', signal: SIG.SIGSEGV, reason: `SIGSEGV: the ${signalName(sig)} handler cannot be entered (no SA_RESTORER, or no room for its frame on the stack) (${reason})` };
   }
   return { kind: 'killed', signal: sig, reason: `${signalName(sig)}: ${reason}` };
 }
@@ -155,7 +155,7 @@ export function deliverPending(k: Kernel, cpu: Context, savedMask: bigint | null
       continue;
     }
     if (!deliverSignal(k, cpu, sig, act, info, savedMask)) {
-      return { kind: 'killed', signal: SIG.SIGSEGV, reason: `SIGSEGV: no room for the ${signalName(sig)} frame on the stack` };
+      return { kind: 'killed', signal: SIG.SIGSEGV, reason: `SIGSEGV: the ${signalName(sig)} handler cannot be entered (no SA_RESTORER, or no room for its frame on the stack)` };
     }
     return null; // one frame at a time: the next is delivered when this handler returns
   }

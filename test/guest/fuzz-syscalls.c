@@ -251,7 +251,8 @@ static long do_call(th_t *th, char *desc, size_t dn) {
   u64 a[6] = {0};
   const char *name = NULL;
   long nr = -1;
-  int k = (int)below(r, 62);
+  int k = (int)below(r, 68);
+  int exec_in_child = 0;
 #define ARGS(n) nr = (n); name = #n
   switch (k) {
   case 0: case 1: ARGS(SYS_read); a[0] = gen_fd(r); a[1] = gen_ptr(r, th); a[2] = gen_len(r); break;
@@ -398,6 +399,27 @@ static long do_call(th_t *th, char *desc, size_t dn) {
     static const u64 reqs[] = {0x5401 /* TCGETS */, 0x541B /* FIONREAD */, 0x5450 /* FIONCLEX */, 0x5451 /* FIOCLEX */, 0x5452 /* FIOASYNC? no: FIOASYNC is 0x5452 */, 0x80086601 /* FS_IOC_GETFLAGS */, 0x40086602, 0x5413 /* TIOCGWINSZ */, 0x540F};
     do { req = chance(r, 50) ? reqs[below(r, sizeof reqs / sizeof reqs[0])] : chance(r, 50) ? (rnd(r) & 0xffffffff) : rnd(r); } while ((req & 0xffffffff) == 0x5421 /* FIONBIO */ || (req & 0xffffffff) == 0x5452 /* FIOASYNC */ || (req & 0xffffffff) == 0x5423 /* FIOSETOWN */ || (req & 0xffffffff) == 0x8901 || (req & 0xffffffff) == 0x8902 || (req & 0xffffffff) == 0x5412 /* TIOCSTI */);
     a[1] = req; a[2] = chance(r, 80) ? gen_ptr(r, th) : gen_flags(r); break; }
+  /* Processes: children that exit at once (or try an execve of a random path first), waits that
+   * never block for long, harmless signals to random pids and groups, groups and sessions. */
+  /* (clone with exit signal 0: the fuzzer's own SIGCHLD disposition may be a wild handler) */
+  case 61: ARGS(SYS_clone); break;
+  case 62: ARGS(SYS_clone); exec_in_child = 1; break;
+  case 63: ARGS(SYS_wait4); a[0] = chance(r, 60) ? (u64)-1L : chance(r, 50) ? below(r, 64) : gen_flags(r); a[1] = gen_ptr(r, th);
+    a[2] = 1 /* WNOHANG */ | (chance(r, 20) ? (gen_flags(r) & ~(u64)0) : 0); a[3] = chance(r, 70) ? 0 : gen_ptr(r, th); break;
+  case 64: { ARGS(SYS_kill); /* signal 0 or an invalid one: every disposition here may be a wild handler */
+    /* Not the fuzzer itself or its group: other pids, which are its children or nobody. */
+    long self = raw6(SYS_getpid, 0, 0, 0, 0, 0, 0), p;
+    do p = chance(r, 90) ? 2 + (long)below(r, 62) : -(2 + (long)below(r, 62)); while (p == self || p == -self);
+    a[0] = (u64)p;
+    a[1] = chance(r, 90) ? 0 : (u64)(65 + below(r, 1000)); break; }
+  case 65: { int c = (int)below(r, 4);
+    if (c == 0) { ARGS(SYS_setpgid); a[0] = chance(r, 50) ? 0 : below(r, 64); a[1] = chance(r, 50) ? 0 : chance(r, 80) ? below(r, 64) : gen_flags(r); }
+    else if (c == 1) { ARGS(SYS_getpgid); a[0] = chance(r, 80) ? below(r, 64) : gen_flags(r); }
+    else if (c == 2) { ARGS(SYS_setsid); }
+    else { ARGS(SYS_getsid); a[0] = chance(r, 80) ? below(r, 64) : gen_flags(r); }
+    break; }
+  case 66: ARGS(SYS_waitid); a[0] = chance(r, 80) ? below(r, 4) : gen_flags(r); a[1] = chance(r, 70) ? below(r, 64) : gen_flags(r); a[2] = gen_ptr(r, th);
+    a[3] = 1 /* WNOHANG */ | (chance(r, 80) ? 4 /* WEXITED */ : gen_flags(r)); a[4] = chance(r, 70) ? 0 : gen_ptr(r, th); break;
   default: { /* a random number outside the deny list, generic arguments */
     static const short deny[] = {
       0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 28, 29, 30, 31, 32, 33, 34, 35, 37, 38,
@@ -431,6 +453,13 @@ static long do_call(th_t *th, char *desc, size_t dn) {
   else memcpy(th->pending, desc, strlen(desc) + 1 < sizeof th->pending ? strlen(desc) + 1 : sizeof th->pending);
 
   long ret = raw6(nr, (long)a[0], (long)a[1], (long)a[2], (long)a[3], (long)a[4], (long)a[5]);
+  if (nr == SYS_clone && a[0] == 0 && ret == 0) {
+    /* The child: a call or two, then gone (an execve of a random path, when asked; it fails, or runs
+     * whatever the path names with wild arguments, which then ends on its own or by the timeout). */
+    raw6(SYS_getppid, 0, 0, 0, 0, 0, 0);
+    if (exec_in_child) raw6(SYS_execve, (long)gen_path(r, th), (long)gen_ptr(r, th), (long)gen_ptr(r, th), 0, 0, 0);
+    raw6(SYS_exit_group, exec_in_child ? 127 : 0, 0, 0, 0, 0, 0);
+  }
 
   /* bookkeeping */
   if (ret >= 0) {
