@@ -33,6 +33,8 @@ export interface Thread {
   park: Park | null;
   /** Set when the kernel answered the thread's exit: its worker may run the vCPU again. */
   ready: boolean;
+  /** A blocking open of a FIFO this thread waits in (the end it made, kept across the call's retries). */
+  fifoWait?: import('./files/fifo.js').FifoWait | null;
   /** The thread's signal mask and alternate stack (per thread, as on Linux) while it is not current. */
   blocked: bigint;
   altStack: { sp: bigint; flags: number; size: bigint };
@@ -256,6 +258,12 @@ export class Threads {
   /** Answer a parked thread's system call with `result`; the server resumes it. */
   answer(t: Thread, result: number): void {
     t.park = null;
+    if (t.fifoWait) {
+      // An open of a FIFO that waited ends without it (EINTR, a timeout): its end goes.
+      t.fifoWait.file.ref();
+      t.fifoWait.file.unref();
+      t.fifoWait = null;
+    }
     t.cpu.completeSyscall(result);
     t.ready = true;
   }

@@ -17,7 +17,7 @@ import { PLATFORM } from '../platform.js';
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const BUSYBOX = join(ROOT, '.cache', 'busybox');
 const GUEST = join(ROOT, '.cache', 'guest');
-const APPLETS = ['sh', 'echo', 'cat', 'sort', 'head', 'tail', 'wc', 'seq', 'sleep', 'true', 'false', 'tr', 'ls', 'ps', 'kill', 'grep', 'sed', 'awk', 'xargs', 'env', 'expr', 'test', 'printf'];
+const APPLETS = ['sh', 'echo', 'cat', 'sort', 'head', 'tail', 'wc', 'seq', 'sleep', 'true', 'false', 'tr', 'ls', 'ps', 'kill', 'grep', 'sed', 'awk', 'xargs', 'env', 'expr', 'test', 'printf', 'mkfifo', 'rm'];
 let dir: string;
 let img: string;
 let hostRoot: string;
@@ -62,6 +62,7 @@ const SCRIPTS: Record<string, string> = {
   'not executable': './tmp/notexec; echo "rc=$?"',
   'xargs spawns per item': 'seq 1 5 | xargs -n 1 echo item | wc -l',
   'process groups': 'set -m 2>/dev/null; (sleep 0.1) & wait; echo ok',
+  'a named pipe (FIFO) between processes': 'mkfifo ./tmp/f; (echo through-fifo > ./tmp/f &); cat ./tmp/f; (seq 1 3000 > ./tmp/f &); wc -l < ./tmp/f; rm ./tmp/f',
 };
 
 for (const [name, script] of Object.entries(SCRIPTS)) {

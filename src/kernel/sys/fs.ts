@@ -30,6 +30,7 @@ import { TFD_CLOEXEC, TFD_NONBLOCK, TFD_TIMER_ABSTIME, TimerFd } from '../files/
 import type { Kernel } from '../kernel.js';
 import type { SyscallArgs, SyscallResult, SyscallTable } from '../types.js';
 import { ProcDir, procDirEntries, procFile, procLink } from '../vfs/proc.js';
+import { openFifo } from '../files/fifo.js';
 
 export const AT_FDCWD = -100;
 const AT_SYMLINK_NOFOLLOW = 0x100;
@@ -185,7 +186,8 @@ function openAtPath(k: Kernel, dirfd: number, path: string, flags: number, mode:
   if (!root) return flags & O_CREAT ? -E.EROFS : -E.ENOENT;
   const fs = root.fs;
   const cwdIno = b.ino ?? fs.rootIno;
-  return fsCall(() => {
+  let fifoIno = -1;
+  const r = fsCall(() => {
     let ino: number;
     if (flags & O_CREAT) {
       const parent = fs.resolveParent(path, { cwdIno });
@@ -214,7 +216,57 @@ function openAtPath(k: Kernel, dirfd: number, path: string, flags: number, mode:
     if (type === S_IFDIR && wantsWrite) return -E.EISDIR;
     if (wantsWrite && !(flags & O_PATH) && fs.readOnly) return -E.EROFS;
     if (flags & O_TRUNC && type === S_IFREG && (flags & O_ACCMODE) !== O_RDONLY) fs.truncate(ino, 0);
+    if (type === S_IFIFO_TYPE && !(flags & O_PATH)) {
+      fifoIno = ino;
+      return 0;
+    }
+    if ((type === 0o020000 || type === 0o060000 || type === 0o140000) && !(flags & O_PATH)) return -E.ENXIO; // device and socket inodes of the image
     return install(k, new Ext4File(root, k.mem, ino, abs), flags);
+  });
+  return fifoIno >= 0 ? openFifoAt(k, fifoIno, flags) : r;
+}
+
+const S_IFIFO_TYPE = 0o010000;
+
+/** Open a FIFO of the image: blocking opens park until the other side opens (fifo.ts). */
+function openFifoAt(k: Kernel, ino: number, flags: number): SyscallResult {
+  const pending = k.curThread?.fifoWait ?? null;
+  const r = openFifo(ino, flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC | O_NOFOLLOW), k.mem, k.stop, pending);
+  if (typeof r === 'number') return r;
+  if (r instanceof OpenFile) {
+    if (k.curThread) k.curThread.fifoWait = null;
+    r.ref(); // (held while installed below; install takes its own reference)
+    const fd = k.fds.install(r, (flags & O_CLOEXEC) !== 0);
+    r.unref();
+    return fd;
+  }
+  // Wait for the other side (a lone thread cannot be joined by anyone: it would wait forever).
+  if (!k.stop.mustNotBlock?.()) {
+    r.file.ref();
+    r.file.unref();
+    return -E.EINTR;
+  }
+  if (k.curThread) k.curThread.fifoWait = r;
+  return { kind: 'park', park: { kind: 'retry', deadline: Infinity, onTimeout: -E.EINTR } };
+}
+
+/** mknod/mknodat: FIFOs, sockets and regular files (device nodes: EPERM, as for an unprivileged user namespace). */
+function mknodAt(k: Kernel, dirfd: number, pathAddr: number, mode: number, dev: number): number {
+  const path = pathArg(k, pathAddr);
+  if (typeof path === 'number') return path;
+  const type = mode & 0o170000;
+  if (type === 0o020000 || type === 0o060000) return -E.EPERM;
+  if (type !== 0 && type !== S_IFREG && type !== S_IFIFO_TYPE && type !== 0o140000) return -E.EINVAL;
+  const root = k.root;
+  if (!root) return -E.EROFS;
+  const b = base(k, dirfd, path);
+  if (typeof b === 'number') return b;
+  if (special(normalizePath(path, b.dir))) return -E.EEXIST;
+  return fsCall(() => {
+    if (root.fs.readOnly) return -E.EROFS;
+    const parent = root.fs.resolveParent(path, { cwdIno: b.ino ?? root.fs.rootIno });
+    root.fs.mknod(parent.dirIno, parent.name, (type || S_IFREG) | (mode & 0o7777 & ~k.umask), dev, { uid: k.identity.uid, gid: k.identity.gid });
+    return 0;
   });
 }
 
@@ -643,6 +695,8 @@ export const fsSyscalls: SyscallTable = {
     return f ? statfs(k, a.u64(1), !(f.ops instanceof Ext4File)) : -E.EBADF;
   },
   getdents64: (k, a) => getdents64(k, a.i32(0), a.u64(1), a.u32(2)),
+  mknod: (k, a) => mknodAt(k, AT_FDCWD, a.u64(0), a.u32(1), a.u32(2)),
+  mknodat: (k, a) => mknodAt(k, a.i32(0), a.u64(1), a.u32(2), a.u32(3)),
   lseek: (k, a) => lseek(k, a.i32(0), a.i64(1), a.i32(2)),
   mkdirat: (k, a) => withParent(k, a.i32(0), a.u64(1), (p) => (k.root!.fs.mkdir(p.dirIno, p.name, a.u32(2) & 0o7777 & ~k.umask, { uid: k.identity.uid, gid: k.identity.gid }), 0)),
   mkdir: (k, a) => withParent(k, AT_FDCWD, a.u64(0), (p) => (k.root!.fs.mkdir(p.dirIno, p.name, a.u32(1) & 0o7777 & ~k.umask, { uid: k.identity.uid, gid: k.identity.gid }), 0)),
