@@ -101,6 +101,9 @@ export class Kernel {
   exitSignal = 17;
   /** Set when the process has ended: its wait status (as wait4 reports it), until the parent reaps it. */
   zombie: { status: number } | null = null;
+  /** Job control: the signal that stopped the process (0: running), and changes not yet reported to wait. */
+  stopped = 0;
+  stopReport: 'stopped' | 'continued' | null = null;
   /** Set once the process's threads are gone and its memory released (a zombie keeps only its status). */
   released = false;
   /** The thread whose signal mask and alternate stack `signals` holds now. */

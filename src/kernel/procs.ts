@@ -18,6 +18,10 @@ import { deliverPending } from './task.js';
 
 /** SA_NOCLDWAIT: children of a process with this flag on SIGCHLD are reaped as they end. */
 const SA_NOCLDWAIT = 2n;
+/** SA_NOCLDSTOP: no SIGCHLD when a child stops or continues. */
+const SA_NOCLDSTOP = 1n;
+const CLD_STOPPED = 5;
+const CLD_CONTINUED = 6;
 const SA_RESTART = 0x10000000n;
 
 /** What the kernel asks of whoever runs the sandbox (the worker: it owns the platforms and the vCPU workers). */
@@ -215,11 +219,18 @@ export class ProcessTable {
       if (!isInit) this.exit(target, signaledStatus(sig));
       return 0;
     }
+    // SIGCONT continues a stopped process whatever its disposition; SIGSTOP stops one always.
+    if (sig === SIG.SIGCONT) this.cont(target);
+    if (sig === SIG.SIGSTOP) {
+      if (!isInit) this.stop(target, sig);
+      return 0;
+    }
     const blocked = target.signals.isBlocked(sig) && this.threads.of(target).every((t) => this.blockedIn(t, sig));
     if (act.handler === SIG_IGN) return 0;
     if (act.handler === SIG_DFL) {
       const d = defaultAction(sig);
-      if (d === 'ignore' || d === 'stop' || d === 'continue') return 0; // job-control stops are not modelled
+      if (d === 'stop' && !isInit && !blocked) this.stop(target, sig);
+      if (d === 'ignore' || d === 'stop' || d === 'continue') return 0;
       if (isInit) return 0;
       if (!blocked) {
         this.exit(target, signaledStatus(sig));
@@ -316,6 +327,34 @@ export class ProcessTable {
       if (k.itimer && k.itimer.deadline < next) next = k.itimer.deadline;
     }
     return next;
+  }
+
+  /**
+   * Job control: process `k` stops (SIGSTOP, or SIGTSTP/SIGTTIN/SIGTTOU by default). Its running
+   * threads are kicked out of guest code and none is resumed until SIGCONT; its parent is told
+   * (SIGCHLD with CLD_STOPPED, unless SA_NOCLDSTOP) and wait reports it under WUNTRACED.
+   */
+  stop(k: Kernel, sig: number): void {
+    if (k.zombie || k.stopped) return;
+    k.stopped = sig;
+    k.stopReport = 'stopped';
+    for (const t of this.threads.of(k)) if (!t.park && !t.ready) this.host.kick(t);
+    this.notifyJob(k, CLD_STOPPED, sig);
+  }
+
+  /** SIGCONT: a stopped process runs again; its parent is told (CLD_CONTINUED) and wait reports it under WCONTINUED. */
+  cont(k: Kernel): void {
+    if (k.zombie || !k.stopped) return;
+    k.stopped = 0;
+    k.stopReport = 'continued';
+    this.notifyJob(k, CLD_CONTINUED, SIG.SIGCONT);
+  }
+
+  private notifyJob(k: Kernel, code: number, status: number): void {
+    const p = k.parent;
+    if (!p || p.zombie || (p === this.init && this.kernelInit)) return;
+    if (p.signals.get(SIG.SIGCHLD).flags & SA_NOCLDSTOP) return;
+    this.signal(p, SIG.SIGCHLD, { signo: SIG.SIGCHLD, code, pid: k.identity.pid, uid: k.identity.uid, status });
   }
 
   /** Processes in group `pgid`. */

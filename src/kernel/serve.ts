@@ -149,9 +149,9 @@ export function serveThreads(k: Kernel, threads: Threads, slots: ThreadSlots, ho
       if (e) return end(e);
       continue;
     }
-    // Let answered threads run.
+    // Let answered threads run (not those of a stopped process: they wait for SIGCONT).
     for (const t of threads.byTid.values()) {
-      if (t.ready) {
+      if (t.ready && !t.k.stopped) {
         t.ready = false;
         slots.slotOf(t).set(ST.RESUME);
       }
@@ -196,7 +196,7 @@ export function serveThreads(k: Kernel, threads: Threads, slots: ThreadSlots, ho
         if (e) return end(e);
       }
     }
-    if ([...threads.byTid.values()].some((t) => t.ready) || threads.unstarted.length) continue;
+    if ([...threads.byTid.values()].some((t) => t.ready && !t.k.stopped) || threads.unstarted.length) continue;
     const contended = slots.contended?.() ?? false;
     if (contended && now - lastSlice >= SLICE_MS) {
       lastSlice = now;

@@ -1002,6 +1002,28 @@ static void check_vfork(void) {
   ok();
 }
 
+/* Job control: SIGSTOP stops a child (WUNTRACED reports it), SIGCONT continues it (WCONTINUED). */
+static void check_stop_cont(void) {
+  begin("stop-continue");
+  pid_t pid = xfork();
+  if (pid < 0) return fail("fork: %s", strerror(errno));
+  if (pid == 0) {
+    for (;;) pause();
+  }
+  kids[nkids++] = pid;
+  int st = 0;
+  if (kill(pid, SIGSTOP)) return fail("kill SIGSTOP: %s", strerror(errno));
+  pid_t w = waitpid(pid, &st, WUNTRACED);
+  if (w != pid || !WIFSTOPPED(st) || WSTOPSIG(st) != SIGSTOP) return kill(pid, SIGKILL), wait_for(pid, &st, 0), fail("after SIGSTOP: waitpid %d, %s", (int)w, describe(st));
+  if (kill(pid, SIGCONT)) return fail("kill SIGCONT: %s", strerror(errno));
+  w = waitpid(pid, &st, WCONTINUED);
+  if (w != pid || !WIFCONTINUED(st)) return kill(pid, SIGKILL), wait_for(pid, &st, 0), fail("after SIGCONT: waitpid %d, %s", (int)w, describe(st));
+  kill(pid, SIGKILL);
+  w = wait_for(pid, &st, 0);
+  if (w != pid || !WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL) return fail("after SIGKILL: %s", describe(st));
+  ok();
+}
+
 static void check_vfork_exec(void) {
   begin("vfork-execve");
   pid_t pid = vfork();
@@ -1188,6 +1210,7 @@ int main(int argc, char **argv) {
   check_wait4_status();
   check_wait_specific();
   check_killed();
+  check_stop_cont();
   check_wnohang();
   check_waitid();
   check_waitid_nowait();

@@ -62,6 +62,7 @@ const SCRIPTS: Record<string, string> = {
   'not executable': './tmp/notexec; echo "rc=$?"',
   'xargs spawns per item': 'seq 1 5 | xargs -n 1 echo item | wc -l',
   'process groups': 'set -m 2>/dev/null; (sleep 0.1) & wait; echo ok',
+  'stop and continue a job': 'sleep 1 & p=$!; kill -STOP $p; sleep 1.3; kill -0 $p && echo still-there; kill -CONT $p; wait $p; echo "rc=$?"',
   'a named pipe (FIFO) between processes': 'mkfifo ./tmp/f; (echo through-fifo > ./tmp/f &); cat ./tmp/f; (seq 1 3000 > ./tmp/f &); wc -l < ./tmp/f; rm ./tmp/f',
 };
 

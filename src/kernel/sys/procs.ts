@@ -165,12 +165,19 @@ function matches(k: Kernel, c: Kernel, pid: number): boolean {
   return c.pgid === -pid;
 }
 
-/** The waiting part of wait4 and waitid: a zombie child that matches, 0 (WNOHANG), or a park. */
-function waitFor(k: Kernel, pid: number, options: number, collect: (c: Kernel) => number): SyscallResult {
+/**
+ * The waiting part of wait4 and waitid: a zombie child that matches (or, asked for, one that stopped
+ * or continued since it was last reported), 0 (WNOHANG), or a park.
+ */
+function waitFor(k: Kernel, pid: number, options: number, collect: (c: Kernel) => number, job?: (c: Kernel, what: 'stopped' | 'continued') => number, exited = true): SyscallResult {
   const kids = [...k.children].filter((c) => matches(k, c, pid));
   if (kids.length === 0) return -E.ECHILD;
-  const z = kids.find((c) => c.zombie);
+  const z = exited ? kids.find((c) => c.zombie) : undefined;
   if (z) return collect(z);
+  if (job) {
+    const s = kids.find((c) => (c.stopReport === 'stopped' && options & WUNTRACED) || (c.stopReport === 'continued' && options & WCONTINUED));
+    if (s) return job(s, s.stopReport!);
+  }
   if (options & WNOHANG) return 0;
   if (!k.threads?.threaded) return -E.ECHILD; // cannot happen: a child exists only once processes are served
   return { kind: 'park', park: { kind: 'retry', deadline: Infinity, onTimeout: -E.EINTR } };
@@ -179,12 +186,24 @@ function waitFor(k: Kernel, pid: number, options: number, collect: (c: Kernel) =
 function wait4(k: Kernel, pid: number, statusAddr: number, options: number, rusageAddr: number): SyscallResult {
   if (options & ~(WNOHANG | WUNTRACED | WCONTINUED | __WNOTHREAD | __WALL | __WCLONE)) return -E.EINVAL;
   if (pid === -0x80000000) return -E.ESRCH;
-  return waitFor(k, pid, options, (z) => {
-    if (statusAddr) k.mem.writeU32(statusAddr, z.zombie!.status);
-    if (rusageAddr) k.mem.write(rusageAddr, new Uint8Array(RUSAGE_SIZE));
-    k.procs!.reap(z);
-    return z.identity.pid;
-  });
+  return waitFor(
+    k,
+    pid,
+    options,
+    (z) => {
+      if (statusAddr) k.mem.writeU32(statusAddr, z.zombie!.status);
+      if (rusageAddr) k.mem.write(rusageAddr, new Uint8Array(RUSAGE_SIZE));
+      k.procs!.reap(z);
+      return z.identity.pid;
+    },
+    (c, what) => {
+      // WIFSTOPPED: 0x7f | sig << 8; WIFCONTINUED: 0xffff.
+      if (statusAddr) k.mem.writeU32(statusAddr, what === 'stopped' ? 0x7f | (c.stopped << 8) : 0xffff);
+      if (rusageAddr) k.mem.write(rusageAddr, new Uint8Array(RUSAGE_SIZE));
+      c.stopReport = null;
+      return c.identity.pid;
+    },
+  );
 }
 
 function waitid(k: Kernel, idtype: number, id: number, infop: number, options: number, rusageAddr: number): SyscallResult {
@@ -199,32 +218,37 @@ function waitid(k: Kernel, idtype: number, id: number, infop: number, options: n
     if (id < 0) return -E.EINVAL;
     pid = id === 0 ? 0 : -id;
   } else return -E.EINVAL;
-  if (!(options & WEXITED)) {
-    // Only stops and continues asked for: no process ever stops here, so there is never one to report.
-    const kids = [...k.children].filter((c) => matches(k, c, pid));
-    if (kids.length === 0) return -E.ECHILD;
-    if (options & WNOHANG) {
-      if (infop) k.mem.write(infop, new Uint8Array(SIGINFO_SIZE));
+  const info = (c: Kernel, code: number, status: number): void => {
+    if (!infop) return;
+    const b = new Uint8Array(SIGINFO_SIZE);
+    const dv = new DataView(b.buffer);
+    dv.setInt32(0, SIG.SIGCHLD, true);
+    dv.setInt32(8, code, true);
+    dv.setInt32(16, c.identity.pid, true);
+    dv.setUint32(20, c.identity.uid, true);
+    dv.setInt32(24, status, true);
+    k.mem.write(infop, b);
+  };
+  // (waitid's WSTOPPED is wait4's WUNTRACED)
+  const r = waitFor(
+    k,
+    pid,
+    options,
+    (z) => {
+      const st = z.zombie!.status;
+      const killed = (st & 0x7f) !== 0;
+      info(z, killed ? CLD_KILLED : CLD_EXITED, killed ? st & 0x7f : (st >> 8) & 0xff);
+      if (rusageAddr) k.mem.write(rusageAddr, new Uint8Array(RUSAGE_SIZE));
+      if (!(options & WNOWAIT)) k.procs!.reap(z);
       return 0;
-    }
-  }
-  const r = waitFor(k, pid, options, (z) => {
-    const st = z.zombie!.status;
-    const killed = (st & 0x7f) !== 0;
-    if (infop) {
-      const b = new Uint8Array(SIGINFO_SIZE);
-      const dv = new DataView(b.buffer);
-      dv.setInt32(0, SIG.SIGCHLD, true);
-      dv.setInt32(8, killed ? CLD_KILLED : CLD_EXITED, true);
-      dv.setInt32(16, z.identity.pid, true);
-      dv.setUint32(20, z.identity.uid, true);
-      dv.setInt32(24, killed ? st & 0x7f : (st >> 8) & 0xff, true);
-      k.mem.write(infop, b);
-    }
-    if (rusageAddr) k.mem.write(rusageAddr, new Uint8Array(RUSAGE_SIZE));
-    if (!(options & WNOWAIT)) k.procs!.reap(z);
-    return 0;
-  });
+    },
+    (c, what) => {
+      info(c, what === 'stopped' ? 5 /* CLD_STOPPED */ : 6 /* CLD_CONTINUED */, what === 'stopped' ? c.stopped : SIG.SIGCONT);
+      if (!(options & WNOWAIT)) c.stopReport = null;
+      return 0;
+    },
+    (options & WEXITED) !== 0,
+  );
   if (r === 0 && infop && options & WNOHANG) {
     // WNOHANG with no child ready: Linux answers 0 with si_pid zeroed (callers test it).
     const still = [...k.children].some((c) => matches(k, c, pid) && c.zombie);

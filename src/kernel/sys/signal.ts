@@ -34,7 +34,14 @@ export function raise(k: Kernel, sig: number, why = 'sent by the program to itse
     }
   }
   const action = defaultAction(sig);
-  if (action === 'ignore' || action === 'continue' || action === 'stop') return 0;
+  if (action === 'stop') {
+    // Job control: a process of a served sandbox stops (its parent can continue it); a lone program
+    // or the sandbox's first process has no one to continue it, and ignores it (as pid 1 does).
+    const procs = k.procs;
+    if (procs && k.threads?.threaded && k !== procs.init) procs.stop(k, sig);
+    return 0;
+  }
+  if (action === 'ignore' || action === 'continue') return 0;
   return { kind: 'kill', signal: sig, reason: `${signalName(sig)} ${why}` };
 }
 
