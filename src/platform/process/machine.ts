@@ -366,8 +366,10 @@ export class ProcessPlatform implements Platform, OpSink, ProcessInfo {
     // Reap the outer process here: a worker thread's event loop may never run again to do it, and a
     // long-lived host process (the Sandbox API) would collect zombies. It ends within a fraction of a
     // millisecond of the kill: poll finely first.
-    for (let i = 0; outer > 1 && i < 2000 && libc.waitpidNoStatus(outer, null, libc.WNOHANG) === 0; i++) {
-      if (i === 200) kill(outer); // (~10 ms: the outer process did not end by itself)
+    // Only if it has not ended after a second is it killed too (then its child may stay a zombie of
+    // the host's init: under load a prompt kill left such zombies on a host whose init does not reap).
+    for (let i = 0; outer > 1 && i < 3100 && libc.waitpidNoStatus(outer, null, libc.WNOHANG) === 0; i++) {
+      if (i === 1100) kill(outer);
       sleepMs(i < 100 ? 0.05 : 1);
     }
     for (const f of this.fdMap.values()) if (f.own) libc.close(f.hostFd);
