@@ -308,6 +308,25 @@ interface MachineEntry {
 }
 const entryOf = (k: Kernel): MachineEntry => k.machine as MachineEntry;
 
+/** Host memory a new machine takes besides the program's own (measured here: 41 MiB per 16 GiB kvm VM). */
+function machineCost(platform: string, spaceSize: number): number {
+  return platform === 'kvm' ? Math.ceil(spaceSize / 2 ** 30) * 2.6 * 2 ** 20 + 4 * 2 ** 20 : 8 * 2 ** 20;
+}
+
+/** Whether the host can give `bytes` and keep a reserve (5% of its memory, at least 256 MiB). */
+function hostHasRoomFor(bytes: number): boolean {
+  try {
+    const info = readFileSync('/proc/meminfo', 'utf8');
+    const kib = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(info)?.[1] ?? NaN) * 1024;
+    const avail = kib('MemAvailable');
+    const total = kib('MemTotal');
+    if (!Number.isFinite(avail) || !Number.isFinite(total)) return true;
+    return avail - bytes >= Math.max(256 * 2 ** 20, total * 0.05);
+  } catch {
+    return true;
+  }
+}
+
 /** Backing ids for forked processes' anonymous memory: one per process, never reused. */
 let nextAnonId = 100;
 
@@ -401,6 +420,9 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
   const emptySpace = (like: Kernel): ForkedSpace | number => {
     if (spares.length === 0) closePending(); // an ended process's machine is about to be recycled: take it
     const spare = spares.findIndex((x) => x.window.size === like.space.layout.size);
+    // A new machine costs the host memory of its own (kvm: its memory slot's reverse maps, ~2.5 MiB per
+    // GiB of --space): fork answers EAGAIN before it would leave the host short, whatever --pids allows.
+    if (spare < 0 && !hostHasRoomFor(machineCost(cfg.platform, like.space.layout.size))) return -E.EAGAIN;
     let m: Platform;
     try {
       m = spare >= 0 ? spares.splice(spare, 1)[0]! : openPlatform(cfg.platform, { spaceSize: like.space.layout.size, syscallReturn: cfg.syscallReturn, stopRequested: stop.stopForGood });
