@@ -28,7 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { Sandbox, type SandboxOptions } from '../src/sandbox/sandbox.js';
 import { MapvisorError } from '../src/errors.js';
-import { activityLine, hostActivity, pickPlatforms, platformArg, platformLines, type PlatformName } from '../src/bench/host.js';
+import { activityLine, fmt, fx, hostActivity, pickPlatforms, platformArg, platformLines, type PlatformName } from '../src/bench/host.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BUSYBOX = join(ROOT, '.cache', 'busybox');
@@ -297,17 +297,6 @@ async function handoffUs(rounds: number): Promise<number> {
  * Formatting
  * ---------------------------------------------------------------------------------------------- */
 
-/** 3 significant digits, plain notation. */
-function fmt(v: number): string {
-  if (!Number.isFinite(v)) return String(v);
-  const a = Math.abs(v);
-  if (a >= 1000) return String(Math.round(v));
-  if (a >= 100) return v.toFixed(0);
-  if (a >= 10) return v.toFixed(1);
-  if (a >= 1) return v.toFixed(2);
-  return v.toPrecision(3);
-}
-const fx = (r: number): string => `${r >= 100 ? r.toFixed(0) : r >= 10 ? r.toFixed(1) : r.toFixed(2)}×`;
 /** A ratio of two times: "1.25× (slower)", "0.050× (20.0× faster)". */
 const fxWords = (r: number): string => (r >= 1 ? `${fx(r)}${r.toFixed(2) === '1.00' ? '' : ' (slower)'}` : `${r < 0.1 ? r.toPrecision(2) : r.toFixed(2)}× (${fx(1 / r)} faster)`);
 

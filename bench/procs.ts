@@ -19,7 +19,7 @@ import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { MapvisorError } from '../src/errors.js';
-import { activityLine, hostActivity, pickPlatforms, platformArg, platformLines } from '../src/bench/host.js';
+import { activityLine, fmt, fx, hostActivity, pickPlatforms, platformArg, platformLines } from '../src/bench/host.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CLI = join(ROOT, 'bin', 'mapvisor.js');
@@ -170,21 +170,6 @@ const ROWS: Row[] = [
     },
   },
 ];
-
-/* ------------------------------------------------------------------------------------------------
- * Formatting
- * ---------------------------------------------------------------------------------------------- */
-
-/** 3 significant digits, plain notation. */
-function fmt(v: number): string {
-  const a = Math.abs(v);
-  if (a >= 1000) return String(Math.round(v));
-  if (a >= 100) return v.toFixed(0);
-  if (a >= 10) return v.toFixed(1);
-  if (a >= 1) return v.toFixed(2);
-  return v.toPrecision(3);
-}
-const fx = (r: number): string => `${r >= 100 ? r.toFixed(0) : r >= 10 ? r.toFixed(1) : r.toFixed(2)}×`;
 
 /** A cell: the figure and its ratio to native, or why it failed. */
 type Cell = { value: number } | { failed: string } | null;

@@ -121,3 +121,16 @@ export function processTree(pid: number): number[] {
   return out;
 }
 
+/** A bench figure to 3 significant digits, in plain notation. */
+export function fmt(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  const a = Math.abs(v);
+  if (a >= 1000) return String(Math.round(v));
+  if (a >= 100) return v.toFixed(0);
+  if (a >= 10) return v.toFixed(1);
+  if (a >= 1) return v.toFixed(2);
+  return v.toPrecision(3);
+}
+
+/** A ratio to the baseline: "1.25×", "18.0×", "120×". */
+export const fx = (r: number): string => `${r >= 100 ? r.toFixed(0) : r >= 10 ? r.toFixed(1) : r.toFixed(2)}×`;

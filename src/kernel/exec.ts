@@ -190,12 +190,7 @@ export function execve(k: Kernel, cpu: Context, dirfd: number, pathAddr: number,
         k.threads.byTid.set(me.tid, me);
       }
     }
-    k.root?.beginOp();
-    try {
-      k.sharedFileMaps.writeBackAll();
-    } finally {
-      k.root?.endOp();
-    }
+    k.writeBackSharedMaps();
     k.space.clear();
     let loaded;
     try {

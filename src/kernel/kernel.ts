@@ -141,6 +141,19 @@ export class Kernel {
     return this.filler;
   }
 
+  /**
+   * blk mode: write the copies that stand for MAP_SHARED file mappings back to their files (before
+   * the mappings go: an exec, the process's end, the sandbox's end).
+   */
+  writeBackSharedMaps(): void {
+    this.root?.beginOp();
+    try {
+      this.sharedFileMaps.writeBackAll();
+    } finally {
+      this.root?.endOp();
+    }
+  }
+
   /** Release what the kernel holds outside the address space (the fault handler thread). */
   close(): void {
     this.filler?.close();

@@ -136,7 +136,7 @@ export class ProcessTable {
     try {
       this.exitProcess(k, status);
     } finally {
-      k.mem.bind(callers === k.space ? k.space : callers);
+      k.mem.bind(callers);
     }
   }
 
@@ -148,12 +148,7 @@ export class ProcessTable {
     }
     this.releaseVforkParent(k);
     k.activate();
-    k.root?.beginOp();
-    try {
-      k.sharedFileMaps.writeBackAll();
-    } finally {
-      k.root?.endOp();
-    }
+    k.writeBackSharedMaps();
     k.fds.closeAll();
     k.close();
     this.host.release(k);

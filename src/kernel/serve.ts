@@ -32,7 +32,7 @@ const IDLE_MS = 50; // the longest the kernel sleeps without a doorbell (stop re
 const RETRY_MS = 10; // how often calls parked for host I/O are retried
 
 /** Make a running thread leave the program (before its worker has run, requestExit alone does). */
-function kickThread(t: Thread, s: Slot): void {
+export function kickThread(t: Thread, s: Slot): void {
   t.cpu.requestExit();
   if (s.thread) kickTarget(t.cpu.kickTarget(BigInt(s.thread)));
 }

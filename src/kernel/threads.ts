@@ -119,7 +119,7 @@ export class Threads {
     return n;
   }
 
-  /** A context for a thread of process `k` on the machine of process `on` (a vfork child runs on its parent's). */
+  /** A context for a new thread on process `k`'s machine (a vfork child's runs on its parent's). */
   newContext(k: Kernel, start: ThreadStart, parent: Context): Context | null {
     return this.factory.create(k, start, parent);
   }
@@ -260,8 +260,7 @@ export class Threads {
     t.park = null;
     if (t.fifoWait) {
       // An open of a FIFO that waited ends without it (EINTR, a timeout): its end goes.
-      t.fifoWait.file.ref();
-      t.fifoWait.file.unref();
+      t.fifoWait.file.discard();
       t.fifoWait = null;
     }
     t.cpu.completeSyscall(result);

@@ -14,6 +14,32 @@ import * as libc from '../host/libc.js';
 const ALIGN_SMALL = 0x1000;
 const ALIGN_LARGE = 0x20_0000; // extents of 2 MiB or more start 2 MiB-aligned (host huge pages)
 
+/**
+ * Copy `len` bytes of host file `src` at `srcOff` to `dst` at `dstOff`, data extents only (found with
+ * SEEK_DATA/SEEK_HOLE): holes stay holes. sendfile, not copy_file_range: a checkpoint's file and a
+ * memfd are on different file systems.
+ */
+export function copyExtents(src: number, srcOff: number, dst: number, dstOff: number, len: number): void {
+  const end = srcOff + len;
+  const inOff = Buffer.alloc(8);
+  let at = srcOff;
+  while (at < end) {
+    const data = libc.lseek(src, at, libc.SEEK_DATA);
+    if (data < 0 || data >= end) break; // ENXIO: no data past `at`
+    const hole = Math.min(end, Math.max(data + 1, libc.lseek(src, data, libc.SEEK_HOLE)));
+    let pos = data;
+    while (pos < hole) {
+      inOff.writeBigInt64LE(BigInt(pos));
+      const to = dstOff + (pos - srcOff);
+      if (libc.lseek(dst, to, 0) !== to) throw new HostError('lseek (memory copy)', libc.errno());
+      const n = libc.sendfile(dst, src, inOff, hole - pos);
+      if (n <= 0) throw new HostError('sendfile (memory copy)', libc.errno());
+      pos += n;
+    }
+    at = hole;
+  }
+}
+
 export class AnonMemory {
   readonly fd: number;
   readonly id: number;
@@ -52,23 +78,7 @@ export class AnonMemory {
     const copy = new AnonMemory(id, null);
     copy.next = used;
     if (libc.ftruncate(copy.fd, used) !== 0) throw new HostError('ftruncate (memory copy)', libc.errno());
-    const inOff = Buffer.alloc(8);
-    let at = 0;
-    while (at < used) {
-      const data = libc.lseek(src.fd, at, libc.SEEK_DATA);
-      if (data < 0 || data >= used) break; // ENXIO: no data past `at`
-      const hole = Math.min(used, Math.max(data, libc.lseek(src.fd, data, libc.SEEK_HOLE)));
-      let pos = data;
-      while (pos < hole) {
-        // sendfile, not copy_file_range: the checkpoint's file and the memfd are on different file systems.
-        inOff.writeBigInt64LE(BigInt(pos));
-        if (libc.lseek(copy.fd, pos, 0) !== pos) throw new HostError('lseek (memory copy)', libc.errno());
-        const n = libc.sendfile(copy.fd, src.fd, inOff, hole - pos);
-        if (n <= 0) throw new HostError('sendfile (memory copy)', libc.errno());
-        pos += n;
-      }
-      at = hole;
-    }
+    copyExtents(src.fd, 0, copy.fd, 0, used);
     return copy;
   }
 

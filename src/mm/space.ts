@@ -10,31 +10,10 @@ import * as libc from '../host/libc.js';
 import { PROT_EXEC, PROT_READ, PROT_WRITE } from '../host/libc.js';
 import { PAGE_SIZE, USER_START } from '../platform/layout.js';
 import type { Window } from '../platform/window.js';
-import type { AnonMemory } from './anon.js';
+import { copyExtents, type AnonMemory } from './anon.js';
 import { RegionMap, type Backing, type Region } from './regions.js';
 
 export const PROT_MASK = PROT_READ | PROT_WRITE | PROT_EXEC;
-
-/** Copy `len` bytes of host file `src` at `srcOff` to `dst` at `dstOff`, skipping holes (they stay holes). */
-function copyExtents(src: number, srcOff: number, dst: number, dstOff: number, len: number): void {
-  const end = srcOff + len;
-  const inOff = Buffer.alloc(8);
-  let at = srcOff;
-  while (at < end) {
-    const data = libc.lseek(src, at, libc.SEEK_DATA);
-    if (data < 0 || data >= end) break; // ENXIO: no data past `at`
-    const hole = Math.min(end, Math.max(data + 1, libc.lseek(src, data, libc.SEEK_HOLE)));
-    let pos = data;
-    while (pos < hole) {
-      inOff.writeBigInt64LE(BigInt(pos));
-      if (libc.lseek(dst, dstOff + (pos - srcOff), 0) < 0) throw new Error(`lseek for a fork's copy failed (errno ${libc.errno()})`);
-      const n = libc.sendfile(dst, src, inOff, hole - pos);
-      if (n <= 0) throw new Error(`copying memory for a fork failed (errno ${libc.errno()})`);
-      pos += n;
-    }
-    at = hole;
-  }
-}
 
 export const pageDown = (x: number): number => x - (x % PAGE_SIZE);
 export const pageUp = (x: number): number => Math.ceil(x / PAGE_SIZE) * PAGE_SIZE;

@@ -14,7 +14,7 @@ import { OpenFile, O_RDONLY, O_WRONLY } from '../kernel/files/file.js';
 import { HostStream } from '../kernel/files/host.js';
 import { Kernel } from '../kernel/kernel.js';
 import { Doorbell, Slot } from '../kernel/mailbox.js';
-import { serveThreads } from '../kernel/serve.js';
+import { kickThread, serveThreads } from '../kernel/serve.js';
 import { nap, wakeOn } from '../kernel/nap.js';
 import { Strace } from '../kernel/strace.js';
 import { normalizePath } from '../kernel/sys/fs.js';
@@ -23,7 +23,6 @@ import { Threads, type Thread, type ThreadStart } from '../kernel/threads.js';
 import { ProcessTable, type ForkedSpace, type ProcessHost } from '../kernel/procs.js';
 import { HostError } from '../host/errors.js';
 import { E } from '../abi/errno.js';
-import { kickTarget } from '../platform/kick.js';
 import { ST } from '../kernel/mailbox.js';
 import { WorkerPool } from './pool.js';
 import { RootFs } from '../kernel/vfs/rootfs.js';
@@ -357,8 +356,8 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
   };
   const kick = (t: Thread): void => {
     const s = slots.get(t.tid);
-    t.cpu.requestExit();
-    if (s && !s.gone && s.thread) kickTarget(t.cpu.kickTarget(BigInt(s.thread)));
+    if (s && !s.gone) kickThread(t, s);
+    else t.cpu.requestExit(); // (not started yet, or its worker is gone: the flag alone)
   };
   const threads: Threads = new Threads(kernel, vcpu, {
     create: (k, init, parent) => {
@@ -450,21 +449,15 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
   /** The kernel is idle: close ended processes' machines, and launch a spare where that pays. */
   const idle = (): void => {
     closePending();
-    if (forking && launched.length === 0 && !stop.stopForGood()) {
-      const made = emptySpace(kernel);
-      if (typeof made === 'number') return;
-      const m = (made.machine as MachineEntry).machine;
-      if (!m.launch) {
-        // (kvm: nothing to begin ahead; give the machine back to the recycled ones)
-        dropSpace(made, true);
-        return;
-      }
-      try {
-        m.launch();
-        launched.push(made);
-      } catch {
-        dropSpace(made);
-      }
+    // (kvm has nothing to begin ahead: its ended machines are recycled instead)
+    if (!forking || !machine.launch || launched.length > 0 || stop.stopForGood()) return;
+    const made = emptySpace(kernel);
+    if (typeof made === 'number') return;
+    try {
+      (made.machine as MachineEntry).machine.launch?.();
+      launched.push(made);
+    } catch {
+      dropSpace(made);
     }
   };
   /** Everything is declared: the machine may start (process: its stub is spawned). */
@@ -473,13 +466,12 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
     e.machine.start();
     entries.push(e);
   };
-  const dropSpace = (made: ForkedSpace, recycle = false): void => {
+  const dropSpace = (made: ForkedSpace): void => {
     const e = made.machine as MachineEntry;
     e.closed = true;
     e.anon?.close();
     made.space.close();
-    if (recycle && spares.length < 2 && (e.machine.recycle?.([]) ?? false)) spares.push(e.machine);
-    else e.machine.close();
+    e.machine.close();
   };
   /** Threads of each process, as last known (a process's are gone from the table when it ends). */
   const threadsOf = new Map<Kernel, Thread[]>();
@@ -634,12 +626,7 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
   // blk mode: shared file mappings are copies; write them back before the files and image are closed
   // (not after a hand-over: the program, and its copies, live on in the other VMM).
   if (!handedOver) {
-    kernel.root?.beginOp();
-    try {
-      kernel.sharedFileMaps.writeBackAll();
-    } finally {
-      kernel.root?.endOp();
-    }
+    kernel.writeBackSharedMaps();
   }
   kernel.fds.closeAll();
   kernel.close();

@@ -77,6 +77,10 @@ export class OpenFile {
   unref(): void {
     if (--this.refs === 0) this.ops.release?.();
   }
+  /** Let go of a description no fd ever held (an open that did not complete): release what it holds. */
+  discard(): void {
+    if (this.refs === 0) this.ops.release?.();
+  }
 }
 
 interface Slot {

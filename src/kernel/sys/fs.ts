@@ -235,15 +235,13 @@ function openFifoAt(k: Kernel, ino: number, flags: number): SyscallResult {
   if (typeof r === 'number') return r;
   if (r instanceof OpenFile) {
     if (k.curThread) k.curThread.fifoWait = null;
-    r.ref(); // (held while installed below; install takes its own reference)
     const fd = k.fds.install(r, (flags & O_CLOEXEC) !== 0);
-    r.unref();
+    if (fd < 0) r.discard(); // (EMFILE: its end of the FIFO goes)
     return fd;
   }
   // Wait for the other side (a lone thread cannot be joined by anyone: it would wait forever).
   if (!k.stop.mustNotBlock?.()) {
-    r.file.ref();
-    r.file.unref();
+    r.file.discard();
     return -E.EINTR;
   }
   if (k.curThread) k.curThread.fifoWait = r;

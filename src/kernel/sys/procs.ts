@@ -111,7 +111,6 @@ export function forkProcess(k: Kernel, cpu: Context, args: CloneArgs & { exitSig
   child.stats = k.stats;
   if (f & CLONE_VM) child.borrowsFrom = k.borrowsFrom ?? k;
   child.hwcap = k.hwcap;
-  child.fds.closeAll();
   child.fds = k.fds.fork();
   child.signals = k.signals.fork();
   child.cwd = { ...k.cwd };
