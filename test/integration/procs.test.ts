@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -140,10 +140,28 @@ test(`no process outlives the sandbox when the program is killed mid-run [${PLAT
   assert.deepEqual(left, [], 'process-platform stubs still running after the sandbox ended');
 });
 
-/** Host pids of process-platform stubs (the program's host processes). */
+/**
+ * Host pids of this test process's process-platform stubs: the outer processes are its children and
+ * the program's processes their children. (Other test files run at the same time and start stubs of
+ * their own: those are not this run's.) A stub whose parent is the host's init was orphaned: a leak,
+ * counted too.
+ */
 function hostStubs(): string[] {
   const r = spawnSync('pgrep', ['-f', 'mapvisor-stub'], { encoding: 'utf8' });
-  return r.stdout.split('\n').filter(Boolean);
+  const ppid = (pid: string): string => {
+    try {
+      // Fields after the parenthesised command: state, then the parent's pid.
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] ?? '';
+    } catch {
+      return ''; // gone
+    }
+  };
+  const me = String(process.pid);
+  return r.stdout.split('\n').filter(Boolean).filter((p) => {
+    const parent = ppid(p);
+    return parent === me || parent === '1' || (parent !== '' && ppid(parent) === me);
+  });
 }
 
 test(`alarm and setitimer fire SIGALRM; spinning threads do not starve the others (--cpus 2) [${PLATFORM}]`, { timeout: 60_000 }, async () => {

@@ -29,11 +29,15 @@ import { MSR_FS_BASE, MSR_GS_BASE, RFLAGS_FIXED, RFLAGS_USER_MASK } from './cpu.
 import {
   EXCEPTION_PORT_BASE,
   EXCEPTION_STACK_TOP,
+  EXCEPTION_STUBS_ADDR,
+  EXCEPTION_STUB_STRIDE,
   IRET_FRAMES_ADDR,
   IRET_FRAME_STRIDE,
   SEL,
+  SYSCALL_PAGE_ADDR,
   SYSCALL_PORT,
 } from './layout.js';
+import { SYSCALL_STUB_IRET_OFFSET } from './stubs.js';
 import type { Window } from '../window.js';
 
 export type { Exit } from '../platform.js';
@@ -301,9 +305,45 @@ export class Vcpu implements Context {
     setU64(this.run, RUN.kvm_dirty_regs, 0);
   }
 
-  /** Registers, FS/GS bases and FPU state of a vCPU stopped at an exit boundary (for a checkpoint). */
+  /**
+   * Registers, FS/GS bases and FPU state of a vCPU stopped at an exit boundary (for a checkpoint), as
+   * the program's own state: never inside a ring-0 stub, which exists only on this platform.
+   */
   captureState(): VcpuState {
-    return { regs: this.saveRegs(), fsBase: this.fsBase, gsBase: this.gsBase, fpu: this.getFxsave() };
+    return { regs: this.programRegs(), fsBase: this.fsBase, gsBase: this.gsBase, fpu: this.getFxsave() };
+  }
+
+  /**
+   * The general registers as the program's state. kvm_pvm emulates ring-0 code an instruction at a
+   * time, so a kick can stop the vCPU inside a stub, between the CPU's entry and the stub's exit:
+   * - at the syscall entry: the program's `syscall` has run but the call has not reached the kernel,
+   *   which is the program about to make it again (rip back at the instruction, rflags from r11);
+   * - at the syscall stub's `iretq` (return path 'iretq'): the call is done; its result is in rax and
+   *   the program's rip, rflags and rsp are in the iret frame at rsp;
+   * - in an exception stub: the exception has not reached the kernel; the CPU's frame at rsp gives
+   *   where the program was (a fault there happens again when it resumes).
+   */
+  private programRegs(): Uint8Array {
+    const regs = this.saveRegs();
+    const dv = new DataView(regs.buffer, regs.byteOffset, regs.byteLength);
+    const rip = this.reg('rip');
+    const fromFrame = (at: number): void => {
+      const f = this.window.bytes(at, 40);
+      const fv = new DataView(f.buffer, f.byteOffset, 40);
+      setU64(dv, REGS.rip, getU64(fv, 0));
+      setU64(dv, REGS.rflags, getU64(fv, 16));
+      setU64(dv, REGS.rsp, getU64(fv, 24));
+    };
+    if (rip === SYSCALL_PAGE_ADDR) {
+      setU64(dv, REGS.rip, this.reg('rcx') - 2); // `syscall` is two bytes
+      setU64(dv, REGS.rflags, (this.reg('r11') & RFLAGS_USER_MASK) | RFLAGS_FIXED);
+    } else if (rip === SYSCALL_PAGE_ADDR + SYSCALL_STUB_IRET_OFFSET && this.returnPath === 'iretq') {
+      fromFrame(this.reg('rsp'));
+    } else if (rip >= EXCEPTION_STUBS_ADDR && rip < EXCEPTION_STUBS_ADDR + 32 * EXCEPTION_STUB_STRIDE) {
+      const vector = Math.floor((rip - EXCEPTION_STUBS_ADDR) / EXCEPTION_STUB_STRIDE);
+      fromFrame(this.reg('rsp') + (VECTORS_WITH_ERROR_CODE.has(vector) ? 8 : 0));
+    }
+    return regs;
   }
 
   /** Put captured state back into a vCPU that has not run (restore), through ioctls and the sync area. */
