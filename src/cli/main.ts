@@ -52,6 +52,10 @@ options:
                       orphaned processes (like tini); the program's status is still mapvisor's
   --pids N            the most processes the sandbox may hold at once (default 256); fork answers
                       EAGAIN past it
+  --net none|host     none (default): the sandbox has only a loopback network of its own;
+                      host: its AF_INET/AF_INET6 sockets are host sockets (outbound allowed)
+  --publish HOST_PORT:PORT  the host listens on 127.0.0.1:HOST_PORT and forwards each connection
+                      to the sandbox's TCP PORT (repeatable); a line on stderr says when PORT listens
   --api SOCKET        serve the control API (pause, resume, checkpoint DIR, stats, stop, rejuvenate) on a Unix socket
   --memory-dir DIR    keep the program's anonymous memory in DIR/memory.bin instead of host memory
   --syscall-return M  how a system call returns to the program: sregs (default) or iretq
@@ -60,6 +64,14 @@ options:
 
 function usage(problem: string, fix = 'see mapvisor run --help'): never {
   throw new UsageError(problem, fix);
+}
+
+/** --publish HOST_PORT:PORT */
+function publishOption(v: string): { hostPort: number; port: number } {
+  const m = /^(\d{1,5}):(\d{1,5})$/.exec(v);
+  const ok = (n: number): boolean => n >= 1 && n <= 65535;
+  if (!m || !ok(Number(m[1])) || !ok(Number(m[2]))) usage(`--publish ${JSON.stringify(v)} is not HOST_PORT:PORT with ports from 1 to 65535`, 'give --publish 8080:80');
+  return { hostPort: Number(m[1]), port: Number(m[2]) };
 }
 
 function platformOption(value: string | undefined): PlatformChoice | undefined {
@@ -97,6 +109,8 @@ async function run(argv: string[]): Promise<number> {
     cpus: { type: 'string' },
     pids: { type: 'string' },
     init: { type: 'boolean' },
+    net: { type: 'string' },
+    publish: { type: 'string', multiple: true },
     help: { type: 'boolean', short: 'h' },
   },
     'mapvisor run --help',
@@ -144,8 +158,13 @@ async function run(argv: string[]): Promise<number> {
     cpus = Number(values.cpus);
     if (!Number.isInteger(cpus) || cpus < 1 || cpus > 64) usage(`--cpus ${JSON.stringify(values.cpus)} is not a number from 1 to 64`, 'give --cpus 2');
   }
+  const net = values.net;
+  if (net !== undefined && net !== 'none' && net !== 'host') usage(`--net ${JSON.stringify(net)} is not none or host`, 'give --net none (the default) or --net host');
+  const publish = (values.publish ?? []).map(publishOption);
   const platform = platformOption(values.platform);
   const sb = new Sandbox(program, args, {
+    ...(net ? { net } : {}),
+    ...(publish.length ? { publish } : {}),
     ...(platform ? { platform } : {}),
     ...(cpus !== undefined ? { cpus } : {}),
     ...(pids !== undefined ? { pids } : {}),
@@ -223,6 +242,9 @@ async function finish(sb: Sandbox, api: string | undefined, stats: boolean, star
   const forwarded = [forward('SIGINT', 2), forward('SIGTERM', 15), forward('SIGHUP', 1), forward('SIGQUIT', 3)];
   for (const [sig, f] of forwarded) process.on(sig, f);
   try {
+    sb.on('listening', (e) => {
+      if (e.hostPort !== undefined) process.stderr.write(`mapvisor: tcp port ${e.port} is listening, published at 127.0.0.1:${e.hostPort}\n`);
+    });
     const running = sb.run();
     const ended = running.then(
       () => undefined,

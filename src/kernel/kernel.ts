@@ -30,6 +30,8 @@ import { fsSyscalls } from './sys/fs.js';
 import { shmSyscalls } from './sys/shm.js';
 import { procSyscalls } from './sys/procs.js';
 import { itimerSyscalls } from './sys/itimer.js';
+import { netSyscalls } from './sys/net.js';
+import { Network } from './net/network.js';
 import { SYS } from '../abi/sysno.js';
 
 export interface ProcessIdentity {
@@ -58,7 +60,7 @@ export type Rlimits = Map<number, [number, number]>;
 
 function buildTable(): SyscallHandler[] {
   const table: SyscallHandler[] = [];
-  const tables: SyscallTable[] = [ioSyscalls, fsSyscalls, mmSyscalls, processSyscalls, timeSyscalls, signalSyscalls, shmSyscalls, procSyscalls, itimerSyscalls];
+  const tables: SyscallTable[] = [ioSyscalls, fsSyscalls, mmSyscalls, processSyscalls, timeSyscalls, signalSyscalls, shmSyscalls, procSyscalls, itimerSyscalls, netSyscalls];
   for (const t of tables) {
     for (const [name, handler] of Object.entries(t)) {
       const nr = (SYS as Record<string, number>)[name];
@@ -82,6 +84,8 @@ export class Kernel {
   readonly mem: GuestMemory;
   fds = new FdTable();
   signals = new SignalState();
+  /** The sandbox's network (sockets' names, ports, policy): one for the whole sandbox, like `stats`. */
+  net: Network = new Network({ policy: 'none', publish: [] });
   /** System-call and exit counts: one for the whole sandbox (a fork's child shares its parent's). */
   stats = new Stats();
   readonly stop: StopSignal;

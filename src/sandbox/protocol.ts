@@ -6,6 +6,7 @@ import type { SyscallReturn } from '../platform/platform.js';
 import type { KickTarget, PlatformName } from '../platform/platform.js';
 import type { BlockImageStats } from '../storage/blkdev.js';
 import type { ImageSpec } from '../kernel/vfs/rootfs.js';
+import type { ListeningEvent, NetPolicy, Publish } from '../kernel/net/network.js';
 
 export interface WorkerConfig {
   /** What runs the program's code (resolved: never 'auto' here). */
@@ -21,6 +22,10 @@ export interface WorkerConfig {
   pids: number;
   /** --init: the program runs as pid 2 under the kernel's own init, which reaps orphans. */
   init: boolean;
+  /** --net: the sandbox's own loopback only ('none'), or host sockets for AF_INET/AF_INET6 ('host'). */
+  net: NetPolicy;
+  /** --publish HOST_PORT:PORT: host listeners whose connections the sandbox's PORT accepts. */
+  publish: Publish[];
   strace: boolean;
   /** Host fds for the program's stdin, stdout, stderr, and where --strace lines go. */
   stdio: [number, number, number];
@@ -92,6 +97,8 @@ export type WorkerMessage =
   /** The program is about to run its first instruction; restoreMs: how long a restore took to get here. */
   | { type: 'ready'; kick: KickTarget; platform: PlatformName; restoreMs: number | null }
   | { type: 'paused' }
+  /** A guest TCP port started listening. */
+  | { type: 'listening'; event: ListeningEvent }
   | { type: 'threaded'; doorbell: SharedArrayBuffer }
   | { type: 'reply'; id: number; ok: boolean; result?: unknown; error?: string }
   | { type: 'end'; end: TaskEnd; stats: VmStats }

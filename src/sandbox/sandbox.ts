@@ -8,6 +8,7 @@
  * standard streams, enforces the timeout by kicking the vCPU, and resolves with the outcome.
  */
 import { closeSync, createReadStream, createWriteStream, openSync } from 'node:fs';
+import type { ListeningEvent, NetPolicy, Publish } from '../kernel/net/network.js';
 import { availableParallelism } from 'node:os';
 import type { Readable } from 'node:stream';
 import { join, resolve as resolvePath } from 'node:path';
@@ -54,6 +55,13 @@ export interface SandboxOptions {
   pids?: number;
   /** Run the program as pid 2 under a small init of the kernel's own that reaps orphans (like tini). */
   init?: boolean;
+  /**
+   * The network: 'none' (the default) gives the sandbox only a loopback of its own; 'host' makes its
+   * AF_INET/AF_INET6 sockets host sockets (outbound allowed). AF_UNIX sockets are always the sandbox's.
+   */
+  net?: NetPolicy;
+  /** Ports published to the host: the host listens on 127.0.0.1:hostPort and forwards each connection to the sandbox's port. */
+  publish?: Publish[];
   /** A root file system: an ext4 image ("PATH[,ro|,cow]"); PROGRAM is then a path inside it. */
   image?: string | { path: string; mode?: 'rw' | 'ro' | 'cow' };
   /** How the image is reached: 'memory' (mapped, the default) or 'blk' (block device + cache). */
@@ -101,6 +109,20 @@ export interface CheckpointResult {
   pagesWritten: number;
   /** Why a checkpoint that could have been incremental was a full one (the platform has no dirty-page log). */
   why?: string;
+}
+
+/** Check the network options: ports in range, each host port once, no --publish under --net host. */
+function checkPublish(net: NetPolicy, publish: Publish[]): Publish[] {
+  if (net !== 'none' && net !== 'host') throw new UsageError(`net ${JSON.stringify(net)} is not none or host`, 'give --net none (the default) or --net host');
+  const port = (n: unknown): boolean => Number.isInteger(n) && (n as number) >= 1 && (n as number) <= 65535;
+  const seen = new Set<number>();
+  for (const p of publish) {
+    if (!port(p.hostPort) || !port(p.port)) throw new UsageError(`publish ${p.hostPort}:${p.port} is not two ports from 1 to 65535`, 'give --publish HOST_PORT:PORT, e.g. --publish 8080:80');
+    if (seen.has(p.hostPort)) throw new UsageError(`host port ${p.hostPort} is published twice`, 'publish each host port once');
+    seen.add(p.hostPort);
+  }
+  if (net === 'host' && publish.length) throw new UsageError('--publish has no use with --net host: the sandbox\'s ports are the host\'s own', 'drop --publish, or use --net none');
+  return publish.map((p) => ({ hostPort: p.hostPort, port: p.port }));
 }
 
 /** The platform when none is given: MAPVISOR_PLATFORM, else auto. */
@@ -187,6 +209,8 @@ export class Sandbox {
       cpus: o.cpus ?? availableParallelism(),
       pids: o.pids ?? DEFAULT_PIDS,
       init: o.init ?? false,
+      net: o.net ?? 'none',
+      publish: checkPublish(o.net ?? 'none', o.publish ?? []),
       strace: o.strace ?? false,
       stdio,
       traceFd: o.traceFd ?? 2,
@@ -204,6 +228,20 @@ export class Sandbox {
       memoryDir: o.memoryDir ?? null,
       restore: this.restoreFrom,
     };
+  }
+
+  private readonly listeners: Array<(e: ListeningEvent) => void> = [];
+  /**
+   * 'listening': a TCP port in the sandbox started listening ({ proto, port, family, hostPort? }:
+   * hostPort when the port is published).
+   */
+  on(event: 'listening', f: (e: ListeningEvent) => void): this {
+    if (event !== 'listening') throw new UsageError(`no event ${JSON.stringify(event)}`, "the Sandbox's event is 'listening'");
+    this.listeners.push(f);
+    return this;
+  }
+  private emitListening(e: ListeningEvent): void {
+    for (const f of this.listeners) f(e);
   }
 
   /** Set by Sandbox.restore: start from this checkpoint instead of the program. */
@@ -401,6 +439,7 @@ export class Sandbox {
     let timedOut = false;
     const timer = o.timeout ? setTimeout(() => ((timedOut = true), this.vm?.stop()), o.timeout * 1000) : null;
     let vm = new VmHandle(base, this.restoreFrom?.standby ?? false, {
+      listening: (e) => this.emitListening(e),
       standby: () => this.markStandby(),
       ready: (ms: number | null) => {
         this.restoreMs = ms;

@@ -4,6 +4,7 @@
  * rejuvenation (Sandbox.rejuvenate) starts a second in standby and hands the program over to it.
  */
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import type { ListeningEvent } from '../kernel/net/network.js';
 import { MapvisorError } from '../errors.js';
 import { Doorbell } from '../kernel/mailbox.js';
 import { KickGuard, kickTarget } from '../platform/kick.js';
@@ -30,6 +31,7 @@ export type VmCommand = { cmd: 'checkpoint'; dir: string; inPlace: boolean } | {
 export interface VmEvents {
   standby(): void;
   ready(restoreMs: number | null): void;
+  listening?(e: ListeningEvent): void;
 }
 
 export class VmHandle {
@@ -76,6 +78,9 @@ export class VmHandle {
           case 'threaded':
             this.doorbell = new Doorbell(m.doorbell);
             if (Atomics.load(this.control, CONTROL_PAUSE) || Atomics.load(this.control, CONTROL_STOP)) this.doorbell.ring();
+            break;
+          case 'listening':
+            events.listening?.(m.event);
             break;
           case 'paused':
             this.paused = true;

@@ -5,6 +5,7 @@
  * it, sends it control commands (pause, resume, checkpoint, stop) and reads the result.
  */
 import { existsSync, readFileSync, writeSync } from 'node:fs';
+import { Network } from '../kernel/net/network.js';
 import { join, resolve as resolvePath } from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
@@ -109,6 +110,7 @@ function newKernel(space: AddressSpace, root: RootFs | null, exePath: string, ar
     kernel.pgid = 1;
     kernel.sid = 1;
   }
+  kernel.net = new Network({ policy: cfg.net, publish: cfg.publish, onListening: (event) => post({ type: 'listening', event }) });
   const streams = cfg.stdio.map((fd, i) => new HostStream(fd, ['stdin', 'stdout', 'stderr'][i]!, kernel.mem, stop));
   streams.forEach((s, i) => kernel.fds.install(new OpenFile(s, i === 0 ? O_RDONLY : O_WRONLY), false, i));
   return { kernel, streams };
@@ -556,6 +558,7 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
     kernel.identity.pid === 1
       ? null
       : new Kernel({ space, stop, identity: { pid: 1, uid: 0, gid: 0 }, cpus: cfg.cpus, strace: null, exePath: '/mapvisor-init', root, argv: ['mapvisor-init'], mem: kernel.mem });
+  if (kernelInit) kernelInit.net = kernel.net;
   const procs = new ProcessTable(kernel, threads, host, cfg.pids, kernelInit);
   for (const s of streams) s.jobControl = { get: () => procs.foreground, set: (g) => procs.setForeground(g) };
   kernel.threads = threads;
@@ -629,6 +632,7 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
     kernel.writeBackSharedMaps();
   }
   kernel.fds.closeAll();
+  kernel.net.close();
   kernel.close();
   if (handedOver) {
     // Unlock the image first: the successor waits for it, not for this VM's teardown. The program's

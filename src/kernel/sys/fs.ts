@@ -268,6 +268,38 @@ function mknodAt(k: Kernel, dirfd: number, pathAddr: number, mode: number, dev: 
   });
 }
 
+/**
+ * bind() of an AF_UNIX path name: a socket inode at `path` (relative to the working directory), made
+ * as mknod makes one. Returns its inode, or -errno (EADDRINUSE when the name exists, as Linux says).
+ */
+export function makeSocketNode(k: Kernel, path: string): number {
+  const root = k.root;
+  if (!root) return -E.EROFS;
+  if (path === '') return -E.ENOENT;
+  const b = base(k, AT_FDCWD, path);
+  if (typeof b === 'number') return b;
+  if (special(normalizePath(path, b.dir))) return -E.EADDRINUSE;
+  const r = fsCall(() => {
+    if (root.fs.readOnly) return -E.EROFS;
+    const parent = root.fs.resolveParent(path, { cwdIno: b.ino ?? root.fs.rootIno });
+    return root.fs.mknod(parent.dirIno, parent.name, 0o140000 | (0o777 & ~k.umask), 0, { uid: k.identity.uid, gid: k.identity.gid });
+  });
+  return r === -E.EEXIST ? -E.EADDRINUSE : r;
+}
+
+/**
+ * connect()/sendto() to an AF_UNIX path name: the socket inode it names, or -errno (ECONNREFUSED when
+ * it names something that is not a socket, as Linux says).
+ */
+export function findSocketNode(k: Kernel, path: string): number {
+  const t = resolve(k, AT_FDCWD, path, true);
+  if (typeof t === 'number') return t;
+  if (t.kind !== 'inode') return -E.ECONNREFUSED;
+  const st = statOf(k, t);
+  if (typeof st === 'number') return st;
+  return (st.mode & 0o170000) === 0o140000 ? t.ino : -E.ECONNREFUSED;
+}
+
 /** struct itimerspec: it_interval then it_value, each {tv_sec, tv_nsec}; `t` = [value, interval] in ns. */
 function writeItimerspec(k: Kernel, addr: number, t: [bigint, bigint]): void {
   const b = new Uint8Array(32);

@@ -6,7 +6,7 @@ import { nap } from '../nap.js';
 import { E } from '../../abi/errno.js';
 import { encodeStat } from '../../abi/stat.js';
 import * as libc from '../../host/libc.js';
-import { O_CLOEXEC, OpenFile, SETFL_MASK, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI } from '../files/file.js';
+import { O_CLOEXEC, O_NONBLOCK, OpenFile, SETFL_MASK, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI } from '../files/file.js';
 import { EPOLLERR, EPOLLHUP, EPOLLONESHOT, EpollFile, type Interest } from '../files/epoll.js';
 import type { Kernel } from '../kernel.js';
 import { SIG } from '../../abi/signals.js';
@@ -33,6 +33,9 @@ const F_WRLCK = 1;
 const F_UNLCK = 2;
 const FLOCK_SIZE = 32; // struct flock: l_type, l_whence, l_start, l_len, l_pid
 const FD_CLOEXEC = 1;
+const FIONBIO = 0x5421;
+const FIONCLEX = 0x5450;
+const FIOCLEX = 0x5451;
 
 function file(k: Kernel, fd: number): OpenFile | number {
   const f = k.fds.get(fd);
@@ -71,7 +74,7 @@ function doWrite(k: Kernel, fd: number, addr: number, len: number, offset: numbe
 }
 
 /** Decode an iovec array: [base, len] pairs. */
-function iovecs(k: Kernel, addr: number, count: number): Array<[number, number]> | number {
+export function iovecs(k: Kernel, addr: number, count: number): Array<[number, number]> | number {
   if (count < 0 || count > IOV_MAX) return -E.EINVAL;
   if (count === 0) return [];
   const raw = k.mem.read(addr, count * 16);
@@ -438,9 +441,21 @@ export const ioSyscalls: SyscallTable = {
     return doSelect(k, a.i32(0), a.u64(1), a.u64(2), a.u64(3), ms);
   },
   ioctl: (k, a) => {
-    const f = k.fds.get(a.i32(0));
+    const fd = a.i32(0);
+    const f = k.fds.get(fd);
     if (!f) return -E.EBADF;
-    return f.ops.ioctl ? f.ops.ioctl(f, a.u32(1), a.u64(2)) : -E.ENOTTY;
+    const request = a.u32(1);
+    // The requests every file answers (fs/ioctl.c: do_vfs_ioctl).
+    if (request === FIONBIO) {
+      const on = k.mem.readI32(a.u64(2)) !== 0;
+      f.flags = on ? f.flags | O_NONBLOCK : f.flags & ~O_NONBLOCK;
+      return 0;
+    }
+    if (request === FIOCLEX || request === FIONCLEX) {
+      k.fds.setCloexec(fd, request === FIOCLEX);
+      return 0;
+    }
+    return f.ops.ioctl ? f.ops.ioctl(f, request, a.u64(2)) : -E.ENOTTY;
   },
   fcntl,
   close: (k, a) => k.fds.close(a.i32(0)),

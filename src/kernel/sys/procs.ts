@@ -109,6 +109,7 @@ export function forkProcess(k: Kernel, cpu: Context, args: CloneArgs & { exitSig
   });
   child.machine = made.machine;
   child.stats = k.stats;
+  child.net = k.net;
   if (f & CLONE_VM) child.borrowsFrom = k.borrowsFrom ?? k;
   child.hwcap = k.hwcap;
   child.fds = k.fds.fork();
