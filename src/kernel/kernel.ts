@@ -234,9 +234,13 @@ export class Kernel {
     this.mem.bind(this.space);
   }
 
+  /** Set while serve.ts retries a parked call (it is not a new system call of the program's). */
+  retrying = false;
+
   /** Handle the system call the vCPU stopped at. Returns the value for rax, or an outcome. */
   syscall(cpu: Context): SyscallResult {
     this.activate();
+    this.net.caller = this.identity;
     const nr = cpu.reg('rax');
     const handler = nr < TABLE.length ? TABLE[nr] : undefined;
     const args = new SyscallArgs(cpu);
@@ -258,7 +262,8 @@ export class Kernel {
         this.root?.endOp();
       }
     }
-    this.stats.syscall(nr, Number(process.hrtime.bigint() - t0));
+    // A parked call retried (serve.ts) is one system call of the program's, counted once.
+    if (!this.retrying) this.stats.syscall(nr, Number(process.hrtime.bigint() - t0));
     if (this.strace) this.strace.log(this, nr, args, result, before);
     return result;
   }

@@ -187,7 +187,13 @@ export function serveThreads(k: Kernel, threads: Threads, slots: ThreadSlots, ho
       if (p.kind === 'retry' && retry) {
         threads.switchTo(t.k, t);
         t.park = null;
-        const r = handleExit(t.k, t.cpu, { kind: 'syscall' });
+        t.k.retrying = true;
+        let r: ReturnType<typeof handleExit>;
+        try {
+          r = handleExit(t.k, t.cpu, { kind: 'syscall' });
+        } finally {
+          t.k.retrying = false;
+        }
         if (r !== null && r.kind === 'park') {
           t.park = { ...p }; // still waiting: keep the original deadline
           continue;

@@ -1,5 +1,6 @@
 /** Capturing a paused program into a SavedState, and putting a SavedState back into a fresh VM. */
 import type { PlatformName } from '../platform/platform.js';
+import { SocketFile } from '../kernel/net/socket.js';
 import { FXSAVE_SIZE, REGS_SIZE } from '../platform/regs.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { Device, isDevice } from '../kernel/files/devices.js';
@@ -200,6 +201,7 @@ function saveFdTable(k: Kernel): { files: SavedFile[]; fds: SavedFd[]; pipes: st
         const t = o.save();
         saved = { ...base, kind: 'timerfd', clock: o.clock, remainingNs: t.remainingNs === null ? null : t.remainingNs.toString(), intervalNs: t.intervalNs.toString() };
       }
+      else if (o instanceof SocketFile) refuse(`fd ${fd} is a socket (${o.describe()}), which a checkpoint cannot hold yet`, 'checkpoint the program before it opens sockets, or after it closes them');
       else refuse(`fd ${fd} is a ${o.kind}, which a checkpoint cannot hold yet`, 'close it before checkpointing');
       index = files.push(saved) - 1;
       fileIndex.set(f, index);

@@ -87,6 +87,8 @@ export class LocalSocket extends SocketFile {
   /** AF_UNIX: the key of this socket's name in the Network, and of a datagram socket's destination. */
   unixKey: string | null = null;
   remoteKey: string | null = null;
+  /** A non-blocking TCP connect completed and no connect() has been told yet. */
+  private connectUnreported = false;
   /** Made by a listener for a connection (it shares the listener's port: it holds no port of its own). */
   accepted = false;
   /** IPV6_V6ONLY; TCP_NODELAY and the other per-protocol options are kept in `protoOpts`. */
@@ -168,7 +170,14 @@ export class LocalSocket extends SocketFile {
   connect(addr: SockAddr, unixKey: string | null, nonblock: boolean): number | Again {
     if (!this.isStream) return this.connectDgram(addr, unixKey);
     if (this.state === 'listening') return -E.EINVAL;
-    if (this.state === 'connected') return -E.EISCONN;
+    if (this.state === 'connected') {
+      // A non-blocking TCP connect that completed: the next connect() says so once.
+      if (this.connectUnreported) {
+        this.connectUnreported = false;
+        return 0;
+      }
+      return -E.EISCONN;
+    }
     if (this.state === 'closed') return -E.EINVAL;
     if (this.connectingTo && this.connectDest) {
       // A connect in progress: it completes when the listener has room.
@@ -178,8 +187,20 @@ export class LocalSocket extends SocketFile {
       return r;
     }
     const found = this.net.findListener(this, addr, unixKey);
-    if (typeof found === 'number') return found;
+    const tcpNonblock = nonblock && this.proto === 'tcp';
+    if (typeof found === 'number') {
+      // TCP answers a non-blocking connect at once and reports a refusal later (SO_ERROR, POLLERR).
+      if (tcpNonblock && found === -E.ECONNREFUSED) {
+        this.error = E.ECONNREFUSED;
+        return -E.EINPROGRESS;
+      }
+      return found;
+    }
     const r = this.tryEnter(found.listener, found.dest);
+    if (r === 0 && tcpNonblock) {
+      this.connectUnreported = true;
+      return -E.EINPROGRESS;
+    }
     if (r !== AGAIN) return r;
     if (this.proto === 'unix') return nonblock ? -E.EAGAIN : AGAIN;
     // TCP: the connection waits for room in the backlog (Linux would retry its SYN).
@@ -198,7 +219,7 @@ export class LocalSocket extends SocketFile {
       return -E.ECONNREFUSED;
     }
     if (listener.backlog.length > listener.backlogMax) return AGAIN;
-    if (this.local === null || (this.isInet && (this.local as InetAddr).port === 0)) {
+    if ((this.local === null && (this.isInet || this.opts.passCred)) || (this.isInet && this.local !== null && (this.local as InetAddr).port === 0)) {
       const r = this.net.autobind(this, dest);
       if (r < 0) return r;
     } else if (this.isInet && isWildcard(this.local as InetAddr)) {
@@ -212,7 +233,7 @@ export class LocalSocket extends SocketFile {
     server.opts.sndBuf = listener.opts.sndBuf;
     for (const [k, v] of listener.protoOpts) server.protoOpts.set(k, v);
     server.local = this.net.localFor(listener, dest);
-    server.remote = this.net.inFamily(this.local!, listener.domain);
+    server.remote = this.local ? this.net.inFamily(this.local, listener.domain) : null;
     this.remote = this.net.inFamily(dest, this.domain);
     LocalSocket.pair(this, server);
     this.peerCred = listener.cred;
@@ -255,7 +276,15 @@ export class LocalSocket extends SocketFile {
     }
     const dest = to ?? this.remote;
     if (dest === null) return this.proto === 'udp' ? -E.EDESTADDRREQ : -E.ENOTCONN;
-    return this.net.findDgramTarget(this, dest, to ? toKey : this.remoteKey);
+    const t = this.net.findDgramTarget(this, dest, to ? toKey : this.remoteKey);
+    if (to === null && t === -E.ECONNREFUSED && this.proto === 'unix') {
+      // The connected peer is gone: this send is refused, and the socket is no longer connected.
+      this.remote = null;
+      this.remoteKey = null;
+      this.state = this.local ? 'bound' : 'new';
+    }
+    if (to === null && t === null && this.proto === 'udp') this.error = E.ECONNREFUSED; // (the ICMP port unreachable, on the next call)
+    return t;
   }
 
   /** Two connected endpoints (socketpair, or a connect to a listener). */
@@ -283,7 +312,7 @@ export class LocalSocket extends SocketFile {
       this.state = 'bound';
       return 0;
     }
-    if (this.state !== 'connected') return -E.ENOTCONN;
+    if (this.state !== 'connected') return this.proto === 'unix' ? 0 : -E.ENOTCONN;
     if (how !== SHUT_WR) this.rdShut = true;
     if (how !== SHUT_RD) {
       this.wrShut = true;
@@ -338,9 +367,9 @@ export class LocalSocket extends SocketFile {
       // A datagram socket connected elsewhere takes only its peer's datagrams (Linux: EPERM).
       if (target.state === 'connected' && target !== this && target.peer !== this && (target.remoteKey === null || target.remoteKey !== this.unixKey)) return -E.EPERM;
       if (target.rx.length >= UNIX_DGRAM_QLEN || target.room() < len) return AGAIN;
-    } else if (target.room() < len) {
+    } else if (target.room() < len || (target.state === 'connected' && target.remote !== null && !sameInet(target.remote, this.net.sourceFor(this, target)))) {
       for (const fd of a.fds ?? []) fd.unref();
-      return len; // UDP: a full receive queue drops the datagram
+      return len; // UDP: a full receive queue, or a socket connected to someone else, drops the datagram
     }
     target.take({ data: a.data, off: 0, fds: a.fds, cred: a.cred, from: this.net.sourceFor(this, target) });
     return len;
@@ -360,8 +389,7 @@ export class LocalSocket extends SocketFile {
     const peek = (flags & MSG.PEEK) !== 0;
     if (this.state === 'listening' || this.state === 'new' || this.state === 'bound') return this.proto === 'unix' && this.state !== 'listening' ? -E.EINVAL : -E.ENOTCONN;
     if (this.rx.length === 0) {
-      if (this.error) return this.takeErrorOr(0);
-      if (this.reset) return -E.ECONNRESET;
+      if (this.error) return this.takeErrorOr(0); // a reset is reported once; then EOF
       if (this.eof || this.rdShut || this.state === 'closed') return empty();
       if (this.state === 'connecting') return AGAIN;
       return AGAIN;
@@ -434,9 +462,9 @@ export class LocalSocket extends SocketFile {
     return e;
   }
 
-  /** FIONREAD/SIOCINQ: bytes ready to read (a datagram socket: the first message's size). */
+  /** FIONREAD/SIOCINQ: bytes ready to read (a datagram socket: the first message's size); -EINVAL for a TCP listener. */
   pending(): number {
-    if (this.state === 'listening') return 0;
+    if (this.state === 'listening') return this.proto === 'tcp' ? -E.EINVAL : 0;
     if (!this.isStream || this.type === SOCK_SEQPACKET) return this.rx.length ? this.rx[0]!.data.length - this.rx[0]!.off : 0;
     return this.rxBytes;
   }
@@ -515,7 +543,7 @@ export class LocalSocket extends SocketFile {
   }
 
   protected override writerCred(): Cred {
-    return this.cred;
+    return this.net.caller ?? this.cred;
   }
 
   sockName(): Uint8Array {
@@ -534,7 +562,7 @@ export class LocalSocket extends SocketFile {
   setOpt(level: number, name: number, value: Uint8Array): number {
     if (level === SOL_SOCKET) return setSocketOption(this.opts, name, value);
     const proto = protoLevel(this, level);
-    if (proto === null) return this.domain === AF_UNIX ? -E.EOPNOTSUPP : -E.ENOPROTOOPT;
+    if (proto === null) return levelError(this, level);
     if (level === SOL_IPV6 && name === IPV6.V6ONLY) {
       const n = intOpt(value);
       if (n === null) return -E.EINVAL;
@@ -559,7 +587,7 @@ export class LocalSocket extends SocketFile {
       return getSocketOption(this.opts, name, this, { acceptConn: this.state === 'listening', takeError: () => this.takeError(), peerCred: this.peerCred });
     }
     const proto = protoLevel(this, level);
-    if (proto === null) return this.domain === AF_UNIX ? -E.EOPNOTSUPP : -E.ENOPROTOOPT;
+    if (proto === null) return levelError(this, level);
     if (level === SOL_IPV6 && name === IPV6.V6ONLY) return intBytes(this.v6only ? 1 : 0);
     if (!knownProtoOption(level, name)) return -E.ENOPROTOOPT;
     const kept = this.protoOpts.get(`${level}:${name}`);
@@ -593,6 +621,11 @@ export class LocalSocket extends SocketFile {
   }
 }
 
+function sameInet(a: SockAddr, b: SockAddr | null): boolean {
+  if (b === null || a.family === AF_UNIX || b.family === AF_UNIX) return false;
+  return a.port === b.port && Buffer.from(a.ip).equals(Buffer.from(b.ip));
+}
+
 function empty(): Received {
   return { data: new Uint8Array(0), full: 0, from: null, fds: null, cred: null, flags: 0 };
 }
@@ -601,6 +634,12 @@ function sameCred(a: Cred | null, b: Cred | null): boolean {
   return a === b || (a !== null && b !== null && a.pid === b.pid && a.uid === b.uid && a.gid === b.gid);
 }
 
+
+/** An option level the socket does not have: EOPNOTSUPP for a level unknown to it, ENOPROTOOPT for a known one of another protocol. */
+function levelError(s: LocalSocket, level: number): number {
+  if (s.domain === AF_UNIX) return -E.EOPNOTSUPP;
+  return level === SOL_TCP || level === SOL_UDP || level === SOL_IP || level === SOL_IPV6 ? -E.ENOPROTOOPT : -E.EOPNOTSUPP;
+}
 
 /** The protocol level a socket answers options of (null: not one of its levels). */
 function protoLevel(s: LocalSocket, level: number): number | null {

@@ -69,6 +69,8 @@ export type UnixKey = string;
 export class Network {
   readonly policy: NetPolicy;
   sockets = 0;
+  /** Who makes the system call being handled (the kernel sets it): the sender of a plain write(2). */
+  caller: { pid: number; uid: number; gid: number } | null = null;
   private readonly unixNames = new Map<UnixKey, LocalSocket>();
   private readonly ports = { tcp: new Map<number, LocalSocket[]>(), udp: new Map<number, LocalSocket[]>() };
   private nextPort = { tcp: EPHEMERAL_FIRST, udp: EPHEMERAL_FIRST };
@@ -113,7 +115,7 @@ export class Network {
   private autobindUnix(s: LocalSocket): number {
     for (let i = 0; i < 0x100000; i++) {
       const name = (this.nextAutobind++ & 0xfffff).toString(16).padStart(5, '0');
-      const key = `abstract:${name}`;
+      const key = `abstract:${s.type}:${name}`;
       if (!this.unixNames.has(key)) return this.bindUnix(s, { family: AF_UNIX, kind: 'abstract', name: Buffer.from(name, 'latin1') }, key);
     }
     return -E.EADDRINUSE;
@@ -195,8 +197,9 @@ export class Network {
   findListener(s: LocalSocket, a: SockAddr, unixKey: UnixKey | null): { listener: LocalSocket; dest: SockAddr } | number {
     if (s.domain === AF_UNIX) {
       const l = unixKey === null ? undefined : this.unixNames.get(unixKey);
-      if (!l || l.state !== 'listening') return -E.ECONNREFUSED;
-      if (l.type !== s.type) return -E.EPROTOTYPE;
+      if (!l) return -E.ECONNREFUSED;
+      if (l.type !== s.type) return -E.EPROTOTYPE; // (a path's inode is shared by all types)
+      if (l.state !== 'listening') return -E.ECONNREFUSED;
       return { listener: l, dest: l.local! };
     }
     const dest = this.reach(s, a);

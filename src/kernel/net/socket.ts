@@ -348,7 +348,9 @@ export abstract class SocketFile implements FileOps, SocketKind {
 
   ioctl(_f: OpenFile, request: number, arg: number): number {
     if (request === FIONREAD) {
-      this.mem.writeU32(arg, this.pending());
+      const n = this.pending();
+      if (n < 0) return n;
+      this.mem.writeU32(arg, n);
       return 0;
     }
     if (request === SIOCOUTQ) {

@@ -92,7 +92,8 @@ function addressArg(k: Kernel, s: SocketFile, addr: number, len: number, purpose
   const a = decodeSockAddr(raw, s.domain);
   if (typeof a === 'number') return a;
   if (a.family !== AF_UNIX) return { addr: a, key: null };
-  if (a.kind === 'abstract') return { addr: a, key: `abstract:${Buffer.from(a.name).toString('latin1')}` };
+  // Abstract names are per socket type (a datagram and a stream socket may hold the same one).
+  if (a.kind === 'abstract') return { addr: a, key: `abstract:${s.type}:${Buffer.from(a.name).toString('latin1')}` };
   if (a.kind === 'unnamed') return purpose === 'bind' ? { addr: a, key: null } : -E.EINVAL;
   const path = Buffer.from(a.name).toString('utf8');
   if (!(s instanceof LocalSocket)) return -E.EINVAL;
