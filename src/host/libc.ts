@@ -70,6 +70,13 @@ export const memfdCreate = lib.func('int memfd_create(const char *name, unsigned
 ) => number;
 export const ftruncate = lib.func('int ftruncate(int fd, int64_t length)') as (fd: number, length: number) => number;
 
+/** read(2) into a Buffer (small reads: an eventfd's counter). */
+export const readBuf = lib.func('read', 'intptr_t', ['int', 'void *', 'size_t']) as (fd: number, buf: Buffer, count: number) => number;
+/** write(2) from a Buffer. */
+export const writeBuf = lib.func('write', 'intptr_t', ['int', 'void *', 'size_t']) as (fd: number, buf: Buffer, count: number) => number;
+export const eventfd = lib.func('int eventfd(unsigned int initval, int flags)') as (initval: number, flags: number) => number;
+export const EFD_CLOEXEC = 0o2000000;
+export const EFD_NONBLOCK = 0o4000;
 export const read = lib.func('intptr_t read(int fd, uintptr_t buf, size_t count)') as (
   fd: number,
   buf: number,

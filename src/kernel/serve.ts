@@ -4,6 +4,7 @@
  * each vCPU's worker run again. See threads.ts for the model and mailbox.ts for the hand-off.
  */
 import { nap } from './nap.js';
+import { HostWatcher, type HostInterest } from './hostwatch.js';
 import { E } from '../abi/errno.js';
 import { kickTarget } from '../platform/kick.js';
 import type { Kernel } from './kernel.js';
@@ -83,7 +84,10 @@ export function serveThreads(k: Kernel, threads: Threads, slots: ThreadSlots, ho
     for (const t of threads.unstarted) everyone.push(t);
     threads.startPending();
   };
+  /** Made when a parked call first waits on a host fd (see hostwatch.ts). */
+  let watcher: HostWatcher | null = null;
   const end = (e: TaskEnd): TaskEnd => {
+    watcher?.close();
     stopAll(threads, slots, everyone);
     return e;
   };
@@ -175,7 +179,7 @@ export function serveThreads(k: Kernel, threads: Threads, slots: ThreadSlots, ho
       const e = initEnd();
       if (e) return end(e);
     }
-    const retry = handled || now - lastRetry >= RETRY_MS;
+    const retry = handled || now - lastRetry >= RETRY_MS || (watcher?.rang() ?? false);
     if (retry) lastRetry = now;
     for (const t of [...threads.byTid.values()]) {
       const p = t.park;
@@ -214,6 +218,11 @@ export function serveThreads(k: Kernel, threads: Threads, slots: ThreadSlots, ho
     slots.idle?.();
     if (slots.doorbell.value !== seen) continue; // an exit was posted meanwhile
     const parkedIo = [...threads.byTid.values()].some((t) => t.park?.kind === 'retry');
+    // Host fds that parked calls wait on: the watcher rings the doorbell when one is ready.
+    const host: HostInterest[] = [];
+    for (const t of threads.byTid.values()) if (t.park?.kind === 'retry' && t.park.host) host.push(...t.park.host);
+    if (host.length && !watcher) watcher = new HostWatcher(slots.doorbell.sab);
+    watcher?.update(host);
     const wait = Math.max(0, Math.min(IDLE_MS, threads.nextDeadline() - performance.now(), parkedIo ? RETRY_MS : IDLE_MS, contended ? SLICE_MS : IDLE_MS, nextTimer - performance.now()));
     slots.doorbell.wait(seen, wait);
   }

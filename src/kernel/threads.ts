@@ -9,6 +9,7 @@
  * Atomics.wait (no CPU), and the kernel answers the call when the wait ends.
  */
 import { E } from '../abi/errno.js';
+import type { HostInterest } from './hostwatch.js';
 import type { Context } from '../platform/platform.js';
 import type { RegName } from '../platform/regs.js';
 import type { Kernel } from './kernel.js';
@@ -18,7 +19,7 @@ import type { SyscallResult } from './types.js';
 export type Park =
   | { kind: 'futex'; uaddr: number; bitset: number; deadline: number } // deadline: ms (performance.now), Infinity
   | { kind: 'sleep'; deadline: number }
-  | { kind: 'retry'; deadline: number; onTimeout: number } // re-run the call when anything changes (blocking I/O, poll, wait4)
+  | { kind: 'retry'; deadline: number; onTimeout: number; host?: HostInterest[] } // re-run the call when anything changes (blocking I/O, poll, wait4); host: the host fds whose events can answer it
   | { kind: 'vfork'; deadline: number; child: number } // vfork: until the child execs or exits (answered with its pid)
   | { kind: 'signal'; deadline: number; onTimeout: number; savedMask: bigint | null }; // rt_sigsuspend, pause: until a signal is delivered
 

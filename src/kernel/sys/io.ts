@@ -3,6 +3,7 @@
  * ioctl, fcntl, dup, close, fstat, lseek.
  */
 import { nap } from '../nap.js';
+import { interestOf, waitHost, type HostInterest } from '../hostwatch.js';
 import { E } from '../../abi/errno.js';
 import { encodeStat } from '../../abi/stat.js';
 import * as libc from '../../host/libc.js';
@@ -42,8 +43,8 @@ function file(k: Kernel, fd: number): OpenFile | number {
   return f ?? -E.EBADF;
 }
 
-function stopOr(n: number | 'stop' | 'block'): SyscallResult {
-  if (n === 'block') return { kind: 'park', park: { kind: 'retry', deadline: Infinity, onTimeout: -E.EINTR } };
+function stopOr(n: number | 'stop' | 'block', f?: OpenFile, events = 0): SyscallResult {
+  if (n === 'block') return { kind: 'park', park: { kind: 'retry', deadline: Infinity, onTimeout: -E.EINTR, ...(f ? { host: interestOf(f.ops, events) } : {}) } };
   return n === 'stop' ? { kind: 'stop' } : n;
 }
 
@@ -54,7 +55,7 @@ function doRead(k: Kernel, fd: number, addr: number, len: number, offset: number
   if (!f.ops.read) return -E.EINVAL;
   if (len < 0) return -E.EINVAL;
   if (offset !== null && offset < 0) return -E.EINVAL;
-  return stopOr(f.ops.read(f, addr, Math.min(len, MAX_RW), offset));
+  return stopOr(f.ops.read(f, addr, Math.min(len, MAX_RW), offset), f, POLLIN);
 }
 
 function doWrite(k: Kernel, fd: number, addr: number, len: number, offset: number | null): SyscallResult {
@@ -64,7 +65,7 @@ function doWrite(k: Kernel, fd: number, addr: number, len: number, offset: numbe
   if (!f.ops.write) return -E.EINVAL;
   if (len < 0) return -E.EINVAL;
   if (offset !== null && offset < 0) return -E.EINVAL;
-  const r = stopOr(f.ops.write(f, addr, Math.min(len, MAX_RW), offset));
+  const r = stopOr(f.ops.write(f, addr, Math.min(len, MAX_RW), offset), f, POLLOUT);
   // Writing to a pipe nobody reads raises SIGPIPE (its default action ends the program), then EPIPE.
   if (r === -E.EPIPE) {
     const sig = raise(k, SIG.SIGPIPE, 'on a write to a pipe or stream with no reader');
@@ -153,7 +154,7 @@ function doPoll(k: Kernel, fdsAddr: number, nfds: number, timeoutMs: number): Sy
       });
       anyHost = libc.poll(host, hostIdx.length, 0) > 0;
     }
-    if (!anyHost) return { kind: 'park', park: { kind: 'retry', deadline: timeoutMs < 0 ? Infinity : performance.now() + timeoutMs, onTimeout: 0 } };
+    if (!anyHost) return { kind: 'park', park: { kind: 'retry', deadline: timeoutMs < 0 ? Infinity : performance.now() + timeoutMs, onTimeout: 0, host: pollInterest(k, req, nfds) } };
   }
   if (hostIdx.length) {
     const host = Buffer.alloc(hostIdx.length * 8);
@@ -176,11 +177,27 @@ function doPoll(k: Kernel, fdsAddr: number, nfds: number, timeoutMs: number): Sy
       if (rev) ready++;
     });
   } else if (ready === 0 && timeoutMs !== 0) {
-    // Nothing can become ready: sleep out the timeout (or until stopped).
+    // Only a host event can make one ready (a published port's connection): wait for one, or sleep
+    // out the timeout (or until stopped).
+    const host = pollInterest(k, req, nfds);
     const deadline = timeoutMs < 0 ? Infinity : Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       if (k.stop.stopRequested()) return { kind: 'stop' };
-      nap(Math.min(200, deadline - Date.now()));
+      if (host.length) {
+        waitHost(host, Math.min(200, deadline - Date.now()));
+        let now = 0;
+        for (let i = 0; i < nfds; i++) {
+          const f = k.fds.get(req.readInt32LE(i * 8));
+          if (!f || f.ops.hostFd !== undefined) continue;
+          const ev = (f.ops.pollEvents?.(f) ?? 0) & (req.readInt16LE(i * 8 + 4) | 0x18);
+          req.writeInt16LE(ev, i * 8 + 6);
+          if (ev) now++;
+        }
+        if (now) {
+          ready = now;
+          break;
+        }
+      } else nap(Math.min(200, deadline - Date.now()));
     }
   }
   k.mem.write(fdsAddr, req);
@@ -234,10 +251,34 @@ function doSelect(k: Kernel, nfds: number, rAddr: number, wAddr: number, eAddr: 
       });
       return ready;
     }
-    if (k.stop.mustNotBlock?.()) return { kind: 'park', park: { kind: 'retry', deadline, onTimeout: 0 } };
+    const host = selectInterest(k, nfds, sets);
+    if (k.stop.mustNotBlock?.()) return { kind: 'park', park: { kind: 'retry', deadline, onTimeout: 0, host } };
     if (k.stop.stopRequested()) return { kind: 'stop' };
-    nap(Math.min(10, deadline - performance.now()));
+    if (host.length) waitHost(host, Math.min(200, deadline - performance.now()));
+    else nap(Math.min(10, deadline - performance.now()));
   }
+}
+
+/** The host fds a select's sets can be made ready by. */
+function selectInterest(k: Kernel, nfds: number, sets: Array<Uint8Array | null>): HostInterest[] {
+  const out: HostInterest[] = [];
+  for (let fd = 0; fd < nfds; fd++) {
+    const bit = 1 << (fd & 7);
+    const ev = (sets[0] && sets[0][fd >> 3]! & bit ? POLLIN : 0) | (sets[1] && sets[1][fd >> 3]! & bit ? POLLOUT : 0);
+    const f = ev ? k.fds.get(fd) : undefined;
+    if (f) out.push(...interestOf(f.ops, ev));
+  }
+  return out;
+}
+
+/** The host fds a poll's pollfd array can be made ready by. */
+function pollInterest(k: Kernel, req: Buffer, nfds: number): HostInterest[] {
+  const out: HostInterest[] = [];
+  for (let i = 0; i < nfds; i++) {
+    const f = k.fds.get(req.readInt32LE(i * 8));
+    if (f) out.push(...interestOf(f.ops, req.readInt16LE(i * 8 + 4)));
+  }
+  return out;
 }
 
 const EPOLL_CTL_ADD = 1;
@@ -327,9 +368,15 @@ function epollWait(k: Kernel, epfd: number, evAddr: number, max: number, timeout
       if (b.length) k.mem.write(evAddr, b);
       return ready.length;
     }
-    if (k.stop.mustNotBlock?.()) return { kind: 'park', park: { kind: 'retry', deadline, onTimeout: 0 } };
+    const host: HostInterest[] = [];
+    for (const [fd, it] of ep.interest) {
+      const f = it.disabled ? undefined : k.fds.get(fd);
+      if (f) host.push(...interestOf(f.ops, it.events));
+    }
+    if (k.stop.mustNotBlock?.()) return { kind: 'park', park: { kind: 'retry', deadline, onTimeout: 0, host } };
     if (k.stop.stopRequested()) return { kind: 'stop' };
-    nap(Math.min(10, deadline - performance.now()));
+    if (host.length) waitHost(host, Math.min(200, deadline - performance.now()));
+    else nap(Math.min(10, deadline - performance.now()));
   }
 }
 

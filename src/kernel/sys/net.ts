@@ -50,6 +50,7 @@ import type { SyscallResult, SyscallTable } from '../types.js';
 import { findSocketNode, makeSocketNode, normalizePath } from './fs.js';
 import { iovecs } from './io.js';
 import { raise } from './signal.js';
+import { interestOf } from '../hostwatch.js';
 
 const MAX_OPTLEN = 4096;
 const UIO_MAXIOV = 1024;
@@ -69,7 +70,8 @@ function settle(s: SocketFile, dir: 'in' | 'out', r: number | 'stop' | 'block'):
   if (r === 'stop') return { kind: 'stop' };
   if (r === 'block') {
     const timeo = dir === 'in' ? s.opts.rcvTimeoMs : s.opts.sndTimeoMs;
-    return { kind: 'park', park: { kind: 'retry', deadline: timeo > 0 ? performance.now() + timeo : Infinity, onTimeout: timeo > 0 ? -E.EAGAIN : -E.EINTR } };
+    const host = interestOf(s, dir === 'in' ? 0x001 : 0x004);
+    return { kind: 'park', park: { kind: 'retry', deadline: timeo > 0 ? performance.now() + timeo : Infinity, onTimeout: timeo > 0 ? -E.EAGAIN : -E.EINTR, host } };
   }
   return r;
 }
