@@ -47,7 +47,8 @@ const MERGED = ['bin', 'sbin', 'lib', 'lib64'];
 
 /**
  * Merged /usr as Debian 12 has it (bin -> usr/bin, lib -> usr/lib, lib64 -> usr/lib64, sbin -> usr/sbin),
- * the directories a program expects, and /etc/passwd and /etc/group with root and nobody.
+ * the directories a program expects, /etc/passwd and /etc/group with root and nobody, and the name
+ * service files a Debian system has (the sandbox's loopback is `localhost`: 127.0.0.1 and ::1).
  */
 export async function makeRootSkeleton(root: string): Promise<void> {
   for (const d of MERGED) {
@@ -60,6 +61,10 @@ export async function makeRootSkeleton(root: string): Promise<void> {
   }
   await writeFile(join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n', { mode: 0o644 });
   await writeFile(join(root, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\n', { mode: 0o644 });
+  await writeFile(join(root, 'etc/hosts'), '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n', { mode: 0o644 });
+  // (glibc returns every address of a name in /etc/hosts only with "multi on", Debian's default)
+  await writeFile(join(root, 'etc/host.conf'), 'multi on\n', { mode: 0o644 });
+  await writeFile(join(root, 'etc/nsswitch.conf'), 'passwd: files\ngroup: files\nshadow: files\nhosts: files\nnetworks: files\nprotocols: files\nservices: files\n', { mode: 0o644 });
 }
 
 /**
