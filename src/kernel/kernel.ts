@@ -31,6 +31,7 @@ import { shmSyscalls } from './sys/shm.js';
 import { procSyscalls } from './sys/procs.js';
 import { itimerSyscalls } from './sys/itimer.js';
 import { netSyscalls } from './sys/net.js';
+import { sendfileSyscalls } from './sys/sendfile.js';
 import { Network } from './net/network.js';
 import { SYS } from '../abi/sysno.js';
 
@@ -60,7 +61,7 @@ export type Rlimits = Map<number, [number, number]>;
 
 function buildTable(): SyscallHandler[] {
   const table: SyscallHandler[] = [];
-  const tables: SyscallTable[] = [ioSyscalls, fsSyscalls, mmSyscalls, processSyscalls, timeSyscalls, signalSyscalls, shmSyscalls, procSyscalls, itimerSyscalls, netSyscalls];
+  const tables: SyscallTable[] = [ioSyscalls, fsSyscalls, mmSyscalls, processSyscalls, timeSyscalls, signalSyscalls, shmSyscalls, procSyscalls, itimerSyscalls, netSyscalls, sendfileSyscalls];
   for (const t of tables) {
     for (const [name, handler] of Object.entries(t)) {
       const nr = (SYS as Record<string, number>)[name];

@@ -73,13 +73,18 @@ export class Ext4File implements FileOps {
   }
 
   read(f: OpenFile, addr: number, length: number, offset: number | null): number {
+    return this.readHost(f, (n) => this.mem.hostPtr(addr, n, PROT_WRITE), length, offset);
+  }
+
+  /** read() into host memory: `dst(n)` gives the host address of the n bytes to fill (sendfile's buffer, the program's memory). */
+  readHost(f: OpenFile, dst0: (n: number) => number, length: number, offset: number | null): number {
     return fsCall(() => {
       const st = this.fs.stat(this.ino);
       if ((st.mode & S_IFMT) === S_IFDIR) return -E.EISDIR;
       const pos = offset ?? f.pos;
       const n = Math.max(0, Math.min(length, st.size - pos));
       if (n === 0) return 0;
-      const dst = this.mem.hostPtr(addr, n, PROT_WRITE);
+      const dst = dst0(n);
       let o = 0;
       for (const r of this.fs.fileRuns(this.ino, pos, n)) {
         if (r.physical === null) libc.memset(dst + o, 0, r.length);
@@ -93,10 +98,16 @@ export class Ext4File implements FileOps {
   }
 
   write(f: OpenFile, addr: number, length: number, offset: number | null): number {
+    if (this.fs.readOnly) return -E.EROFS;
+    if (length === 0) return 0;
+    return this.writeHost(f, this.mem.hostPtr(addr, length, PROT_READ), length, offset);
+  }
+
+  /** write() from host memory at `src`. */
+  writeHost(f: OpenFile, src: number, length: number, offset: number | null): number {
     return fsCall(() => {
       if (this.fs.readOnly) return -E.EROFS;
       if (length === 0) return 0;
-      const src = this.mem.hostPtr(addr, length, PROT_READ);
       const pos = offset ?? (f.flags & O_APPEND ? this.fs.stat(this.ino).size : f.pos);
       // Out of space part-way: write what fits and return the short count; -ENOSPC when nothing
       // fits (and then nothing was allocated).

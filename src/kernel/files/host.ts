@@ -101,7 +101,11 @@ export class HostStream implements FileOps {
 
   write(f: OpenFile, addr: number, length: number, offset: number | null): number | 'stop' | 'block' {
     if (length === 0) return 0;
-    const ptr = this.mem.hostPtr(addr, length, PROT_READ);
+    return this.writeHost(f, this.mem.hostPtr(addr, length, PROT_READ), length, offset);
+  }
+
+  /** write() from host memory at `ptr` (the program's memory, sendfile's buffer). */
+  writeHost(f: OpenFile, ptr: number, length: number, offset: number | null): number | 'stop' | 'block' {
     let done = 0;
     while (done < length) {
       const n =
