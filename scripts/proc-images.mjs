@@ -84,6 +84,8 @@ function treeDigest(dir, h) {
 function stampOf(name, spec, adds) {
   const h = createHash('sha256');
   h.update(readFileSync(SCRIPT));
+  // The image builder's own code (dist/src/image): what it puts in every image (/etc files) changes with it.
+  treeDigest(join(ROOT, 'dist', 'src', 'image'), h);
   h.update(`\0${name}\0${spec.debian.join(',')}\0${spec.size}\0`);
   for (const a of adds) {
     h.update(`${a.dir}\0`);

@@ -104,3 +104,28 @@ test(`bad network options are one-line errors [${PLATFORM}]`, { timeout: 60_000 
     server.close();
   }
 });
+
+test(`sendfile from a file of the image to a socket; localhost resolves to 127.0.0.1 and ::1 [${PLATFORM}]`, { timeout: 120_000, skip: noImage }, async () => {
+  const code = [
+    'import socket, os, threading',
+    'fd = os.open("/bin/sh", os.O_RDONLY)',
+    'size = os.fstat(fd).st_size',
+    's = socket.create_server(("localhost", 0))',
+    'c = socket.create_connection(("localhost", s.getsockname()[1]))',
+    'x, _ = s.accept()',
+    'got = bytearray()',
+    'def rd():',
+    '    while True:',
+    '        d = x.recv(1 << 16)',
+    '        if not d: break',
+    '        got.extend(d)',
+    't = threading.Thread(target=rd); t.start()',
+    'sent = 0',
+    'while sent < size: sent += os.sendfile(c.fileno(), fd, sent, size - sent)',
+    'c.close(); t.join()',
+    'print(sent == size, bytes(got) == open("/bin/sh", "rb").read(), os.lseek(fd, 0, os.SEEK_CUR))',
+    'print(sorted({a[4][0] for a in socket.getaddrinfo("localhost", 80, type=socket.SOCK_STREAM)}))',
+  ].join('\n');
+  const box = await inBox('/usr/bin/python3', ['-c', code]);
+  assert.equal(box.out, "True True 0\n['127.0.0.1', '::1']\n", box.err);
+});
