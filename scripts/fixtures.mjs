@@ -6,7 +6,9 @@
 //      comment (e.g. `// build: -pthread`, `// build: -mavx2`);
 //  (b) obtains Debian's static busybox into .cache/busybox;
 //  (c) builds the process-test images (.cache/images/shell.img, cc.img: Debian bash, python3, make,
-//      gcc) with scripts/proc-images.mjs, which needs the build (dist/) and rebuilds only on change.
+//      gcc) with scripts/proc-images.mjs, which needs the build (dist/) and rebuilds only on change;
+//  (d) builds the networking image (.cache/images/net.img: Debian python3 with http.server, redis-server
+//      and redis-tools) with scripts/net-images.mjs, likewise.
 //
 // Idempotent: a guest binary is rebuilt only when its source (or this script)
 // is newer than the binary; busybox is fetched only when missing. Prints one
@@ -127,11 +129,13 @@ try {
   console.error(`fixtures: ${msg}`);
   process.exit(1);
 }
-// The process-test images need dist/ (createImage): only when it is built (npm test builds first).
+// The process-test and networking images need dist/ (createImage): only when it is built (npm test builds first).
 if (existsSync(join(ROOT, 'dist', 'src', 'image', 'create.js'))) {
   const { procImages } = await import('./proc-images.mjs');
+  const { netImages } = await import('./net-images.mjs');
   try {
     await procImages({});
+    await netImages({});
   } catch (e) {
     console.error(`fixtures: ${e && e.message ? e.message : String(e)}`);
     process.exit(1);

@@ -251,7 +251,7 @@ static long do_call(th_t *th, char *desc, size_t dn) {
   u64 a[6] = {0};
   const char *name = NULL;
   long nr = -1;
-  int k = (int)below(r, 68);
+  int k = (int)below(r, 74);
   int exec_in_child = 0;
 #define ARGS(n) nr = (n); name = #n
   switch (k) {
@@ -420,6 +420,70 @@ static long do_call(th_t *th, char *desc, size_t dn) {
     break; }
   case 66: ARGS(SYS_waitid); a[0] = chance(r, 80) ? below(r, 4) : gen_flags(r); a[1] = chance(r, 70) ? below(r, 64) : gen_flags(r); a[2] = gen_ptr(r, th);
     a[3] = 1 /* WNOHANG */ | (chance(r, 80) ? 4 /* WEXITED */ : gen_flags(r)); a[4] = chance(r, 70) ? 0 : gen_ptr(r, th); break;
+  /* Sockets: always non-blocking (SOCK_NONBLOCK, MSG_DONTWAIT), so no call can wait forever; names
+   * and messages are built in the second page of the thread's control area. */
+  case 67: { ARGS(SYS_socket); static const int dom[] = {1, 2, 10, 16, 0, 17, 44};
+    a[0] = chance(r, 90) ? dom[below(r, 7)] : gen_flags(r);
+    a[1] = (chance(r, 90) ? (u64)(1 + below(r, 5)) : gen_flags(r) & ~(u64)0xf) | 04000 /* SOCK_NONBLOCK */ | (chance(r, 50) ? 02000000 : 0);
+    a[2] = chance(r, 70) ? 0 : chance(r, 50) ? below(r, 20) : gen_flags(r); break; }
+  case 68: ARGS(SYS_socketpair); a[0] = chance(r, 85) ? 1 : chance(r, 50) ? 2 : gen_flags(r);
+    a[1] = (chance(r, 90) ? (u64)(1 + below(r, 5)) : gen_flags(r) & ~(u64)0xf) | 04000; a[2] = chance(r, 90) ? 0 : gen_flags(r);
+    a[3] = chance(r, 85) ? (u64)th->ctl + 2048 : gen_ptr(r, th); break;
+  case 69: { unsigned char *sa = th->ctl + 4400; /* a socket address of some family, or garbage */
+    int fam = (int)below(r, 5); memset(sa, 0, 128);
+    if (fam == 0) { sa[0] = 1; const char *p = chance(r, 50) ? "/tmp/fz.sock" : "\0fz"; memcpy(sa + 2, p, 13); if (chance(r, 20)) for (int i = 2; i < 110; i++) sa[i] = (unsigned char)rnd(r); }
+    else if (fam == 1) { sa[0] = 2; sa[2] = (unsigned char)below(r, 4); sa[3] = (unsigned char)rnd(r); sa[4] = chance(r, 80) ? 127 : (unsigned char)rnd(r); sa[7] = 1; }
+    else if (fam == 2) { sa[0] = 10; sa[3] = (unsigned char)rnd(r); if (chance(r, 70)) sa[23] = 1; else for (int i = 8; i < 24; i++) sa[i] = (unsigned char)rnd(r); }
+    else for (int i = 0; i < 128; i++) sa[i] = (unsigned char)rnd(r);
+    static const u64 lens[] = {0, 1, 2, 3, 12, 16, 24, 28, 110, 111, 128, 129, 0x7fffffff, 0xffffffff};
+    u64 sp = chance(r, 85) ? (u64)sa : gen_ptr(r, th), len = lens[below(r, sizeof lens / sizeof lens[0])];
+    uint32_t *lenp = (uint32_t *)(th->ctl + 5300); *lenp = chance(r, 80) ? 128 : (uint32_t)rnd(r);
+    u64 lp = chance(r, 85) ? (u64)lenp : gen_ptr(r, th);
+    switch (below(r, 7)) {
+    case 0: ARGS(SYS_bind); a[0] = gen_fd(r); a[1] = sp; a[2] = len; break;
+    case 1: ARGS(SYS_connect); a[0] = gen_fd(r); a[1] = sp; a[2] = len; break;
+    case 2: ARGS(SYS_listen); a[0] = gen_fd(r); a[1] = chance(r, 80) ? below(r, 16) : gen_flags(r); break;
+    case 3: ARGS(SYS_accept4); a[0] = gen_fd(r); a[1] = chance(r, 30) ? 0 : sp; a[2] = lp; a[3] = (chance(r, 80) ? 0 : gen_flags(r) & ~(u64)04000) | 04000; break;
+    case 4: ARGS(SYS_shutdown); a[0] = gen_fd(r); a[1] = chance(r, 80) ? below(r, 3) : gen_flags(r); break;
+    case 5: ARGS(SYS_getsockname); a[0] = gen_fd(r); a[1] = sp; a[2] = lp; break;
+    default: ARGS(SYS_getpeername); a[0] = gen_fd(r); a[1] = sp; a[2] = lp; break;
+    }
+    break; }
+  case 70: case 71: { /* data: plain, addressed, and with ancillary data (descriptors, credentials, garbage) */
+    unsigned char *sa = th->ctl + 4400; u64 *mh = (u64 *)(th->ctl + 4600); unsigned char *cm = th->ctl + 4700;
+    int c; u64 iov = gen_iov(r, th, &c);
+    memset(cm, 0, 256);
+    u64 cl = 0;
+    if (chance(r, 40)) { /* SCM_RIGHTS with some of our fds, or SCM_CREDENTIALS, or garbage */
+      u64 *h = (u64 *)cm; int kind = (int)below(r, 3);
+      if (kind == 0) { int n = 1 + (int)below(r, 4); h[0] = 16 + 4 * (u64)n; ((int *)cm)[2] = 1; ((int *)cm)[3] = 1; for (int i = 0; i < n; i++) ((int *)(cm + 16))[i] = gen_fd(r); cl = 16 + ((4 * (u64)n + 7) & ~7UL); }
+      else if (kind == 1) { h[0] = 28; ((int *)cm)[2] = 1; ((int *)cm)[3] = 2; ((int *)(cm + 16))[0] = (int)raw6(SYS_getpid, 0, 0, 0, 0, 0, 0); cl = 32; }
+      else { for (int i = 0; i < 64; i++) cm[i] = (unsigned char)rnd(r); cl = chance(r, 50) ? 64 : gen_len(r); }
+    }
+    mh[0] = chance(r, 50) ? (u64)sa : 0; mh[1] = chance(r, 80) ? 16 : gen_len(r) & 0xffffffff; mh[2] = iov; mh[3] = (u64)(long)c;
+    mh[4] = chance(r, 80) ? (u64)cm : gen_ptr(r, th); mh[5] = chance(r, 90) ? (cl ? cl : 256) : gen_len(r); mh[6] = 0;
+    u64 flags = (chance(r, 80) ? below(r, 0x8000) & ~(u64)0x100 /* no MSG_WAITALL */ : gen_flags(r)) | 0x40 /* MSG_DONTWAIT */;
+    u64 mp = chance(r, 90) ? (u64)mh : gen_ptr(r, th);
+    u64 *mm = (u64 *)(th->ctl + 5000); for (int i = 0; i < 3; i++) { memcpy(mm + i * 8, mh, 56); mm[i * 8 + 7] = 0; }
+    switch (below(r, 6)) {
+    case 0: ARGS(SYS_sendto); a[0] = gen_fd(r); a[1] = gen_ptr(r, th); a[2] = gen_len(r); a[3] = flags; a[4] = chance(r, 50) ? (u64)sa : 0; a[5] = chance(r, 80) ? 16 : gen_len(r); break;
+    case 1: ARGS(SYS_recvfrom); a[0] = gen_fd(r); a[1] = gen_ptr(r, th); a[2] = gen_len(r); a[3] = flags; a[4] = chance(r, 50) ? (u64)sa : 0; a[5] = (u64)th->ctl + 5300; break;
+    case 2: ARGS(SYS_sendmsg); a[0] = gen_fd(r); a[1] = mp; a[2] = flags; break;
+    case 3: ARGS(SYS_recvmsg); a[0] = gen_fd(r); a[1] = mp; a[2] = flags; break;
+    case 4: ARGS(SYS_sendmmsg); a[0] = gen_fd(r); a[1] = chance(r, 90) ? (u64)mm : gen_ptr(r, th); a[2] = chance(r, 80) ? below(r, 4) : gen_len(r); a[3] = flags; break;
+    default: ARGS(SYS_recvmmsg); a[0] = gen_fd(r); a[1] = chance(r, 90) ? (u64)mm : gen_ptr(r, th); a[2] = chance(r, 80) ? below(r, 4) : gen_len(r); a[3] = flags; a[4] = 0; break;
+    }
+    break; }
+  case 72: case 73: { /* options: the levels and names programs use, and wild ones */
+    static const int lev[] = {1, 6, 17, 0, 41, 255, -1};
+    unsigned char *ov = th->ctl + 5400; for (int i = 0; i < 32; i++) ov[i] = chance(r, 70) ? (i == 0 ? (unsigned char)below(r, 3) : 0) : (unsigned char)rnd(r);
+    uint32_t *lenp = (uint32_t *)(th->ctl + 5300); *lenp = chance(r, 80) ? 4 * (uint32_t)below(r, 5) : (uint32_t)rnd(r);
+    if (chance(r, 50)) { ARGS(SYS_setsockopt); a[4] = chance(r, 80) ? 4 * below(r, 5) : gen_len(r); }
+    else { ARGS(SYS_getsockopt); a[4] = chance(r, 85) ? (u64)lenp : gen_ptr(r, th); }
+    a[0] = gen_fd(r); a[1] = chance(r, 90) ? (u64)(long)lev[below(r, 7)] : gen_flags(r); a[2] = chance(r, 85) ? below(r, 70) : gen_flags(r);
+    a[3] = chance(r, 85) ? (u64)ov : gen_ptr(r, th);
+    /* (no SO_RCVTIMEO/SNDTIMEO changes matter: every socket call here is non-blocking) */
+    break; }
   default: { /* a random number outside the deny list, generic arguments */
     static const short deny[] = {
       0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 28, 29, 30, 31, 32, 33, 34, 35, 37, 38,
@@ -467,6 +531,8 @@ static long do_call(th_t *th, char *desc, size_t dn) {
         (nr == SYS_fcntl && ((long)a[1] == F_DUPFD || (long)a[1] == F_DUPFD_CLOEXEC))) fd_add(ret);
     if (nr == SYS_dup2 || nr == SYS_dup3) { /* the target was replaced: it is still ours */ }
     if (nr == SYS_pipe2 && a[0] == (u64)th->ctl + 2048) { int *p = (int *)(th->ctl + 2048); fd_add(p[0]); fd_add(p[1]); }
+    if (nr == SYS_socket || nr == SYS_accept4) fd_add(ret);
+    if (nr == SYS_socketpair && a[3] == (u64)th->ctl + 2048) { int *p = (int *)(th->ctl + 2048); fd_add(p[0]); fd_add(p[1]); }
     if (nr == SYS_close) fd_del((int)a[0]);
     if (nr == SYS_mmap && !(a[3] & MAP_FIXED)) {
       u64 m = (u64)ret;
