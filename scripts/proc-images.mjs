@@ -10,26 +10,19 @@
 //             builds /src/hello with gcc, cc1, as and ld from the image).
 //
 // Needs `npm run build` first (it imports createImage from dist/). Idempotent: an image is rebuilt only
-// when it is missing or its stamp (.cache/images/NAME.stamp: a hash of this script, the package list and
-// the content of the directories added) differs. Prints one short line per step with its time; on
+// when it is missing or its stamp (.cache/images/NAME.stamp; see image-builder.mjs) differs. Prints one short line per step with its time; on
 // failure prints one line `proc-images: ...` to stderr and exits 1 (no stack trace).
 //
 //   node scripts/proc-images.mjs [--force] [--quiet] [shell] [cc]
 //   import { procImages } from './proc-images.mjs'; const { shell, cc } = await procImages({ quiet: true });
 
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ROOT, buildImages, imagesCli } from './image-builder.mjs';
 
 const SCRIPT = fileURLToPath(import.meta.url);
-const ROOT = join(dirname(SCRIPT), '..');
-const OUT_DIR = join(ROOT, '.cache', 'images');
 const GUEST = join(ROOT, '.cache', 'guest');
 const MAKE_HELLO = join(ROOT, 'test', 'fixtures', 'make-hello');
-const CREATE = join(ROOT, 'dist', 'src', 'image', 'create.js');
-
-class ImageError extends Error {}
 
 /**
  * The images: Debian packages, host directories to add ({host, dir}; a missing optional one is left
@@ -49,151 +42,14 @@ export const IMAGES = {
 };
 
 /** Files every image must hold (checked with debugfs after the build). */
-const MUST_HAVE = {
+export const MUST_HAVE = {
   shell: ['/usr/bin/bash', '/usr/bin/sh', '/usr/bin/busybox', '/usr/bin/true', '/usr/bin/seq', '/usr/bin/make', '/usr/bin/python3.11', '/usr/lib/python3.11/subprocess.py', '/usr/lib/python3.11/selectors.py'],
   cc: ['/usr/bin/gcc-12', '/usr/bin/x86_64-linux-gnu-as', '/usr/bin/x86_64-linux-gnu-ld.bfd', '/usr/bin/make', '/usr/bin/sh', '/usr/lib/gcc/x86_64-linux-gnu/12/cc1', '/usr/lib/x86_64-linux-gnu/crt1.o', '/usr/lib/x86_64-linux-gnu/libc.so', '/src/Makefile'],
 };
 
-function fail(msg) {
-  throw new ImageError(msg);
+/** Builds the images that are missing or stale; returns their paths (see image-builder.mjs). */
+export function procImages(o = {}) {
+  return buildImages({ tag: 'proc-images', script: SCRIPT, images: IMAGES, mustHave: MUST_HAVE, ...o });
 }
 
-const secs = (t0) => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
-const mib = (n) => `${(n / 2 ** 20).toFixed(0)} MiB`;
-
-/** Every regular file and symlink under `dir`, sorted, as [relative path, kind, mode, content hash]. */
-function treeDigest(dir, h) {
-  const walk = (d) => {
-    for (const name of readdirSync(d).sort()) {
-      const p = join(d, name);
-      const st = statSync(p, { throwIfNoEntry: false });
-      if (!st) continue;
-      if (st.isDirectory()) walk(p);
-      else if (st.isFile()) {
-        if (name.endsWith('.tmp') || /\.tmp\d+$/.test(name)) continue; // fixtures.mjs's partial outputs
-        h.update(`${relative(dir, p)}\0${st.mode & 0o7777}\0`);
-        h.update(readFileSync(p));
-        h.update('\0');
-      }
-    }
-  };
-  walk(dir);
-}
-
-/** The stamp of an image: what it is built from. */
-function stampOf(name, spec, adds) {
-  const h = createHash('sha256');
-  h.update(readFileSync(SCRIPT));
-  // The image builder's own code (dist/src/image): what it puts in every image (/etc files) changes with it.
-  treeDigest(join(ROOT, 'dist', 'src', 'image'), h);
-  h.update(`\0${name}\0${spec.debian.join(',')}\0${spec.size}\0`);
-  for (const a of adds) {
-    h.update(`${a.dir}\0`);
-    treeDigest(a.host, h);
-  }
-  return h.digest('hex');
-}
-
-/** debugfs -R CMD IMG; returns stdout (debugfs prints its banner on stderr). */
-async function debugfs(img, cmd) {
-  const { spawnSync } = await import('node:child_process');
-  const r = spawnSync('debugfs', ['-R', cmd, img], { encoding: 'utf8', maxBuffer: 64 << 20 });
-  if (r.error) fail(`cannot run debugfs (${r.error.message}); install e2fsprogs`);
-  return r.stdout;
-}
-
-/** e2fsck -fn and a debugfs stat of every file the image must hold. */
-async function check(name, img) {
-  const { spawnSync } = await import('node:child_process');
-  const fsck = spawnSync('e2fsck', ['-fn', img], { encoding: 'utf8' });
-  if (fsck.error) fail(`cannot run e2fsck (${fsck.error.message}); install e2fsprogs`);
-  if (fsck.status !== 0) fail(`${name}.img: e2fsck -fn exited ${fsck.status}: ${(fsck.stdout + fsck.stderr).trim().split('\n').pop()}`);
-  for (const f of MUST_HAVE[name]) {
-    // Follow the merged-/usr links the way the guest does: /bin -> usr/bin etc. are in the paths above.
-    const out = await debugfs(img, `stat ${f}`);
-    if (!/Type: (regular|symlink)/.test(out)) fail(`${name}.img lacks ${f}`);
-  }
-}
-
-/**
- * Builds the images that are missing or stale; returns their paths. `names`: which (default all);
- * `force`: rebuild even when the stamp matches; `quiet`: print nothing.
- */
-export async function procImages({ quiet = false, force = false, names = Object.keys(IMAGES) } = {}) {
-  const log = quiet ? () => {} : (s) => console.log(`proc-images: ${s}`);
-  if (!existsSync(CREATE)) fail(`${relative(ROOT, CREATE)} is missing; run npm run build first`);
-  const { createImage } = await import(pathToFileURL(CREATE).href);
-  mkdirSync(OUT_DIR, { recursive: true });
-  const paths = {};
-  for (const name of names) {
-    const spec = IMAGES[name];
-    if (!spec) fail(`no image named ${name} (there are ${Object.keys(IMAGES).join(', ')})`);
-    const img = join(OUT_DIR, `${name}.img`);
-    const stampFile = join(OUT_DIR, `${name}.stamp`);
-    paths[name] = img;
-    const adds = spec.add.filter((a) => {
-      if (existsSync(a.host)) return true;
-      if (!a.optional) fail(`${relative(ROOT, a.host)} is missing`);
-      log(`${name}.img: ${relative(ROOT, a.host)} is missing (run node scripts/fixtures.mjs); left out`);
-      return false;
-    });
-    const stamp = stampOf(name, spec, adds);
-    if (!force && existsSync(img) && existsSync(stampFile) && readFileSync(stampFile, 'utf8').trim() === stamp) continue;
-
-    const t0 = performance.now();
-    log(`${name}.img: building from ${spec.debian.join(' ')}${adds.map((a) => ` + ${relative(ROOT, a.host)}:${a.dir}`).join('')}`);
-    rmSync(stampFile, { force: true });
-    // /bin/sh comes from dash, which ships the bin/sh -> dash link itself.
-    let result;
-    try {
-      let step = '';
-      let stepT = performance.now();
-      const progress = (line) => {
-        const word = line.split(' ', 1)[0];
-        if (word === step) return;
-        if (step) log(`${name}.img:   ${step} done (${secs(stepT)})`);
-        step = word;
-        stepT = performance.now();
-        log(`${name}.img:   ${line}`);
-      };
-      result = await createImage({
-        out: img,
-        debian: spec.debian,
-        add: adds.map((a) => ({ host: a.host, dir: a.dir })),
-        ...(spec.size ? { size: spec.size } : {}),
-        progress,
-      });
-      if (step) log(`${name}.img:   ${step} done (${secs(stepT)})`);
-    } catch (e) {
-      rmSync(img, { force: true });
-      const msg = e && typeof e.oneLine === 'function' ? e.oneLine() : e && e.message ? e.message : String(e);
-      fail(`${name}.img: ${msg.split('\n')[0]}`);
-    }
-    const tc = performance.now();
-    try {
-      await check(name, img);
-    } catch (e) {
-      rmSync(img, { force: true });
-      throw e;
-    }
-    log(`${name}.img:   checked: e2fsck clean, ${MUST_HAVE[name].length} files present (${secs(tc)})`);
-    const part = `${stampFile}.tmp${process.pid}`;
-    writeFileSync(part, `${stamp}\n`);
-    renameSync(part, stampFile);
-    log(`${name}.img: ${mib(result.size)}, ${result.packages.length} packages, built in ${secs(t0)}`);
-  }
-  return paths;
-}
-
-if (process.argv[1] && fileURLToPath(pathToFileURL(process.argv[1])) === SCRIPT) {
-  const args = process.argv.slice(2);
-  const names = args.filter((a) => !a.startsWith('-'));
-  try {
-    for (const a of args) if (a.startsWith('-') && a !== '--force' && a !== '--quiet') fail(`unknown option ${a} (use --force, --quiet, and image names: ${Object.keys(IMAGES).join(' ')})`);
-    await procImages({ force: args.includes('--force'), quiet: args.includes('--quiet'), ...(names.length ? { names } : {}) });
-  } catch (e) {
-    const msg = e instanceof ImageError ? e.message : `unexpected error: ${e && e.message ? e.message.split('\n')[0] : String(e)}`;
-    console.error(`proc-images: ${msg}`);
-    process.exit(1);
-  }
-}
+await imagesCli('proc-images', SCRIPT, IMAGES, procImages);

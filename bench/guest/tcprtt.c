@@ -3,7 +3,9 @@
 //   tcp   a TCP connection on 127.0.0.1 (TCP_NODELAY both ends; the listener on an ephemeral port),
 //   tcp6  the same on ::1,
 //   unix  an AF_UNIX stream socketpair,
-//   pipe  a pair of pipes (no sockets: the reference for what the hand-off between threads costs).
+//   pipe  a pair of pipes (no sockets: the reference for what the hand-off between threads costs),
+//   served  no round trip: N getppid calls while a second thread waits in read (a program with
+//         threads: on mapvisor each call is handed to the kernel's thread, as the ping-pong's are).
 // The main thread writes a byte and reads the echo; the other thread reads it and writes it back: 4
 // system calls per round trip (write, read, read, write), two of which block. After 10 round trips
 // of warm-up, N round trips are timed with CLOCK_MONOTONIC (start-up is not in the figure).
@@ -22,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -100,9 +103,37 @@ static void tcp_pair(int family, int *a, int *b) {
     nodelay(*b);
 }
 
+static void *waiter(void *arg) {
+    char c;
+    (void)!read(*(int *)arg, &c, 1); // until main closes the other end
+    return NULL;
+}
+
+/** getppid's cost in a program with a second thread (it waits in read the whole time). */
+static int served(void) {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) die("pipe2");
+    pthread_t t;
+    int e = pthread_create(&t, NULL, waiter, &p[0]);
+    if (e) {
+        errno = e;
+        die("pthread_create");
+    }
+    for (int i = 0; i < 10; i++) syscall(SYS_getppid);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (long i = 0; i < rounds; i++) syscall(SYS_getppid);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    close(p[1]);
+    pthread_join(t, NULL);
+    double us = ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / 1e3 / rounds;
+    printf("tcprtt served rounds %ld us_per_rtt %.3f syscalls_per_rtt 1\n", rounds, us);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
-        fprintf(stderr, "usage: tcprtt tcp|tcp6|unix|pipe N\n");
+        fprintf(stderr, "usage: tcprtt tcp|tcp6|unix|pipe|served N\n");
         return 2;
     }
     const char *mode = argv[1];
@@ -111,6 +142,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "tcprtt: N must be a positive number\n");
         return 2;
     }
+    if (!strcmp(mode, "served")) return served();
     int my_out, my_in; // the main thread's ends
     if (!strcmp(mode, "tcp") || !strcmp(mode, "tcp6")) {
         int a, b;

@@ -506,7 +506,6 @@ export class LocalSocket extends SocketFile {
   }
 
   private stopListening(): void {
-    this.net.stopListening(this);
     for (const s of this.backlog.splice(0)) s.close(true);
   }
 
@@ -549,7 +548,7 @@ export class LocalSocket extends SocketFile {
   sockName(): Uint8Array {
     if (this.local) return encodeSockAddr(this.local);
     if (this.domain === AF_UNIX) return encodeSockAddr({ family: AF_UNIX, kind: 'unnamed', name: new Uint8Array(0) });
-    return encodeSockAddr({ family: this.domain as 2 | 10, ip: new Uint8Array(16).fill(0, 0, 16), port: 0, ...(this.domain === AF_INET ? {} : {}) });
+    return encodeSockAddr({ family: this.domain === AF_INET ? AF_INET : AF_INET6, ip: new Uint8Array(16), port: 0 }); // the any address, port 0
   }
 
   peerName(): Uint8Array | number {

@@ -235,10 +235,6 @@ export class Network {
     return 0;
   }
 
-  stopListening(_s: LocalSocket): void {
-    // (the listener keeps its name until it is closed; its pending connections are reset by the caller)
-  }
-
   /** The host's listener whose connections `s` accepts (a TCP listener on a published port). */
   private publishedFor(s: LocalSocket): { hostPort: number; fd: number } | undefined {
     if (s.proto !== 'tcp' || s.state !== 'listening' || !s.local) return undefined;
