@@ -507,6 +507,10 @@ async function main(): Promise<void> {
     rows.push(servedRow);
     const target: RowOut = { name: 'TCP round trip ÷ (served getppid × system calls per round trip) (target: within 3)', unit: '', kind: 'count', cells: new Map() };
     for (const env of envs) {
+      if (!env.platform) {
+        target.cells.set(env.id, { note: '—' }); // (a target for mapvisor: natively a blocking hand-off is not a served call)
+        continue;
+      }
       const s1 = servedRow.cells.get(env.id);
       const c = count.cells.get(env.id);
       const t = rtt.get('tcp')!.cells.get(env.id);

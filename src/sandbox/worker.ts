@@ -603,7 +603,8 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
   for (const e of entries) if (e !== first) closeEntry(e, [], undefined);
   for (const p of procs.live()) if (p !== kernel) p.fds.closeAll();
   const exits: Record<string, number> = {};
-  for (const e of entries) for (const c of e.allVcpus) for (const [r, n] of c.exitCounts) exits[r] = (exits[r] ?? 0) + n;
+  // (a recycled machine's vCPU serves several processes in turn: count each vCPU once)
+  for (const c of new Set(entries.flatMap((e) => e.allVcpus))) for (const [r, n] of c.exitCounts) exits[r] = (exits[r] ?? 0) + n;
   const stats: VmStats = {
     ...kernel.stats.report(),
     exits,

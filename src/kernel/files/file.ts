@@ -121,6 +121,23 @@ export class FdTable {
     return -E.EMFILE;
   }
 
+  /** Install two new descriptions (pipe2, socketpair): both fds, or -errno with neither installed (and both released). */
+  installPair(a: OpenFile, b: OpenFile, cloexec: boolean): [number, number] | number {
+    const fa = this.install(a, cloexec);
+    if (fa < 0) {
+      a.discard();
+      b.discard();
+      return fa;
+    }
+    const fb = this.install(b, cloexec);
+    if (fb < 0) {
+      this.close(fa);
+      b.discard();
+      return fb;
+    }
+    return [fa, fb];
+  }
+
   /** Install at exactly `fd`, closing what was there (dup2). */
   installAt(fd: number, file: OpenFile, cloexec: boolean): number {
     if (fd < 0 || fd >= this.limit) return -E.EBADF;

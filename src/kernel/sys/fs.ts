@@ -317,15 +317,10 @@ function pipe2(k: Kernel, addr: number, flags: number): SyscallResult {
   k.mem.writable(addr, 8); // check before creating anything
   const [r, w] = makePipe(k.mem, k.stop);
   const status = flags & O_NONBLOCK;
-  const rfd = k.fds.install(new OpenFile(r, O_RDONLY | status), (flags & O_CLOEXEC) !== 0);
-  if (rfd < 0) return rfd;
-  const wfd = k.fds.install(new OpenFile(w, O_WRONLY | status), (flags & O_CLOEXEC) !== 0);
-  if (wfd < 0) {
-    k.fds.close(rfd);
-    return wfd;
-  }
-  k.mem.writeU32(addr, rfd);
-  k.mem.writeU32(addr + 4, wfd);
+  const fds = k.fds.installPair(new OpenFile(r, O_RDONLY | status), new OpenFile(w, O_WRONLY | status), (flags & O_CLOEXEC) !== 0);
+  if (typeof fds === 'number') return fds;
+  k.mem.writeU32(addr, fds[0]);
+  k.mem.writeU32(addr + 4, fds[1]);
   return 0;
 }
 

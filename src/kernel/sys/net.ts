@@ -175,18 +175,11 @@ function socketpair(k: Kernel, domain: number, rawType: number, protocol: number
   } else LocalSocket.pair(x, b);
   x.peerCred = b.cred;
   b.peerCred = x.cred;
-  const fa = install(k, x, flags);
-  if (fa < 0) {
-    b.release();
-    return fa;
-  }
-  const fb = install(k, b, flags);
-  if (fb < 0) {
-    k.fds.close(fa);
-    return fb;
-  }
-  k.mem.writeU32(sv, fa);
-  k.mem.writeU32(sv + 4, fb);
+  const status = O_RDWR | (flags & SOCK_NONBLOCK ? O_NONBLOCK : 0);
+  const fds = k.fds.installPair(new OpenFile(x, status), new OpenFile(b, status), (flags & SOCK_CLOEXEC) !== 0);
+  if (typeof fds === 'number') return fds;
+  k.mem.writeU32(sv, fds[0]);
+  k.mem.writeU32(sv + 4, fds[1]);
   return 0;
 }
 
