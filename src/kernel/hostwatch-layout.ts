@@ -5,9 +5,11 @@ export const W = {
   /** Rings the watcher has made, and the last one the kernel has looked at. */
   RINGS: 1,
   ACKED: 2,
+  /** Set by the thread once its modules (koffi) are loaded. */
+  READY: 4,
   /** How many (fd, events) pairs follow. */
   COUNT: 3,
-  LIST: 4,
+  LIST: 5,
   /** The most pairs watched (more are polled by the kernel's retries only). */
   MAX: 512,
 } as const;

@@ -11,6 +11,8 @@ const { cells, doorbell, wakeFd } = workerData as { cells: SharedArrayBuffer; do
 const c = new Int32Array(cells);
 const bell = new Int32Array(doorbell, 0, 1);
 const drain = Buffer.alloc(8);
+Atomics.store(c, W.READY, 1);
+Atomics.notify(c, W.READY);
 
 for (;;) {
   if (Atomics.load(c, W.QUIT)) {

@@ -73,6 +73,10 @@ export class HostWatcher {
   }
 
   close(): void {
+    // A thread ended in the middle of loading koffi aborts the whole host process (as the vCPU pool
+    // found): let it finish loading first (it takes tens of milliseconds, once).
+    const until = performance.now() + 5000;
+    while (Atomics.load(this.cells, W.READY) === 0 && performance.now() < until) Atomics.wait(this.cells, W.READY, 0, 50);
     Atomics.store(this.cells, W.QUIT, 1);
     Atomics.notify(this.cells, W.ACKED);
     libc.writeBuf(this.wakeFd, this.one, 8); // the thread wakes, sees QUIT, closes the eventfd and ends
