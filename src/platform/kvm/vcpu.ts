@@ -314,8 +314,8 @@ export class Vcpu implements Context {
   }
 
   /**
-   * The general registers as the program's state. kvm_pvm emulates ring-0 code an instruction at a
-   * time, so a kick can stop the vCPU inside a stub, between the CPU's entry and the stub's exit:
+   * The general registers as the program's state. A kick can stop the vCPU at any instruction
+   * boundary, so also inside a stub, between the CPU's entry and the stub's exit (seen on kvm_pvm):
    * - at the syscall entry: the program's `syscall` has run but the call has not reached the kernel,
    *   which is the program about to make it again (rip back at the instruction, rflags from r11);
    * - at the syscall stub's `iretq` (return path 'iretq'): the call is done; its result is in rax and
