@@ -3,8 +3,10 @@
 // host process whose every system call is trapped); then `mapvisor bench --quick` builds a small
 // Debian image and measures the same workloads with the image mapped into memory, through a
 // conventional block device and cache, natively, and under bubblewrap when it is installed, and
-// prints the side-by-side table.
+// prints the side-by-side table. In between, Debian's redis-server and redis-cli talk over the
+// sandbox's own loopback network (the image built by the fixtures step).
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -23,5 +25,10 @@ const info = spawnSync(process.execPath, [cli, 'info', '--json'], { encoding: 'u
 const platforms = info.status === 0 ? JSON.parse(info.stdout).platforms.filter((p) => p.works).map((p) => p.name) : [];
 for (const p of platforms) {
   show(`echo hi | mapvisor run --platform ${p} -- busybox wc -c`, ['run', '--platform', p, '--', join(root, '.cache', 'busybox'), 'wc', '-c'], 'hi\n');
+}
+const net = join(root, '.cache', 'images', 'net.img');
+if (existsSync(net) && platforms.length) {
+  const script = 'redis-server --save "" --port 6379 >/dev/null & until redis-cli ping >/dev/null 2>&1; do sleep 0.1; done; redis-cli set greeting "hello over the sandbox\'s loopback"; redis-cli get greeting; redis-cli shutdown nosave';
+  show(`mapvisor run --image net.img,cow -- /bin/sh -c '${script}'`, ['run', '--image', `${net},cow`, '--timeout', '60', '--', '/bin/sh', '-c', script]);
 }
 show('mapvisor bench --quick --svg .cache/bench.svg', ['bench', '--quick', '--svg', join(root, '.cache', 'bench.svg')]);
