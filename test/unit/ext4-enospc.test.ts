@@ -1,6 +1,6 @@
 /**
  * Running out of space (issue 15): a seeded random model test of create/write/append/truncate/
- * mkdir/unlink/rename/rmdir on small images that fill up. A write that runs out of space must either
+ * fallocate/mkdir/unlink/rename/link/symlink/chmod/utimes/rmdir on small images that fill up. A write that runs out of space must either
  * write what fits and return the short count (the size covering it), or fail with ENOSPC having
  * allocated nothing; every other operation that fails with ENOSPC must leave the image as it was.
  * At checkpoints and at the end `e2fsck -fn` must exit 0 and every file must read back as the model
@@ -50,7 +50,9 @@ function payload(r: (n: number) => number, n: number): Buffer {
 
 const isEnospc = (x: unknown): boolean => x instanceof FsError && x.errno === E.ENOSPC;
 
-type Node = { kind: 'file'; data: Buffer } | { kind: 'dir' };
+/** A file's node is shared by all its hard links (the model's inode). */
+type FileNode = { kind: 'file'; data: Buffer; mode: number; mtime: { sec: number; nsec: number } | null };
+type Node = FileNode | { kind: 'dir' } | { kind: 'symlink'; target: string };
 
 const dirOf = (p: string) => (p.includes('/') ? p.slice(0, p.lastIndexOf('/')) : '');
 const baseOf = (p: string) => p.slice(p.lastIndexOf('/') + 1);
@@ -61,6 +63,8 @@ interface Figures {
   enospc: number;
   shortWrites: number;
   checks: number;
+  /** Operations of the kinds added later: fallocate, link, symlink, chmod, utimes. */
+  others: number;
 }
 
 function run(opts: MkfsOptions, seed: number, nops: number): Figures {
@@ -68,7 +72,7 @@ function run(opts: MkfsOptions, seed: number, nops: number): Figures {
   mkfs(img, opts);
   const r = rng(seed);
   const nodes = new Map<string, Node>([['', { kind: 'dir' }]]);
-  const fig: Figures = { ops: 0, writes: 0, enospc: 0, shortWrites: 0, checks: 0 };
+  const fig: Figures = { ops: 0, writes: 0, enospc: 0, shortWrites: 0, checks: 0, others: 0 };
   const files = (): string[] => [...nodes.entries()].filter(([, n]) => n.kind === 'file').map(([p]) => p);
   const dirs = (): string[] => [...nodes.entries()].filter(([, n]) => n.kind === 'dir').map(([p]) => p);
   const pick = <T>(a: T[]): T | undefined => (a.length ? a[r(a.length)] : undefined);
@@ -90,9 +94,16 @@ function run(opts: MkfsOptions, seed: number, nops: number): Figures {
     };
     const readBack = (what: string): void => {
       for (const [p, n] of nodes) {
+        if (n.kind === 'symlink') {
+          assert.equal(Buffer.from(e.readlink(ino(p))).toString('latin1'), n.target, `target of ${p} (${what})`);
+          continue;
+        }
         if (n.kind !== 'file') continue;
         const i = ino(p);
-        assert.equal(e.stat(i).size, n.data.length, `size of ${p} (${what})`);
+        const st = e.stat(i);
+        assert.equal(st.size, n.data.length, `size of ${p} (${what})`);
+        assert.equal(st.mode & 0o7777, n.mode, `mode of ${p} (${what})`);
+        if (n.mtime) assert.deepEqual({ sec: st.mtime.sec, nsec: st.mtime.nsec }, n.mtime, `mtime of ${p} (${what})`);
         const buf = Buffer.alloc(n.data.length);
         e.read(i, 0, buf);
         assert.ok(buf.equals(n.data), `contents of ${p} (${what})`);
@@ -106,7 +117,7 @@ function run(opts: MkfsOptions, seed: number, nops: number): Figures {
       readBack(what);
     };
     const writeAt = (p: string, off: number, data: Buffer): void => {
-      const n = nodes.get(p) as { kind: 'file'; data: Buffer };
+      const n = nodes.get(p) as FileNode;
       fig.writes++;
       let wrote = 0;
       try {
@@ -125,38 +136,40 @@ function run(opts: MkfsOptions, seed: number, nops: number): Figures {
       n.data.copy(merged);
       data.copy(merged, off, 0, wrote);
       n.data = merged;
+      n.mtime = null; // a write sets it to now
     };
 
     for (let op = 0; op < nops; op++) {
       fig.ops++;
-      const k = r(100);
+      const k = r(120);
       if (k < 15) {
         const d = pick(dirs())!;
         const p = `${d}/f${serial++}`.replace(/^\//, '');
         attempt(() => {
           e.create(ino(d), baseOf(p), 0o644);
-          nodes.set(p, { kind: 'file', data: Buffer.alloc(0) });
+          nodes.set(p, { kind: 'file', data: Buffer.alloc(0), mode: 0o644, mtime: null });
         });
       } else if (k < 45) {
         const p = pick(files());
         if (!p) continue;
-        const n = nodes.get(p) as { kind: 'file'; data: Buffer };
+        const n = nodes.get(p) as FileNode;
         writeAt(p, r(n.data.length + 64 * 1024), payload(r, 1 + r(64 * 1024)));
       } else if (k < 62) {
         const p = pick(files());
         if (!p) continue;
-        const n = nodes.get(p) as { kind: 'file'; data: Buffer };
+        const n = nodes.get(p) as FileNode;
         writeAt(p, n.data.length, payload(r, 1 + r(r(2) ? bs : 64 * 1024)));
       } else if (k < 69) {
         const p = pick(files());
         if (!p) continue;
-        const n = nodes.get(p) as { kind: 'file'; data: Buffer };
+        const n = nodes.get(p) as FileNode;
         const size = r(3) === 0 ? r(n.data.length + 1) : n.data.length + r(32 * 1024);
         attempt(() => {
           e.truncate(ino(p), size);
           const t = Buffer.alloc(size);
           n.data.copy(t, 0, 0, Math.min(size, n.data.length));
           n.data = t;
+          n.mtime = null;
         });
       } else if (k < 77) {
         const d = pick(dirs())!;
@@ -183,6 +196,67 @@ function run(opts: MkfsOptions, seed: number, nops: number): Figures {
           nodes.set(to, nodes.get(from)!);
           nodes.delete(from);
         });
+      } else if (k >= 100) {
+        // The later kinds (fallocate, link, symlink, chmod, utimes): 20 in 120.
+        fig.others++;
+        const kind = k - 100;
+        if (kind < 6) {
+          // fallocate: blocks for [off, off+len), the size grown to cover them unless KEEP_SIZE; the
+          // contents never change (new blocks read as zeros). Running out of space changes nothing
+          // the program can read (blocks allocated before the stop stay, as on Linux).
+          const p = pick(files());
+          if (!p) continue;
+          const n = nodes.get(p) as FileNode;
+          const off = r(n.data.length + 64 * 1024);
+          const len = 1 + r(64 * 1024);
+          const keep = r(2) === 0;
+          n.mtime = null; // (the size may change before a shortfall is known)
+          attempt(() => {
+            try {
+              e.fallocate(ino(p), off, len, keep);
+            } catch (x) {
+              // Block-mapped files (ext2) cannot hold unwritten blocks: EOPNOTSUPP, nothing changed.
+              if (x instanceof FsError && x.errno === E.EOPNOTSUPP && opts.type === 'ext2') return;
+              throw x;
+            }
+            if (!keep && off + len > n.data.length) {
+              const t = Buffer.alloc(off + len);
+              n.data.copy(t);
+              n.data = t;
+            }
+          });
+        } else if (kind < 10) {
+          const from = pick(files());
+          if (!from) continue;
+          const d = pick(dirs())!;
+          const to = `${d}/l${serial++}`.replace(/^\//, '');
+          attempt(() => {
+            e.link(ino(from), ino(d), baseOf(to));
+            nodes.set(to, nodes.get(from)!); // the same inode
+          });
+        } else if (kind < 14) {
+          const d = pick(dirs())!;
+          const p = `${d}/s${serial++}`.replace(/^\//, '');
+          // Short targets live in the inode; long ones take a block.
+          const len = r(3) === 0 ? 60 + r(Math.min(bs, 4096) - 61) : 1 + r(59);
+          const target = Array.from({ length: len }, () => 'abcdefghij/._-'[r(14)]!).join('');
+          attempt(() => {
+            e.symlink(ino(d), baseOf(p), target);
+            nodes.set(p, { kind: 'symlink', target });
+          });
+        } else if (kind < 17) {
+          const p = pick(files());
+          if (!p) continue;
+          const mode = r(0o10000);
+          e.chmod(ino(p), mode);
+          (nodes.get(p) as FileNode).mode = mode;
+        } else {
+          const p = pick(files());
+          if (!p) continue;
+          const mtime = { sec: r(2 ** 31), nsec: r(1_000_000_000) };
+          e.utimes(ino(p), { mtime });
+          (nodes.get(p) as FileNode).mtime = mtime;
+        }
       } else {
         const empty = dirs().filter((d) => d !== '' && ![...nodes.keys()].some((q) => q.startsWith(d + '/')));
         const p = pick(empty);
@@ -204,6 +278,7 @@ function run(opts: MkfsOptions, seed: number, nops: number): Figures {
   const out = fs.mkdtempSync(path.join(tmp, 'rdump-'));
   debugfs(img, `rdump / ${out}`);
   for (const [p, n] of nodes) {
+    if (n.kind === 'symlink') assert.equal(fs.readlinkSync(path.join(out, p)), n.target, `debugfs target of ${p}`);
     if (n.kind !== 'file') continue;
     assert.ok(fs.readFileSync(path.join(out, p)).equals(n.data), `debugfs contents of ${p}`);
   }
@@ -213,7 +288,7 @@ function run(opts: MkfsOptions, seed: number, nops: number): Figures {
 
 function report(what: string, figs: Figures[]): void {
   const sum = (k: keyof Figures) => figs.reduce((a, f) => a + f[k], 0);
-  console.log(`# ${what}: ${figs.length} seeds, ${sum('ops')} ops, ${sum('writes')} writes, ${sum('enospc')} ENOSPC hits (${sum('shortWrites')} short writes), ${sum('checks')} e2fsck runs, all clean`);
+  console.log(`# ${what}: ${figs.length} seeds, ${sum('ops')} ops (${sum('others')} fallocate/link/symlink/chmod/utimes), ${sum('writes')} writes, ${sum('enospc')} ENOSPC hits (${sum('shortWrites')} short writes), ${sum('checks')} e2fsck runs, all clean`);
   for (const f of figs) assert.ok(f.enospc > 0, 'the image fills up');
 }
 

@@ -801,9 +801,7 @@ export const fsSyscalls: SyscallTable = {
     const w = writableRoot(k);
     if (w < 0) return w;
     return fsCall(() => {
-      const fs = k.root!.fs;
-      fs.allocateRange(ino, offset, len, { unwritten: true });
-      if (!(mode & KEEP_SIZE) && offset + len > fs.stat(ino).size) fs.truncate(ino, offset + len);
+      k.root!.fs.fallocate(ino, offset, len, (mode & KEEP_SIZE) !== 0);
       return 0;
     });
   },

@@ -755,6 +755,22 @@ export class Ext4 implements DirCtx, FsCtx {
     }
   }
 
+  /**
+   * fallocate(2) mode 0 or FALLOC_FL_KEEP_SIZE: unwritten blocks for [offset, offset+length), and the
+   * size grown to cover them unless `keepSize`. Only extent-mapped files can hold blocks that read as
+   * zeros past their size, so a block-mapped file (ext2/ext3 layout) answers EOPNOTSUPP, as Linux's
+   * ext4_fallocate does. Running out of space throws ENOSPC with the blocks before the stop kept and
+   * the size unchanged.
+   */
+  fallocate(ino: number, offset: number, length: number, keepSize: boolean): void {
+    this.writable();
+    const inode = this.iget(ino);
+    if (!inode.isReg) throw new FsError(inode.isDir ? E.EISDIR : E.ENODEV);
+    if (!this.usesExtents(inode)) throw new FsError(E.EOPNOTSUPP);
+    this.allocateRange(ino, offset, length, { unwritten: true });
+    if (!keepSize && offset + length > this.iget(ino).size) this.truncate(ino, offset + length);
+  }
+
   /** Sets the size of a regular file: shrinking frees blocks past the end, growing leaves a hole. */
   truncate(ino: number, size: number): void {
     this.writable();
