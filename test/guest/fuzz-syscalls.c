@@ -393,7 +393,7 @@ static long do_call(th_t *th, char *desc, size_t dn) {
     else { do sig = 1 + (int)below(r, 64); while (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE || sig == SIGTRAP || sig == SIGABRT || sig == SIGSYS || sig == 32 || sig == 33); handler = 1; }
     if (chance(r, 5)) sig = chance(r, 50) ? SIGKILL : (int)gen_flags(r);
     u64 *act = (u64 *)(th->ctl + 4048); act[0] = handler; act[1] = chance(r, 80) ? 0x04000000 /* SA_RESTORER */ : (gen_flags(r) & ~(u64)0x4 /* SA_SIGINFO irrelevant */); act[2] = 0; act[3] = rnd(r);
-    a[0] = (u64)(long)sig; a[1] = chance(r, 20) ? 0 : chance(r, 90) ? (u64)act : gen_wild(r); a[2] = chance(r, 50) ? 0 : gen_ptr(r, th); a[3] = chance(r, 90) ? 8 : gen_len(r); break; }
+    a[0] = (u64)(long)sig; a[1] = chance(r, 20) ? 0 : chance(r, 90) ? (u64)act : (u64)hole + below(r, PAGE); /* (a wild act that is readable would install its bytes as a handler: the fuzzer shooting itself at the next SIGPIPE) */ a[2] = chance(r, 50) ? 0 : gen_ptr(r, th); a[3] = chance(r, 90) ? 8 : gen_len(r); break; }
   case 59: ARGS(SYS_arch_prctl); a[0] = chance(r, 50) ? 0x1003 /* GET_FS */ : chance(r, 50) ? 0x1004 /* GET_GS */ : 0x1011 /* GET_CPUID */; a[1] = gen_ptr(r, th); break;
   case 60: { ARGS(SYS_ioctl); a[0] = gen_fd(r); u64 req;
     static const u64 reqs[] = {0x5401 /* TCGETS */, 0x541B /* FIONREAD */, 0x5450 /* FIONCLEX */, 0x5451 /* FIOCLEX */, 0x5452 /* FIOASYNC? no: FIOASYNC is 0x5452 */, 0x80086601 /* FS_IOC_GETFLAGS */, 0x40086602, 0x5413 /* TIOCGWINSZ */, 0x540F};
