@@ -391,7 +391,7 @@ static long do_call(th_t *th, char *desc, size_t dn) {
     int sig; u64 handler;
     if (chance(r, 50)) { sig = dfl_ok[below(r, 4)]; handler = chance(r, 50) ? 0 : 1; }
     else { do sig = 1 + (int)below(r, 64); while (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE || sig == SIGTRAP || sig == SIGABRT || sig == SIGSYS || sig == 32 || sig == 33); handler = 1; }
-    if (chance(r, 5)) sig = chance(r, 50) ? SIGKILL : (int)gen_flags(r);
+    if (chance(r, 5)) { sig = chance(r, 50) ? SIGKILL : (int)gen_flags(r); handler = 1; } /* (SIG_DFL on a number that happens to be SIGPIPE would end the fuzzer at its next broken pipe) */
     u64 *act = (u64 *)(th->ctl + 4048); act[0] = handler; act[1] = chance(r, 80) ? 0x04000000 /* SA_RESTORER */ : (gen_flags(r) & ~(u64)0x4 /* SA_SIGINFO irrelevant */); act[2] = 0; act[3] = rnd(r);
     a[0] = (u64)(long)sig; a[1] = chance(r, 20) ? 0 : chance(r, 90) ? (u64)act : (u64)hole + below(r, PAGE); /* (a wild act that is readable would install its bytes as a handler: the fuzzer shooting itself at the next SIGPIPE) */ a[2] = chance(r, 50) ? 0 : gen_ptr(r, th); a[3] = chance(r, 90) ? 8 : gen_len(r); break; }
   case 59: ARGS(SYS_arch_prctl); a[0] = chance(r, 50) ? 0x1003 /* GET_FS */ : chance(r, 50) ? 0x1004 /* GET_GS */ : 0x1011 /* GET_CPUID */; a[1] = gen_ptr(r, th); break;
