@@ -23,12 +23,11 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { MapvisorError } from '../src/errors.js';
-import { activityLine, fmt, fx, hostActivity, pickPlatforms, platformArg, platformLines, type PlatformName } from '../src/bench/host.js';
+import { activityLine, fmt, freePort, fx, hostActivity, pickPlatforms, platformArg, platformLines, type PlatformName } from '../src/bench/host.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CLI = join(ROOT, 'bin', 'mapvisor.js');
@@ -77,18 +76,6 @@ function run(cmd: string[], timeoutMs: number): Outcome {
   if (r.error) return { ok: false, why: (r.error as NodeJS.ErrnoException).code === 'ETIMEDOUT' ? `timed out after ${timeoutMs / 1000} s` : r.error.message };
   if (r.status !== 0) return { ok: false, why: why(r.stderr) || why(r.stdout) || (r.signal ? `killed by ${r.signal}` : `exit ${r.status}`) };
   return { ok: true, stdout: r.stdout, stderr: r.stderr, ms };
-}
-
-/** A port that was free on the host's 127.0.0.1 a moment ago. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /* ------------------------------------------------------------------------------------------------

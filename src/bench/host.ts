@@ -5,6 +5,7 @@
  * CPU-bound rows are only meaningful on a quiet machine, so every bench reports it).
  */
 import { readdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { MapvisorError, UsageError } from '../errors.js';
 import { probePlatforms } from '../platform/select.js';
 import type { PlatformName } from '../platform/platform.js';
@@ -134,3 +135,15 @@ export function fmt(v: number): string {
 
 /** A ratio to the baseline: "1.25×", "18.0×", "120×". */
 export const fx = (r: number): string => `${r >= 100 ? r.toFixed(0) : r >= 10 ? r.toFixed(1) : r.toFixed(2)}×`;
+
+/** A port that was free on the host's 127.0.0.1 a moment ago (bench:net, the networking tests). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}

@@ -6,6 +6,7 @@
 import { workerData } from 'node:worker_threads';
 import * as libc from '../host/libc.js';
 import { W } from './hostwatch-layout.js';
+import { POLLIN } from './files/file.js';
 
 const { cells, doorbell, wakeFd } = workerData as { cells: SharedArrayBuffer; doorbell: SharedArrayBuffer; wakeFd: number };
 const c = new Int32Array(cells);
@@ -22,7 +23,7 @@ for (;;) {
   const n = Math.min(Atomics.load(c, W.COUNT), W.MAX);
   const pfd = Buffer.alloc(8 * (n + 1));
   pfd.writeInt32LE(wakeFd, 0);
-  pfd.writeInt16LE(0x001, 4);
+  pfd.writeInt16LE(POLLIN, 4);
   for (let i = 0; i < n; i++) {
     pfd.writeInt32LE(Atomics.load(c, W.LIST + 2 * i), 8 * (i + 1));
     pfd.writeInt16LE(Atomics.load(c, W.LIST + 2 * i + 1), 8 * (i + 1) + 4);

@@ -8,17 +8,18 @@
 import { Worker } from 'node:worker_threads';
 import * as libc from '../host/libc.js';
 import { CELLS_BYTES, W } from './hostwatch-layout.js';
+import { POLLIN, POLLOUT, POLLPRI } from './files/file.js';
 
 /** A host fd and the poll events a parked call waits for on it. */
 export type HostInterest = [fd: number, events: number];
 
 /** The host fds whose events can change a file's readiness for `events` (a host fd, a published listener). */
 export function interestOf(ops: { hostFd?: number; hostWatch?(dir: 'in' | 'out'): number[] }, events: number): HostInterest[] {
-  const want = events & (0x001 | 0x002 | 0x004); // POLLIN | POLLPRI | POLLOUT
+  const want = events & (POLLIN | POLLPRI | POLLOUT);
   if (ops.hostFd !== undefined) return want ? [[ops.hostFd, want]] : [];
   const out: HostInterest[] = [];
-  if (ops.hostWatch && events & 0x001) for (const fd of ops.hostWatch('in')) out.push([fd, 0x001]);
-  if (ops.hostWatch && events & 0x004) for (const fd of ops.hostWatch('out')) out.push([fd, 0x004]);
+  if (ops.hostWatch && events & POLLIN) for (const fd of ops.hostWatch('in')) out.push([fd, POLLIN]);
+  if (ops.hostWatch && events & POLLOUT) for (const fd of ops.hostWatch('out')) out.push([fd, POLLOUT]);
   return out;
 }
 

@@ -54,6 +54,8 @@ export interface KernelOptions {
   argv?: string[];
   /** The sandbox's shared view of guest memory (a fork's child shares its parent's). */
   mem?: GuestMemory;
+  /** The sandbox's network (a fork's child shares its parent's); default: a loopback of its own. */
+  net?: Network;
 }
 
 /** Resource limits the program sees (prlimit64). Infinity is RLIM_INFINITY. */
@@ -86,7 +88,7 @@ export class Kernel {
   fds = new FdTable();
   signals = new SignalState();
   /** The sandbox's network (sockets' names, ports, policy): one for the whole sandbox, like `stats`. */
-  net: Network = new Network({ policy: 'none', publish: [] });
+  readonly net: Network;
   /** System-call and exit counts: one for the whole sandbox (a fork's child shares its parent's). */
   stats = new Stats();
   readonly stop: StopSignal;
@@ -188,6 +190,7 @@ export class Kernel {
   constructor(opts: KernelOptions) {
     this.space = opts.space;
     this.mem = opts.mem ?? new GuestMemory(opts.space);
+    this.net = opts.net ?? new Network({ policy: 'none', publish: [] });
     this.mem.bind(opts.space);
     this.stop = opts.stop;
     this.identity = opts.identity;

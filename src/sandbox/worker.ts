@@ -105,12 +105,12 @@ function newKernel(space: AddressSpace, root: RootFs | null, exePath: string, ar
   const strace = cfg.strace ? new Strace((line) => writeSync(cfg.traceFd, line)) : null;
   // --init: the program is pid 2, a child of the kernel's own init (pid 1).
   const pid = cfg.init && !cfg.restore ? 2 : 1;
-  const kernel = new Kernel({ space, stop, identity: { pid, uid: 0, gid: 0 }, cpus: cfg.cpus, strace, exePath, root, argv });
+  const net = new Network({ policy: cfg.net, publish: cfg.publish, onListening: (event) => post({ type: 'listening', event }) });
+  const kernel = new Kernel({ space, stop, identity: { pid, uid: 0, gid: 0 }, cpus: cfg.cpus, strace, exePath, root, argv, net });
   if (pid !== 1) {
     kernel.pgid = 1;
     kernel.sid = 1;
   }
-  kernel.net = new Network({ policy: cfg.net, publish: cfg.publish, onListening: (event) => post({ type: 'listening', event }) });
   const streams = cfg.stdio.map((fd, i) => new HostStream(fd, ['stdin', 'stdout', 'stderr'][i]!, kernel.mem, stop));
   streams.forEach((s, i) => kernel.fds.install(new OpenFile(s, i === 0 ? O_RDONLY : O_WRONLY), false, i));
   return { kernel, streams };
@@ -557,8 +557,7 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
   const kernelInit =
     kernel.identity.pid === 1
       ? null
-      : new Kernel({ space, stop, identity: { pid: 1, uid: 0, gid: 0 }, cpus: cfg.cpus, strace: null, exePath: '/mapvisor-init', root, argv: ['mapvisor-init'], mem: kernel.mem });
-  if (kernelInit) kernelInit.net = kernel.net;
+      : new Kernel({ space, stop, identity: { pid: 1, uid: 0, gid: 0 }, cpus: cfg.cpus, strace: null, exePath: '/mapvisor-init', root, argv: ['mapvisor-init'], mem: kernel.mem, net: kernel.net });
   const procs = new ProcessTable(kernel, threads, host, cfg.pids, kernelInit);
   for (const s of streams) s.jobControl = { get: () => procs.foreground, set: (g) => procs.setForeground(g) };
   kernel.threads = threads;

@@ -14,7 +14,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
+import { freePort } from '../../src/bench/host.js';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Sandbox, type ListeningEvent, type SandboxOptions, type SandboxResult } from '../../src/index.js';
@@ -28,18 +29,6 @@ const HELLO = join(ROOT, '.cache', 'guest', 'hello');
 const noImage = existsSync(NET) && existsSync(join(WWW, 'blob.bin')) ? false : `${NET} not built (node scripts/net-images.mjs)`;
 const hasCurl = spawnSync('curl', ['--version'], { stdio: 'ignore' }).status === 0;
 const noCurl = hasCurl ? false : 'the host has no curl (apt-get install curl; .ci/run installs it)';
-
-/** A port that was free on the host's 127.0.0.1 a moment ago. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const tail = (b: Buffer | string | null | undefined): string => (b ?? '').toString().trim().split('\n').slice(-5).join('\n');
 

@@ -33,6 +33,7 @@ export const POLLOUT = 0x004;
 export const POLLERR = 0x008;
 export const POLLHUP = 0x010;
 export const POLLNVAL = 0x020;
+export const POLLRDHUP = 0x2000;
 
 /**
  * What a kind of file can do. Guest buffers are passed as guest addresses: the file copies between

@@ -36,12 +36,17 @@ export interface StopSignal {
   takeSignals?(): number;
 }
 
-/** Is `fd` ready for `events` right now? */
-export function hostReady(fd: number, events: number): boolean {
+/** The events host fd `fd` is ready for now, of `events` (and POLLERR/POLLHUP/POLLNVAL); 0: none. */
+export function hostEvents(fd: number, events: number): number {
   const pfd = Buffer.alloc(8);
   pfd.writeInt32LE(fd, 0);
   pfd.writeInt16LE(events, 4);
-  return libc.poll(pfd, 1, 0) > 0;
+  return libc.poll(pfd, 1, 0) > 0 ? pfd.readInt16LE(6) : 0;
+}
+
+/** Is `fd` ready for `events` right now? */
+export function hostReady(fd: number, events: number): boolean {
+  return hostEvents(fd, events) !== 0;
 }
 
 export class HostStream implements FileOps {

@@ -11,12 +11,10 @@ import * as libc from '../../host/libc.js';
 import * as hs from '../../host/sockets.js';
 import type { GuestMemory } from '../../mm/guest.js';
 import type { StopSignal } from '../files/host.js';
-import { POLLIN, POLLOUT } from '../files/file.js';
+import { POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP } from '../files/file.js';
+import { hostEvents } from '../files/host.js';
 import { AGAIN, SocketFile, type Again, type Received, type SendArgs } from './socket.js';
-import { hostEvents } from './hostwait.js';
 import type { LocalSocket } from './local.js';
-
-const POLLRDHUP = 0x2000;
 
 export class HostSocket extends SocketFile {
   readonly hostFd: number;
@@ -67,7 +65,7 @@ export class HostSocket extends SocketFile {
 
   connect(addr: SockAddr, _unixKey: string | null, nonblock: boolean): number | Again {
     if (this.connecting) {
-      if (!(hostEvents(this.hostFd, POLLOUT) & (POLLOUT | 0x8 | 0x10))) return nonblock ? -E.EALREADY : AGAIN;
+      if (!(hostEvents(this.hostFd, POLLOUT) & (POLLOUT | POLLERR | POLLHUP))) return nonblock ? -E.EALREADY : AGAIN;
       this.connecting = false;
       const err = this.takeError();
       return err ? -err : 0;

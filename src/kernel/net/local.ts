@@ -23,6 +23,7 @@ import {
   SOL_UDP,
   TCP,
   encodeSockAddr,
+  formatSockAddr,
   SHUT_RD,
   SHUT_RDWR,
   SHUT_WR,
@@ -40,12 +41,11 @@ import {
 } from '../../abi/socket.js';
 import type { GuestMemory } from '../../mm/guest.js';
 import type { StopSignal } from '../files/host.js';
-import { POLLERR, POLLHUP, POLLIN, POLLOUT, type OpenFile } from '../files/file.js';
+import { POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP, type OpenFile } from '../files/file.js';
 import { AGAIN, SocketFile, getSocketOption, intBytes, intOpt, setSocketOption, type Again, type Cred, type Msg, type Received, type SendArgs } from './socket.js';
 import type { Network } from './network.js';
 import type { HostSocket } from './host.js';
 
-export const POLLRDHUP = 0x2000;
 /** How many datagrams an AF_UNIX socket queues (net.unix.max_dgram_qlen is 10; Linux also bounds by bytes). */
 const UNIX_DGRAM_QLEN = 512;
 
@@ -80,10 +80,8 @@ export class LocalSocket extends SocketFile {
   /** Who made the socket (SO_PEERCRED for the other end), and the other end's. */
   readonly cred: Cred;
   peerCred: Cred | null = null;
-  /** TCP: a non-blocking connect waiting for room in a listener's backlog. */
-  connectingTo: LocalSocket | null = null;
-  /** The destination a pending connect is for. */
-  private connectDest: SockAddr | null = null;
+  /** TCP: a connect waiting for room in a listener's backlog, and the address it was made to. */
+  private connecting: { listener: LocalSocket; dest: SockAddr } | null = null;
   /** AF_UNIX: the key of this socket's name in the Network, and of a datagram socket's destination. */
   unixKey: string | null = null;
   remoteKey: string | null = null;
@@ -179,9 +177,9 @@ export class LocalSocket extends SocketFile {
       return -E.EISCONN;
     }
     if (this.state === 'closed') return -E.EINVAL;
-    if (this.connectingTo && this.connectDest) {
+    if (this.connecting) {
       // A connect in progress: it completes when the listener has room.
-      const r = this.tryEnter(this.connectingTo, this.connectDest);
+      const r = this.tryEnter(this.connecting.listener, this.connecting.dest);
       if (r === 0) return nonblock ? -E.EISCONN : 0;
       if (r === AGAIN) return nonblock ? -E.EALREADY : AGAIN;
       return r;
@@ -204,8 +202,7 @@ export class LocalSocket extends SocketFile {
     if (r !== AGAIN) return r;
     if (this.proto === 'unix') return nonblock ? -E.EAGAIN : AGAIN;
     // TCP: the connection waits for room in the backlog (Linux would retry its SYN).
-    this.connectingTo = found.listener;
-    this.connectDest = found.dest;
+    this.connecting = found;
     this.state = 'connecting';
     return nonblock ? -E.EINPROGRESS : AGAIN;
   }
@@ -213,8 +210,7 @@ export class LocalSocket extends SocketFile {
   /** Join `listener`'s backlog as a new connection: 0, AGAIN when the backlog is full, or -errno. */
   private tryEnter(listener: LocalSocket, dest: SockAddr): number | Again {
     if (listener.state !== 'listening') {
-      this.connectingTo = null;
-      this.connectDest = null;
+      this.connecting = null;
       this.state = this.local ? 'bound' : 'new';
       return -E.ECONNREFUSED;
     }
@@ -238,8 +234,7 @@ export class LocalSocket extends SocketFile {
     LocalSocket.pair(this, server);
     this.peerCred = listener.cred;
     server.peerCred = this.cred;
-    this.connectingTo = null;
-    this.connectDest = null;
+    this.connecting = null;
     listener.backlog.push(server);
     return 0;
   }
@@ -476,8 +471,8 @@ export class LocalSocket extends SocketFile {
 
   pollEvents(): number {
     if (this.state === 'listening') return this.backlog.length > 0 || this.net.publishedReady(this) ? POLLIN : 0;
-    if (this.connectingTo && this.connectDest) {
-      const r = this.tryEnter(this.connectingTo, this.connectDest);
+    if (this.connecting) {
+      const r = this.tryEnter(this.connecting.listener, this.connecting.dest);
       if (r === AGAIN) return 0;
       if (typeof r === 'number' && r < 0) {
         this.error = -r;
@@ -535,7 +530,7 @@ export class LocalSocket extends SocketFile {
       }
     }
     this.peer = null;
-    this.connectingTo = null;
+    this.connecting = null;
     this.net.unbind(this);
     this.state = 'closed';
     this.net.sockets--;
@@ -615,7 +610,7 @@ export class LocalSocket extends SocketFile {
 
   /** A line for /proc/net and refusals: what the socket is and where it is connected. */
   describe(): string {
-    const name = (a: SockAddr | null): string => (a ? this.net.format(a) : '-');
+    const name = (a: SockAddr | null): string => (a ? formatSockAddr(a) : '-');
     return `${this.proto} ${this.type === SOCK_SEQPACKET ? 'seqpacket ' : this.type === SOCK_DGRAM && this.proto === 'unix' ? 'dgram ' : ''}${this.state} ${name(this.local)}${this.remote ? ` -> ${name(this.remote)}` : ''}`;
   }
 }

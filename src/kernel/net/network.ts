@@ -18,7 +18,6 @@ import {
   V4_LOOPBACK,
   V6_LOOPBACK,
   encodeSockAddr,
-  formatSockAddr,
   isLoopback,
   isV4Mapped,
   isWildcard,
@@ -32,7 +31,8 @@ import * as hs from '../../host/sockets.js';
 import { MapvisorError } from '../../errors.js';
 import type { LocalSocket } from './local.js';
 import { HostSocket } from './host.js';
-import { hostEvents } from './hostwait.js';
+import { POLLIN } from '../files/file.js';
+import { hostEvents } from '../files/host.js';
 
 export type NetPolicy = 'none' | 'host';
 
@@ -105,10 +105,6 @@ export class Network {
     s.local = addr;
     s.unixKey = key;
     return 0;
-  }
-
-  unixAt(key: UnixKey): LocalSocket | undefined {
-    return this.unixNames.get(key);
   }
 
   /** A unique abstract name of five hex digits (Linux's autobind). */
@@ -251,7 +247,7 @@ export class Network {
 
   publishedReady(s: LocalSocket): boolean {
     const p = this.publishedFor(s);
-    return p !== undefined && (hostEvents(p.fd, 0x001) & 0x001) !== 0;
+    return p !== undefined && (hostEvents(p.fd, POLLIN) & POLLIN) !== 0;
   }
 
   /** A connection from the host to a published port, as a socket for `listener`'s accept; null: none waiting. */
@@ -305,10 +301,6 @@ export class Network {
         else this.ports[proto].delete(port);
       }
     }
-  }
-
-  format(a: SockAddr): string {
-    return formatSockAddr(a);
   }
 }
 

@@ -7,23 +7,12 @@
  */
 import { E } from '../../abi/errno.js';
 import { S_IFSOCK, type StatInfo } from '../../abi/stat.js';
-import {
-  AF_INET,
-  AF_INET6,
-  AF_UNIX,
-  LINGER_SIZE,
-  SOCK_DGRAM,
-  SOCK_SEQPACKET,
-  SOCK_STREAM,
-  SO,
-  UCRED_SIZE,
-  type SockAddr,
-} from '../../abi/socket.js';
+import { LINGER_SIZE, SO, UCRED_SIZE, type SockAddr } from '../../abi/socket.js';
 import type { GuestMemory } from '../../mm/guest.js';
-import { napUntil, nap } from '../nap.js';
-import { hostReadyAny } from './hostwait.js';
+import { nap } from '../nap.js';
+import { interestOf, waitHost, type HostInterest } from '../hostwatch.js';
 import type { StopSignal } from '../files/host.js';
-import { O_NONBLOCK, type FileOps, type OpenFile } from '../files/file.js';
+import { O_NONBLOCK, POLLIN, POLLOUT, type FileOps, type OpenFile } from '../files/file.js';
 
 /** The answer of an operation that would have to wait. */
 export const AGAIN = 'again' as const;
@@ -238,26 +227,11 @@ export function getSocketOption(
   }
 }
 
-/** Statistics the sandbox reports about its sockets. */
-export interface SocketKind {
-  readonly domain: number;
-  readonly type: number;
-  readonly protocol: number;
-}
-
-export function socketTypeName(type: number): string {
-  return type === SOCK_STREAM ? 'stream' : type === SOCK_DGRAM ? 'dgram' : type === SOCK_SEQPACKET ? 'seqpacket' : `type ${type}`;
-}
-
-export function domainName(domain: number): string {
-  return domain === AF_UNIX ? 'unix' : domain === AF_INET ? 'inet' : domain === AF_INET6 ? 'inet6' : `family ${domain}`;
-}
-
 /**
  * A socket as a file: read/write are recv/send without flags; fstat says S_IFSOCK. The socket kinds
  * (LocalSocket, HostSocket) extend this.
  */
-export abstract class SocketFile implements FileOps, SocketKind {
+export abstract class SocketFile implements FileOps {
   readonly kind = 'socket';
   readonly ino = nextSocketIno++;
   readonly name: string;
@@ -341,7 +315,7 @@ export abstract class SocketFile implements FileOps, SocketKind {
       if (nonblock) return -E.EAGAIN;
       if (this.stop.mustNotBlock?.()) return 'block';
       if (performance.now() >= deadline) return -E.EAGAIN;
-      const w = waitHostOnce(this.hostWatch(dir), deadline, this.stop, dir);
+      const w = waitHostOnce(interestOf(this, dir === 'in' ? POLLIN : POLLOUT), deadline, this.stop);
       if (w === 'stop') return 'stop';
     }
   }
@@ -370,18 +344,14 @@ export abstract class SocketFile implements FileOps, SocketKind {
 }
 
 /**
- * One wait of a lone thread: until one of `fds` is readable (a host event), the deadline, or at most
- * 200 ms; 'stop' when the VMM is stopping. Without host fds nothing can change meanwhile: it sleeps
- * (woken by a pause or stop request).
+ * One wait of a lone thread: until one of the host fds in `host` is ready (a host event), the
+ * deadline, or at most 200 ms; 'stop' when the VMM is stopping. Without host fds nothing can change
+ * meanwhile: it sleeps (woken early by a pause or stop request).
  */
-export function waitHostOnce(fds: number[], deadline: number, stop: StopSignal, dir: 'in' | 'out'): 'stop' | 'again' {
+function waitHostOnce(host: HostInterest[], deadline: number, stop: StopSignal): 'stop' | 'again' {
   if (stop.stopRequested()) return 'stop';
   const slice = Math.max(0, Math.min(200, deadline - performance.now()));
-  if (fds.length === 0) {
-    if (deadline === Infinity) return napUntil(performance.now() + 200, () => stop.stopRequested()) ? 'again' : 'stop';
-    nap(slice);
-  } else {
-    hostReadyAny(fds, slice, dir === 'in' ? 0x001 : 0x004);
-  }
+  if (host.length) waitHost(host, slice);
+  else nap(slice);
   return stop.stopRequested() ? 'stop' : 'again';
 }

@@ -3,6 +3,7 @@
  * ioctl, fcntl, dup, close, fstat, lseek.
  */
 import { nap } from '../nap.js';
+import { hostEvents } from '../files/host.js';
 import { interestOf, waitHost, type HostInterest } from '../hostwatch.js';
 import { E } from '../../abi/errno.js';
 import { encodeStat } from '../../abi/stat.js';
@@ -119,6 +120,13 @@ function vectored(
   return done;
 }
 
+/** The readiness of pollfd `i` for a file that is not a host fd, written into its revents. */
+function pollLocal(req: Buffer, i: number, f: OpenFile): number {
+  const ev = (f.ops.pollEvents?.(f) ?? 0) & (req.readInt16LE(i * 8 + 4) | 0x18);
+  req.writeInt16LE(ev, i * 8 + 6);
+  return ev;
+}
+
 /** poll/ppoll: host fds are polled by the host; other files answer their own readiness. */
 function doPoll(k: Kernel, fdsAddr: number, nfds: number, timeoutMs: number): SyscallResult {
   if (nfds < 0 || nfds > k.fds.limit) return -E.EINVAL;
@@ -137,31 +145,24 @@ function doPoll(k: Kernel, fdsAddr: number, nfds: number, timeoutMs: number): Sy
       ready++;
     } else if (f.ops.hostFd !== undefined) {
       hostIdx.push(i);
-    } else {
-      const ev = (f.ops.pollEvents?.(f) ?? 0) & (req.readInt16LE(i * 8 + 4) | 0x18);
-      req.writeInt16LE(ev, i * 8 + 6);
-      if (ev) ready++;
-    }
+    } else if (pollLocal(req, i, f)) ready++;
   }
-  if (k.stop.mustNotBlock?.() && ready === 0 && timeoutMs !== 0) {
-    // Threads: don't wait here; the thread is parked and the call retried until ready or timed out.
-    let anyHost = false;
-    if (hostIdx.length) {
-      const host = Buffer.alloc(hostIdx.length * 8);
-      hostIdx.forEach((i, j) => {
-        host.writeInt32LE(k.fds.get(req.readInt32LE(i * 8))!.ops.hostFd!, j * 8);
-        host.writeInt16LE(req.readInt16LE(i * 8 + 4), j * 8 + 4);
-      });
-      anyHost = libc.poll(host, hostIdx.length, 0) > 0;
-    }
-    if (!anyHost) return { kind: 'park', park: { kind: 'retry', deadline: timeoutMs < 0 ? Infinity : performance.now() + timeoutMs, onTimeout: 0, host: pollInterest(k, req, nfds) } };
-  }
-  if (hostIdx.length) {
+  /** A pollfd array of the host fds alone, for the host's poll. */
+  const hostPollfds = (): Buffer => {
     const host = Buffer.alloc(hostIdx.length * 8);
     hostIdx.forEach((i, j) => {
       host.writeInt32LE(k.fds.get(req.readInt32LE(i * 8))!.ops.hostFd!, j * 8);
       host.writeInt16LE(req.readInt16LE(i * 8 + 4), j * 8 + 4);
     });
+    return host;
+  };
+  if (k.stop.mustNotBlock?.() && ready === 0 && timeoutMs !== 0) {
+    // Threads: don't wait here; the thread is parked and the call retried until ready or timed out.
+    const anyHost = hostIdx.length > 0 && libc.poll(hostPollfds(), hostIdx.length, 0) > 0;
+    if (!anyHost) return { kind: 'park', park: { kind: 'retry', deadline: timeoutMs < 0 ? Infinity : performance.now() + timeoutMs, onTimeout: 0, host: pollInterest(k, req, nfds) } };
+  }
+  if (hostIdx.length) {
+    const host = hostPollfds();
     // Block in slices so a stop request is noticed.
     const deadline = timeoutMs < 0 ? Infinity : Date.now() + timeoutMs;
     for (;;) {
@@ -188,10 +189,7 @@ function doPoll(k: Kernel, fdsAddr: number, nfds: number, timeoutMs: number): Sy
         let now = 0;
         for (let i = 0; i < nfds; i++) {
           const f = k.fds.get(req.readInt32LE(i * 8));
-          if (!f || f.ops.hostFd !== undefined) continue;
-          const ev = (f.ops.pollEvents?.(f) ?? 0) & (req.readInt16LE(i * 8 + 4) | 0x18);
-          req.writeInt16LE(ev, i * 8 + 6);
-          if (ev) now++;
+          if (f && pollLocal(req, i, f)) now++; // (no host fds in this branch)
         }
         if (now) {
           ready = now;
@@ -208,12 +206,7 @@ function doPoll(k: Kernel, fdsAddr: number, nfds: number, timeoutMs: number): Sy
 function readiness(k: Kernel, fd: number, events: number): number {
   const f = k.fds.get(fd);
   if (!f) return POLLNVAL;
-  if (f.ops.hostFd !== undefined) {
-    const pfd = Buffer.alloc(8);
-    pfd.writeInt32LE(f.ops.hostFd, 0);
-    pfd.writeInt16LE(events, 4);
-    return libc.poll(pfd, 1, 0) > 0 ? pfd.readInt16LE(6) : 0;
-  }
+  if (f.ops.hostFd !== undefined) return hostEvents(f.ops.hostFd, events);
   return (f.ops.pollEvents?.(f) ?? 0) & (events | 0x18);
 }
 

@@ -40,7 +40,7 @@ import {
   type SockAddr,
 } from '../../abi/socket.js';
 import { SIG } from '../../abi/signals.js';
-import { O_NONBLOCK, O_RDWR, OpenFile } from '../files/file.js';
+import { O_NONBLOCK, O_RDWR, OpenFile, POLLIN, POLLOUT } from '../files/file.js';
 import type { Kernel } from '../kernel.js';
 import { LocalSocket } from '../net/local.js';
 import { HostSocket } from '../net/host.js';
@@ -70,7 +70,7 @@ function settle(s: SocketFile, dir: 'in' | 'out', r: number | 'stop' | 'block'):
   if (r === 'stop') return { kind: 'stop' };
   if (r === 'block') {
     const timeo = dir === 'in' ? s.opts.rcvTimeoMs : s.opts.sndTimeoMs;
-    const host = interestOf(s, dir === 'in' ? 0x001 : 0x004);
+    const host = interestOf(s, dir === 'in' ? POLLIN : POLLOUT);
     return { kind: 'park', park: { kind: 'retry', deadline: timeo > 0 ? performance.now() + timeo : Infinity, onTimeout: timeo > 0 ? -E.EAGAIN : -E.EINTR, host } };
   }
   return r;
@@ -373,13 +373,12 @@ function recvfrom(k: Kernel, fd: number, buf: number, len: number, flags: number
   return recvOne(k, so.f, so.s, len, flags, (r) => {
     k.mem.write(buf, r.data);
     for (const x of r.fds ?? []) x.unref();
-    if (r.from) putAddress(k, encodeFrom(r.from), addr, lenAddr);
+    if (r.from) putAddress(k, encodeSockAddr(r.from), addr, lenAddr);
     else if (addr !== 0 && so.s.type !== SOCK_STREAM) k.mem.writeU32(lenAddr, 0);
     return flags & MSG.TRUNC && so.s.type !== SOCK_STREAM ? r.full : r.data.length;
   });
 }
 
-const encodeFrom = (a: SockAddr): Uint8Array => encodeSockAddr(a);
 
 /** Fill a msghdr from a received message: data, sender, ancillary data, msg_flags. */
 function deliverMsg(k: Kernel, s: SocketFile, msgAddr: number, r: Received, flags: number): number {
@@ -397,7 +396,7 @@ function deliverMsg(k: Kernel, s: SocketFile, msgAddr: number, r: Received, flag
   const name = Number(dv.getBigUint64(MSGHDR.name, true));
   if (name !== 0) {
     const room = dv.getInt32(MSGHDR.namelen, true);
-    const bytes = r.from && s.type !== SOCK_STREAM ? encodeFrom(r.from) : new Uint8Array(0);
+    const bytes = r.from && s.type !== SOCK_STREAM ? encodeSockAddr(r.from) : new Uint8Array(0);
     k.mem.write(name, bytes.subarray(0, Math.max(0, Math.min(room, bytes.length))));
     k.mem.writeU32(msgAddr + MSGHDR.namelen, bytes.length);
   }

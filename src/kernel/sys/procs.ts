@@ -106,10 +106,10 @@ export function forkProcess(k: Kernel, cpu: Context, args: CloneArgs & { exitSig
     root: k.root,
     argv: k.argv,
     mem: k.mem,
+    net: k.net,
   });
   child.machine = made.machine;
   child.stats = k.stats;
-  child.net = k.net;
   if (f & CLONE_VM) child.borrowsFrom = k.borrowsFrom ?? k;
   child.hwcap = k.hwcap;
   child.fds = k.fds.fork();

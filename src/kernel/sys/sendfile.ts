@@ -27,14 +27,14 @@ function bounceBuffer(): { addr: number; view: Uint8Array } {
   return bounce;
 }
 
-/** Write `n` bytes of the bounce buffer to `out`: the count taken, -errno, or a wait. */
-function put(out: OpenFile, n: number, first: boolean): number | 'stop' | 'block' {
+/** Write `n` bytes of the bounce buffer to `out` for `k`: the count taken, -errno, or a wait. */
+function put(k: Kernel, out: OpenFile, n: number, first: boolean): number | 'stop' | 'block' {
   const b = bounceBuffer();
   const o = out.ops;
   if (o instanceof SocketFile) {
     const data = b.view.slice(0, n); // (a local socket keeps the bytes it queues)
     const nonblock = (out.flags & O_NONBLOCK) !== 0 || !first; // after the first chunk: what fits now
-    const r = o.waitFor(nonblock, 'out', () => o.send({ data, to: null, toKey: null, fds: null, cred: { pid: 0, uid: 0, gid: 0 }, flags: 0 }));
+    const r = o.waitFor(nonblock, 'out', () => o.send({ data, to: null, toKey: null, fds: null, cred: { pid: k.identity.pid, uid: k.identity.uid, gid: k.identity.gid }, flags: 0 }));
     return !first && r === -E.EAGAIN ? 0 : r;
   }
   if (o instanceof Ext4File) return o.writeHost(out, b.addr, n, null);
@@ -68,7 +68,7 @@ function sendfile(k: Kernel, outFd: number, inFd: number, offAddr: number, count
       break;
     }
     if (n === 0) break;
-    const w = put(outF, n, total === 0);
+    const w = put(k, outF, n, total === 0);
     if (w === 'stop' || w === 'block') {
       if (total > 0) break;
       return w === 'stop' ? { kind: 'stop' } : { kind: 'park', park: { kind: 'retry', deadline: Infinity, onTimeout: -E.EINTR } };
