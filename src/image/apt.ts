@@ -122,14 +122,14 @@ export function parseDepends(text: string, arch: string): Map<string, GraphNode>
   return graph;
 }
 
-/** Parses `apt-cache show` stanzas (the first stanza of each package wins). */
-export function parseShow(text: string): Map<string, DebPackage> {
+/** Parses `apt-cache show` stanzas (the first stanza of each package wins; with `listed`, the first with a .deb in a list). */
+export function parseShow(text: string, listed = false): Map<string, DebPackage> {
   const out = new Map<string, DebPackage>();
   for (const stanza of text.split(/\n\s*\n/)) {
     const f = new Map<string, string>();
     for (const m of stanza.matchAll(/^([A-Za-z0-9-]+):[ \t]*(.*)$/gm)) f.set(m[1]!, m[2]!.trim());
     const name = f.get('Package');
-    if (!name || out.has(name)) continue;
+    if (!name || out.has(name) || (listed && !f.get('Filename'))) continue;
     out.set(name, {
       name,
       version: f.get('Version') ?? '',
@@ -203,6 +203,12 @@ export async function aptUpdate(): Promise<void> {
   }
 }
 
+/** For each package whose candidate has no .deb in any list: the newest version that has one (if any). */
+async function listedVersions(names: string[], candidates: Map<string, DebPackage>): Promise<Map<string, DebPackage>> {
+  const unlisted = names.filter((n) => candidates.has(n) && !candidates.get(n)!.filename);
+  return unlisted.length ? parseShow(await aptCache(['show', ...unlisted]), true) : new Map();
+}
+
 /** Resolves the named packages and their dependencies (see the rule at the top of this file). */
 export async function resolvePackages(names: string[]): Promise<DebPackage[]> {
   for (const n of names) {
@@ -210,9 +216,14 @@ export async function resolvePackages(names: string[]): Promise<DebPackage[]> {
   }
   const arch = await nativeArch();
   if (arch !== 'amd64') throw new MapvisorError('EARCH', `this host's Debian architecture is ${arch}, not amd64`, 'build --debian images on an amd64 host: mapvisor runs x86-64 programs');
-  const graph = parseDepends(await aptCache(['depends', '--recurse', ...DEPENDS_FLAGS, ...names]), arch);
+  // A named package whose candidate is installed here from outside the lists (nodesource's nodejs, say)
+  // is pinned to the newest version a list carries, and its dependencies are that version's.
+  const pinned = await listedVersions(names, parseShow(await aptCache(['show', '--no-all-versions', ...names])));
+  const query = names.map((n) => (pinned.has(n) ? `${n}=${pinned.get(n)!.version}` : n));
+  const graph = parseDepends(await aptCache(['depends', '--recurse', ...DEPENDS_FLAGS, ...query]), arch);
   const real = [...graph].filter(([, n]) => !n.virtual).map(([name]) => name);
   const candidates = real.length ? parseShow(await aptCache(['show', '--no-all-versions', ...real])) : new Map<string, DebPackage>();
+  for (const [name, p] of await listedVersions(real, candidates)) candidates.set(name, p);
 
   const missing = names.filter((n) => !candidates.has(n) && !graph.get(n)?.virtual);
   if (missing.length) throw new UnknownPackageError(missing);
