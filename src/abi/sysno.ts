@@ -1,4 +1,8 @@
-/** x86-64 Linux system-call numbers, as in <asm/unistd_64.h>. */
+/**
+ * x86-64 Linux system-call numbers, as in <asm/unistd_64.h>: every one of the kernel's
+ * arch/x86/entry/syscalls/syscall_64.tbl (0..336 and 424..470, Linux 6.19; the x32 range 512..547 is not
+ * x86-64's). docs/syscalls.md lists them all with mapvisor's coverage.
+ */
 export const SYS = {
   read: 0,
   write: 1,
@@ -335,6 +339,8 @@ export const SYS = {
   statx: 332,
   io_pgetevents: 333,
   rseq: 334,
+  uretprobe: 335,
+  uprobe: 336,
   pidfd_send_signal: 424,
   io_uring_setup: 425,
   io_uring_enter: 426,
@@ -362,6 +368,26 @@ export const SYS = {
   process_mrelease: 448,
   futex_waitv: 449,
   set_mempolicy_home_node: 450,
+  cachestat: 451,
+  fchmodat2: 452,
+  map_shadow_stack: 453,
+  futex_wake: 454,
+  futex_wait: 455,
+  futex_requeue: 456,
+  statmount: 457,
+  listmount: 458,
+  lsm_get_self_attr: 459,
+  lsm_set_self_attr: 460,
+  lsm_list_modules: 461,
+  mseal: 462,
+  setxattrat: 463,
+  getxattrat: 464,
+  listxattrat: 465,
+  removexattrat: 466,
+  open_tree_attr: 467,
+  file_getattr: 468,
+  file_setattr: 469,
+  listns: 470,
 } as const;
 
 export type SyscallName = keyof typeof SYS;
