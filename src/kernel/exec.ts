@@ -15,7 +15,7 @@ import type { Context } from '../platform/platform.js';
 import { findExecutable } from '../sandbox/exec.js';
 import type { Kernel } from './kernel.js';
 import { resolve } from './sys/fs.js';
-import { procLink } from './vfs/proc.js';
+import { procExec, procLink } from './vfs/proc.js';
 import { SharedFileMaps } from './vfs/sharedmaps.js';
 import type { SyscallResult } from './types.js';
 
@@ -207,6 +207,7 @@ export function execve(k: Kernel, cpu: Context, dirfd: number, pathAddr: number,
   k.fds.closeOnExec();
   k.exePath = abs;
   k.argv = args;
+  procExec(k, envp); // /proc/PID/environ
   k.threadName = (abs.split('/').pop() ?? '').slice(0, 15);
   k.clearChildTid = 0;
   k.robustList = 0;

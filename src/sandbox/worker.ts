@@ -27,6 +27,8 @@ import { E } from '../abi/errno.js';
 import { ST } from '../kernel/mailbox.js';
 import { WorkerPool } from './pool.js';
 import { RootFs } from '../kernel/vfs/rootfs.js';
+import { procStart } from '../kernel/vfs/proc.js';
+import { setGuestCpuid, type GuestCpuidEntry } from '../kernel/vfs/cpuinfo.js';
 import * as libc from '../host/libc.js';
 import { REGS, REGS_SIZE, type RegName } from '../platform/regs.js';
 import { loadProgram } from '../loader/load.js';
@@ -141,6 +143,7 @@ function boot(root: RootFs | null): Booted {
     random: new Uint8Array(randomBytes(16)),
   }, interp);
   const { kernel, streams } = newKernel(space, root, root ? normalizePath(cfg.programPath) : resolvePath(cfg.programPath), cfg.argv);
+  procStart(kernel, cfg.envp);
   const vcpu = machine.createContext(0, loaded.entry, loaded.sp);
   if (cfg.memoryDir && machine.dirtyLog) {
     // Memory in a file: track what changes between checkpoints (the guest's stores and the VMM's).
@@ -343,6 +346,8 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
   const first: MachineEntry = { machine, allVcpus: [vcpu], lastSlot: new Map(), anon: null, closed: false };
   kernel.machine = first;
   kernel.hwcap = machine.hwcap;
+  // /proc/cpuinfo's flags: the VM's CPUID on kvm, the host's own on process.
+  setGuestCpuid((machine as { features?: { cpuid: GuestCpuidEntry[] } }).features?.cpuid ?? null, machine.xsave);
   const entries: MachineEntry[] = [first];
   const newVcpu = (e: MachineEntry, id: number): Context => {
     const v = e.machine.createContext(id, 0, 0);

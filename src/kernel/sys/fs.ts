@@ -4,7 +4,7 @@
  * /dev, /proc and its pipes; other paths do not exist (ENOENT).
  */
 import { E } from '../../abi/errno.js';
-import { S_IFDIR as ST_IFDIR, encodeStat, type StatInfo } from '../../abi/stat.js';
+import { encodeStat, type StatInfo } from '../../abi/stat.js';
 import { Device, isDevice } from '../files/devices.js';
 import { Ext4File, ROOT_DEV, S_IFDIR, S_IFMT, S_IFREG, fsCall, toStatInfo } from '../files/ext4file.js';
 import {
@@ -29,7 +29,7 @@ import { EFD_CLOEXEC, EFD_NONBLOCK, EFD_SEMAPHORE, EventFd } from '../files/even
 import { TFD_CLOEXEC, TFD_NONBLOCK, TFD_TIMER_ABSTIME, TimerFd } from '../files/timerfd.js';
 import type { Kernel } from '../kernel.js';
 import type { SyscallArgs, SyscallResult, SyscallTable } from '../types.js';
-import { ProcDir, procDirEntries, procFile, procLink } from '../vfs/proc.js';
+import { ProcDir, procDirEntries, procFile, procLink, procStat, pseudoWalk } from '../vfs/proc.js';
 import { openFifo } from '../files/fifo.js';
 
 export const AT_FDCWD = -100;
@@ -71,6 +71,7 @@ function base(k: Kernel, dirfd: number, path: string): { ino: number | null; dir
   if (path.startsWith('/') || dirfd === AT_FDCWD) return { ino: k.cwd.ino, dir: k.cwd.path };
   const f = k.fds.get(dirfd);
   if (!f) return -E.EBADF;
+  if (f.ops instanceof ProcDir) return { ino: null, dir: f.ops.name };
   if (!(f.ops instanceof Ext4File)) return -E.ENOTDIR;
   if (!f.ops.isDir) return -E.ENOTDIR;
   return { ino: f.ops.ino, dir: f.ops.name };
@@ -79,14 +80,14 @@ function base(k: Kernel, dirfd: number, path: string): { ino: number | null; dir
 /** The kernel's own trees, matched by absolute path before the image is consulted. */
 function special(abs: string): 'dev' | 'proc' | null {
   if (abs === '/dev' || abs.startsWith('/dev/')) return isDevice(abs.slice(5)) ? 'dev' : null;
-  if (abs === '/proc' || abs.startsWith('/proc/')) return 'proc';
+  if (abs === '/proc' || abs.startsWith('/proc/') || abs === '/sys' || abs.startsWith('/sys/')) return 'proc';
   return null;
 }
 
 export type Target =
   | { kind: 'inode'; ino: number; path: string }
   | { kind: 'dev'; name: string; path: string }
-  | { kind: 'proc'; path: string };
+  | { kind: 'proc'; path: string; open?: OpenFile };
 
 /** Resolve a path (relative to dirfd) to what it names. */
 export function resolve(k: Kernel, dirfd: number, path: string, follow: boolean): Target | number {
@@ -96,7 +97,13 @@ export function resolve(k: Kernel, dirfd: number, path: string, follow: boolean)
   const abs = normalizePath(path, b.dir);
   const sp = special(abs);
   if (sp === 'dev') return { kind: 'dev', name: abs.slice(5), path: abs };
-  if (sp === 'proc') return { kind: 'proc', path: abs };
+  if (sp === 'proc') {
+    // /proc and /sys: links in the path are followed (/proc/self/cwd/x reaches the image).
+    const w = pseudoWalk(k, abs, follow);
+    if (typeof w === 'number') return w;
+    if (w.kind === 'redirect') return resolve(k, AT_FDCWD, w.path, follow);
+    return w.open ? { kind: 'proc', path: w.path, open: w.open } : { kind: 'proc', path: w.path };
+  }
   const root = k.root;
   if (!root) return -E.ENOENT;
   const r = fsCall(() => root.fs.resolve(path, { cwdIno: b.ino ?? root.fs.rootIno, followFinal: follow }));
@@ -119,19 +126,9 @@ function statOf(k: Kernel, t: Target): StatInfo | number {
       return fsTry(() => toStatInfo(k.root!.fs.stat(t.ino), ROOT_DEV));
     case 'dev':
       return new Device(t.name as 'null', k.mem).stat();
-    case 'proc': {
-      const f = procFile(k, t.path);
-      if (f === null) {
-        const isDir = procDirEntries(k, t.path) !== null;
-        if (!isDir && procLink(k, t.path) === null) return -E.ENOENT;
-        const now = Math.floor(Date.now() / 1000);
-        return {
-          dev: 0x04, ino: 1, nlink: 2, mode: isDir ? ST_IFDIR | 0o555 : 0o120777, uid: 0, gid: 0, rdev: 0, size: 0,
-          blksize: 1024, blocks: 0, atime: [now, 0], mtime: [now, 0], ctime: [now, 0],
-        };
-      }
-      return f.stat();
-    }
+    case 'proc':
+      // A followed /proc/PID/fd/N is the open file itself, whatever its name says.
+      return t.open ? t.open.ops.stat(t.open) : procStat(k, t.path);
   }
 }
 
@@ -151,7 +148,7 @@ function openAtPath(k: Kernel, dirfd: number, path: string, flags: number, mode:
   if ((flags & O_ACCMODE) === O_ACCMODE) return -E.EINVAL;
   const b = base(k, dirfd, path);
   if (typeof b === 'number') return b;
-  const abs = normalizePath(path, b.dir);
+  let abs = normalizePath(path, b.dir);
   // /dev/fd/N, /dev/stdin..stderr and /proc/self/fd/N: the file behind the fd (bash's <(...) and
   // >(...), "cat /dev/stdin"). A file of the image is opened anew (its own offset, as on Linux);
   // anything else (a pipe, a terminal) is the same open description, as a dup would give.
@@ -174,7 +171,16 @@ function openAtPath(k: Kernel, dirfd: number, path: string, flags: number, mode:
     return install(k, new Device(abs.slice(5) as 'null', k.mem), flags);
   }
   if (sp === 'proc') {
-    if (wantsWrite || flags & O_CREAT) return -E.EACCES;
+    const w = pseudoWalk(k, abs, !(flags & O_NOFOLLOW));
+    if (typeof w === 'number') return flags & O_CREAT && w === -E.ENOENT ? -E.EACCES : w;
+    if (w.kind === 'redirect') return openAtPath(k, AT_FDCWD, w.path, flags, mode);
+    if (w.open) {
+      if (flags & O_DIRECTORY) return -E.ENOTDIR;
+      return k.fds.install(w.open, (flags & O_CLOEXEC) !== 0);
+    }
+    if (w.node.kind === 'link') return flags & O_PATH ? install(k, new ProcDir(w.path, []), flags) : -E.ELOOP;
+    if (wantsWrite || flags & O_CREAT) return w.node.kind === 'dir' && !(flags & O_CREAT) ? -E.EISDIR : -E.EACCES;
+    abs = w.path;
     const entries = procDirEntries(k, abs);
     if (entries) return install(k, new ProcDir(abs, entries), flags);
     const f = procFile(k, abs);
@@ -595,7 +601,7 @@ function readlinkAt(k: Kernel, dirfd: number, pathAddr: number, buf: number, siz
   let target: Uint8Array;
   if (t.kind === 'proc') {
     const l = procLink(k, t.path);
-    if (l === null) return procFile(k, t.path) ? -E.EINVAL : -E.ENOENT;
+    if (l === null) return typeof procStat(k, t.path) === 'number' ? -E.ENOENT : -E.EINVAL;
     target = new TextEncoder().encode(l);
   } else if (t.kind === 'dev') return -E.EINVAL;
   else {

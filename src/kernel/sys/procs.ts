@@ -4,6 +4,7 @@
  * waits for a signal (rt_sigsuspend, pause). The process model itself is procs.ts.
  */
 import { E } from '../../abi/errno.js';
+import { procFork } from '../vfs/proc.js';
 import { NSIG, SIG } from '../../abi/signals.js';
 import type { RegName } from '../../platform/regs.js';
 import type { Context } from '../../platform/platform.js';
@@ -120,6 +121,7 @@ export function forkProcess(k: Kernel, cpu: Context, args: CloneArgs & { exitSig
   child.nice = k.nice;
   child.groups = [...k.groups];
   child.threadName = k.threadName;
+  procFork(k, child); // /proc: the environment, the start time
   child.threads = threads;
   child.pgid = k.pgid;
   child.sid = k.sid;

@@ -1,116 +1,597 @@
 /**
- * /proc as programs read it: every process's exe, cmdline, comm, maps, stat, status, cwd and fd/N,
- * the /proc and /proc/PID/fd directories (for ps and friends), and the system-wide meminfo, cpuinfo,
- * mounts, uptime, loadavg and stat. Contents are made when the file is opened, from the process
- * table, so they are what the kernel knows at that moment.
+ * /proc and /sys as programs read them (proc(5), sysfs(5)). /proc holds every process's directory
+ * (cmdline, comm, environ, maps, stat, statm, status, limits, mounts, mountinfo, cgroup, fd/ and
+ * fdinfo/, task/TID/ with each thread's own files, and the exe, cwd and root links) and the
+ * system-wide files (cpuinfo, meminfo, stat, uptime, loadavg, version, filesystems, swaps, sys/...);
+ * /sys (sysfs.ts) the CPU and memory topology that runtimes read to size their thread pools. Every
+ * figure agrees with --cpus and --mem, and with what the system calls say (sched_getaffinity, uname,
+ * sysinfo). Contents are made when a file is opened, so they are what the kernel knows at that moment.
+ * Writes are refused as Linux refuses them to a read-only file (EACCES).
  */
+import { fstatSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import { S_IFDIR, type StatInfo } from '../../abi/stat.js';
 import { E } from '../../abi/errno.js';
 import { MemFile } from '../files/memfile.js';
 import type { FileOps, OpenFile } from '../files/file.js';
 import type { Kernel } from '../kernel.js';
+import { UNAME } from '../sys/process.js';
+import { cpuinfoText } from './cpuinfo.js';
+import { sysRoot } from './sysfs.js';
+import { DT_DIR, DT_LNK, dir, file, link, nodeStat, walk, type PDir, type PNode, type WalkResult } from './pseudo.js';
 
-/** The process a /proc path is about, and the rest of the path ('' for the directory itself). */
-function target(path: string, k: Kernel): { p: Kernel; rest: string } | null {
-  const m = /^\/proc\/(self|thread-self|(\d+))(\/.*)?$/.exec(path);
-  if (!m) return null;
-  let p: Kernel | undefined = k;
-  if (m[2] !== undefined) {
-    const pid = Number(m[2]);
-    p = pid === k.identity.pid ? k : (k.procs?.get(pid) ?? (k.hasThread(pid) ? k : undefined));
+// ---------------------------------------------------------------------------------------------------
+// What /proc needs that the kernel does not keep: each process's environment as execve gave it, and
+// when it started. Set by the hooks in exec (procExec), fork (procFork) and the sandbox's first
+// process (procStart).
+
+interface ProcInfo {
+  envp: string[];
+  /** performance.now() when the process was made (fork), kept across execve as on Linux. */
+  started: number;
+  /** The largest VmSize seen (VmPeak). */
+  peak: number;
+}
+const info = new WeakMap<Kernel, ProcInfo>();
+
+function infoOf(p: Kernel): ProcInfo {
+  let i = info.get(p);
+  if (!i) {
+    i = { envp: [], started: bootMs(), peak: 0 };
+    info.set(p, i);
   }
-  if (!p) return null;
-  return { p, rest: m[3] ?? '' };
+  return i;
 }
 
-function maps(k: Kernel): string {
-  const hex = (n: number): string => n.toString(16).padStart(8, '0');
-  return k.space.regions
-    .regions()
-    .map((r) => {
-      const perms = `${r.prot & 1 ? 'r' : '-'}${r.prot & 2 ? 'w' : '-'}${r.prot & 4 ? 'x' : '-'}${r.shared ? 's' : 'p'}`;
-      const off = r.backing.kind === 'file' ? r.backing.offset : 0;
-      const name = r.path ?? (r.tag === 'stack' ? '[stack]' : r.tag === 'heap' ? '[heap]' : '');
-      return `${hex(r.start)}-${hex(r.end)} ${perms} ${hex(off)} 00:00 0${name ? ' '.repeat(10) + name : ''}`;
-    })
-    .join('\n')
-    .concat('\n');
+/** The sandbox's first process starts with `envp`. */
+export function procStart(k: Kernel, envp: readonly string[]): void {
+  info.set(k, { envp: [...envp], started: performance.now(), peak: 0 });
 }
+
+/** A fork's child: its parent's environment, its own start time. */
+export function procFork(parent: Kernel, child: Kernel): void {
+  info.set(child, { envp: infoOf(parent).envp, started: performance.now(), peak: 0 });
+}
+
+/** execve: the new program's environment. */
+export function procExec(k: Kernel, envp: readonly string[]): void {
+  const i = infoOf(k);
+  i.envp = [...envp];
+  i.peak = 0;
+}
+
+/** performance.now() at the sandbox's "boot" (the VMM process's start, as /proc/uptime and sysinfo count it). */
+function bootMs(): number {
+  return performance.now() - process.uptime() * 1000;
+}
+
+const CLK_TCK = 100;
+const PAGE = 4096;
+const kb = (bytes: number): number => Math.round(bytes / 1024);
+const hex16 = (v: bigint): string => v.toString(16).padStart(16, '0');
+
+// ---------------------------------------------------------------------------------------------------
+// Memory figures
+
+interface MemUse {
+  size: number;
+  anonRss: number;
+  fileRss: number;
+  shmem: number;
+  data: number;
+  stack: number;
+  exe: number;
+  lib: number;
+}
+
+/** Bytes of the anonymous memory file that hold pages (what the process has touched and not freed). */
+function anonResident(p: Kernel): number {
+  try {
+    return fstatSync(p.space.anon.fd).blocks * 512;
+  } catch {
+    return 0;
+  }
+}
+
+function memUse(p: Kernel): MemUse {
+  const u: MemUse = { size: 0, anonRss: 0, fileRss: 0, shmem: 0, data: 0, stack: 0, exe: 0, lib: 0 };
+  if (p.zombie || p.released) return u;
+  let anonMapped = 0;
+  for (const r of p.space.regions.regions()) {
+    const len = r.end - r.start;
+    u.size += len;
+    const isFile = r.backing.kind === 'file';
+    if (isFile) u.fileRss += len;
+    else anonMapped += len;
+    if (r.shared && !isFile) u.shmem += len;
+    if (r.tag === 'stack') u.stack += len;
+    else if (r.prot & 2 && !r.shared) u.data += len;
+    if (r.prot & 4 && r.path) {
+      if (r.path === p.exePath) u.exe += len;
+      else u.lib += len;
+    }
+  }
+  u.anonRss = Math.min(anonMapped, anonResident(p));
+  const i = infoOf(p);
+  i.peak = Math.max(i.peak, u.size);
+  return u;
+}
+
+/** The processes whose memory counts: every live one, a space shared (vfork, threads) counted once. */
+function liveProcs(k: Kernel): Kernel[] {
+  const all = k.procs ? k.procs.live() : [k];
+  const seen = new Set<unknown>();
+  return all.filter((p) => {
+    if (p.zombie || p.released || seen.has(p.space)) return false;
+    seen.add(p.space);
+    return true;
+  });
+}
+
+/** The sandbox's memory as meminfo and sysinfo report it: --mem is the machine's RAM. */
+export function memoryFigures(k: Kernel): { total: number; free: number; available: number; cached: number; anon: number; shmem: number; committed: number; pageTables: number } {
+  const total = k.space.layout.memLimit;
+  let anon = 0;
+  let cached = 0;
+  let shmem = 0;
+  let committed = 0;
+  for (const p of liveProcs(k)) {
+    const u = memUse(p);
+    anon += u.anonRss;
+    cached += u.fileRss;
+    shmem += u.shmem;
+    committed += u.size - u.fileRss;
+  }
+  anon = Math.min(anon, total);
+  cached = Math.min(cached, total - anon);
+  const free = total - anon - cached;
+  return { total, free, available: free + cached, cached, anon, shmem: Math.min(shmem, anon), committed, pageTables: Math.round(committed / 512) };
+}
+
+function meminfo(k: Kernel): string {
+  const m = memoryFigures(k);
+  const rows: Array<[string, number]> = [
+    ['MemTotal', m.total], ['MemFree', m.free], ['MemAvailable', m.available], ['Buffers', 0], ['Cached', m.cached], ['SwapCached', 0],
+    ['Active', m.anon + Math.round(m.cached / 2)], ['Inactive', m.cached - Math.round(m.cached / 2)], ['Active(anon)', m.anon], ['Inactive(anon)', 0],
+    ['Active(file)', Math.round(m.cached / 2)], ['Inactive(file)', m.cached - Math.round(m.cached / 2)], ['Unevictable', 0], ['Mlocked', 0],
+    ['SwapTotal', 0], ['SwapFree', 0], ['Zswap', 0], ['Zswapped', 0], ['Dirty', 0], ['Writeback', 0], ['AnonPages', m.anon], ['Mapped', m.cached],
+    ['Shmem', m.shmem], ['KReclaimable', 0], ['Slab', 0], ['SReclaimable', 0], ['SUnreclaim', 0], ['KernelStack', 0], ['PageTables', m.pageTables],
+    ['SecPageTables', 0], ['NFS_Unstable', 0], ['Bounce', 0], ['WritebackTmp', 0], ['CommitLimit', m.total], ['Committed_AS', m.committed],
+    ['VmallocTotal', 34359738367 * 1024], ['VmallocUsed', 0], ['VmallocChunk', 0], ['Percpu', 0], ['HardwareCorrupted', 0], ['AnonHugePages', 0],
+    ['ShmemHugePages', 0], ['ShmemPmdMapped', 0], ['FileHugePages', 0], ['FilePmdMapped', 0],
+  ];
+  let out = rows.map(([n, v]) => `${`${n}:`.padEnd(15)} ${String(kb(v)).padStart(8)} kB\n`).join('');
+  for (const n of ['HugePages_Total', 'HugePages_Free', 'HugePages_Rsvd', 'HugePages_Surp']) out += `${`${n}:`.padEnd(15)} ${'0'.padStart(8)}\n`;
+  const direct = Math.ceil(m.total / (2 << 20)) * (2 << 20);
+  for (const [n, v] of [['Hugepagesize', 2 << 20], ['Hugetlb', 0], ['DirectMap4k', 0], ['DirectMap2M', direct]] as Array<[string, number]>) {
+    out += `${`${n}:`.padEnd(15)} ${String(kb(v)).padStart(8)} kB\n`;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Per-process files
 
 const comm = (p: Kernel): string => p.threadName || (p.exePath.split('/').pop() ?? '');
-const state = (p: Kernel): string => (p.zombie ? 'Z' : 'S');
+const stateLetter = (p: Kernel): string => (p.zombie ? 'Z' : p.stopped ? 'T' : 'S');
+const stateName: Record<string, string> = { R: 'running', S: 'sleeping', Z: 'zombie', T: 'stopped' };
 const ppid = (p: Kernel): number => p.parent?.identity.pid ?? 0;
 
-/** /proc/PID/stat: the 52 fields of proc(5); times mapvisor does not keep are 0. */
-function stat(p: Kernel): string {
-  const vsize = p.zombie ? 0 : p.space.mappedBytes();
-  const f: Array<string | number> = [
-    p.identity.pid, `(${comm(p)})`, state(p), ppid(p), p.pgid, p.sid, 0, -1, 0x400000, 0, 0, 0, 0, 0, 0, 0, 0,
-    20, p.nice, p.zombie ? 0 : p.threadCount, 0, 0, vsize, Math.ceil(vsize / 4096), '18446744073709551615',
-  ];
-  while (f.length < 52) f.push(0);
-  return f.join(' ') + '\n';
+/** The thread `tid` of process `p` (its signal mask), or null for the process itself. */
+function threadOf(p: Kernel, tid: number): { blocked: bigint } | null {
+  const t = p.threads?.byTid.get(tid);
+  if (!t || t.k !== p) return null;
+  return { blocked: p.curThread === t ? p.signals.blocked : t.blocked };
 }
 
-function status(p: Kernel): string {
+function sigMasks(p: Kernel): { ign: bigint; cgt: bigint } {
+  let ign = 0n;
+  let cgt = 0n;
+  for (let s = 1; s <= 64; s++) {
+    let h: bigint;
+    try {
+      h = p.signals.get(s).handler;
+    } catch {
+      continue;
+    }
+    if (h === 1n) ign |= 1n << BigInt(s - 1);
+    else if (h !== 0n) cgt |= 1n << BigInt(s - 1);
+  }
+  return { ign, cgt };
+}
+
+/** A cpumask as Linux prints it ("%*pb"): hex, in comma-separated groups of 32 bits. */
+export function cpuMask(n: number): string {
+  let v = (1n << BigInt(n)) - 1n;
+  const digits = Math.max(1, Math.ceil(n / 4));
+  const s = v.toString(16).padStart(digits, '0');
+  const groups: string[] = [];
+  for (let end = s.length; end > 0; end -= 8) groups.unshift(s.slice(Math.max(0, end - 8), end));
+  v = 0n;
+  return groups.join(',');
+}
+
+/** A CPU list as Linux prints it ("%*pbl"): 0, or 0-N. */
+export function cpuList(n: number): string {
+  return n <= 1 ? '0' : `0-${n - 1}`;
+}
+
+/** The capability sets of a process as /proc shows them: uid 0 holds what the sandbox grants root. */
+const ROOT_CAPS = 0x5ffn; // CHOWN..SETPCAP and NET_BIND_SERVICE (see sys/caps.ts)
+
+function status(p: Kernel, tid: number): string {
   const id = p.identity;
+  const u = memUse(p);
+  const th = threadOf(p, tid);
+  const st = stateLetter(p);
+  const { ign, cgt } = sigMasks(p);
+  const caps = id.uid === 0 ? ROOT_CAPS : 0n;
+  const maxFd = Math.max(0, ...p.fds.entries().map(([fd]) => fd));
+  let fdSize = 64;
+  while (fdSize <= maxFd) fdSize *= 2;
+  const sigq = p.rlimits.get(11)?.[0] ?? Infinity;
+  const vm = (n: string, bytes: number): string => `${n}:\t${String(kb(bytes)).padStart(8)} kB\n`;
+  const mems = `${'00000000,'.repeat(31)}00000001`;
   return (
-    `Name:\t${comm(p)}\nUmask:\t${p.umask.toString(8).padStart(4, '0')}\nState:\t${state(p)} (${p.zombie ? 'zombie' : 'sleeping'})\n` +
-    `Tgid:\t${id.pid}\nPid:\t${id.pid}\nPPid:\t${ppid(p)}\n` +
+    `Name:\t${comm(p)}\nUmask:\t${p.umask.toString(8).padStart(4, '0')}\nState:\t${st} (${stateName[st]})\n` +
+    `Tgid:\t${id.pid}\nNgid:\t0\nPid:\t${tid}\nPPid:\t${ppid(p)}\nTracerPid:\t0\n` +
     `Uid:\t${id.uid}\t${id.uid}\t${id.uid}\t${id.uid}\nGid:\t${id.gid}\t${id.gid}\t${id.gid}\t${id.gid}\n` +
-    `VmSize:\t${p.zombie ? 0 : Math.round(p.space.mappedBytes() / 1024)} kB\nThreads:\t${p.zombie ? 0 : p.threadCount}\n`
+    `FDSize:\t${fdSize}\nGroups:\t${p.groups.map((g) => `${g} `).join('')}\n` +
+    `NStgid:\t${id.pid}\nNSpid:\t${tid}\nNSpgid:\t${p.pgid}\nNSsid:\t${p.sid}\n` +
+    (p.zombie
+      ? ''
+      : vm('VmPeak', Math.max(infoOf(p).peak, u.size)) + vm('VmSize', u.size) + vm('VmLck', 0) + vm('VmPin', 0) +
+        vm('VmHWM', u.anonRss + u.fileRss) + vm('VmRSS', u.anonRss + u.fileRss) +
+        `RssAnon:\t${String(kb(u.anonRss)).padStart(8)} kB\nRssFile:\t${String(kb(u.fileRss)).padStart(8)} kB\nRssShmem:\t${String(kb(u.shmem)).padStart(8)} kB\n` +
+        vm('VmData', u.data) + vm('VmStk', u.stack) + vm('VmExe', u.exe) + vm('VmLib', u.lib) + vm('VmPTE', Math.round(u.size / 512)) + vm('VmSwap', 0) +
+        `HugetlbPages:\t${String(0).padStart(8)} kB\nCoreDumping:\t0\nTHP_enabled:\t1\n`) +
+    `Threads:\t${p.zombie ? 1 : p.threadCount}\nSigQ:\t0/${Number.isFinite(sigq) ? sigq : 127431}\n` +
+    `SigPnd:\t${hex16(0n)}\nShdPnd:\t${hex16(p.signals.pending)}\nSigBlk:\t${hex16(th ? th.blocked : p.signals.blocked)}\n` +
+    `SigIgn:\t${hex16(ign)}\nSigCgt:\t${hex16(cgt)}\n` +
+    `CapInh:\t${hex16(0n)}\nCapPrm:\t${hex16(caps)}\nCapEff:\t${hex16(caps)}\nCapBnd:\t${hex16(ROOT_CAPS)}\nCapAmb:\t${hex16(0n)}\n` +
+    `NoNewPrivs:\t0\nSeccomp:\t0\nSeccomp_filters:\t0\nSpeculation_Store_Bypass:\tthread vulnerable\nSpeculationIndirectBranch:\tconditional enabled\n` +
+    `Cpus_allowed:\t${cpuMask(p.cpus)}\nCpus_allowed_list:\t${cpuList(p.cpus)}\nMems_allowed:\t${mems}\nMems_allowed_list:\t0\n` +
+    `voluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n`
   );
 }
 
-/** A readable /proc file, or null. */
-export function procFile(k: Kernel, path: string): MemFile | null {
-  const t = target(path, k);
-  let content: string | null = null;
-  if (t) {
-    const { p, rest } = t;
-    if (rest === '/cmdline') content = p.zombie ? '' : p.argv.map((a) => `${a}\0`).join('');
-    else if (rest === '/comm') content = `${comm(p)}\n`;
-    else if (rest === '/maps') content = p.zombie ? '' : maps(p);
-    else if (rest === '/stat') content = stat(p);
-    else if (rest === '/status') content = status(p);
-    else if (rest === '/mounts') content = k.root ? `/dev/root / ext4 ${k.root.readOnly ? 'ro' : 'rw'} 0 0\n` : '';
-  } else if (path === '/proc/mounts') {
-    content = k.root ? `/dev/root / ext4 ${k.root.readOnly ? 'ro' : 'rw'} 0 0\n` : '';
-  } else if (path === '/proc/meminfo') {
-    const kb = Math.round(k.space.layout.memLimit / 1024);
-    const free = Math.max(0, kb - Math.round(k.space.mappedBytes() / 1024));
-    content = `MemTotal:       ${kb} kB\nMemFree:        ${free} kB\nMemAvailable:   ${free} kB\n`;
-  } else if (path === '/proc/cpuinfo') {
-    content = Array.from({ length: k.cpus }, (_, i) => `processor\t: ${i}\nvendor_id\t: mapvisor\nmodel name\t: mapvisor vCPU\n\n`).join('');
-  } else if (path === '/proc/uptime') {
-    const up = process.uptime();
-    content = `${up.toFixed(2)} ${(up * k.cpus).toFixed(2)}\n`;
-  } else if (path === '/proc/loadavg') {
-    const n = k.procs?.live().length ?? 1;
-    content = `0.00 0.00 0.00 1/${n} ${k.threads?.nextThreadId ?? 2}\n`;
-  } else if (path === '/proc/stat') {
-    const cpus = Array.from({ length: k.cpus }, (_, i) => `cpu${i} 0 0 0 0 0 0 0 0 0 0\n`).join('');
-    content = `cpu  0 0 0 0 0 0 0 0 0 0\n${cpus}btime ${Math.floor(Date.now() / 1000 - process.uptime())}\nprocesses ${k.threads?.nextThreadId ?? 2}\nprocs_running 1\nprocs_blocked 0\n`;
-  }
-  if (content === null) return null;
-  return new MemFile(path, content, k.mem, 0x1000 + path.length);
+/** /proc/PID/stat: the 52 fields of proc(5); times mapvisor does not keep are 0. */
+function stat(p: Kernel, tid: number): string {
+  const u = memUse(p);
+  const th = threadOf(p, tid);
+  const { ign, cgt } = sigMasks(p);
+  const regions = p.zombie || p.released ? [] : p.space.regions.regions();
+  const code = regions.filter((r) => r.prot & 4 && r.path === p.exePath);
+  const stack = regions.find((r) => r.tag === 'stack');
+  const heap = regions.filter((r) => r.tag === 'heap');
+  const data = regions.filter((r) => r.path === p.exePath && r.prot & 2);
+  const started = Math.max(0, Math.round(((infoOf(p).started - bootMs()) / 1000) * CLK_TCK));
+  const rsslim = p.rlimits.get(5)?.[0] ?? Infinity;
+  const f: Array<string | number | bigint> = [
+    tid, `(${comm(p)})`, stateLetter(p), ppid(p), p.pgid, p.sid, 0, -1, 0x400000, 0, 0, 0, 0, 0, 0,
+    Math.round((p.childTimes.user / 1e6) * CLK_TCK), Math.round((p.childTimes.sys / 1e6) * CLK_TCK),
+    20 + p.nice, p.nice, p.zombie ? 1 : p.threadCount, 0, started, u.size, Math.ceil((u.anonRss + u.fileRss) / PAGE),
+    Number.isFinite(rsslim) ? rsslim : '18446744073709551615',
+    code[0]?.start ?? 0, code[code.length - 1]?.end ?? 0, stack ? stack.end - PAGE : 0, 0, 0,
+    p.signals.pending & 0x7fffffffn, (th ? th.blocked : p.signals.blocked) & 0x7fffffffn, ign & 0x7fffffffn, cgt & 0x7fffffffn,
+    0, 0, 0, p.exitSignal, 0, 0, 0, 0, 0, 0,
+    data[0]?.start ?? 0, data[data.length - 1]?.end ?? 0, heap[0]?.start ?? 0, 0, 0, 0, 0, p.zombie ? p.zombie.status : 0,
+  ];
+  return f.join(' ') + '\n';
 }
 
-/** The target of a /proc symlink (self, exe, cwd, root, fd/N), or null. */
-export function procLink(k: Kernel, path: string): string | null {
-  if (path === '/proc/self' || path === '/proc/thread-self') return path === '/proc/self' ? String(k.identity.pid) : `${k.identity.pid}/task/${k.tid}`;
-  const t = target(path, k);
-  if (!t || t.p.zombie) return null;
-  const { p, rest } = t;
-  if (rest === '/exe') return p.exePath;
-  if (rest === '/cwd') return p.cwd.path;
-  if (rest === '/root') return '/';
-  const fd = /^\/fd\/(\d+)$/.exec(rest);
-  if (fd) {
-    const f = p.fds.get(Number(fd[1]));
-    return f ? f.ops.name : null;
+function statm(p: Kernel): string {
+  const u = memUse(p);
+  const pg = (n: number): number => Math.ceil(n / PAGE);
+  return `${pg(u.size)} ${pg(u.anonRss + u.fileRss)} ${pg(u.fileRss + u.shmem)} ${pg(u.exe)} 0 ${pg(u.data + u.stack)} 0\n`;
+}
+
+/** st_dev of the disk image as stat reports it (ext4file.ts ROOT_DEV: 8:1). */
+const ROOT_MAJOR = 8;
+const ROOT_MINOR = 1;
+
+/** The file offset and inode of an image file's pages: maps shows file offsets, not image offsets. */
+function fileOffset(p: Kernel, path: string, imageOffset: number, cache: Map<string, { ino: number; runs: Array<{ offset: number; length: number; physical: number | null }> } | null>): { ino: number; offset: number } {
+  let f = cache.get(path);
+  if (f === undefined) {
+    f = null;
+    try {
+      const fs = p.root?.fs;
+      if (fs) {
+        const ino = fs.resolve(path, { cwdIno: fs.rootIno, followFinal: true });
+        f = { ino, runs: fs.fileRuns(ino, 0, Math.max(fs.stat(ino).size, 1)) };
+      }
+    } catch {
+      f = null;
+    }
+    cache.set(path, f);
   }
-  return null;
+  if (!f) return { ino: 0, offset: 0 };
+  const run = f.runs.find((r) => r.physical !== null && imageOffset >= r.physical && imageOffset < r.physical + r.length);
+  return { ino: f.ino, offset: run ? run.offset + (imageOffset - run.physical!) : 0 };
+}
+
+function maps(p: Kernel): string {
+  if (p.zombie || p.released) return '';
+  const hex = (n: number, w = 8): string => n.toString(16).padStart(w, '0');
+  const cache = new Map();
+  let out = '';
+  for (const r of p.space.regions.regions()) {
+    const perms = `${r.prot & 1 ? 'r' : '-'}${r.prot & 2 ? 'w' : '-'}${r.prot & 4 ? 'x' : '-'}${r.shared ? 's' : 'p'}`;
+    let off = 0;
+    let ino = 0;
+    if (r.path && r.backing.kind === 'file') ({ offset: off, ino } = fileOffset(p, r.path, r.backing.offset, cache));
+    else if (r.path) ino = fileOffset(p, r.path, -1, cache).ino;
+    const dev = ino ? `${hex(ROOT_MAJOR, 2)}:${hex(ROOT_MINOR, 2)}` : '00:00';
+    const name = r.path ?? (r.tag === 'stack' ? '[stack]' : r.tag === 'heap' ? '[heap]' : r.tag.startsWith('[') ? r.tag : '');
+    const head = `${hex(r.start)}-${hex(r.end)} ${perms} ${hex(off)} ${dev} ${ino}`;
+    out += name ? `${head.padEnd(72)} ${name}\n` : `${head} \n`;
+  }
+  return out;
+}
+
+function mounts(k: Kernel): string {
+  const mode = k.root?.readOnly ? 'ro' : 'rw';
+  return (
+    (k.root ? `/dev/root / ext4 ${mode},relatime 0 0\n` : '') +
+    'proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0\nsysfs /sys sysfs ro,nosuid,nodev,noexec,relatime 0 0\n'
+  );
+}
+
+function mountinfo(k: Kernel): string {
+  const mode = k.root?.readOnly ? 'ro' : 'rw';
+  return (
+    (k.root ? `21 1 ${ROOT_MAJOR}:${ROOT_MINOR} / / ${mode},relatime shared:1 - ext4 /dev/root ${mode}\n` : '') +
+    '22 21 0:22 / /proc rw,nosuid,nodev,noexec,relatime shared:12 - proc proc rw\n' +
+    '23 21 0:21 / /sys ro,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs ro\n'
+  );
+}
+
+const LIMITS: Array<[string, string]> = [
+  ['Max cpu time', 'seconds'], ['Max file size', 'bytes'], ['Max data size', 'bytes'], ['Max stack size', 'bytes'], ['Max core file size', 'bytes'],
+  ['Max resident set', 'bytes'], ['Max processes', 'processes'], ['Max open files', 'files'], ['Max locked memory', 'bytes'],
+  ['Max address space', 'bytes'], ['Max file locks', 'locks'], ['Max pending signals', 'signals'], ['Max msgqueue size', 'bytes'],
+  ['Max nice priority', ''], ['Max realtime priority', ''], ['Max realtime timeout', 'us'],
+];
+
+function limits(p: Kernel): string {
+  const v = (n: number): string => (Number.isFinite(n) ? String(n) : 'unlimited');
+  let out = `${'Limit'.padEnd(25)} ${'Soft Limit'.padEnd(20)} ${'Hard Limit'.padEnd(20)} ${'Units'.padEnd(10)}\n`;
+  LIMITS.forEach(([name, unit], r) => {
+    const [soft, hard] = p.rlimits.get(r) ?? [Infinity, Infinity];
+    out += `${name.padEnd(25)} ${v(soft).padEnd(20)} ${v(hard).padEnd(20)} ${unit ? `${unit.padEnd(10)}\n` : '\n'}`;
+  });
+  return out;
+}
+
+const cstrings = (list: readonly string[]): string => list.map((a) => `${a}\0`).join('');
+
+function fdinfo(f: OpenFile, cloexec: boolean): string {
+  const O_CLOEXEC = 0o2000000;
+  const ino = (() => {
+    try {
+      return f.ops.stat(f).ino;
+    } catch {
+      return 0;
+    }
+  })();
+  return `pos:\t${f.pos}\nflags:\t0${(f.flags | (cloexec ? O_CLOEXEC : 0)).toString(8).padStart(7, '0')}\nmnt_id:\t${f.ops.kind === 'ext4' ? 21 : 15}\nino:\t${ino}\n`;
+}
+
+/** A process's directory (tid: the thread it is about; the process itself when tid is its pid). */
+function processDir(k: Kernel, p: Kernel, tid: number, withTasks: boolean): PDir {
+  const alive = (): boolean => !p.zombie && !p.released;
+  const children: Record<string, () => PNode | null> = {
+    cgroup: () => file(() => '0::/\n'),
+    cmdline: () => file(() => (alive() ? cstrings(p.argv) : '')),
+    comm: () => file(() => `${comm(p)}\n`, 0o644),
+    cwd: () => link(() => (alive() ? p.cwd.path : null)),
+    environ: () => file(() => (alive() ? cstrings(infoOf(p).envp) : ''), 0o400),
+    exe: () => link(() => (alive() ? p.exePath : null)),
+    fd: () => fdDir(p, false),
+    fdinfo: () => fdDir(p, true),
+    limits: () => file(() => limits(p)),
+    loginuid: () => file(() => '4294967295', 0o644),
+    maps: () => file(() => maps(p)),
+    mountinfo: () => file(() => mountinfo(k)),
+    mounts: () => file(() => mounts(k)),
+    oom_score: () => file(() => '0\n'),
+    oom_score_adj: () => file(() => '0\n', 0o644),
+    root: () => link(() => (alive() ? '/' : null)),
+    sessionid: () => file(() => '4294967295'),
+    stat: () => file(() => stat(p, tid)),
+    statm: () => file(() => statm(p)),
+    status: () => file(() => status(p, tid)),
+    wchan: () => file(() => '0'),
+  };
+  if (withTasks) children.task = () => taskDir(k, p);
+  return dir(children);
+}
+
+function fdDir(p: Kernel, infos: boolean): PDir {
+  const list = (): Array<[string, number]> => (p.zombie || p.released ? [] : p.fds.entries().map(([fd]) => [String(fd), infos ? 8 : DT_LNK]));
+  return {
+    kind: 'dir',
+    mode: infos ? 0o500 : 0o500,
+    list,
+    child: (name) => {
+      if (!/^(0|[1-9]\d*)$/.test(name) || p.zombie || p.released) return null;
+      const fd = Number(name);
+      const f = p.fds.get(fd);
+      if (!f) return null;
+      if (infos) return file(() => fdinfo(f, p.fds.cloexec(fd)));
+      return { kind: 'link', target: () => f.ops.name, open: () => f };
+    },
+  };
+}
+
+function taskDir(k: Kernel, p: Kernel): PDir {
+  const tids = (): number[] => (p.zombie || p.released ? [] : p.threads ? p.threads.of(p).map((t) => t.tid).sort((a, b) => a - b) : [p.identity.pid]);
+  return {
+    kind: 'dir',
+    list: () => tids().map((t) => [String(t), DT_DIR]),
+    child: (name) => (/^\d+$/.test(name) && tids().includes(Number(name)) ? processDir(k, p, Number(name), false) : null),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// System-wide files
+
+function uptime(): number {
+  return process.uptime();
+}
+
+/** CPU time as /proc/stat counts it (USER_HZ ticks): the sandbox's own use, the rest of each CPU's time idle. */
+function systemStat(k: Kernel): string {
+  const ticks = uptime() * CLK_TCK;
+  const used = process.cpuUsage();
+  const user = Math.round((used.user / 1e6) * CLK_TCK);
+  const sys = Math.round((used.system / 1e6) * CLK_TCK);
+  const n = k.cpus;
+  const line = (name: string, u: number, s: number, idle: number): string => `${name} ${u} 0 ${s} ${Math.max(0, Math.round(idle))} 0 0 0 0 0 0\n`;
+  let out = line('cpu ', user, sys, ticks * n - user - sys);
+  for (let i = 0; i < n; i++) out += line(`cpu${i}`, Math.floor(user / n), Math.floor(sys / n), ticks - (user + sys) / n);
+  const procs = k.procs ? k.procs.live() : [k];
+  const running = Math.max(1, procs.filter((p) => !p.zombie && !p.stopped).length);
+  out += `intr 0\nctxt 0\nbtime ${Math.floor(Date.now() / 1000 - uptime())}\nprocesses ${(k.threads?.nextThreadId ?? 2) - 1}\n`;
+  out += `procs_running ${Math.min(running, n)}\nprocs_blocked 0\nsoftirq 0 0 0 0 0 0 0 0 0 0 0\n`;
+  return out;
+}
+
+function loadavg(k: Kernel): string {
+  const procs = k.procs ? k.procs.live().filter((p) => !p.zombie) : [k];
+  const threads = procs.reduce((s, p) => s + p.threadCount, 0);
+  return `0.00 0.00 0.00 1/${threads} ${(k.threads?.nextThreadId ?? 2) - 1}\n`;
+}
+
+/** The sandbox's boot id: one per VMM process, as one per boot on Linux. */
+const BOOT_ID = randomUUID();
+
+const text = (s: string | (() => string), mode = 0o444) => (): PNode => file(() => `${typeof s === 'string' ? s : s()}\n`, mode);
+
+function procSys(k: Kernel): PDir {
+  const threadsMax = Math.max(64, Math.floor(k.space.layout.memLimit / (8 * 16384)));
+  return dir({
+    fs: () =>
+      dir({
+        'file-max': text('9223372036854775807'),
+        'file-nr': text(() => `${liveProcs(k).reduce((s, p) => s + p.fds.entries().length, 0)}\t0\t9223372036854775807`),
+        inotify: () => dir({ max_queued_events: text('16384'), max_user_instances: text('128'), max_user_watches: text('65536') }),
+        nr_open: text('1048576'),
+        'pipe-max-size': text('1048576'),
+        protected_symlinks: text('1'),
+      }),
+    kernel: () =>
+      dir({
+        cap_last_cap: text('40'),
+        domainname: text(UNAME.domainname),
+        hostname: text(UNAME.nodename),
+        ngroups_max: text('65536'),
+        osrelease: text(UNAME.release),
+        ostype: text(UNAME.sysname),
+        overflowgid: text('65534'),
+        overflowuid: text('65534'),
+        perf_event_paranoid: text('2'),
+        pid_max: text('4194304'),
+        random: () =>
+          dir({
+            boot_id: text(BOOT_ID),
+            entropy_avail: text('256'),
+            poolsize: text('256'),
+            uuid: text(() => randomUUID()),
+          }),
+        randomize_va_space: text('2'),
+        sem: text('32000\t1024000000\t500\t32000'),
+        shmall: text('18446744073692774399'),
+        shmmax: text('18446744073692774399'),
+        shmmni: text('4096'),
+        'threads-max': text(String(threadsMax)),
+        version: text(UNAME.version),
+        yama: () => dir({ ptrace_scope: text('1') }),
+      }),
+    net: () =>
+      dir({
+        core: () => dir({ somaxconn: text('4096') }),
+        ipv4: () => dir({ ip_local_port_range: text('32768\t60999'), tcp_fin_timeout: text('60') }),
+      }),
+    vm: () =>
+      dir({
+        max_map_count: text('65530'),
+        nr_hugepages: text('0'),
+        overcommit_memory: text('0'),
+        overcommit_ratio: text('50'),
+        swappiness: text('60'),
+      }),
+  });
+}
+
+/** A process by pid, or the process a thread id belongs to (Linux lets /proc/TID be opened too). */
+function processOf(k: Kernel, id: number): Kernel | null {
+  if (id === k.identity.pid) return k;
+  const p = k.procs?.get(id);
+  if (p) return p;
+  const t = k.threads?.byTid.get(id);
+  return t ? t.k : null;
+}
+
+function procRoot(k: Kernel): PDir {
+  const pids = (): number[] => (k.procs ? [...k.procs.byPid.keys()].sort((a, b) => a - b) : [k.identity.pid]);
+  return dir(
+    {
+      cpuinfo: () => file(() => cpuinfoText(k.cpus)),
+      filesystems: () => file(() => 'nodev\tsysfs\nnodev\ttmpfs\nnodev\tproc\nnodev\tpipefs\nnodev\tsockfs\n\text4\n'),
+      loadavg: () => file(() => loadavg(k)),
+      meminfo: () => file(() => meminfo(k)),
+      mounts: () => link(() => 'self/mounts'),
+      self: () => link(() => String(k.identity.pid)),
+      stat: () => file(() => systemStat(k)),
+      swaps: () => file(() => 'Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n'),
+      sys: () => procSys(k),
+      'thread-self': () => link(() => `${k.identity.pid}/task/${k.tid}`),
+      uptime: () => file(() => {
+        const up = uptime();
+        return `${up.toFixed(2)} ${Math.max(0, up * k.cpus - process.cpuUsage().user / 1e6).toFixed(2)}\n`;
+      }),
+      version: () => file(() => `Linux version ${UNAME.release} (root@mapvisor) (mapvisor) ${UNAME.version}\n`),
+    },
+    {
+      list: () => pids().map((p) => [String(p), DT_DIR]),
+      child: (name) => {
+        if (!/^[1-9]\d*$/.test(name)) return null;
+        const id = Number(name);
+        const p = processOf(k, id);
+        if (!p) return null;
+        // /proc/TID of a thread that is not the leader: the thread's view (Linux's hidden tid entries).
+        return processDir(k, p, id, true);
+      },
+    },
+  );
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The interface the file system calls use (sys/fs.ts, exec.ts)
+
+/** Resolve a path under /proc or /sys (links in the middle followed; the last one when `follow`). */
+export function pseudoWalk(k: Kernel, abs: string, follow: boolean): WalkResult | number {
+  return walk({ proc: () => procRoot(k), sys: () => sysRoot(k) }, abs, follow);
+}
+
+function nodeAt(k: Kernel, path: string): { node: PNode; path: string } | null {
+  const w = pseudoWalk(k, path, false);
+  return typeof w === 'number' || w.kind !== 'node' ? null : w;
+}
+
+/** A readable /proc or /sys file, or null. */
+export function procFile(k: Kernel, path: string): MemFile | null {
+  const n = nodeAt(k, path);
+  if (!n || n.node.kind !== 'file') return null;
+  return new PseudoFile(n.path, n.node.read(), k, nodeStat(n.path, n.node));
+}
+
+/** The target of a /proc symlink (self, exe, cwd, root, fd/N, mounts), or null. */
+export function procLink(k: Kernel, path: string): string | null {
+  const n = nodeAt(k, path);
+  return n && n.node.kind === 'link' ? n.node.target() : null;
 }
 
 export interface ProcEntry {
@@ -118,35 +599,38 @@ export interface ProcEntry {
   /** DT_DIR, DT_REG or DT_LNK */
   type: number;
 }
-const DT_DIR = 4;
-const DT_REG = 8;
-const DT_LNK = 10;
 
-/** The entries of a /proc directory, or null when `path` is not one. */
+/** The entries of a /proc or /sys directory, or null when `path` is not one. */
 export function procDirEntries(k: Kernel, path: string): ProcEntry[] | null {
-  if (path === '/proc') {
-    const pids = k.procs ? [...k.procs.byPid.keys()].sort((a, b) => a - b) : [k.identity.pid];
-    return [
-      ...pids.map((pid) => ({ name: String(pid), type: DT_DIR })),
-      { name: 'self', type: DT_LNK },
-      { name: 'thread-self', type: DT_LNK },
-      ...['cpuinfo', 'loadavg', 'meminfo', 'mounts', 'stat', 'uptime'].map((name) => ({ name, type: DT_REG })),
-    ];
-  }
-  const t = target(path, k);
-  if (!t) return null;
-  if (t.rest === '') {
-    return [
-      ...['cmdline', 'comm', 'maps', 'mounts', 'stat', 'status'].map((name) => ({ name, type: DT_REG })),
-      ...['cwd', 'exe', 'root'].map((name) => ({ name, type: DT_LNK })),
-      { name: 'fd', type: DT_DIR },
-    ];
-  }
-  if (t.rest === '/fd') return t.p.zombie ? [] : t.p.fds.entries().map(([fd]) => ({ name: String(fd), type: DT_LNK }));
-  return null;
+  const n = nodeAt(k, path);
+  if (!n || n.node.kind !== 'dir') return null;
+  return n.node.list().map(([name, type]) => ({ name, type }));
 }
 
-/** An open /proc directory: its entries as they were when it was opened. */
+/** stat of a /proc or /sys path (not following a final link), or -errno. */
+export function procStat(k: Kernel, path: string): StatInfo | number {
+  const w = pseudoWalk(k, path, false);
+  if (typeof w === 'number') return w;
+  if (w.kind !== 'node') return -E.ENOENT;
+  return nodeStat(w.path, w.node);
+}
+
+/** A /proc or /sys file as an open file: its content as it was at open, its stat as Linux gives it. */
+class PseudoFile extends MemFile {
+  constructor(
+    name: string,
+    content: string | Uint8Array,
+    k: Kernel,
+    private readonly st: StatInfo,
+  ) {
+    super(name, content, k.mem, st.ino);
+  }
+  override stat(): StatInfo {
+    return this.st;
+  }
+}
+
+/** An open /proc or /sys directory: its entries as they were when it was opened. */
 export class ProcDir implements FileOps {
   readonly kind = 'procdir';
   constructor(
@@ -156,8 +640,11 @@ export class ProcDir implements FileOps {
   read(): number {
     return -E.EISDIR;
   }
+  write(): number {
+    return -E.EISDIR;
+  }
   stat(_f: OpenFile): StatInfo {
-    return procDirStat();
+    return nodeStat(this.name, { kind: 'dir', list: () => [], child: () => null });
   }
 }
 

@@ -1,0 +1,127 @@
+/**
+ * /sys as runtimes read it to size themselves: the CPUs (/sys/devices/system/cpu: online, possible,
+ * present, cpuN/ with its topology), the one NUMA node, and transparent huge pages' settings (Go reads
+ * hpage_pmd_size). Every CPU figure is --cpus, as sched_getaffinity, /proc/cpuinfo and /proc/stat say:
+ * glibc's get_nprocs reads `online`, get_nprocs_conf counts the cpuN directories, libuv's uv_cpu_info
+ * reads cpuN/cpufreq/scaling_cur_freq. /sys/fs/cgroup is absent (no cgroup limits: the sandbox's own
+ * --cpus and --mem are the machine's size). Attribute files are 0444 and 4096 bytes, as sysfs shows them.
+ */
+import type { Kernel } from '../kernel.js';
+import { cpuMhz } from './cpuinfo.js';
+import { dir, file, link, type PDir, type PNode } from './pseudo.js';
+
+const attr = (s: string | (() => string)) => (): PNode => file(() => `${typeof s === 'string' ? s : s()}\n`, 0o444, 4096);
+
+/** A CPU list as Linux prints it: 0, or 0-N. */
+const cpuRange = (n: number): string => (n <= 1 ? '0' : `0-${n - 1}`);
+/** A cpumask as sysfs prints it: hex in groups of 32 bits. */
+function mask(bits: bigint, n: number): string {
+  const s = bits.toString(16).padStart(Math.max(1, Math.ceil(n / 4)), '0');
+  const groups: string[] = [];
+  for (let end = s.length; end > 0; end -= 8) groups.unshift(s.slice(Math.max(0, end - 8), end));
+  return groups.join(',');
+}
+
+function cpuDir(k: Kernel, i: number): PDir {
+  const n = k.cpus;
+  const all = (1n << BigInt(n)) - 1n;
+  const children: Record<string, () => PNode | null> = {
+    topology: () =>
+      dir({
+        cluster_cpus: attr(mask(all, n)),
+        cluster_cpus_list: attr(cpuRange(n)),
+        cluster_id: attr('0'),
+        core_cpus: attr(mask(1n << BigInt(i), n)),
+        core_cpus_list: attr(String(i)),
+        core_id: attr(String(i)),
+        core_siblings: attr(mask(all, n)),
+        core_siblings_list: attr(cpuRange(n)),
+        die_cpus: attr(mask(all, n)),
+        die_cpus_list: attr(cpuRange(n)),
+        die_id: attr('0'),
+        package_cpus: attr(mask(all, n)),
+        package_cpus_list: attr(cpuRange(n)),
+        physical_package_id: attr('0'),
+        thread_siblings: attr(mask(1n << BigInt(i), n)),
+        thread_siblings_list: attr(String(i)),
+      }),
+    node0: () => link(() => '../../node/node0'),
+  };
+  const mhz = cpuMhz();
+  if (mhz > 0) {
+    const khz = String(Math.round(mhz * 1000));
+    children.cpufreq = () => dir({ cpuinfo_cur_freq: attr(khz), cpuinfo_max_freq: attr(khz), cpuinfo_min_freq: attr(khz), scaling_cur_freq: attr(khz) });
+  }
+  // As on x86 Linux, the boot CPU cannot go offline and has no `online` file.
+  if (i > 0) children.online = attr('1');
+  return dir(children);
+}
+
+function cpusDir(k: Kernel): PDir {
+  const n = k.cpus;
+  return dir(
+    {
+      isolated: attr(''),
+      kernel_max: attr('8191'),
+      offline: attr(''),
+      online: attr(cpuRange(n)),
+      possible: attr(cpuRange(n)),
+      present: attr(cpuRange(n)),
+      smt: () => dir({ active: attr('0'), control: attr('notsupported') }),
+    },
+    {
+      list: () => Array.from({ length: n }, (_, i) => [`cpu${i}`, 4] as [string, number]),
+      child: (name) => {
+        const m = /^cpu(0|[1-9]\d*)$/.exec(name);
+        return m && Number(m[1]) < n ? cpuDir(k, Number(m[1])) : null;
+      },
+    },
+  );
+}
+
+function nodeDir(k: Kernel): PDir {
+  const n = k.cpus;
+  const totalKb = Math.round(k.space.layout.memLimit / 1024);
+  return dir({
+    has_cpu: attr('0'),
+    has_memory: attr('0'),
+    has_normal_memory: attr('0'),
+    node0: () =>
+      dir({
+        cpulist: attr(cpuRange(n)),
+        cpumap: attr(mask((1n << BigInt(n)) - 1n, n)),
+        distance: attr('10'),
+        meminfo: attr(() => `Node 0 MemTotal:       ${String(totalKb).padStart(8)} kB`),
+      }),
+    online: attr('0'),
+    possible: attr('0'),
+  });
+}
+
+/** The root of /sys for process `k`. */
+export function sysRoot(k: Kernel): PDir {
+  return dir({
+    block: () => dir({}),
+    bus: () => dir({}),
+    class: () => dir({}),
+    dev: () => dir({}),
+    devices: () => dir({ system: () => dir({ cpu: () => cpusDir(k), node: () => nodeDir(k) }) }),
+    firmware: () => dir({}),
+    fs: () => dir({}),
+    kernel: () =>
+      dir({
+        mm: () =>
+          dir({
+            transparent_hugepage: () =>
+              dir({
+                defrag: attr('always defer defer+madvise [madvise] never'),
+                enabled: attr('always [madvise] never'),
+                hpage_pmd_size: attr('2097152'),
+                shmem_enabled: attr('always within_size advise [never] deny force'),
+              }),
+          }),
+      }),
+    module: () => dir({}),
+    power: () => dir({}),
+  });
+}
