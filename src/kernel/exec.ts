@@ -5,6 +5,9 @@
  * first program was loaded. `#!` scripts run their interpreter with at most one argument, as Linux's
  * binfmt_script does.
  */
+import { capsExec } from './sys/caps.js';
+import { pkeyExec } from './sys/mm.js';
+import { rseqForget } from './sys/rseq.js';
 import { randomBytes } from 'node:crypto';
 import { E } from '../abi/errno.js';
 import { ExecError } from '../errors.js';
@@ -217,6 +220,10 @@ export function execve(k: Kernel, cpu: Context, dirfd: number, pathAddr: number,
     me.robustList = 0;
     me.altStack = { sp: 0n, flags: 2, size: 0n };
   }
+  capsExec(k);
+  pkeyExec(k.space);
+  rseqForget(cpu); // the new program has no rseq area (nor has the context a vfork child's thread moved to)
+  rseqForget(me?.cpu);
   k.execCount++;
   procs?.releaseVforkParent(k);
   return { kind: 'resume' };

@@ -32,6 +32,8 @@ import { procSyscalls } from './sys/procs.js';
 import { itimerSyscalls } from './sys/itimer.js';
 import { netSyscalls } from './sys/net.js';
 import { sendfileSyscalls } from './sys/sendfile.js';
+import { capsSyscalls } from './sys/caps.js';
+import { rseqSyscalls } from './sys/rseq.js';
 import { Network } from './net/network.js';
 import { SYS } from '../abi/sysno.js';
 
@@ -63,7 +65,7 @@ export type Rlimits = Map<number, [number, number]>;
 
 function buildTable(): SyscallHandler[] {
   const table: SyscallHandler[] = [];
-  const tables: SyscallTable[] = [ioSyscalls, fsSyscalls, mmSyscalls, processSyscalls, timeSyscalls, signalSyscalls, shmSyscalls, procSyscalls, itimerSyscalls, netSyscalls, sendfileSyscalls];
+  const tables: SyscallTable[] = [ioSyscalls, fsSyscalls, mmSyscalls, processSyscalls, timeSyscalls, signalSyscalls, shmSyscalls, procSyscalls, itimerSyscalls, netSyscalls, sendfileSyscalls, capsSyscalls, rseqSyscalls];
   for (const t of tables) {
     for (const [name, handler] of Object.entries(t)) {
       const nr = (SYS as Record<string, number>)[name];

@@ -9,6 +9,7 @@ import type { Context } from '../platform/platform.js';
 import { FXSAVE_SIZE } from '../platform/regs.js';
 import type { Kernel } from './kernel.js';
 import type { SigAction } from './signal-state.js';
+import { rseqNotifyResume } from './sys/rseq.js';
 
 /** struct sigcontext (64-bit): general registers in this order, then cs/gs/fs/ss, err, trapno, oldmask, cr2, fpstate. */
 const SC_REGS = ['r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15', 'rdi', 'rsi', 'rbp', 'rbx', 'rdx', 'rax', 'rcx', 'rsp', 'rip', 'rflags'] as const;
@@ -78,6 +79,8 @@ function onAltStack(k: Kernel, sp: number): boolean {
  * (a bad stack): the caller then kills the program with SIGSEGV, as Linux does.
  */
 export function deliverSignal(k: Kernel, cpu: Context, sig: number, act: SigAction, info: SigInfo, savedMask: bigint | null = null): boolean {
+  // An interrupted rseq critical section restarts at its abort_ip: the frame saves that (rseq_signal_deliver).
+  if (!rseqNotifyResume(k, cpu)) return false;
   const userSp = cpu.reg('rsp');
   const alt = k.signals.altStack;
   let sp: number;

@@ -11,6 +11,7 @@ import { defaultAction } from '../abi/signals.js';
 import { SIG_DFL, SIG_IGN } from './signal-state.js';
 import { BUS_ADRERR, FPE_INTDIV, ILL_ILLOPN, SEGV_ACCERR, SEGV_MAPERR, SI_TKILL, TRAP_BRKPT, deliverSignal, type SigInfo } from './signal-frame.js';
 import type { Context, Exit } from '../platform/platform.js';
+import { rseqNotifyResume } from './sys/rseq.js';
 import type { Kernel } from './kernel.js';
 
 export type TaskEnd =
@@ -256,6 +257,8 @@ export function handleExit(k: Kernel, cpu: Context, exit: Exit): ExitResult | nu
     }
     case 'interrupted': {
       if (k.stop.stopForGood?.() ?? k.stop.stopRequested()) return { kind: 'stopped' };
+      // The thread was preempted: an rseq critical section it was in restarts at its abort_ip.
+      if (!rseqNotifyResume(k, cpu)) return { kind: 'killed', signal: SIG.SIGSEGV, reason: 'SIGSEGV: an invalid rseq critical-section descriptor (rseq_cs) or rseq area' };
       const end = hostSignals(k, cpu);
       if (end) return end;
       // A kick for a signal another process sent: deliver it at this boundary.

@@ -2,7 +2,7 @@
 import { E } from '../../abi/errno.js';
 import * as libc from '../../host/libc.js';
 import { PAGE_SIZE } from '../../platform/layout.js';
-import { pageUp } from '../../mm/space.js';
+import { pageUp, type AddressSpace } from '../../mm/space.js';
 import type { SyscallTable } from '../types.js';
 import type { Kernel } from '../kernel.js';
 import { Device } from '../files/devices.js';
@@ -118,6 +118,17 @@ function mapFile(
 /** Region tag of the pages of a file mapping that lie past the end of the file. */
 export const BEYOND_EOF = 'beyond-eof';
 
+/** Address spaces whose pkey_alloc took key 0 (see pkey_alloc). */
+const pkeyZeroTaken = new WeakSet<AddressSpace>();
+/** fork: the child's address space is a copy of the parent's, its protection-key map included. */
+export function pkeyFork(parent: AddressSpace, child: AddressSpace): void {
+  if (parent !== child && pkeyZeroTaken.has(parent)) pkeyZeroTaken.add(child);
+}
+/** exec: a new address space (the object is reused). */
+export function pkeyExec(space: AddressSpace): void {
+  pkeyZeroTaken.delete(space);
+}
+
 export const mmSyscalls: SyscallTable = {
   mmap: (k, a) => {
     const addr = a.u64(0);
@@ -172,6 +183,33 @@ export const mmSyscalls: SyscallTable = {
     const len = a.u64(1);
     if (!Number.isSafeInteger(len) || len > k.space.layout.size) return -E.ENOMEM;
     return k.space.protect(a.u64(0), len, prot & 7);
+  },
+  // Protection keys, as Linux answers on a CPU without PKU (no OSPKE): arch_max_pkey() is 1 and the
+  // allocation map starts empty, so the first pkey_alloc takes key 0, fails to set its rights (EINVAL)
+  // and cannot give it back (key 0 is never freed): every later pkey_alloc of that address space is
+  // ENOSPC (a fork's child inherits that; an exec starts afresh). No key can be named: pkey_free and
+  // pkey_mprotect with a key are EINVAL; pkey_mprotect with key -1 is mprotect.
+  pkey_alloc: (k, a) => {
+    const PKEY_ACCESS_MASK = 3; // PKEY_DISABLE_ACCESS | PKEY_DISABLE_WRITE
+    if (a.u64(0) !== 0 || a.u64(1) & ~PKEY_ACCESS_MASK) return -E.EINVAL;
+    if (pkeyZeroTaken.has(k.space)) return -E.ENOSPC;
+    pkeyZeroTaken.add(k.space);
+    return -E.EINVAL;
+  },
+  pkey_free: () => -E.EINVAL,
+  pkey_mprotect: (k, a, cpu) => {
+    if (a.i32(3) === -1) return mmSyscalls.mprotect!(k, a, cpu);
+    // do_mprotect_pkey's checks before the key's, in its order.
+    const start = a.u64(0);
+    const prot = a.i32(2);
+    if ((prot & PROT_GROWSDOWN) !== 0 && (prot & PROT_GROWSUP) !== 0) return -E.EINVAL;
+    if (start % PAGE_SIZE) return -E.EINVAL;
+    const len = a.u64(1);
+    if (len === 0) return 0;
+    const end = start + pageUp(len);
+    if (!Number.isSafeInteger(end) || end <= start) return -E.ENOMEM;
+    if (prot & ~(libc.PROT_READ | libc.PROT_WRITE | libc.PROT_EXEC | PROT_GROWSDOWN | PROT_GROWSUP)) return -E.EINVAL;
+    return -E.EINVAL; // the key is not allocated
   },
   mremap: (k, a) => {
     const flags = a.i32(3);

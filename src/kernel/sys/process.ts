@@ -1,4 +1,6 @@
 /** Process-level system calls: exit, identity, uname, limits, TLS (arch_prctl), CPU affinity, futex. */
+import { capbsetRead } from './caps.js';
+import { processCpu } from './rseq.js';
 import { napUntil } from '../nap.js';
 import { E } from '../../abi/errno.js';
 import * as libc from '../../host/libc.js';
@@ -252,7 +254,7 @@ export const processSyscalls: SyscallTable = {
     return -E.EINVAL;
   },
   getcpu: (k, a) => {
-    if (a.u64(0)) k.mem.writeU32(a.u64(0), 0);
+    if (a.u64(0)) k.mem.writeU32(a.u64(0), processCpu(k));
     if (a.u64(1)) k.mem.writeU32(a.u64(1), 0);
     return 0;
   },
@@ -273,7 +275,10 @@ export const processSyscalls: SyscallTable = {
     const PR_GET_NAME = 16;
     const PR_SET_NO_NEW_PRIVS = 38;
     const PR_GET_NO_NEW_PRIVS = 39;
+    const PR_CAPBSET_READ = 23;
     switch (a.i32(0)) {
+      case PR_CAPBSET_READ:
+        return capbsetRead(a.u64(1));
       case PR_SET_NAME: {
         const name = k.mem.readCStringBytes(a.u64(1), 16);
         k.threadName = new TextDecoder().decode(name ?? k.mem.read(a.u64(1), 15));

@@ -3,6 +3,9 @@
  * process tree (getppid, process groups, sessions), kill and friends across processes, and the
  * waits for a signal (rt_sigsuspend, pause). The process model itself is procs.ts.
  */
+import { CAP, capable, capsFork, capsSetuid } from './caps.js';
+import { rseqFork, rseqForget } from './rseq.js';
+import { pkeyFork } from './mm.js';
 import { E } from '../../abi/errno.js';
 import { procFork } from '../vfs/proc.js';
 import { NSIG, SIG } from '../../abi/signals.js';
@@ -131,6 +134,9 @@ export function forkProcess(k: Kernel, cpu: Context, args: CloneArgs & { exitSig
   parent.children.add(child);
   procs.add(child);
   const t = threads.addProcess(child, made.cpu, k.signals.blocked);
+  capsFork(k, child);
+  rseqFork(cpu, made.cpu, (f & CLONE_VM) !== 0);
+  pkeyFork(k.space, made.space);
   if (f & CLONE_CHILD_CLEARTID) t.clearTid = args.ctid;
   if (f & CLONE_PARENT_SETTID) k.mem.writeU32(args.ptid, pid);
   if (f & CLONE_CHILD_SETTID) {
@@ -153,6 +159,7 @@ function clone(k: Kernel, cpu: Context, args: CloneArgs & { exitSignal: number }
     if (args.exitSignal !== 0) return -E.EINVAL;
     const wasThreaded = k.threads.threaded;
     const r = k.threads.clone(k, args);
+    if (typeof r === 'number' && r > 0) rseqForget(k.threads.byTid.get(r)?.cpu); // a new thread has no rseq area
     if (typeof r === 'number' && r > 0 && !wasThreaded) return { kind: 'threaded', result: r };
     return r;
   }
@@ -345,10 +352,12 @@ function setIds(k: Kernel, which: 'uid' | 'gid', ids: number[]): number {
   const cur = k.identity[which];
   const given = ids.filter((v) => v !== ID_UNCHANGED);
   if (given.some((v) => v < 0 || v > 0xfffffffe)) return -E.EINVAL;
-  if (k.identity.uid !== 0 && given.some((v) => v !== cur)) return -E.EPERM;
+  if (!capable(k, which === 'uid' ? CAP.SETUID : CAP.SETGID) && given.some((v) => v !== cur)) return -E.EPERM;
   // The effective id is what the process acts as: the second of (r, e, s), else the first given.
   const next = ids.length >= 2 && ids[1] !== ID_UNCHANGED ? ids[1]! : given[0];
+  const oldUid = k.identity.uid;
   if (next !== undefined) k.identity[which] = next;
+  if (which === 'uid') capsSetuid(k, oldUid);
   return 0;
 }
 
@@ -380,7 +389,7 @@ export const procSyscalls: SyscallTable = {
   setgroups: (k, a) => {
     const size = a.i32(0);
     if (size < 0 || size > 65536) return -E.EINVAL;
-    if (k.identity.uid !== 0) return -E.EPERM;
+    if (!capable(k, CAP.SETGID)) return -E.EPERM;
     const groups: number[] = [];
     for (let i = 0; i < size; i++) groups.push(k.mem.readU32(a.u64(1) + 4 * i));
     k.groups = groups;
