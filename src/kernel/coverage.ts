@@ -36,8 +36,8 @@ const IMAGE_ONLY = 'only files of the disk image';
 
 export const COVERAGE: Partial<Record<SyscallName, Coverage>> = {
   // ---- files and file descriptors (sys/fs.ts, sys/io.ts, sys/sendfile.ts)
-  open: { status: 'partial', missing: `${NO_PERMISSION_CHECKS}; O_TMPFILE is not supported (EISDIR); device nodes on the image answer ENXIO (the kernel's own /dev has null, zero, full, random and urandom); /proc files are read-only (EACCES for write or O_CREAT)` },
-  openat: { status: 'partial', missing: `as open; dirfd must be a directory of the image (a /proc directory: ENOTDIR)` },
+  open: { status: 'partial', missing: `${NO_PERMISSION_CHECKS}; O_TMPFILE is not supported (EISDIR); device nodes on the image answer ENXIO (the kernel's own /dev has null, zero, full, random and urandom); /proc and /sys are read-only (EACCES for write access or O_CREAT)` },
+  openat: { status: 'partial', missing: 'as open' },
   creat: { status: 'partial', missing: NO_PERMISSION_CHECKS },
   access: { status: 'partial', missing: 'only the execute bit and a read-only image (EROFS for W_OK) are checked: the program is treated as root' },
   faccessat: { status: 'partial', missing: 'as access' },
@@ -54,12 +54,12 @@ export const COVERAGE: Partial<Record<SyscallName, Coverage>> = {
   fallocate: { status: 'partial', missing: `${IMAGE_ONLY} (other fds: ENODEV); modes other than FALLOC_FL_KEEP_SIZE (punch hole, zero, collapse, insert range) answer EOPNOTSUPP` },
   lseek: { status: 'partial', missing: 'SEEK_DATA/SEEK_HOLE see no holes (the whole file is data); on devices every seek answers 0' },
   statx: { status: 'partial', missing: 'the mask and AT_STATX_* sync flags are ignored: always the basic stats (plus btime where the image has it); stx_attributes, stx_mnt_id and the direct-I/O fields are zero' },
-  statfs: { status: 'partial', missing: 'anything outside the image (/dev, /proc, and everything without an image) reports procfs\'s magic and sizes' },
-  fstatfs: { status: 'partial', missing: 'fds that are not files of the image (pipes, sockets, devices, /proc) report procfs\'s magic and sizes' },
+  statfs: { status: 'partial', missing: 'anything outside the image (/dev, /proc, /sys, and everything without an image) reports procfs\'s magic and sizes' },
+  fstatfs: { status: 'partial', missing: 'fds that are not files of the image (pipes, sockets, devices, /proc, /sys) report procfs\'s magic and sizes' },
   mknod: { status: 'partial', missing: 'character and block device nodes answer EPERM (as for an unprivileged user namespace); FIFOs, sockets and regular files are made' },
   mknodat: { status: 'partial', missing: 'as mknod' },
   renameat2: { status: 'partial', missing: 'RENAME_WHITEOUT answers EINVAL' },
-  chdir: { status: 'partial', missing: 'only directories of the image: /proc directories answer EACCES' },
+  chdir: { status: 'partial', missing: 'only directories of the image: /proc and /sys directories answer EACCES' },
   fchdir: { status: 'partial', missing: 'only directories of the image (other fds: ENOTDIR)' },
   sync_file_range: { status: 'partial', missing: 'the range and flags are ignored: the whole image is synced' },
   fcntl: {
@@ -80,6 +80,12 @@ export const COVERAGE: Partial<Record<SyscallName, Coverage>> = {
   epoll_wait: { status: 'partial', missing: 'edge-triggered interest is reported as level-triggered' },
   epoll_pwait: { status: 'partial', missing: `${SIGMASK_IGNORED}; edge-triggered interest is reported as level-triggered` },
   epoll_pwait2: { status: 'partial', missing: `${SIGMASK_IGNORED}; edge-triggered interest is reported as level-triggered` },
+  setxattr: { status: 'refused', errno: 'EOPNOTSUPP', why: 'attributes are not written into the image (Linux\'s answer where a file system does not support one; ls and cp -a then fall back to the mode bits), after the checks Linux makes first (EINVAL, ERANGE, E2BIG, EROFS, EEXIST, ENODATA)' },
+  lsetxattr: { status: 'refused', errno: 'EOPNOTSUPP', why: 'as setxattr' },
+  fsetxattr: { status: 'refused', errno: 'EOPNOTSUPP', why: 'as setxattr' },
+  removexattr: { status: 'refused', errno: 'EOPNOTSUPP', why: 'as setxattr' },
+  lremovexattr: { status: 'refused', errno: 'EOPNOTSUPP', why: 'as setxattr' },
+  fremovexattr: { status: 'refused', errno: 'EOPNOTSUPP', why: 'as setxattr' },
   sendfile: { status: 'partial', missing: 'in_fd must be a regular file of the image (else EINVAL, as Linux); out_fd may be a socket, a file of the image or a standard stream: a pipe, eventfd or device answers EINVAL' },
   timerfd_settime: { status: 'partial', missing: 'TFD_TIMER_CANCEL_ON_SET is accepted and ignored' },
 
