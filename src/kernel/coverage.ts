@@ -97,7 +97,7 @@ export const COVERAGE: Partial<Record<SyscallName, Coverage>> = {
   },
   mprotect: { status: 'partial', missing: 'PROT_GROWSDOWN/PROT_GROWSUP are accepted and ignored; on the process platform, adding write access to a MAP_SHARED mapping of the image answers EACCES' },
   mremap: { status: 'partial', missing: 'MREMAP_DONTUNMAP answers EINVAL' },
-  pkey_alloc: { status: 'refused', errno: 'ENOSPC', why: 'no protection keys, as Linux answers on a CPU without PKU (invalid flags or access rights: EINVAL)' },
+  pkey_alloc: { status: 'refused', errno: 'EINVAL', why: 'no protection keys, as Linux answers on a CPU without PKU: the first call EINVAL (it takes key 0 and cannot set its rights), every later one in the same address space ENOSPC' },
   pkey_free: { status: 'refused', errno: 'EINVAL', why: 'no key can have been allocated (pkey_alloc is refused)' },
   pkey_mprotect: { status: 'partial', missing: 'with key -1 it is mprotect; any other key answers EINVAL (no key can have been allocated)' },
   madvise: {
@@ -152,7 +152,7 @@ export const COVERAGE: Partial<Record<SyscallName, Coverage>> = {
   sched_getaffinity: { status: 'partial', missing: 'the caller\'s own threads only (another process: ESRCH); every thread may run on all --cpus CPUs' },
   sched_setaffinity: { status: 'partial', missing: 'the mask is checked and not applied; the caller\'s own threads only (another process: ESRCH)' },
   getcpu: { status: 'partial', missing: 'always answers CPU 0, node 0' },
-  rseq: { status: 'partial', missing: 'cpu_id is always 0 (getcpu\'s CPU), on every vCPU; a critical section restarts only when a signal delivery interrupts it: preemption and migration are not events here' },
+  rseq: { status: 'partial', missing: 'cpu_id is 0 on every vCPU (getcpu\'s CPU), so per-CPU data guarded by rseq is safe only when one thread runs guest code at a time (--cpus 1); the original 32-byte struct rseq only, as Linux 6.1 (a larger rseq_len: EINVAL)' },
   capget: { status: 'partial', missing: 'capabilities are kept per process (Linux: per thread); uid 0 holds only those the sandbox honours (its bounding set: CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID, CAP_KILL, CAP_SETGID, CAP_SETUID, CAP_SETPCAP, CAP_NET_BIND_SERVICE)' },
   capset: { status: 'partial', missing: 'as capget; the caller only (another pid: EPERM, as Linux); no file capabilities, ambient set or SECBIT_KEEP_CAPS' },
   membarrier: { status: 'partial', missing: 'QUERY reports GLOBAL, PRIVATE_EXPEDITED and REGISTER_PRIVATE_EXPEDITED, which succeed without interrupting other threads; the other commands answer EINVAL' },
