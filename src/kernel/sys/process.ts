@@ -5,6 +5,7 @@ import { napUntil } from '../nap.js';
 import { E } from '../../abi/errno.js';
 import * as libc from '../../host/libc.js';
 import type { Kernel } from '../kernel.js';
+import { memoryFigures } from '../vfs/proc.js';
 import type { SyscallArgs, SyscallResult, SyscallTable } from '../types.js';
 
 const ARCH_SET_GS = 0x1001;
@@ -216,10 +217,12 @@ export const processSyscalls: SyscallTable = {
     // struct sysinfo: uptime, loads[3], totalram, freeram, sharedram, bufferram, totalswap, freeswap, procs, ..., mem_unit
     const b = new Uint8Array(112);
     const dv = new DataView(b.buffer);
-    const total = k.space.layout.memLimit;
+    // The memory figures /proc/meminfo gives (free(1) and busybox free must agree).
+    const m = memoryFigures(k);
     dv.setBigInt64(0, BigInt(Math.floor(process.uptime())), true);
-    dv.setBigUint64(32, BigInt(total), true);
-    dv.setBigUint64(40, BigInt(Math.max(0, total - k.space.mappedBytes())), true);
+    dv.setBigUint64(32, BigInt(m.total), true);
+    dv.setBigUint64(40, BigInt(m.free), true);
+    dv.setBigUint64(48, BigInt(m.shmem), true);
     dv.setUint16(80, k.threads?.count ?? 1, true);
     dv.setUint32(104, 1, true); // mem_unit
     k.mem.write(a.u64(0), b);

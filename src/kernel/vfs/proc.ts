@@ -458,6 +458,26 @@ function systemStat(k: Kernel): string {
   return out;
 }
 
+/** /proc/vmstat: the page counts of meminfo, in pages; event counters the sandbox does not keep are 0. */
+function vmstat(k: Kernel): string {
+  const m = memoryFigures(k);
+  const pg = (n: number): number => Math.floor(n / PAGE);
+  const rows: Array<[string, number]> = [
+    ['nr_free_pages', pg(m.free)], ['nr_zone_inactive_anon', 0], ['nr_zone_active_anon', pg(m.anon)], ['nr_zone_inactive_file', pg(m.cached) - Math.floor(pg(m.cached) / 2)],
+    ['nr_zone_active_file', Math.floor(pg(m.cached) / 2)], ['nr_zone_unevictable', 0], ['nr_zone_write_pending', 0], ['nr_mlock', 0], ['nr_bounce', 0],
+    ['nr_free_cma', 0], ['numa_hit', 0], ['numa_miss', 0], ['numa_foreign', 0], ['numa_interleave', 0], ['numa_local', 0], ['numa_other', 0],
+    ['nr_inactive_anon', 0], ['nr_active_anon', pg(m.anon)], ['nr_inactive_file', pg(m.cached) - Math.floor(pg(m.cached) / 2)], ['nr_active_file', Math.floor(pg(m.cached) / 2)],
+    ['nr_unevictable', 0], ['nr_slab_reclaimable', 0], ['nr_slab_unreclaimable', 0], ['nr_isolated_anon', 0], ['nr_isolated_file', 0],
+    ['nr_anon_pages', pg(m.anon)], ['nr_mapped', pg(m.cached)], ['nr_file_pages', pg(m.cached)], ['nr_dirty', 0], ['nr_writeback', 0],
+    ['nr_shmem', pg(m.shmem)], ['nr_anon_transparent_hugepages', 0], ['nr_kernel_stack', 0], ['nr_page_table_pages', pg(m.pageTables)],
+    ['nr_dirty_threshold', pg(m.available) >> 3], ['nr_dirty_background_threshold', pg(m.available) >> 4],
+    ['pgpgin', 0], ['pgpgout', 0], ['pswpin', 0], ['pswpout', 0], ['pgalloc_normal', 0], ['pgfree', 0], ['pgactivate', 0], ['pgdeactivate', 0],
+    ['pgfault', 0], ['pgmajfault', 0], ['pgrefill', 0], ['pgsteal_kswapd', 0], ['pgsteal_direct', 0], ['pgscan_kswapd', 0], ['pgscan_direct', 0],
+    ['oom_kill', 0], ['thp_fault_alloc', 0], ['thp_collapse_alloc', 0],
+  ];
+  return rows.map(([n, v]) => `${n} ${v}\n`).join('');
+}
+
 function loadavg(k: Kernel): string {
   const procs = k.procs ? k.procs.live().filter((p) => !p.zombie) : [k];
   const threads = procs.reduce((s, p) => s + p.threadCount, 0);
@@ -552,6 +572,7 @@ function procRoot(k: Kernel): PDir {
         const up = uptime();
         return `${up.toFixed(2)} ${Math.max(0, up * k.cpus - process.cpuUsage().user / 1e6).toFixed(2)}\n`;
       }),
+      vmstat: () => file(() => vmstat(k)),
       version: () => file(() => `Linux version ${UNAME.release} (root@mapvisor) (mapvisor) ${UNAME.version}\n`),
     },
     {
