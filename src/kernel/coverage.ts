@@ -157,7 +157,7 @@ export const COVERAGE: Partial<Record<SyscallName, Coverage>> = {
   capset: { status: 'partial', missing: 'as capget; the caller only (another pid: EPERM, as Linux); no file capabilities, ambient set or SECBIT_KEEP_CAPS' },
   membarrier: { status: 'partial', missing: 'QUERY reports GLOBAL, PRIVATE_EXPEDITED and REGISTER_PRIVATE_EXPEDITED, which succeed without interrupting other threads; the other commands answer EINVAL' },
   getrusage: { status: 'partial', missing: 'RUSAGE_SELF and RUSAGE_THREAD report the VMM host process\'s CPU time and maximum RSS; RUSAGE_CHILDREN reports zeros' },
-  sysinfo: { status: 'partial', missing: 'totalram is --mem and freeram what is not mapped; the load averages, shared, buffer and swap figures are zero' },
+  sysinfo: { status: 'partial', missing: 'totalram is --mem, freeram and sharedram as /proc/meminfo gives them, uptime the VMM process\'s; the load averages, bufferram and the swap figures are zero' },
 
   // ---- time (sys/time.ts, sys/itimer.ts)
   clock_gettime: { status: 'partial', missing: 'CLOCK_PROCESS_CPUTIME_ID and CLOCK_THREAD_CPUTIME_ID read the VMM\'s own CPU clocks; per-process and per-thread CPU clock ids (negative ids) answer EINVAL' },
@@ -200,6 +200,16 @@ export const COVERAGE: Partial<Record<SyscallName, Coverage>> = {
   epoll_wait_old: gone,
   vserver: gone,
 };
+
+/**
+ * What holds for many calls at once, said once at the top of the table (each is checked against the
+ * code like the entries above; a call's own entry repeats one where it is the heart of the call).
+ */
+export const THROUGHOUT: string[] = [
+  'File permission bits are checked nowhere: every process has the access to files that root has (CAP_DAC_OVERRIDE), whatever its uid. Only a read-only image (EROFS) and the execute bit for execve and access(X_OK) are enforced.',
+  'Without a disk image (`--image`) the file system is the kernel\'s own trees only: /dev, /proc and /sys; other paths answer ENOENT, and creating a file EROFS.',
+  'Pending signals are per process, not per thread (blocked masks and alternate stacks are per thread).',
+];
 
 export type Status = 'implemented' | 'partial' | 'refused' | 'not implemented';
 
@@ -274,10 +284,14 @@ export function renderSyscallsDoc(implemented: Iterable<string>): string {
   out.push('built from the tables in src/kernel/sys/*.ts) and the coverage notes of src/kernel/coverage.ts. `npm test` fails when');
   out.push('this file differs from what the code says, or when a note no longer matches a handler (test/unit/syscalls-doc.test.ts).');
   out.push('');
-  out.push('- **implemented**: a handler, with nothing known to be missing.');
+  out.push('- **implemented**: a handler, with nothing known to be missing (beyond what "Throughout" below says).');
   out.push('- **partial**: a handler, with what is missing in the notes (refused flags and their errno, ignored arguments, simplifications).');
   out.push('- **refused**: a handler that deliberately refuses every use of the call, with the errno and why.');
   out.push('- **not implemented**: no handler: the call answers ENOSYS and is counted (`mapvisor run --stats`).');
+  out.push('');
+  out.push('Throughout:');
+  out.push('');
+  for (const t of THROUGHOUT) out.push(`- ${t}`);
   out.push('');
   out.push('## Summary');
   out.push('');
