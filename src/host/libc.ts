@@ -99,6 +99,8 @@ export const pwrite = lib.func('intptr_t pwrite(int fd, uintptr_t buf, size_t co
   count: number,
   offset: number,
 ) => number;
+/** pwrite(2) from a Buffer (small writes: the vDSO's data page). */
+export const pwriteBuf = lib.func('pwrite', 'intptr_t', ['int', 'void *', 'size_t', 'int64_t']) as (fd: number, buf: Buffer, count: number, offset: number) => number;
 /** preadv(2)/pwritev(2) over a Buffer of struct iovec (16 bytes each: base, len). */
 export const preadv = lib.func('intptr_t preadv(int fd, void *iov, int iovcnt, int64_t offset)') as (
   fd: number,

@@ -13,6 +13,7 @@ import { E } from '../abi/errno.js';
 import { ExecError } from '../errors.js';
 import { MAX_ARG_STRLEN } from '../loader/stack.js';
 import { loadProgram } from '../loader/load.js';
+import { vdsoImage } from '../vdso/image.js';
 import { REGS, REGS_SIZE } from '../platform/regs.js';
 import type { Context } from '../platform/platform.js';
 import { findExecutable } from '../sandbox/exec.js';
@@ -157,7 +158,7 @@ export function execve(k: Kernel, cpu: Context, dirfd: number, pathAddr: number,
 
   const procs = k.procs;
   const me = k.curThread;
-  const params = { argv: args, envp, execfn: path0, uid: k.identity.uid, gid: k.identity.gid, hwcap: k.hwcap, random: new Uint8Array(randomBytes(16)) };
+  const params = { argv: args, envp, execfn: path0, uid: k.identity.uid, gid: k.identity.gid, hwcap: k.hwcap, random: new Uint8Array(randomBytes(16)), vdso: vdsoImage() };
   if (k.borrowsFrom && procs && me) {
     // A vfork child leaves its parent's memory: the program goes into memory (and a machine) of its
     // own, its thread moves there, and the parent, which waited, continues.
@@ -174,6 +175,7 @@ export function execve(k: Kernel, cpu: Context, dirfd: number, pathAddr: number,
     k.space = made.space;
     k.machine = made.machine;
     k.borrowsFrom = null;
+    k.attachVvar(loaded.vvar);
     k.sharedFileMaps = new SharedFileMaps(made.space.window, k.root);
     k.activate();
     startAt(made.cpu, loaded.entry, loaded.sp, cpu.getFxsave());
@@ -203,6 +205,7 @@ export function execve(k: Kernel, cpu: Context, dirfd: number, pathAddr: number,
       if (e instanceof ExecError) return { kind: 'kill', signal: 11, reason: `SIGSEGV: execve of ${abs} failed after the old program was gone: ${e.message}` };
       throw e;
     }
+    k.attachVvar(loaded.vvar);
     startAt(cpu, loaded.entry, loaded.sp, cpu.getFxsave());
   }
 

@@ -32,10 +32,12 @@ import { procSyscalls } from './sys/procs.js';
 import { itimerSyscalls } from './sys/itimer.js';
 import { netSyscalls } from './sys/net.js';
 import { sendfileSyscalls } from './sys/sendfile.js';
+import { xattrSyscalls } from './sys/xattr.js';
 import { capsSyscalls } from './sys/caps.js';
 import { rseqSyscalls } from './sys/rseq.js';
 import { Network } from './net/network.js';
 import { SYS } from '../abi/sysno.js';
+import { timekeeper, type VvarPage } from '../vdso/timekeeper.js';
 
 export interface ProcessIdentity {
   pid: number;
@@ -65,7 +67,7 @@ export type Rlimits = Map<number, [number, number]>;
 
 function buildTable(): SyscallHandler[] {
   const table: SyscallHandler[] = [];
-  const tables: SyscallTable[] = [ioSyscalls, fsSyscalls, mmSyscalls, processSyscalls, timeSyscalls, signalSyscalls, shmSyscalls, procSyscalls, itimerSyscalls, netSyscalls, sendfileSyscalls, capsSyscalls, rseqSyscalls];
+  const tables: SyscallTable[] = [ioSyscalls, fsSyscalls, mmSyscalls, processSyscalls, timeSyscalls, signalSyscalls, shmSyscalls, procSyscalls, itimerSyscalls, netSyscalls, sendfileSyscalls, xattrSyscalls, capsSyscalls, rseqSyscalls];
   for (const t of tables) {
     for (const [name, handler] of Object.entries(t)) {
       const nr = (SYS as Record<string, number>)[name];
@@ -125,6 +127,39 @@ export class Kernel {
   hwcap = 0;
   /** How many times the process has exec'd (setpgid on a child that exec'd is EACCES). */
   execCount = 0;
+  /** What the platform tells the vDSO: rdtscp's TSC_AUX is the vCPU's number; the program's TSC minus the host's. */
+  vdsoPlatform = { cpuAux: false, tscOffset: 0n };
+  /** The page this process's vDSO reads the clocks from (null: no vDSO). */
+  private vvarPage: VvarPage | null = null;
+  private vvarAt = 0;
+
+  /** Keep the vvar page at `addr` (0: none) of this process's memory current, from now on. */
+  attachVvar(addr: number): void {
+    this.detachVvar();
+    if (!addr) return;
+    const space = this.space;
+    const page: VvarPage = {
+      write: (offset, bytes) => space.writeThroughBacking(addr + offset, bytes, 'vvar'),
+      tscOffset: this.vdsoPlatform.tscOffset,
+      cpuAux: this.vdsoPlatform.cpuAux,
+      ncpus: this.cpus,
+    };
+    this.vvarPage = page;
+    this.vvarAt = addr;
+    timekeeper().attach(page);
+  }
+
+  detachVvar(): void {
+    if (this.vvarPage) timekeeper().detach(this.vvarPage);
+    this.vvarPage = null;
+    this.vvarAt = 0;
+  }
+
+  /** The vvar page's address (0: none): a fork's child keeps it at the same place. */
+  get vvarAddr(): number {
+    return this.vvarAt;
+  }
+
   /** The machine this process runs on, as the host that runs the sandbox knows it (opaque here). */
   machine: unknown = null;
   /** rt_sigsuspend's saved mask, for the frame of the signal that ends it. */
@@ -165,6 +200,7 @@ export class Kernel {
 
   /** Release what the kernel holds outside the address space (the fault handler thread). */
   close(): void {
+    this.detachVvar();
     this.filler?.close();
     if (this.writeHook) this.root?.writeHooks.delete(this.writeHook);
   }
@@ -246,6 +282,7 @@ export class Kernel {
   /** Handle the system call the vCPU stopped at. Returns the value for rax, or an outcome. */
   syscall(cpu: Context): SyscallResult {
     this.activate();
+    timekeeper().tick();
     this.net.caller = this.identity;
     const nr = cpu.reg('rax');
     const handler = nr < TABLE.length ? TABLE[nr] : undefined;

@@ -3,11 +3,29 @@
  * permissions, set the break after them, map the stack and write the psABI initial stack on it.
  */
 import { ExecError } from '../errors.js';
-import { PROT_READ, PROT_WRITE } from '../host/libc.js';
+import { PROT_EXEC, PROT_READ, PROT_WRITE } from '../host/libc.js';
 import { pageDown, pageUp, type AddressSpace } from '../mm/space.js';
 import { HUGE_PAGE_SIZE, PAGE_SIZE } from '../platform/layout.js';
 import { protOf, type ElfInfo } from './elf.js';
 import { AT, buildInitialStack } from './stack.js';
+import type { VdsoImage } from '../vdso/image.js';
+
+/**
+ * Map the vvar page (read-only, written by the kernel) and the vDSO above it (read+execute, a copy of
+ * the image), top-down below the other mappings; returns the vvar page's address.
+ */
+function mapVdso(space: AddressSpace, vdso: VdsoImage, lo: number): number {
+  const total = PAGE_SIZE + vdso.length;
+  const at = space.regions.findFree(total, { lo, hi: space.mmapTop, topDown: true });
+  if (at === null) throw new ExecError('ENOMEM', 'no room for the vDSO', 'raise --space');
+  const rw = PROT_READ | PROT_WRITE;
+  mapOrFail(space, space.map({ addr: at, length: PAGE_SIZE, prot: rw, shared: false, fixed: true, noReplace: false, tag: 'vvar' }), '[vvar]');
+  mapOrFail(space, space.map({ addr: at + PAGE_SIZE, length: vdso.length, prot: rw, shared: false, fixed: true, noReplace: false, tag: 'vdso' }), '[vdso]');
+  space.window.bytes(at + PAGE_SIZE, vdso.bytes.length).set(vdso.bytes);
+  space.protect(at, PAGE_SIZE, PROT_READ);
+  space.protect(at + PAGE_SIZE, vdso.length, PROT_READ | PROT_EXEC);
+  return at;
+}
 
 export interface ExecImage {
   path: string;
@@ -23,6 +41,8 @@ export interface ExecParams {
   gid: number;
   hwcap: number;
   random: Uint8Array;
+  /** The vDSO to map (with its vvar page below it) and pass as AT_SYSINFO_EHDR; absent: none. */
+  vdso?: VdsoImage;
 }
 
 export interface LoadedProgram {
@@ -35,6 +55,8 @@ export interface LoadedProgram {
   bias: number;
   brk: number;
   auxv: Array<[number, number]>;
+  /** The vvar page's address (the vDSO's ELF header is the page after it); 0 without a vDSO. */
+  vvar: number;
 }
 
 /** Where a position-independent (static-PIE) program is placed. */
@@ -187,6 +209,7 @@ export function loadProgram(space: AddressSpace, image: ExecImageSource, params:
     interpInPlace = mapElf(space, interp, interpBase).inPlace;
   }
   space.brkStart = space.brkCurrent = pageUp(hi);
+  const vvar = params.vdso ? mapVdso(space, params.vdso, pageUp(hi) + 0x100_0000) : 0;
 
   // The stack: RLIMIT_STACK's worth, mapped up front (never grown by faults), at the top of the space.
   const { stackTop, stackSize } = space.layout;
@@ -203,6 +226,7 @@ export function loadProgram(space: AddressSpace, image: ExecImageSource, params:
   if (sr < 0) throw new ExecError('ENOMEM', `the stack (${stackSize >> 20} MiB) does not fit in --mem`, 'raise --mem');
 
   const auxv: Array<[number, number]> = [
+    ...(vvar ? ([[AT.SYSINFO_EHDR, vvar + PAGE_SIZE]] as Array<[number, number]>) : []),
     [AT.PHDR, elf.phdrVaddr === null ? 0 : bias + elf.phdrVaddr],
     [AT.PHENT, elf.phentsize],
     [AT.PHNUM, elf.phnum],
@@ -233,5 +257,5 @@ export function loadProgram(space: AddressSpace, image: ExecImageSource, params:
   }
   space.window.bytes(stack.sp, stack.bytes.length).set(stack.bytes);
   const entry = interp ? interpBase + interp.elf.entry : bias + elf.entry;
-  return { entry, sp: stack.sp, bias, brk: space.brkStart, auxv: stack.auxv, inPlace: main.inPlace, interpInPlace };
+  return { entry, sp: stack.sp, bias, brk: space.brkStart, auxv: stack.auxv, inPlace: main.inPlace, interpInPlace, vvar };
 }

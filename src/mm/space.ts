@@ -487,6 +487,21 @@ export class AddressSpace {
     for (const fd of this.ownFds.splice(0)) libc.close(fd);
   }
 
+  /**
+   * Write `bytes` at `addr` through the region's host file (its memfd), whatever the program's
+   * protection (the kernel's vvar page is read-only to the program). Only for anonymous memory whose
+   * region has tag `tag`; false when there is none (the program unmapped or replaced it).
+   */
+  writeThroughBacking(addr: number, bytes: Uint8Array, tag: string): boolean {
+    const r = this.regions.find(addr);
+    if (!r || r.tag !== tag || r.backing.kind !== 'anon' || addr + bytes.length > r.end) return false;
+    // Never through to a checkpoint's memory file mapped copy-on-write (the checkpoint must not change).
+    if (this.privateAnon.has(r.backing.id)) return false;
+    const at = r.backing.offset + (addr - r.start);
+    const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return libc.pwriteBuf(this.fdOf(r.backing), buf, buf.length, at) === bytes.length;
+  }
+
   private fdOf(b: Backing): number {
     const fd = this.fds.get(b.id);
     if (fd === undefined) throw new Error(`no host file for backing ${b.id}`);

@@ -32,6 +32,9 @@ import { setGuestCpuid, type GuestCpuidEntry } from '../kernel/vfs/cpuinfo.js';
 import * as libc from '../host/libc.js';
 import { REGS, REGS_SIZE, type RegName } from '../platform/regs.js';
 import { loadProgram } from '../loader/load.js';
+import { vdsoImage } from '../vdso/image.js';
+import { PROT_READ } from '../host/libc.js';
+import { timekeeper } from '../vdso/timekeeper.js';
 import { AnonMemory } from '../mm/anon.js';
 import { AddressSpace } from '../mm/space.js';
 import { captureState, restoreKernel, restoreSpace, restoreThreads, updateMemoryFile } from '../snapshot/snapshot.js';
@@ -141,8 +144,10 @@ function boot(root: RootFs | null): Booted {
     gid: 0,
     hwcap: machine.hwcap,
     random: new Uint8Array(randomBytes(16)),
+    vdso: vdsoImage(),
   }, interp);
   const { kernel, streams } = newKernel(space, root, root ? normalizePath(cfg.programPath) : resolvePath(cfg.programPath), cfg.argv);
+  kernel.attachVvar(loaded.vvar);
   procStart(kernel, cfg.envp);
   const vcpu = machine.createContext(0, loaded.entry, loaded.sp);
   if (cfg.memoryDir && machine.dirtyLog) {
@@ -202,6 +207,14 @@ function bootRestore(root: RootFs | null, state: SavedState, dir: string, inPlac
   // execute(), each on the vCPU it had (this one is the first thread's).
   const vcpu = fits ? warm.vcpu : machine.createContext(firstVcpu, 0, 0);
   restoreKernel(kernel, vcpu, state, streams);
+  // The clocks continue from the checkpoint's (never back), and the vDSO's page is current before the
+  // first instruction.
+  if (state.clock) timekeeper().keepMonotonicFrom(BigInt(state.clock.monotonicNs));
+  // The page is fresh memory of this run's (never the checkpoint's file, which must not change).
+  const vvar = space.regions.regions().find((r) => r.tag === 'vvar');
+  if (vvar && space.map({ addr: vvar.start, length: vvar.end - vvar.start, prot: PROT_READ, shared: false, fixed: true, noReplace: false, tag: 'vvar' }) >= 0) {
+    kernel.attachVvar(vvar.start);
+  }
   return {
     machine,
     space,

@@ -293,6 +293,7 @@ export function captureState(
       anonUsed: space.anon.used,
     },
     cpu: saveCpu(threads ? threads.current.cpu : cpu),
+    clock: { monotonicNs: nowNs(1 /* CLOCK_MONOTONIC */).toString() },
     threads: threads
       ? {
           nextTid: threads.nextThreadId,

@@ -91,6 +91,8 @@ export interface SavedState {
   memory: { size: number; mtimeMs: number; path?: string };
   /** The vCPU of a single-threaded program (of a threaded one: the current thread's, as in `threads`). */
   cpu: SavedCpu;
+  /** The program's CLOCK_MONOTONIC when the checkpoint was taken (a restore never goes back from it); absent in older checkpoints. */
+  clock?: { monotonicNs: string };
   /** A multithreaded program's threads (null for a single-threaded one). */
   threads: { nextTid: number; current: number; list: SavedThread[] } | null;
   kernel: {

@@ -116,6 +116,9 @@ export function forkProcess(k: Kernel, cpu: Context, args: CloneArgs & { exitSig
   child.stats = k.stats;
   if (f & CLONE_VM) child.borrowsFrom = k.borrowsFrom ?? k;
   child.hwcap = k.hwcap;
+  child.vdsoPlatform = k.vdsoPlatform;
+  // The child's copy of the vvar page is its own to keep (a CLONE_VM child reads its parent's).
+  if (!(f & CLONE_VM)) child.attachVvar(k.vvarAddr);
   child.fds = k.fds.fork();
   child.signals = k.signals.fork();
   child.cwd = { ...k.cwd };
