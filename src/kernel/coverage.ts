@@ -31,6 +31,7 @@ const GONE_FROM_LINUX = 'no entry point in Linux\'s x86-64 table either: ENOSYS 
 const gone: Coverage = { status: 'not-implemented', note: GONE_FROM_LINUX };
 
 const SIGMASK_IGNORED = 'the signal mask argument is ignored (the caller\'s mask stays as it is while it waits)';
+const RESTARTED = 'a signal handler installed with SA_RESTART restarts it (with its whole timeout) where Linux answers EINTR';
 const NO_PERMISSION_CHECKS = 'permission bits and ownership are not checked (the program is treated as root)';
 const IMAGE_ONLY = 'only files of the disk image';
 
@@ -73,13 +74,14 @@ export const COVERAGE: Partial<Record<SyscallName, Coverage>> = {
       'FIONBIO, FIOCLEX and FIONCLEX on any fd; the standard streams: TCGETS, TIOCGWINSZ, TIOCGPGRP, TIOCSPGRP and FIONREAD (setting terminal attributes, TCSETS*, answers ENOTTY); sockets: FIONREAD and SIOCOUTQ; everything else, on pipes, files and devices too, answers ENOTTY',
   },
   pipe2: { status: 'partial', missing: 'O_DIRECT (packet mode) is accepted but the pipe stays a byte stream' },
-  select: { status: 'partial', missing: 'the timeout is not updated with the time left' },
-  pselect6: { status: 'partial', missing: `${SIGMASK_IGNORED}; the timeout is not updated with the time left` },
-  ppoll: { status: 'partial', missing: `${SIGMASK_IGNORED}; the timeout is not updated with the time left` },
+  select: { status: 'partial', missing: `the timeout is not updated with the time left; ${RESTARTED}` },
+  pselect6: { status: 'partial', missing: `${SIGMASK_IGNORED}; the timeout is not updated with the time left; ${RESTARTED}` },
+  poll: { status: 'partial', missing: RESTARTED },
+  ppoll: { status: 'partial', missing: `${SIGMASK_IGNORED}; the timeout is not updated with the time left; ${RESTARTED}` },
   epoll_ctl: { status: 'partial', missing: 'EPOLLET is accepted but readiness is level-triggered; EPOLLEXCLUSIVE and EPOLLWAKEUP are ignored' },
-  epoll_wait: { status: 'partial', missing: 'edge-triggered interest is reported as level-triggered' },
-  epoll_pwait: { status: 'partial', missing: `${SIGMASK_IGNORED}; edge-triggered interest is reported as level-triggered` },
-  epoll_pwait2: { status: 'partial', missing: `${SIGMASK_IGNORED}; edge-triggered interest is reported as level-triggered` },
+  epoll_wait: { status: 'partial', missing: `edge-triggered interest is reported as level-triggered; ${RESTARTED}` },
+  epoll_pwait: { status: 'partial', missing: `${SIGMASK_IGNORED}; edge-triggered interest is reported as level-triggered; ${RESTARTED}` },
+  epoll_pwait2: { status: 'partial', missing: `${SIGMASK_IGNORED}; edge-triggered interest is reported as level-triggered; ${RESTARTED}` },
   setxattr: { status: 'refused', errno: 'EOPNOTSUPP', why: 'attributes are not written into the image (Linux\'s answer where a file system does not support one; ls and cp -a then fall back to the mode bits), after the checks Linux makes first (EINVAL, ERANGE, E2BIG, EROFS, EEXIST, ENODATA)' },
   lsetxattr: { status: 'refused', errno: 'EOPNOTSUPP', why: 'as setxattr' },
   fsetxattr: { status: 'refused', errno: 'EOPNOTSUPP', why: 'as setxattr' },
@@ -162,7 +164,8 @@ export const COVERAGE: Partial<Record<SyscallName, Coverage>> = {
   // ---- time (sys/time.ts, sys/itimer.ts)
   clock_gettime: { status: 'partial', missing: 'CLOCK_PROCESS_CPUTIME_ID and CLOCK_THREAD_CPUTIME_ID read the VMM\'s own CPU clocks; per-process and per-thread CPU clock ids (negative ids) answer EINVAL' },
   clock_getres: { status: 'partial', missing: 'as clock_gettime' },
-  clock_nanosleep: { status: 'partial', missing: 'CPU-time clocks answer EOPNOTSUPP' },
+  clock_nanosleep: { status: 'partial', missing: 'CPU-time clocks answer EOPNOTSUPP; a relative sleep that a signal handler interrupts answers EINTR without writing the time left to rem' },
+  nanosleep: { status: 'partial', missing: 'a sleep that a signal handler interrupts answers EINTR without writing the time left to rem' },
   getitimer: { status: 'partial', missing: 'ITIMER_REAL only: ITIMER_VIRTUAL and ITIMER_PROF answer ENOSYS (counted as unimplemented)' },
   setitimer: { status: 'partial', missing: 'as getitimer' },
 
@@ -173,11 +176,15 @@ export const COVERAGE: Partial<Record<SyscallName, Coverage>> = {
       'AF_UNIX (stream, datagram, seqpacket) and AF_INET/AF_INET6 TCP and UDP on the sandbox\'s own loopback (with --net host: host sockets); raw sockets answer EPERM, ICMP ping sockets EACCES, AF_NETLINK and every other family EAFNOSUPPORT',
   },
   socketpair: { status: 'partial', missing: 'AF_UNIX only (AF_INET/AF_INET6: EOPNOTSUPP, as Linux; others: EAFNOSUPPORT)' },
-  setsockopt: { status: 'partial', missing: 'on the sandbox\'s sockets most options are kept and read back without effect (buffer sizes, TCP_NODELAY, keep-alive and the like); SO_BINDTODEVICE accepts only "lo" (else ENODEV); the timeouts, SO_PASSCRED, SO_REUSEADDR/SO_REUSEPORT and IPV6_V6ONLY act' },
+  setsockopt: {
+    status: 'partial',
+    missing:
+      'on the sandbox\'s own sockets SO_RCVBUF/SO_SNDBUF, SO_LINGER, SO_REUSEADDR/SO_REUSEPORT, SO_RCVTIMEO/SO_SNDTIMEO, SO_PASSCRED and IPV6_V6ONLY act; the other options are kept and read back without effect: SO_KEEPALIVE, SO_TIMESTAMP (no timestamps are delivered), SO_RCVLOWAT, SO_PEEK_OFF, SO_PRIORITY, SO_MARK and every TCP_*, IP_* and IPV6_* option (TCP_NODELAY, TCP_KEEPIDLE, ...); SO_BINDTODEVICE accepts only "lo" (else ENODEV); options Linux does not have answer ENOPROTOOPT. With --net host, internet sockets pass options to the host socket',
+  },
   getsockopt: { status: 'partial', missing: 'as setsockopt; TCP_INFO gives only the state' },
-  recvfrom: { status: 'partial', missing: 'MSG_OOB answers EINVAL (no urgent data)' },
-  recvmsg: { status: 'partial', missing: 'MSG_OOB answers EINVAL (no urgent data)' },
-  recvmmsg: { status: 'partial', missing: 'the timeout argument is ignored; MSG_OOB answers EINVAL' },
+  recvfrom: { status: 'partial', missing: 'MSG_OOB answers EINVAL (no urgent data); MSG_ERRQUEUE is not recognised on the sandbox\'s own sockets: it receives ordinary data (there is no error queue)' },
+  recvmsg: { status: 'partial', missing: 'as recvfrom' },
+  recvmmsg: { status: 'partial', missing: 'as recvfrom; the timeout argument is ignored' },
   sendmsg: { status: 'partial', missing: 'ancillary data: SCM_RIGHTS and SCM_CREDENTIALS on AF_UNIX; any other SOL_SOCKET message answers EINVAL; IP-level ones (IP_PKTINFO, IP_TOS, ...) are ignored' },
   sendmmsg: { status: 'partial', missing: 'as sendmsg' },
 
