@@ -37,6 +37,10 @@ const IMAGE_ONLY = 'only files of the disk image';
 
 export const COVERAGE: Partial<Record<SyscallName, Coverage>> = {
   // ---- files and file descriptors (sys/fs.ts, sys/io.ts, sys/sendfile.ts)
+  pread64: { status: 'partial', missing: 'on a pipe, FIFO, socket, eventfd or timerfd the offset is ignored (an ordinary read) where Linux answers ESPIPE' },
+  pwrite64: { status: 'partial', missing: 'on a pipe, FIFO, socket or eventfd the offset is ignored (an ordinary write) where Linux answers ESPIPE' },
+  preadv: { status: 'partial', missing: 'as pread64' },
+  pwritev: { status: 'partial', missing: 'as pwrite64' },
   open: { status: 'partial', missing: `${NO_PERMISSION_CHECKS}; O_TMPFILE is not supported (EISDIR); device nodes on the image answer ENXIO (the kernel's own /dev has null, zero, full, random and urandom); /proc and /sys are read-only (EACCES for write access or O_CREAT)` },
   openat: { status: 'partial', missing: 'as open' },
   creat: { status: 'partial', missing: NO_PERMISSION_CHECKS },
@@ -53,7 +57,7 @@ export const COVERAGE: Partial<Record<SyscallName, Coverage>> = {
   truncate: { status: 'partial', missing: `${IMAGE_ONLY}; no permission check` },
   ftruncate: { status: 'partial', missing: `${IMAGE_ONLY} (other fds: EINVAL)` },
   fallocate: { status: 'partial', missing: `${IMAGE_ONLY} (other fds: ENODEV); modes other than FALLOC_FL_KEEP_SIZE (punch hole, zero, collapse, insert range) answer EOPNOTSUPP` },
-  lseek: { status: 'partial', missing: 'SEEK_DATA/SEEK_HOLE see no holes (the whole file is data); on devices every seek answers 0' },
+  lseek: { status: 'partial', missing: 'SEEK_DATA/SEEK_HOLE see no holes (the whole file is data); on devices every seek answers 0; a standard stream the host gave is never seekable (ESPIPE), even when it is a regular file' },
   statx: { status: 'partial', missing: 'the mask and AT_STATX_* sync flags are ignored: always the basic stats (plus btime where the image has it); stx_attributes, stx_mnt_id and the direct-I/O fields are zero' },
   statfs: { status: 'partial', missing: 'anything outside the image (/dev, /proc, /sys, and everything without an image) reports procfs\'s magic and sizes' },
   fstatfs: { status: 'partial', missing: 'fds that are not files of the image (pipes, sockets, devices, /proc, /sys) report procfs\'s magic and sizes' },
@@ -173,7 +177,7 @@ export const COVERAGE: Partial<Record<SyscallName, Coverage>> = {
   socket: {
     status: 'partial',
     missing:
-      'AF_UNIX (stream, datagram, seqpacket) and AF_INET/AF_INET6 TCP and UDP on the sandbox\'s own loopback (with --net host: host sockets); raw sockets answer EPERM, ICMP ping sockets EACCES, AF_NETLINK and every other family EAFNOSUPPORT',
+      'AF_UNIX (stream, datagram, seqpacket) and AF_INET/AF_INET6 TCP and UDP on the sandbox\'s own loopback (other addresses: ENETUNREACH for connect and sendto, EADDRNOTAVAIL for bind; with --net host: host sockets); raw sockets answer EPERM, ICMP ping sockets EACCES, AF_NETLINK and every other family EAFNOSUPPORT',
   },
   socketpair: { status: 'partial', missing: 'AF_UNIX only (AF_INET/AF_INET6: EOPNOTSUPP, as Linux; others: EAFNOSUPPORT)' },
   setsockopt: {
