@@ -27,7 +27,7 @@ export type Coverage =
   | { status: 'not-implemented'; note: string };
 
 /** Calls with no entry point in Linux's own x86-64 table (syscall_64.tbl): ENOSYS on Linux too. */
-const GONE_FROM_LINUX = 'no entry point in Linux\'s x86-64 table either: ENOSYS there too';
+const GONE_FROM_LINUX = 'not in Linux either: its x86-64 table has no entry point for it';
 const gone: Coverage = { status: 'not-implemented', note: GONE_FROM_LINUX };
 
 const SIGMASK_IGNORED = 'the signal mask argument is ignored (the caller\'s mask stays as it is while it waits)';
@@ -75,7 +75,7 @@ export const COVERAGE: Partial<Record<SyscallName, Coverage>> = {
   ioctl: {
     status: 'partial',
     missing:
-      'FIONBIO, FIOCLEX and FIONCLEX on any fd; the standard streams: TCGETS, TIOCGWINSZ, TIOCGPGRP, TIOCSPGRP and FIONREAD (setting terminal attributes, TCSETS*, answers ENOTTY); sockets: FIONREAD and SIOCOUTQ; everything else, on pipes, files and devices too, answers ENOTTY',
+      'FIONBIO, FIOCLEX and FIONCLEX on any fd; the standard streams the host gave (a terminal, a host pipe or file): TCGETS, TIOCGWINSZ, TIOCGPGRP, TIOCSPGRP and FIONREAD (setting terminal attributes, TCSETS*, answers ENOTTY); sockets: FIONREAD and SIOCOUTQ; everything else, on pipes, files and devices too, answers ENOTTY',
   },
   pipe2: { status: 'partial', missing: 'O_DIRECT (packet mode) is accepted but the pipe stays a byte stream' },
   select: { status: 'partial', missing: `the timeout is not updated with the time left; ${RESTARTED}` },
