@@ -240,7 +240,7 @@ export function syscallRows(implemented: Iterable<string>): SyscallRow[] {
     .sort((a, b) => a[1] - b[1])
     .map(([name, nr]): SyscallRow => {
       const c = cov[name];
-      if (!have.has(name)) return { nr, name, status: 'not implemented', notes: c?.status === 'not-implemented' ? `ENOSYS; ${c.note}` : 'ENOSYS' };
+      if (!have.has(name)) return { nr, name, status: 'not implemented', notes: c?.status === 'not-implemented' ? c.note : '' };
       if (c?.status === 'partial') return { nr, name, status: 'partial', notes: c.missing };
       if (c?.status === 'refused') return { nr, name, status: 'refused', notes: `${c.errno}: ${c.why}` };
       return { nr, name, status: 'implemented', notes: '' };
