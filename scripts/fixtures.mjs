@@ -8,7 +8,9 @@
 //  (c) builds the process-test images (.cache/images/shell.img, cc.img: Debian bash, python3, make,
 //      gcc) with scripts/proc-images.mjs, which needs the build (dist/) and rebuilds only on change;
 //  (d) builds the networking image (.cache/images/net.img: Debian python3 with http.server, redis-server
-//      and redis-tools) with scripts/net-images.mjs, likewise.
+//      and redis-tools) with scripts/net-images.mjs, likewise;
+//  (e) builds the /proc and /sys image (.cache/images/procfs.img: procps, util-linux, busybox, python3,
+//      nodejs) with scripts/procfs-images.mjs, likewise.
 //
 // Idempotent: a guest binary is rebuilt only when its source (or this script)
 // is newer than the binary; busybox is fetched only when missing. Prints one
@@ -133,9 +135,11 @@ try {
 if (existsSync(join(ROOT, 'dist', 'src', 'image', 'create.js'))) {
   const { procImages } = await import('./proc-images.mjs');
   const { netImages } = await import('./net-images.mjs');
+  const { procfsImages } = await import('./procfs-images.mjs');
   try {
     await procImages({});
     await netImages({});
+    await procfsImages({});
   } catch (e) {
     console.error(`fixtures: ${e && e.message ? e.message : String(e)}`);
     process.exit(1);

@@ -13,6 +13,21 @@ export function isDevice(name: string): name is DeviceName {
   return Object.hasOwn(RDEV, name);
 }
 
+const DEV_LINKS: Record<string, string> = { fd: '/proc/self/fd', stdin: '/proc/self/fd/0', stdout: '/proc/self/fd/1', stderr: '/proc/self/fd/2' };
+
+/**
+ * The links udev and container runtimes make in /dev: fd -> /proc/self/fd (bash's process
+ * substitution opens /dev/fd/63), stdin, stdout and stderr -> /proc/self/fd/0..2. Given an absolute
+ * normalised path, the path with such a link followed (always when it is not the last component; when
+ * it is, only if `followFinal`), else null. (Not listed by readdir of /dev; an lstat of the link itself
+ * finds nothing.)
+ */
+export function devLink(abs: string, followFinal: boolean): string | null {
+  const m = /^\/dev\/(fd|stdin|stdout|stderr)(\/.*)?$/.exec(abs);
+  if (!m || (!m[2] && !followFinal)) return null;
+  return DEV_LINKS[m[1]!]! + (m[2] ?? '');
+}
+
 export class Device implements FileOps {
   readonly kind = 'device';
   readonly name: string;

@@ -5,7 +5,7 @@
  */
 import { E } from '../../abi/errno.js';
 import { encodeStat, type StatInfo } from '../../abi/stat.js';
-import { Device, isDevice } from '../files/devices.js';
+import { Device, devLink, isDevice } from '../files/devices.js';
 import { Ext4File, ROOT_DEV, S_IFDIR, S_IFMT, S_IFREG, fsCall, toStatInfo } from '../files/ext4file.js';
 import {
   O_ACCMODE,
@@ -95,6 +95,8 @@ export function resolve(k: Kernel, dirfd: number, path: string, follow: boolean)
   const b = base(k, dirfd, path);
   if (typeof b === 'number') return b;
   const abs = normalizePath(path, b.dir);
+  const link = devLink(abs, follow);
+  if (link !== null) return resolve(k, AT_FDCWD, link, follow);
   const sp = special(abs);
   if (sp === 'dev') return { kind: 'dev', name: abs.slice(5), path: abs };
   if (sp === 'proc') {
