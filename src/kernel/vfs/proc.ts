@@ -311,21 +311,82 @@ function fileOffset(p: Kernel, path: string, imageOffset: number, cache: Map<str
   return { ino: f.ino, offset: run ? run.offset + (imageOffset - run.physical!) : 0 };
 }
 
+/**
+ * The path of an image file with every symlink resolved, as Linux prints paths (d_path): a library
+ * opened as /lib/x86_64-linux-gnu/libc.so.6 on a merged-/usr image is /usr/lib/x86_64-linux-gnu/libc.so.6.
+ * The path itself when it cannot be resolved (no image, removed since).
+ */
+export function realPath(k: Kernel, path: string): string {
+  const fs = k.root?.fs;
+  if (!fs || !path.startsWith('/')) return path;
+  let parts = path.split('/').filter((c) => c !== '');
+  let out: string[] = [];
+  let hops = 0;
+  while (parts.length > 0) {
+    const c = parts.shift()!;
+    if (c === '.') continue;
+    if (c === '..') {
+      out.pop();
+      continue;
+    }
+    try {
+      const ino = fs.resolve(`/${[...out, c].join('/')}`, { cwdIno: fs.rootIno, followFinal: false });
+      if ((fs.stat(ino).mode & 0o170000) === 0o120000) {
+        if (++hops > 40) return path;
+        const t = new TextDecoder().decode(fs.readlink(ino));
+        if (t.startsWith('/')) out = [];
+        parts = [...t.split('/').filter((x) => x !== ''), ...parts];
+        continue;
+      }
+    } catch {
+      return path;
+    }
+    out.push(c);
+  }
+  return `/${out.join('/')}`;
+}
+
+/** The names Linux gives mappings of no file. */
+const SPECIAL_NAMES: Record<string, string> = { stack: '[stack]', heap: '[heap]', vdso: '[vdso]', vvar: '[vvar]' };
+
+/**
+ * /proc/PID/maps. Neighbouring regions that Linux would hold as one VMA (the same protection, name and
+ * kind, file offsets that continue) are one line, as there: the kernel's region map splits what a
+ * program's brk or mprotect joins again.
+ */
 function maps(p: Kernel): string {
   if (p.zombie || p.released) return '';
   const hex = (n: number, w = 8): string => n.toString(16).padStart(w, '0');
   const cache = new Map();
-  let out = '';
+  const real = new Map<string, string>();
+  const lines: Array<{ start: number; end: number; perms: string; off: number; ino: number; name: string; file: boolean }> = [];
   for (const r of p.space.regions.regions()) {
     const perms = `${r.prot & 1 ? 'r' : '-'}${r.prot & 2 ? 'w' : '-'}${r.prot & 4 ? 'x' : '-'}${r.shared ? 's' : 'p'}`;
     let off = 0;
     let ino = 0;
-    if (r.path && r.backing.kind === 'file') ({ offset: off, ino } = fileOffset(p, r.path, r.backing.offset, cache));
+    const file = r.backing.kind === 'file';
+    if (r.path && file) ({ offset: off, ino } = fileOffset(p, r.path, r.backing.offset, cache));
     else if (r.path) ino = fileOffset(p, r.path, -1, cache).ino;
-    const dev = ino ? `${hex(ROOT_MAJOR, 2)}:${hex(ROOT_MINOR, 2)}` : '00:00';
-    const name = r.path ?? (r.tag === 'stack' ? '[stack]' : r.tag === 'heap' ? '[heap]' : r.tag.startsWith('[') ? r.tag : '');
-    const head = `${hex(r.start)}-${hex(r.end)} ${perms} ${hex(off)} ${dev} ${ino}`;
-    out += name ? `${head.padEnd(72)} ${name}\n` : `${head} \n`;
+    let name = SPECIAL_NAMES[r.tag] ?? '';
+    if (r.path) {
+      if (!real.has(r.path)) real.set(r.path, realPath(p, r.path));
+      name = real.get(r.path)!;
+    }
+    const prev = lines[lines.length - 1];
+    if (
+      prev && prev.end === r.start && prev.perms === perms && prev.name === name && prev.ino === ino && prev.file === file &&
+      (!file || prev.off + (prev.end - prev.start) === off) && name !== '[vdso]' && name !== '[vvar]'
+    ) {
+      prev.end = r.end;
+      continue;
+    }
+    lines.push({ start: r.start, end: r.end, perms, off, ino, name, file });
+  }
+  let out = '';
+  for (const l of lines) {
+    const dev = l.ino ? `${hex(ROOT_MAJOR, 2)}:${hex(ROOT_MINOR, 2)}` : '00:00';
+    const head = `${hex(l.start)}-${hex(l.end)} ${l.perms} ${hex(l.off)} ${dev} ${l.ino}`;
+    out += l.name ? `${head.padEnd(72)} ${l.name}\n` : `${head} \n`;
   }
   return out;
 }
@@ -387,7 +448,7 @@ function processDir(k: Kernel, p: Kernel, tid: number, withTasks: boolean): PDir
     comm: () => file(() => `${comm(p)}\n`, 0o644),
     cwd: () => link(() => (alive() ? p.cwd.path : null)),
     environ: () => file(() => (alive() ? cstrings(infoOf(p).envp) : ''), 0o400),
-    exe: () => link(() => (alive() ? p.exePath : null)),
+    exe: () => link(() => (alive() ? realPath(p, p.exePath) : null)),
     fd: () => fdDir(p, false),
     fdinfo: () => fdDir(p, true),
     limits: () => file(() => limits(p)),
@@ -420,7 +481,7 @@ function fdDir(p: Kernel, infos: boolean): PDir {
       const f = p.fds.get(fd);
       if (!f) return null;
       if (infos) return file(() => fdinfo(f, p.fds.cloexec(fd)));
-      return { kind: 'link', target: () => f.ops.name, open: () => f };
+      return { kind: 'link', target: () => (f.ops.kind === 'ext4' ? realPath(p, f.ops.name) : f.ops.name), open: () => f };
     },
   };
 }
