@@ -86,7 +86,7 @@ export const COVERAGE: Partial<Record<SyscallName, Coverage>> = {
   epoll_wait: { status: 'partial', missing: `edge-triggered interest is reported as level-triggered; ${RESTARTED}` },
   epoll_pwait: { status: 'partial', missing: `${SIGMASK_IGNORED}; edge-triggered interest is reported as level-triggered; ${RESTARTED}` },
   epoll_pwait2: { status: 'partial', missing: `${SIGMASK_IGNORED}; edge-triggered interest is reported as level-triggered; ${RESTARTED}` },
-  setxattr: { status: 'refused', errno: 'EOPNOTSUPP', why: 'attributes are not written into the image (Linux\'s answer where a file system does not support one; ls and cp -a then fall back to the mode bits), after the checks Linux makes first (EINVAL, ERANGE, E2BIG, EROFS, EEXIST, ENODATA)' },
+  setxattr: { status: 'refused', errno: 'EOPNOTSUPP', why: 'attributes are not written into the image (Linux\'s answer where a file system does not support one; ls and cp -a then fall back to the mode bits), after the checks Linux makes first (EINVAL, ERANGE, E2BIG, EPERM for user.* names on other than regular files and directories, EROFS, EEXIST, ENODATA)' },
   lsetxattr: { status: 'refused', errno: 'EOPNOTSUPP', why: 'as setxattr' },
   fsetxattr: { status: 'refused', errno: 'EOPNOTSUPP', why: 'as setxattr' },
   removexattr: { status: 'refused', errno: 'EOPNOTSUPP', why: 'as setxattr' },
