@@ -12,6 +12,9 @@
 //  (e) builds the /proc and /sys image (.cache/images/procfs.img: procps, util-linux, busybox, python3,
 //      nodejs) with scripts/procfs-images.mjs, likewise.
 //
+// The images of the compat corpus's quick workloads (.cache/images/compat-NAME.img, for
+// test/integration/compat.test.ts) are built with scripts/compat.mjs, likewise.
+//
 // Idempotent: a guest binary is rebuilt only when its source (or this script)
 // is newer than the binary; busybox is fetched only when missing. Prints one
 // short line per step it actually performs. On failure prints one line
@@ -135,10 +138,12 @@ try {
 if (existsSync(join(ROOT, 'dist', 'src', 'image', 'create.js'))) {
   const { procImages } = await import('./proc-images.mjs');
   const { netImages } = await import('./net-images.mjs');
+  const { compatImages, workloads } = await import('./compat.mjs');
   const { procfsImages } = await import('./procfs-images.mjs');
   try {
     await procImages({});
     await netImages({});
+    await compatImages({ list: workloads({ quick: true }) });
     await procfsImages({});
   } catch (e) {
     console.error(`fixtures: ${e && e.message ? e.message : String(e)}`);
