@@ -214,7 +214,9 @@ export function execve(k: Kernel, cpu: Context, dirfd: number, pathAddr: number,
   k.exePath = abs;
   k.argv = args;
   procExec(k, envp); // /proc/PID/environ
-  k.threadName = (abs.split('/').pop() ?? '').slice(0, 15);
+  // comm is the last component of the name execve was given, as Linux's bprm->filename: a script's own
+  // name (not its interpreter's), "exe" for /proc/self/exe (busybox re-executes itself that way).
+  k.threadName = ((path0 || abs).split('/').pop() ?? '').slice(0, 15);
   k.clearChildTid = 0;
   k.robustList = 0;
   k.sleepRestart = null;

@@ -92,6 +92,7 @@ export type Target =
 /** Resolve a path (relative to dirfd) to what it names. */
 export function resolve(k: Kernel, dirfd: number, path: string, follow: boolean): Target | number {
   if (path === '') return -E.ENOENT;
+  if (path.endsWith('/')) follow = true; // a trailing slash resolves a final symlink (to its directory)
   const b = base(k, dirfd, path);
   if (typeof b === 'number') return b;
   const abs = normalizePath(path, b.dir);

@@ -469,6 +469,27 @@ function processDir(k: Kernel, p: Kernel, tid: number, withTasks: boolean): PDir
   return dir(children);
 }
 
+/**
+ * What /proc/PID/fd/N reads as: a file of the image by its resolved path; a standard stream the
+ * sandbox was given by what it is on the host (pipe:[ino], socket:[ino], /dev/null, a terminal as
+ * /dev/pts/0); anything else by its own name (pipe:[N], socket:[N], anon_inode:[eventfd], /dev/zero).
+ */
+function fdTarget(p: Kernel, f: OpenFile): string {
+  if (f.ops.kind === 'ext4') return realPath(p, f.ops.name);
+  const hostFd = (f.ops as { hostFd?: unknown }).hostFd;
+  if (f.ops.kind === 'host' && typeof hostFd === 'number') {
+    try {
+      const st = fstatSync(hostFd);
+      if (st.isFIFO()) return `pipe:[${st.ino}]`;
+      if (st.isSocket()) return `socket:[${st.ino}]`;
+      if (st.isCharacterDevice()) return st.rdev === 0x103 ? '/dev/null' : '/dev/pts/0';
+    } catch {
+      // a closed host fd: its name
+    }
+  }
+  return f.ops.name;
+}
+
 function fdDir(p: Kernel, infos: boolean): PDir {
   const list = (): Array<[string, number]> => (p.zombie || p.released ? [] : p.fds.entries().map(([fd]) => [String(fd), infos ? 8 : DT_LNK]));
   return {
@@ -481,7 +502,7 @@ function fdDir(p: Kernel, infos: boolean): PDir {
       const f = p.fds.get(fd);
       if (!f) return null;
       if (infos) return file(() => fdinfo(f, p.fds.cloexec(fd)));
-      return { kind: 'link', target: () => (f.ops.kind === 'ext4' ? realPath(p, f.ops.name) : f.ops.name), open: () => f };
+      return { kind: 'link', target: () => fdTarget(p, f), open: () => f };
     },
   };
 }
@@ -668,6 +689,14 @@ export function procFile(k: Kernel, path: string): MemFile | null {
   const n = nodeAt(k, path);
   if (!n || n.node.kind !== 'file') return null;
   return new PseudoFile(n.path, n.node.read(), k, nodeStat(n.path, n.node));
+}
+
+/** The text of a /proc or /sys file as a read of it would give it now (tests, strace), or null. */
+export function procText(k: Kernel, path: string): string | null {
+  const n = nodeAt(k, path);
+  if (!n || n.node.kind !== 'file') return null;
+  const c = n.node.read();
+  return typeof c === 'string' ? c : new TextDecoder().decode(c);
 }
 
 /** The target of a /proc symlink (self, exe, cwd, root, fd/N, mounts), or null. */
