@@ -64,8 +64,8 @@ export const COVERAGE: Partial<Record<SyscallName, Coverage>> = {
   mknod: { status: 'partial', missing: 'character and block device nodes answer EPERM (as for an unprivileged user namespace); FIFOs, sockets and regular files are made' },
   mknodat: { status: 'partial', missing: 'as mknod' },
   renameat2: { status: 'partial', missing: 'RENAME_WHITEOUT answers EINVAL' },
-  chdir: { status: 'partial', missing: 'only directories of the image: /proc and /sys directories answer EACCES' },
-  fchdir: { status: 'partial', missing: 'only directories of the image (other fds: ENOTDIR)' },
+  chdir: { status: 'partial', missing: 'directories of the image, /proc and /sys; the path kept is the one resolved (no other mounts)' },
+  fchdir: { status: 'partial', missing: 'directories of the image, /proc and /sys (other fds: ENOTDIR)' },
   sync_file_range: { status: 'partial', missing: 'the range and flags are ignored: the whole image is synced' },
   fcntl: {
     status: 'partial',

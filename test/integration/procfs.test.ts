@@ -268,6 +268,12 @@ r['cwd'] = os.readlink('/proc/self/cwd')
 d = os.open('/proc/self', os.O_RDONLY | os.O_DIRECTORY)
 r['openat'] = open('status', opener=lambda p, f: os.open(p, f, dir_fd=d)).readline().strip()
 os.close(d)
+os.chdir('/proc/self/task')
+r['chdir'] = [os.getcwd(), sorted(os.listdir('.')) == [str(os.getpid())], open('../status').readline().strip()]
+fd = os.open('/sys/devices', os.O_RDONLY)
+os.fchdir(fd); os.close(fd)
+r['fchdir'] = [os.getcwd(), open('system/cpu/online').read(), os.path.exists('../etc/passwd')]
+os.chdir('/')
 def refused(name, f):
     try:
         f(); r['refused'][name] = 0
@@ -283,6 +289,7 @@ refused('missing', lambda: open('/proc/self/nonexistent'))
 refused('readlink of a file', lambda: os.readlink('/proc/cpuinfo'))
 refused('cpu3', lambda: os.listdir('/sys/devices/system/cpu/cpu3'))
 refused('file as dir', lambda: os.listdir('/proc/cpuinfo'))
+refused('chdir to a file', lambda: os.chdir('/proc/cpuinfo'))
 print(json.dumps(r))
 `;
 
@@ -307,6 +314,8 @@ test(`/proc and /sys: listings, stat, links, and writes refused as Linux does [$
   assert.equal(r.through_link, 'root');
   assert.equal(r.cwd, '/');
   assert.match(r.openat, /^Name:\s+python3$/);
+  assert.deepEqual(r.chdir, [`/proc/${r.chdir[0].split('/')[2]}/task`, true, 'Name:\tpython3']);
+  assert.deepEqual(r.fchdir, ['/sys/devices', '0-2\n', false]);
   assert.deepEqual(r.refused, {
     'write cpuinfo': 'EACCES',
     'write hostname': 'EACCES',
@@ -318,5 +327,6 @@ test(`/proc and /sys: listings, stat, links, and writes refused as Linux does [$
     'readlink of a file': 'EINVAL',
     cpu3: 'ENOENT',
     'file as dir': 'ENOTDIR',
+    'chdir to a file': 'ENOTDIR',
   });
 });

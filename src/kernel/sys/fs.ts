@@ -77,6 +77,14 @@ function base(k: Kernel, dirfd: number, path: string): { ino: number | null; dir
   return { ino: f.ops.ino, dir: f.ops.name };
 }
 
+/**
+ * The path to give the image's resolver: as given, relative to the base's inode, unless the base is
+ * no inode of the image (a working directory or dirfd in /proc or /sys): then the absolute path.
+ */
+function imagePath(path: string, b: { ino: number | null; dir: string }): string {
+  return b.ino === null && !path.startsWith('/') ? normalizePath(path, b.dir) : path;
+}
+
 /** The kernel's own trees, matched by absolute path before the image is consulted. */
 function special(abs: string): 'dev' | 'proc' | null {
   if (abs === '/dev' || abs.startsWith('/dev/')) return isDevice(abs.slice(5)) ? 'dev' : null;
@@ -109,7 +117,7 @@ export function resolve(k: Kernel, dirfd: number, path: string, follow: boolean)
   }
   const root = k.root;
   if (!root) return -E.ENOENT;
-  const r = fsCall(() => root.fs.resolve(path, { cwdIno: b.ino ?? root.fs.rootIno, followFinal: follow }));
+  const r = fsCall(() => root.fs.resolve(imagePath(path, b), { cwdIno: b.ino ?? root.fs.rootIno, followFinal: follow }));
   return r < 0 ? r : { kind: 'inode', ino: r, path: abs };
 }
 
@@ -195,6 +203,7 @@ function openAtPath(k: Kernel, dirfd: number, path: string, flags: number, mode:
   if (!root) return flags & O_CREAT ? -E.EROFS : -E.ENOENT;
   const fs = root.fs;
   const cwdIno = b.ino ?? fs.rootIno;
+  path = imagePath(path, b);
   let fifoIno = -1;
   const r = fsCall(() => {
     let ino: number;
@@ -271,7 +280,7 @@ function mknodAt(k: Kernel, dirfd: number, pathAddr: number, mode: number, dev: 
   if (special(normalizePath(path, b.dir))) return -E.EEXIST;
   return fsCall(() => {
     if (root.fs.readOnly) return -E.EROFS;
-    const parent = root.fs.resolveParent(path, { cwdIno: b.ino ?? root.fs.rootIno });
+    const parent = root.fs.resolveParent(imagePath(path, b), { cwdIno: b.ino ?? root.fs.rootIno });
     root.fs.mknod(parent.dirIno, parent.name, (type || S_IFREG) | (mode & 0o7777 & ~k.umask), dev, { uid: k.identity.uid, gid: k.identity.gid });
     return 0;
   });
@@ -290,7 +299,7 @@ export function makeSocketNode(k: Kernel, path: string): number {
   if (special(normalizePath(path, b.dir))) return -E.EADDRINUSE;
   const r = fsCall(() => {
     if (root.fs.readOnly) return -E.EROFS;
-    const parent = root.fs.resolveParent(path, { cwdIno: b.ino ?? root.fs.rootIno });
+    const parent = root.fs.resolveParent(imagePath(path, b), { cwdIno: b.ino ?? root.fs.rootIno });
     return root.fs.mknod(parent.dirIno, parent.name, 0o140000 | (0o777 & ~k.umask), 0, { uid: k.identity.uid, gid: k.identity.gid });
   });
   return r === -E.EEXIST ? -E.EADDRINUSE : r;
@@ -427,7 +436,7 @@ function parentOf(k: Kernel, dirfd: number, path: string): { dirIno: number; nam
   const root = k.root;
   if (!root) return -E.EROFS;
   if (root.fs.readOnly) return -E.EROFS;
-  const p = fsTry(() => root.fs.resolveParent(path, { cwdIno: b.ino ?? root.fs.rootIno }));
+  const p = fsTry(() => root.fs.resolveParent(imagePath(path, b), { cwdIno: b.ino ?? root.fs.rootIno }));
   return typeof p === 'number' ? p : { ...p, abs };
 }
 
@@ -632,7 +641,11 @@ function access(k: Kernel, dirfd: number, pathAddr: number, mode: number, flags:
 
 function chdirTo(k: Kernel, t: Target | number): number {
   if (typeof t === 'number') return t;
-  if (t.kind !== 'inode') return t.kind === 'proc' && procDirEntries(k, t.path) !== null ? -E.EACCES : -E.ENOTDIR;
+  if (t.kind === 'proc' && !t.open && procDirEntries(k, t.path) !== null) {
+    k.cwd = { ino: null, path: t.path }; // a directory of /proc or /sys (busybox top and ps chdir to /proc)
+    return 0;
+  }
+  if (t.kind !== 'inode') return -E.ENOTDIR;
   const st = k.root!.fs.stat(t.ino);
   if ((st.mode & S_IFMT) !== S_IFDIR) return -E.ENOTDIR;
   k.cwd = { ino: t.ino, path: t.path };
@@ -834,6 +847,7 @@ export const fsSyscalls: SyscallTable = {
   fchdir: (k, a) => {
     const f = k.fds.get(a.i32(0));
     if (!f) return -E.EBADF;
+    if (f.ops instanceof ProcDir) return chdirTo(k, { kind: 'proc', path: f.ops.name });
     if (!(f.ops instanceof Ext4File)) return -E.ENOTDIR;
     return fsCall(() => chdirTo(k, { kind: 'inode', ino: (f.ops as Ext4File).ino, path: f.ops.name }));
   },
