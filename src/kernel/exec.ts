@@ -21,6 +21,7 @@ import type { Kernel } from './kernel.js';
 import { resolve } from './sys/fs.js';
 import { procExec, procLink } from './vfs/proc.js';
 import { SharedFileMaps } from './vfs/sharedmaps.js';
+import { deletePosixTimers } from './sys/posixtimer.js';
 import type { SyscallResult } from './types.js';
 
 const AT_FDCWD = -100;
@@ -210,6 +211,7 @@ export function execve(k: Kernel, cpu: Context, dirfd: number, pathAddr: number,
   }
 
   k.signals.resetForExec(); // the blocked mask and pending signals stay, as on Linux
+  deletePosixTimers(k);
   k.fds.closeOnExec();
   k.exePath = abs;
   k.argv = args;

@@ -33,6 +33,7 @@ import { itimerSyscalls } from './sys/itimer.js';
 import { netSyscalls } from './sys/net.js';
 import { sendfileSyscalls } from './sys/sendfile.js';
 import { xattrSyscalls } from './sys/xattr.js';
+import { posixTimerSyscalls } from './sys/posixtimer.js';
 import { capsSyscalls } from './sys/caps.js';
 import { rseqSyscalls } from './sys/rseq.js';
 import { Network } from './net/network.js';
@@ -67,7 +68,7 @@ export type Rlimits = Map<number, [number, number]>;
 
 function buildTable(): SyscallHandler[] {
   const table: SyscallHandler[] = [];
-  const tables: SyscallTable[] = [ioSyscalls, fsSyscalls, mmSyscalls, processSyscalls, timeSyscalls, signalSyscalls, shmSyscalls, procSyscalls, itimerSyscalls, netSyscalls, sendfileSyscalls, xattrSyscalls, capsSyscalls, rseqSyscalls];
+  const tables: SyscallTable[] = [ioSyscalls, fsSyscalls, mmSyscalls, processSyscalls, timeSyscalls, signalSyscalls, shmSyscalls, procSyscalls, itimerSyscalls, posixTimerSyscalls, netSyscalls, sendfileSyscalls, xattrSyscalls, capsSyscalls, rseqSyscalls];
   for (const t of tables) {
     for (const [name, handler] of Object.entries(t)) {
       const nr = (SYS as Record<string, number>)[name];

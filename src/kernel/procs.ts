@@ -15,6 +15,7 @@ import { SIG_DFL, SIG_IGN } from './signal-state.js';
 import { CLD_EXITED, CLD_KILLED, SI_USER, type SigInfo } from './signal-frame.js';
 import type { Thread, ThreadStart, Threads } from './threads.js';
 import { deliverPending } from './task.js';
+import { firePosixTimers } from './sys/posixtimer.js';
 
 /** SA_NOCLDWAIT: children of a process with this flag on SIGCHLD are reaped as they end. */
 const SA_NOCLDWAIT = 2n;
@@ -309,10 +310,11 @@ export class ProcessTable {
     }
   }
 
-  /** Fire the interval timers that are due (SIGALRM); returns the next deadline (ms), or Infinity. */
+  /** Fire the interval timers (SIGALRM) and POSIX timers that are due; returns the next deadline (ms), or Infinity. */
   fireTimers(now: number): number {
     let next = Infinity;
     for (const k of this.live()) {
+      next = Math.min(next, firePosixTimers(this, k, now));
       const t = k.itimer;
       if (!t) continue;
       if (t.deadline <= now) {

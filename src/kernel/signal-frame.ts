@@ -53,6 +53,8 @@ export interface SigInfo {
   cr2?: number;
   /** SIGCHLD: the child's exit status or signal. */
   status?: number;
+  /** SI_TIMER and sigqueue: si_value (pid/uid above are then si_timerid and si_overrun for a timer). */
+  value?: bigint;
 }
 
 export const SI_USER = 0;
@@ -124,6 +126,7 @@ export function deliverSignal(k: Kernel, cpu: Context, sig: number, act: SigActi
     dv.setInt32(si + 16, info.pid ?? 0, true);
     dv.setUint32(si + 20, info.uid ?? 0, true);
     if (info.status !== undefined) dv.setInt32(si + 24, info.status, true); // SIGCHLD: si_status
+    if (info.value !== undefined) dv.setBigUint64(si + 24, info.value, true); // si_value
   }
   if (!k.mem.ok(frame, buf.length, 2 /* PROT_WRITE */)) return false;
   k.mem.write(frame, buf);
