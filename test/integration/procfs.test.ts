@@ -279,6 +279,13 @@ def refused(name, f):
         f(); r['refused'][name] = 0
     except OSError as e:
         r['refused'][name] = errno.errorcode[e.errno]
+def w(p, v):
+    fd = os.open(p, os.O_WRONLY)
+    try: return os.write(fd, v.encode())
+    except OSError as e: return errno.errorcode[e.errno]
+    finally: os.close(fd)
+r['comm'] = [w('/proc/self/comm', 'worker'), open('/proc/self/status').readline().strip()]
+r['oom'] = [w('/proc/self/oom_score_adj', v) for v in ['500', '100', 'x', '2000']] + [open('/proc/self/oom_score_adj').read()]
 refused('write cpuinfo', lambda: open('/proc/cpuinfo', 'w'))
 refused('write hostname', lambda: open('/proc/sys/kernel/hostname', 'w'))
 refused('write sys online', lambda: open('/sys/devices/system/cpu/online', 'w'))
@@ -316,6 +323,9 @@ test(`/proc and /sys: listings, stat, links, and writes refused as Linux does [$
   assert.match(r.openat, /^Name:\s+python3$/);
   assert.deepEqual(r.chdir, [`/proc/${r.chdir[0].split('/')[2]}/task`, true, 'Name:\tpython3']);
   assert.deepEqual(r.fchdir, ['/sys/devices', '0-2\n', false]);
+  // The files Linux lets a process write: its name (pthread_setname_np), its OOM score adjustment (only raised).
+  assert.deepEqual(r.comm, [6, 'Name:\tworker']);
+  assert.deepEqual(r.oom, [3, 'EACCES', 'EINVAL', 'EINVAL', '500\n']);
   assert.deepEqual(r.refused, {
     'write cpuinfo': 'EACCES',
     'write hostname': 'EACCES',

@@ -190,7 +190,9 @@ function openAtPath(k: Kernel, dirfd: number, path: string, flags: number, mode:
       return k.fds.install(w.open, (flags & O_CLOEXEC) !== 0);
     }
     if (w.node.kind === 'link') return flags & O_PATH ? install(k, new ProcDir(w.path, []), flags) : -E.ELOOP;
-    if (wantsWrite || flags & O_CREAT) return w.node.kind === 'dir' && !(flags & O_CREAT) ? -E.EISDIR : -E.EACCES;
+    if (flags & O_CREAT && flags & O_EXCL) return -E.EEXIST;
+    if (w.node.kind === 'dir' && (wantsWrite || flags & O_CREAT)) return -E.EISDIR;
+    if (wantsWrite && !(w.node.kind === 'file' && w.node.write)) return -E.EACCES;
     abs = w.path;
     const entries = procDirEntries(k, abs);
     if (entries) return install(k, new ProcDir(abs, entries), flags);

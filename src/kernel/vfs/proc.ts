@@ -31,13 +31,15 @@ interface ProcInfo {
   started: number;
   /** The largest VmSize seen (VmPeak). */
   peak: number;
+  /** /proc/PID/oom_score_adj as last written (kept across fork and exec, as on Linux). */
+  oomScoreAdj: number;
 }
 const info = new WeakMap<Kernel, ProcInfo>();
 
 function infoOf(p: Kernel): ProcInfo {
   let i = info.get(p);
   if (!i) {
-    i = { envp: [], started: bootMs(), peak: 0 };
+    i = { envp: [], started: bootMs(), peak: 0, oomScoreAdj: 0 };
     info.set(p, i);
   }
   return i;
@@ -45,12 +47,12 @@ function infoOf(p: Kernel): ProcInfo {
 
 /** The sandbox's first process starts with `envp`. */
 export function procStart(k: Kernel, envp: readonly string[]): void {
-  info.set(k, { envp: [...envp], started: performance.now(), peak: 0 });
+  info.set(k, { envp: [...envp], started: performance.now(), peak: 0, oomScoreAdj: 0 });
 }
 
 /** A fork's child: its parent's environment, its own start time. */
 export function procFork(parent: Kernel, child: Kernel): void {
-  info.set(child, { envp: infoOf(parent).envp, started: performance.now(), peak: 0 });
+  info.set(child, { envp: infoOf(parent).envp, started: performance.now(), peak: 0, oomScoreAdj: infoOf(parent).oomScoreAdj });
 }
 
 /** execve: the new program's environment. */
@@ -439,13 +441,38 @@ function fdinfo(f: OpenFile, cloexec: boolean): string {
   return `pos:\t${f.pos}\nflags:\t0${(f.flags | (cloexec ? O_CLOEXEC : 0)).toString(8).padStart(7, '0')}\nmnt_id:\t${f.ops.kind === 'ext4' ? 21 : 15}\nino:\t${ino}\n`;
 }
 
+/**
+ * A write to /proc/PID/comm (or task/TID/comm: glibc's pthread_setname_np for another thread): the
+ * name, cut to 15 bytes as Linux's set_task_comm does; only within the writer's own thread group.
+ * Names are kept per process here, not per thread.
+ */
+function writeComm(k: Kernel, p: Kernel, data: Uint8Array): number {
+  if (p !== k) return -E.EINVAL;
+  const end = data.indexOf(0);
+  const bytes = data.subarray(0, Math.min(end < 0 ? data.length : end, 15));
+  p.threadName = new TextDecoder().decode(bytes);
+  return data.length;
+}
+
+/** A write to /proc/PID/oom_score_adj: an integer from -1000 to 1000 (lowering it needs CAP_SYS_RESOURCE, which the sandbox does not grant). */
+function writeOomScoreAdj(p: Kernel, data: Uint8Array): number {
+  const t = new TextDecoder().decode(data).trim();
+  if (!/^[+-]?\d+$/.test(t)) return -E.EINVAL;
+  const v = Number(t);
+  if (v < -1000 || v > 1000) return -E.EINVAL;
+  const i = infoOf(p);
+  if (v < i.oomScoreAdj) return -E.EACCES;
+  i.oomScoreAdj = v;
+  return data.length;
+}
+
 /** A process's directory (tid: the thread it is about; the process itself when tid is its pid). */
 function processDir(k: Kernel, p: Kernel, tid: number, withTasks: boolean): PDir {
   const alive = (): boolean => !p.zombie && !p.released;
   const children: Record<string, () => PNode | null> = {
     cgroup: () => file(() => '0::/\n'),
     cmdline: () => file(() => (alive() ? cstrings(p.argv) : '')),
-    comm: () => file(() => `${comm(p)}\n`, 0o644),
+    comm: () => ({ kind: 'file', read: () => `${comm(p)}\n`, mode: 0o644, write: (d) => writeComm(k, p, d) }),
     cwd: () => link(() => (alive() ? p.cwd.path : null)),
     environ: () => file(() => (alive() ? cstrings(infoOf(p).envp) : ''), 0o400),
     exe: () => link(() => (alive() ? realPath(p, p.exePath) : null)),
@@ -457,7 +484,7 @@ function processDir(k: Kernel, p: Kernel, tid: number, withTasks: boolean): PDir
     mountinfo: () => file(() => mountinfo(k)),
     mounts: () => file(() => mounts(k)),
     oom_score: () => file(() => '0\n'),
-    oom_score_adj: () => file(() => '0\n', 0o644),
+    oom_score_adj: () => ({ kind: 'file', read: () => `${infoOf(p).oomScoreAdj}\n`, mode: 0o644, write: (d) => writeOomScoreAdj(p, d) }),
     root: () => link(() => (alive() ? '/' : null)),
     sessionid: () => file(() => '4294967295'),
     stat: () => file(() => stat(p, tid)),
@@ -688,7 +715,7 @@ function nodeAt(k: Kernel, path: string): { node: PNode; path: string } | null {
 export function procFile(k: Kernel, path: string): MemFile | null {
   const n = nodeAt(k, path);
   if (!n || n.node.kind !== 'file') return null;
-  return new PseudoFile(n.path, n.node.read(), k, nodeStat(n.path, n.node));
+  return new PseudoFile(n.path, n.node.read(), k, nodeStat(n.path, n.node), n.node.write);
 }
 
 /** The text of a /proc or /sys file as a read of it would give it now (tests, strace), or null. */
@@ -733,11 +760,18 @@ class PseudoFile extends MemFile {
     content: string | Uint8Array,
     k: Kernel,
     private readonly st: StatInfo,
+    private readonly writer?: (data: Uint8Array) => number,
   ) {
     super(name, content, k.mem, st.ino);
+    this.k = k;
   }
+  private readonly k: Kernel;
   override stat(): StatInfo {
     return this.st;
+  }
+  override write(_f?: OpenFile, addr = 0, length = 0): number {
+    if (!this.writer) return -E.EACCES;
+    return this.writer(this.k.mem.read(addr, Math.min(length, PAGE)));
   }
 }
 

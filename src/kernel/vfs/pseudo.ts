@@ -19,8 +19,10 @@ export interface PFile {
   kind: 'file';
   /** The content, made when the file is opened. */
   read: () => string | Uint8Array;
-  /** Permission bits (default 0444); writes are refused whatever they say (EACCES). */
+  /** Permission bits (default 0444). */
   mode?: number;
+  /** A write of `data` (at the start of the file, as /proc takes it): bytes taken, or -errno. Absent: EACCES. */
+  write?: (data: Uint8Array) => number;
   /** st_size: 0 for /proc files (as on Linux), 4096 for /sys attributes. */
   size?: number;
 }
