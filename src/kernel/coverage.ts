@@ -41,7 +41,7 @@ export const COVERAGE: Partial<Record<SyscallName, Coverage>> = {
   pwrite64: { status: 'partial', missing: 'on a pipe, FIFO, socket or eventfd the offset is ignored (an ordinary write) where Linux answers ESPIPE' },
   preadv: { status: 'partial', missing: 'as pread64' },
   pwritev: { status: 'partial', missing: 'as pwrite64' },
-  open: { status: 'partial', missing: `${NO_PERMISSION_CHECKS}; O_TMPFILE is not supported (EISDIR); device nodes on the image answer ENXIO (the kernel's own /dev has null, zero, full, random and urandom); /proc and /sys are read-only (EACCES for write access or O_CREAT)` },
+  open: { status: 'partial', missing: `${NO_PERMISSION_CHECKS}; O_TMPFILE is not supported (EISDIR); device nodes on the image answer ENXIO (the kernel's own /dev has null, zero, full, random and urandom); /proc and /sys are read-only but for /proc/PID/comm and oom_score_adj (EACCES for write access, or O_CREAT of a new name)` },
   openat: { status: 'partial', missing: 'as open' },
   creat: { status: 'partial', missing: NO_PERMISSION_CHECKS },
   access: { status: 'partial', missing: 'only the execute bit and a read-only image (EROFS for W_OK) are checked: the program is treated as root' },
