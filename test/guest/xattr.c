@@ -1,5 +1,6 @@
 // xattr: extended attributes read from the image (getxattr, lgetxattr, fgetxattr, listxattr), the
-// answers of setxattr/removexattr, copy_file_range between files of the image, and /dev/fd.
+// answers of setxattr/removexattr, copy_file_range between files of the image, /dev/fd, and
+// fcntl(F_GETPIPE_SZ).
 // Usage: xattr DIR  (DIR/f has user.small=hello in the inode and user.big = 300 'b's in the xattr
 // block, set by the test with debugfs ea_set; DIR/link -> f; DIR is writable).
 // Prints one line per check; exits 1 on the first failure.
@@ -60,6 +61,8 @@ int main(int argc, char **argv) {
   check(llistxattr(link, buf, sizeof buf) == 0, "llistxattr of a symlink without attributes is empty");
   int p[2];
   check(pipe(p) == 0 && flistxattr(p[0], buf, sizeof buf) == 0, "a pipe lists none");
+  check(fcntl(p[0], F_GETPIPE_SZ) == 65536 && fcntl(p[1], F_GETPIPE_SZ) == 65536, "F_GETPIPE_SZ of a pipe is its capacity");
+  check(fcntl(fd, F_GETPIPE_SZ) == -1 && errno == EBADF, "F_GETPIPE_SZ of a file is EBADF");
   check(fgetxattr(p[0], "user.x", buf, sizeof buf) == -1 && errno == ENODATA, "a pipe has no user.* attributes (ENODATA)");
   check(fsetxattr(p[0], "user.x", "v", 1, 0) == -1 && errno == EPERM, "nor may it get one (EPERM)");
   check(lsetxattr(link, "user.x", "v", 1, 0) == -1 && errno == EPERM, "nor may a symlink (EPERM)");

@@ -10,6 +10,7 @@ import { encodeStat } from '../../abi/stat.js';
 import * as libc from '../../host/libc.js';
 import { O_CLOEXEC, O_NONBLOCK, OpenFile, SETFL_MASK, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI } from '../files/file.js';
 import { EPOLLERR, EPOLLHUP, EPOLLONESHOT, EpollFile, type Interest } from '../files/epoll.js';
+import { PIPE_BUF_SIZE } from '../files/pipe.js';
 import type { Kernel } from '../kernel.js';
 import { SIG } from '../../abi/signals.js';
 import { raise } from './signal.js';
@@ -381,6 +382,9 @@ function timespecMs(k: Kernel, addr: number): number | null {
   return sec * 1000 + Math.ceil(nsec / 1e6);
 }
 
+/** fcntl(2) F_GETPIPE_SZ. */
+const F_GETPIPE_SZ = 1032;
+
 function fcntl(k: Kernel, a: SyscallArgs): SyscallResult {
   const fd = a.i32(0);
   const cmd = a.i32(1);
@@ -422,6 +426,9 @@ function fcntl(k: Kernel, a: SyscallArgs): SyscallResult {
       if (type === F_RDLCK && !f.readable) return -E.EBADF;
       return 0;
     }
+    case F_GETPIPE_SZ:
+      // A pipe's (or FIFO's) capacity: fixed at PIPE_BUF_SIZE here (F_SETPIPE_SZ is not supported).
+      return (f.ops as { kind?: string }).kind === 'pipe' ? PIPE_BUF_SIZE : -E.EBADF;
     default:
       return -E.EINVAL;
   }
