@@ -38,17 +38,20 @@
 // directory; it changes nothing else), then /out is read back with debugfs rdump and `e2fsck -fn` on the
 // copy must be clean. Times are wall-clock times of the whole command (mapvisor's include starting Node
 // and the VM). The ENOSYS column lists the system calls that answered ENOSYS in mapvisor (--stats).
+// With --einval, each workload also runs once more natively under strace(1) and in mapvisor with
+// --strace, and the EINVAL column lists the calls that answered EINVAL more often in mapvisor than
+// natively (per system call name: a hint where mapvisor refuses what Linux accepts; it needs strace).
 //
 // Prints progress lines, then the table; exits 1 on any mismatch (or when a workload cannot be run),
 // 0 when all match. Bad options or workload headers: one line `compat: ...` and exit 2.
 //
-//   node scripts/compat.mjs [--quick] [--only NAME[,NAME]] [--platform kvm|process|all] [--json FILE] [--readme]
+//   node scripts/compat.mjs [--quick] [--only NAME[,NAME]] [--platform kvm|process|all] [--einval] [--json FILE] [--readme]
 //   import { compatImages, workloads } from './compat.mjs';   (scripts/fixtures.mjs builds the quick images)
 
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync, renameSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ImageError, OUT_DIR, ROOT, buildImages, fail } from './image-builder.mjs';
 
@@ -261,6 +264,51 @@ async function runNative(w, tree) {
   return { ...r, tree: treeLines(out, w.normalise) };
 }
 
+/** EINVAL answers per system call name in strace-style lines (`name(...) = -1 EINVAL`). */
+function einvalCounts(text) {
+  const counts = {};
+  for (const line of text.split('\n')) {
+    const m = /^(?:\[pid\s+\d+\]\s+|\d+\s+)?(?:<\.\.\. (\w+) resumed>|(\w+)\().*\)?\s+= -1 EINVAL\b/.exec(line);
+    if (m) counts[m[1] ?? m[2]] = (counts[m[1] ?? m[2]] ?? 0) + 1;
+  }
+  return counts;
+}
+
+/** The native run once more under strace -f: EINVAL answers per call (bwrap's own included). */
+async function nativeEinval(w, tree) {
+  resetDir(join(tree, 'out'), 0o755);
+  resetDir(join(tree, 'root'), 0o700);
+  const log = join(CACHE, 'runs', `strace.${process.pid}.txt`);
+  mkdirSync(dirname(log), { recursive: true });
+  const args = ['-f', '-qq', '-e', 'status=failed', '-o', log, 'bwrap', '--bind', tree, '/', '--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp', '--unshare-all', '--die-with-parent', '--chdir', '/out', '/bin/bash', `/compat/${w.name}.sh`];
+  const r = await runCommand('strace', args, { env: envObject(), timeout: w.timeout * 2 });
+  if (r.spawnError) usage(`--einval needs strace (${r.spawnError.message}); install it: apt-get install strace`);
+  const counts = existsSync(log) ? einvalCounts(readFileSync(log, 'utf8')) : {};
+  rmSync(log, { force: true });
+  return counts;
+}
+
+/** A mapvisor run with --strace on a fresh copy: EINVAL answers per call. */
+async function mapvisorEinval(w, img, platform) {
+  const copy = join(CACHE, 'runs', `${w.name}.${platform}.${process.pid}.strace.img`);
+  try {
+    const cp = spawnSync('cp', ['--sparse=always', '--reflink=auto', img, copy]);
+    if (cp.status !== 0) fail(`cannot copy ${relative(ROOT, img)}: ${lastLine(cp.stderr?.toString())}`);
+    const args = [CLI, 'run', '--image', copy, '--platform', platform, '--strace', '--timeout', String(w.timeout * 2), ...ENV.flatMap((e) => ['--env', e]), '--', '/usr/bin/env', '-C', '/out', '/bin/bash', `/compat/${w.name}.sh`];
+    const r = await runCommand(process.execPath, args, { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, timeout: w.timeout * 2 + 60 });
+    return einvalCounts(r.stderr.toString());
+  } finally {
+    rmSync(copy, { force: true });
+  }
+}
+
+/** Calls answering EINVAL more often in mapvisor than natively: name -> how many more. */
+function moreEinval(box, nat) {
+  const out = {};
+  for (const [name, n] of Object.entries(box)) if (n > (nat[name] ?? 0)) out[name] = n - (nat[name] ?? 0);
+  return out;
+}
+
 const envObject = () => Object.fromEntries(ENV.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
 
 /** Splits mapvisor's stderr into the program's part and the --stats report; ENOSYS calls from the latter. */
@@ -394,8 +442,8 @@ function stdoutDiff(a, b) {
 
 const fmtS = (ms) => (ms < 10_000 ? `${(ms / 1000).toFixed(2)} s` : `${(ms / 1000).toFixed(1)} s`);
 
-function table(rows, platforms) {
-  const head = ['workload', 'what it runs', ...platforms.map((p) => `${p}`), 'native', 'ENOSYS in mapvisor'];
+function table(rows, platforms, einval = false) {
+  const head = ['workload', 'what it runs', ...platforms.map((p) => `${p}`), 'native', 'ENOSYS in mapvisor', ...(einval ? ['EINVAL in mapvisor, not native'] : [])];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
   for (const r of rows) {
     const cells = [`${r.name}${r.quick ? ' (quick)' : ''}`, r.description];
@@ -407,6 +455,11 @@ function table(rows, platforms) {
     const enosys = new Map();
     for (const p of platforms) for (const [k, v] of Object.entries(r.platforms[p]?.enosys ?? {})) enosys.set(k, Math.max(enosys.get(k) ?? 0, v));
     cells.push(enosys.size ? [...enosys].map(([k, v]) => `${k} ×${v}`).join(', ') : 'none');
+    if (einval) {
+      const more = new Map();
+      for (const p of platforms) for (const [k, v] of Object.entries(r.platforms[p]?.einval ?? {})) more.set(k, Math.max(more.get(k) ?? 0, v));
+      cells.push(more.size ? [...more].map(([k, v]) => `${k} ×${v}`).join(', ') : 'none');
+    }
     lines.push(`| ${cells.map((c) => String(c).replace(/\|/g, '\\|')).join(' | ')} |`);
   }
   return lines.join('\n');
@@ -437,7 +490,7 @@ function writeReadme(tbl, platforms, rows) {
 // Main
 
 function parseArgs(argv) {
-  const o = { quick: false, only: null, platform: 'all', json: null, readme: false, quiet: false };
+  const o = { quick: false, only: null, platform: 'all', json: null, readme: false, quiet: false, einval: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -448,12 +501,13 @@ function parseArgs(argv) {
     if (a === '--quick') o.quick = true;
     else if (a === '--readme') o.readme = true;
     else if (a === '--quiet') o.quiet = true;
+    else if (a === '--einval') o.einval = true;
     else if (a === '--only') o.only = value().split(',').filter(Boolean);
     else if (a === '--platform') {
       o.platform = value();
       if (!['kvm', 'process', 'all'].includes(o.platform)) usage(`--platform ${o.platform} is not kvm, process or all`);
     } else if (a === '--json') o.json = value();
-    else usage(`unknown option ${a} (use --quick, --only NAME[,NAME], --platform kvm|process|all, --json FILE, --readme)`);
+    else usage(`unknown option ${a} (use --quick, --only NAME[,NAME], --platform kvm|process|all, --einval, --json FILE, --readme)`);
   }
   if (o.readme && (o.quick || o.only)) usage('--readme writes the whole corpus\'s table; drop --quick and --only');
   return o;
@@ -477,6 +531,7 @@ async function main() {
   }
   if (platforms.length === 0) usage('no platform works on this machine (see `mapvisor info`)');
   if (spawnSync('bwrap', ['--version']).error) usage('bwrap is missing; install it: apt-get install bubblewrap');
+  if (o.einval && spawnSync('strace', ['-V']).error) usage('--einval needs strace; install it: apt-get install strace');
 
   const images = await compatImages({ list, quiet: o.quiet });
   const rows = [];
@@ -488,6 +543,7 @@ async function main() {
     const nat = await runNative(w, tree);
     row.native = { ms: nat.ms, status: nat.status };
     log(`${w.name}: native ${nat.signal ? `signal ${nat.signal}` : `exit ${nat.status}`} in ${fmtS(nat.ms)}${nat.timedOut ? ' (timed out)' : ''}`);
+    let natEinval = null;
     for (const p of platforms) {
       const box = await runMapvisor(w, images[w.name], p);
       const why = compare(w, nat, box);
@@ -501,9 +557,15 @@ async function main() {
         if (box.stderr.length) console.log(`compat:   mapvisor stderr (last lines):\n${tail(box.stderr)}`);
         if (nat.stderr.length) console.log(`compat:   native stderr (last lines):\n${tail(nat.stderr)}`);
       }
+      if (o.einval) {
+        natEinval ??= await nativeEinval(w, tree);
+        row.platforms[p].einval = moreEinval(await mapvisorEinval(w, images[w.name], p), natEinval);
+        const names = Object.keys(row.platforms[p].einval);
+        log(`${w.name}: ${p} with --strace: ${names.length ? `EINVAL more often than natively from ${names.join(', ')}` : 'no EINVAL that native does not answer too'}`);
+      }
     }
   }
-  const tbl = table(rows, platforms);
+  const tbl = table(rows, platforms, o.einval);
   console.log(`\n${tbl}\n`);
   console.log(`compat: ${rows.length - rows.filter((r) => Object.values(r.platforms).some((x) => !x.pass)).length} of ${rows.length} workloads the same as native on ${platforms.join(', ')}${bad ? `; ${bad} mismatches` : ''}`);
   if (o.json) writeFileSync(o.json, `${JSON.stringify({ date: new Date().toISOString(), platforms, rows }, null, 2)}\n`);
