@@ -163,14 +163,15 @@ test('/proc/cpuinfo: one block per CPU, the host\'s keys and layout', () => {
   }
 });
 
-test('cpuinfo flags on kvm: a CPUID bit only where the guest has it; the host kernel\'s own flags dropped', () => {
+test('cpuinfo flags on kvm: the host\'s instruction set, the VM\'s system features, XSAVE extensions only with XSAVE on', () => {
   const cpuid: GuestCpuidEntry[] = [
     { function: 0, index: 0, eax: 0xd, ebx: 0, ecx: 0, edx: 0 },
-    { function: 1, index: 0, eax: 0, ebx: 0, ecx: (1 << 0) | (1 << 20) | (1 << 31), edx: (1 << 0) | (1 << 25) | (1 << 26) },
-    { function: 7, index: 0, eax: 0, ebx: (1 << 0) | (1 << 5), ecx: 0, edx: 0 },
+    { function: 1, index: 0, eax: 0, ebx: 0, ecx: (1 << 21) | (1 << 31), edx: 1 << 0 },
+    { function: 7, index: 0, eax: 0, ebx: 1 << 0, ecx: 0, edx: 0 },
   ];
-  const host = ['fpu', 'sse', 'sse2', 'ht', 'pni', 'sse4_2', 'avx', 'avx2', 'fsgsbase', 'constant_tsc', 'pti', 'ibrs', 'hypervisor', 'bmi1', 'flexpriority'];
-  assert.deepEqual(guestFlags(host, cpuid), ['fpu', 'sse', 'sse2', 'pni', 'sse4_2', 'avx2', 'constant_tsc', 'hypervisor']);
+  const host = ['fpu', 'sse', 'sse2', 'ht', 'pni', 'sse4_2', 'avx', 'avx2', 'fma', 'xsave', 'fsgsbase', 'constant_tsc', 'pti', 'ibrs', 'hypervisor', 'x2apic', 'pcid', 'vmx', 'bmi1', 'flexpriority'];
+  assert.deepEqual(guestFlags(host, cpuid, true), ['fpu', 'sse', 'sse2', 'pni', 'sse4_2', 'avx', 'avx2', 'fma', 'xsave', 'constant_tsc', 'hypervisor', 'x2apic', 'bmi1']);
+  assert.deepEqual(guestFlags(host, cpuid, false), ['fpu', 'sse', 'sse2', 'pni', 'sse4_2', 'constant_tsc', 'hypervisor', 'x2apic', 'bmi1']);
   assert.deepEqual(guestFlags(host, null), host, 'process: the host CPU, every flag');
 });
 

@@ -2,13 +2,14 @@
  * /proc/cpuinfo as Linux writes it: one block per CPU the program is given (--cpus), each with the
  * host CPU's vendor, family, model, caches and address sizes, and the feature flags the program really
  * has. On `process` the program runs on the host CPU under the host kernel: every host flag holds. On
- * `kvm` the program sees the CPUID the VM was given (KVM_GET_SUPPORTED_CPUID, AVX and friends hidden
- * when XSAVE is off): a flag that is a CPUID bit is shown only when the guest's CPUID has that bit, and
- * of the flags Linux makes up (not CPUID bits) only those that describe the CPU itself are kept (not the
- * host kernel's mitigations, nor VMX or SVM details).
+ * `kvm` the program's instructions run natively on the host CPU too, so an instruction-set flag of the
+ * host's holds there as well; but what needs the OS's help is the VM's: the XSAVE-managed extensions
+ * (AVX and up) only when the VM runs with XSAVE on (else they fault, and Linux would not list them),
+ * no fsgsbase (CR4.FSGSBASE is off), and the system-level features (virtualization, APIC, PCID, power
+ * and performance monitoring, mitigations) only as the VM's CPUID (KVM_GET_SUPPORTED_CPUID) offers
+ * them. Of the flags Linux makes up (no CPUID bit of their own) only those describing the CPU stay.
  */
 import { readFileSync } from 'node:fs';
-import { hideXsaveFeatures } from '../../platform/kvm/cpu.js';
 
 export interface GuestCpuidEntry {
   function: number;
@@ -39,15 +40,30 @@ const CPUID_FLAGS: Array<[number, number, Reg, Record<number, string>]> = [
 /** Flags Linux makes up (no CPUID bit of their own) that describe the CPU rather than the host kernel. */
 const CPU_PROPERTIES = new Set(['constant_tsc', 'nonstop_tsc', 'nopl', 'xtopology', 'tsc_reliable', 'tsc_known_freq', 'rep_good', 'cpuid', 'extd_apicid', 'amd_dcm', 'arch_perfmon', 'vmmcall']);
 
-/** Whether the program's CPU is the VM's (set by whoever made the machine; null: the host's own). */
+/** Flags of CPUID bits that are the system's, not the instruction set's: shown as the VM's CPUID says. */
+const SYSTEM = new Set([
+  'vme', 'de', 'pse', 'msr', 'pae', 'mce', 'apic', 'mtrr', 'pge', 'mca', 'pat', 'pse36', 'pn', 'dts', 'acpi', 'ss', 'ht', 'tm', 'ia64', 'pbe',
+  'dtes64', 'monitor', 'ds_cpl', 'vmx', 'smx', 'est', 'tm2', 'cid', 'sdbg', 'xtpr', 'pdcm', 'pcid', 'dca', 'x2apic', 'tsc_deadline_timer', 'hypervisor',
+  'mp', 'pdpe1gb', 'svm', 'extapic', 'cr8_legacy', 'osvw', 'ibs', 'skinit', 'wdt', 'lwp', 'tce', 'nodeid_msr', 'topoext', 'perfctr_core', 'perfctr_nb',
+  'bpext', 'ptsc', 'perfctr_llc', 'mwaitx', 'dtherm', 'ida', 'arat', 'pln', 'pts', 'hwp', 'hwp_notify', 'hwp_act_window', 'hwp_epp', 'hwp_pkg_req',
+  'tsc_adjust', 'sgx', 'smep', 'invpcid', 'cqm', 'mpx', 'rdt_a', 'smap', 'intel_pt', 'umip', 'pku', 'ospke', 'waitpkg', 'shstk', 'tme', 'la57',
+  'bus_lock_detect', 'sgx_lc', 'md_clear', 'pconfig', 'arch_lbr', 'ibt', 'flush_l1d', 'arch_capabilities', 'irperf', 'rdpru', 'wbnoinvd', 'lam',
+]);
+
+/** Flags of the extensions whose state XSAVE manages: usable only where the OS enabled XSAVE. */
+const NEEDS_XSAVE = /^(xsave|xsaveopt|xsavec|xgetbv1|xsaves|avx.*|fma|f16c|vaes|vpclmulqdq|amx_.*)$/;
+
+/** The program's CPU when it is a VM's (set by whoever made the machine; null: the host's own). */
 let guest: readonly GuestCpuidEntry[] | null = null;
+let guestXsave = true;
 
 /**
- * The CPUID the program's VM was given (kvm; `xsave` false: the VM runs without XSAVE, and what needs
- * it is hidden), or null when the program runs on the host CPU (process).
+ * The CPUID the program's VM was given and whether it runs with XSAVE on (kvm), or null when the
+ * program runs on the host CPU under the host kernel (process).
  */
 export function setGuestCpuid(entries: readonly GuestCpuidEntry[] | null, xsave = true): void {
-  guest = entries && !xsave ? hideXsaveFeatures(entries.map((e) => ({ ...e, flags: 0 }))) : entries;
+  guest = entries;
+  guestXsave = xsave;
 }
 
 function has(entries: readonly GuestCpuidEntry[], fn: number, index: number, reg: Reg, bit: number): boolean {
@@ -58,16 +74,16 @@ function has(entries: readonly GuestCpuidEntry[], fn: number, index: number, reg
 const BY_NAME = new Map<string, [number, number, Reg, number]>();
 for (const [fn, index, reg, bits] of CPUID_FLAGS) for (const [bit, name] of Object.entries(bits)) BY_NAME.set(name, [fn, index, reg, Number(bit)]);
 
-/** The flags the program has: the host's, each kept only where the guest's CPUID has it (kvm). */
-export function guestFlags(hostFlags: string[], entries: readonly GuestCpuidEntry[] | null = guest): string[] {
+/** The flags the program has (see the top of this file): all of the host's on process, on kvm those that hold in the VM. */
+export function guestFlags(hostFlags: string[], entries: readonly GuestCpuidEntry[] | null = guest, xsave = guestXsave): string[] {
   if (!entries) return hostFlags;
-  const out = hostFlags.filter((f) => {
+  return hostFlags.filter((f) => {
+    if (f === 'fsgsbase') return false; // needs CR4.FSGSBASE, which the VM does not set: the instructions fault
+    if (!xsave && NEEDS_XSAVE.test(f)) return false;
     const where = BY_NAME.get(f);
-    if (where) return has(entries, ...where);
+    if (where) return SYSTEM.has(f) ? has(entries, ...where) : true;
     return CPU_PROPERTIES.has(f);
   });
-  // fsgsbase needs CR4.FSGSBASE, which the VM does not set: the instructions fault there.
-  return out.filter((f) => f !== 'fsgsbase');
 }
 
 let hostBlock: Array<[string, string]> | null = null;

@@ -6,6 +6,7 @@
  * reads cpuN/cpufreq/scaling_cur_freq. /sys/fs/cgroup is absent (no cgroup limits: the sandbox's own
  * --cpus and --mem are the machine's size). Attribute files are 0444 and 4096 bytes, as sysfs shows them.
  */
+import { readFileSync, readdirSync } from 'node:fs';
 import type { Kernel } from '../kernel.js';
 import { cpuMhz } from './cpuinfo.js';
 import { dir, file, link, type PDir, type PNode } from './pseudo.js';
@@ -22,10 +23,64 @@ function mask(bits: bigint, n: number): string {
   return groups.join(',');
 }
 
+interface HostCache {
+  index: string;
+  attrs: Record<string, string>;
+  /** Shared by more than one CPU on the host (an L3): shared by all of the program's CPUs too. */
+  shared: boolean;
+}
+let hostCaches: HostCache[] | null = null;
+
+/** The host's cache hierarchy (its first CPU's), read once: lscpu and hwloc read it from sysfs. */
+function caches(): HostCache[] {
+  if (hostCaches) return hostCaches;
+  const base = '/sys/devices/system/cpu/cpu0/cache';
+  const read = (f: string): string | null => {
+    try {
+      return readFileSync(f, 'utf8').trim();
+    } catch {
+      return null;
+    }
+  };
+  hostCaches = [];
+  let names: string[] = [];
+  try {
+    names = readdirSync(base).filter((n) => /^index\d+$/.test(n)).sort();
+  } catch {
+    names = [];
+  }
+  for (const index of names) {
+    const attrs: Record<string, string> = {};
+    for (const a of ['level', 'type', 'size', 'coherency_line_size', 'ways_of_associativity', 'number_of_sets', 'physical_line_partition']) {
+      const v = read(`${base}/${index}/${a}`);
+      if (v !== null) attrs[a] = v;
+    }
+    const list = read(`${base}/${index}/shared_cpu_list`) ?? '0';
+    hostCaches.push({ index, attrs, shared: /[-,]/.test(list) });
+  }
+  return hostCaches;
+}
+
+function cacheDir(k: Kernel, i: number): PDir {
+  const n = k.cpus;
+  const all = (1n << BigInt(n)) - 1n;
+  const children: Record<string, () => PNode | null> = {};
+  for (const c of caches()) {
+    const files: Record<string, () => PNode | null> = {};
+    for (const [a, v] of Object.entries(c.attrs)) files[a] = attr(v);
+    files.id = attr(c.shared ? '0' : String(i));
+    files.shared_cpu_list = attr(c.shared ? cpuRange(n) : String(i));
+    files.shared_cpu_map = attr(mask(c.shared ? all : 1n << BigInt(i), n));
+    children[c.index] = () => dir(files);
+  }
+  return dir(children);
+}
+
 function cpuDir(k: Kernel, i: number): PDir {
   const n = k.cpus;
   const all = (1n << BigInt(n)) - 1n;
   const children: Record<string, () => PNode | null> = {
+    cache: () => cacheDir(k, i),
     topology: () =>
       dir({
         cluster_cpus: attr(mask(all, n)),
