@@ -253,12 +253,19 @@ function resetDir(p, mode) {
   chmodSync(p, mode);
 }
 
+/**
+ * bwrap's arguments for a native run in `tree`, after emptying its /out and /root (so one native run of
+ * a workload at a time: no bind mounts over them, which would show in df and /proc/self/mountinfo).
+ */
+function bwrapArgs(w, tree) {
+  resetDir(join(tree, 'out'), 0o755);
+  resetDir(join(tree, 'root'), 0o700);
+  return ['--bind', tree, '/', '--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp', '--unshare-all', '--die-with-parent', '--chdir', '/out', '/bin/bash', `/compat/${w.name}.sh`];
+}
+
 async function runNative(w, tree) {
   const out = join(tree, 'out');
-  resetDir(out, 0o755);
-  resetDir(join(tree, 'root'), 0o700);
-  const args = ['--bind', tree, '/', '--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp', '--unshare-all', '--die-with-parent', '--chdir', '/out', '/bin/bash', `/compat/${w.name}.sh`];
-  const r = await runCommand('bwrap', args, { env: envObject(), timeout: w.timeout });
+  const r = await runCommand('bwrap', bwrapArgs(w, tree), { env: envObject(), timeout: w.timeout });
   if (r.spawnError) usage(`cannot run bwrap (${r.spawnError.message}); install it: apt-get install bubblewrap`);
   if (r.status === 1 && /^bwrap: /m.test(r.stderr.toString()) && r.stdout.length === 0) fail(`${w.name}: bwrap could not start the native run: ${lastLine(r.stderr.toString())}`);
   return { ...r, tree: treeLines(out, w.normalise) };
@@ -276,11 +283,9 @@ function einvalCounts(text) {
 
 /** The native run once more under strace -f: EINVAL answers per call (bwrap's own included). */
 async function nativeEinval(w, tree) {
-  resetDir(join(tree, 'out'), 0o755);
-  resetDir(join(tree, 'root'), 0o700);
   const log = join(CACHE, 'runs', `strace.${process.pid}.txt`);
   mkdirSync(dirname(log), { recursive: true });
-  const args = ['-f', '-qq', '-e', 'status=failed', '-o', log, 'bwrap', '--bind', tree, '/', '--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp', '--unshare-all', '--die-with-parent', '--chdir', '/out', '/bin/bash', `/compat/${w.name}.sh`];
+  const args = ['-f', '-qq', '-e', 'status=failed', '-o', log, 'bwrap', ...bwrapArgs(w, tree)];
   const r = await runCommand('strace', args, { env: envObject(), timeout: w.timeout * 2 });
   if (r.spawnError) usage(`--einval needs strace (${r.spawnError.message}); install it: apt-get install strace`);
   const counts = existsSync(log) ? einvalCounts(readFileSync(log, 'utf8')) : {};
