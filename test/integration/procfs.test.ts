@@ -62,6 +62,7 @@ test(`nproc, lscpu, free, ps and vmstat see --cpus 3 --mem 512M [${PLATFORM}]`, 
       'echo "== ps"; ps -o pid=,ppid=,comm= ',
       'echo "== vmstat"; vmstat',
       'echo "== uptime"; uptime',
+      'echo "== pmap"; pmap -x $$ | tail -1',
     ].join('\n'),
   );
   assert.deepEqual(s.nproc!.trim().split('\n'), ['3', '3', '3']);
@@ -88,6 +89,7 @@ test(`nproc, lscpu, free, ps and vmstat see --cpus 3 --mem 512M [${PLATFORM}]`, 
   assert.ok(ps.some((r) => r[1] === '1' && r[2] === 'ps'), s.ps);
   assert.match(s.vmstat!, /^\s*\d+\s+\d+\s+\d+\s+\d+/m);
   assert.match(s.uptime!, /load average: 0\.00, 0\.00, 0\.00/);
+  assert.match(s.pmap!, /^total kB\s+\d+\s+[1-9]\d*\s+\d+\s*$/m, 'pmap -x reads smaps');
 });
 
 test(`Python and Node size themselves from 3 CPUs and 512 MiB [${PLATFORM}]`, { timeout: 180_000, skip }, async () => {

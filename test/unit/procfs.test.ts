@@ -93,6 +93,11 @@ test('/proc/PID/stat has 52 fields; statm 7; maps merges the heap and names it',
   assert.match(maps[2]!, /^00600000-00642000 rw-p 00000000 00:00 0 {27}\s*\[heap\]$/);
   assert.equal(maps[2]!.indexOf('[heap]'), 73);
   assert.match(maps[3]!, /\[stack\]$/);
+  const smaps = procText(k, '/proc/self/smaps')!.split('\n');
+  assert.equal(smaps.filter((l) => /^[0-9a-f]+-[0-9a-f]+ /.test(l)).length, 4);
+  for (const l of smaps.filter((l) => l && !/^[0-9a-f]+-/.test(l))) assert.match(l, /^([A-Za-z_]+: +\d+ kB|THPeligible: +\d|VmFlags:( [a-z]{2})+ )$/, l);
+  assert.ok(smaps.includes('VmFlags: rd wr mr mw me gd ac '), 'the stack');
+  assert.match(procText(k, '/proc/self/smaps_rollup')!, /\[rollup\]\nRss: +\d+ kB\n/);
   assert.equal(procText(k, '/proc/self/cmdline'), 'prog\0a b\0');
   assert.equal(procLink(k, '/proc/self/cwd'), '/data');
   assert.equal(procLink(k, '/proc/self'), '1');

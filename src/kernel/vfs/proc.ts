@@ -351,17 +351,28 @@ export function realPath(k: Kernel, path: string): string {
 /** The names Linux gives mappings of no file. */
 const SPECIAL_NAMES: Record<string, string> = { stack: '[stack]', heap: '[heap]', vdso: '[vdso]', vvar: '[vvar]' };
 
+interface MapLine {
+  start: number;
+  end: number;
+  perms: string;
+  off: number;
+  ino: number;
+  name: string;
+  file: boolean;
+  shared: boolean;
+  stack: boolean;
+}
+
 /**
- * /proc/PID/maps. Neighbouring regions that Linux would hold as one VMA (the same protection, name and
- * kind, file offsets that continue) are one line, as there: the kernel's region map splits what a
- * program's brk or mprotect joins again.
+ * The lines of /proc/PID/maps. Neighbouring regions that Linux would hold as one VMA (the same
+ * protection, name and kind, file offsets that continue) are one line, as there: the kernel's region
+ * map splits what a program's brk or mprotect joins again.
  */
-function maps(p: Kernel): string {
-  if (p.zombie || p.released) return '';
-  const hex = (n: number, w = 8): string => n.toString(16).padStart(w, '0');
+function mapLines(p: Kernel): MapLine[] {
+  if (p.zombie || p.released) return [];
   const cache = new Map();
   const real = new Map<string, string>();
-  const lines: Array<{ start: number; end: number; perms: string; off: number; ino: number; name: string; file: boolean }> = [];
+  const lines: MapLine[] = [];
   for (const r of p.space.regions.regions()) {
     const perms = `${r.prot & 1 ? 'r' : '-'}${r.prot & 2 ? 'w' : '-'}${r.prot & 4 ? 'x' : '-'}${r.shared ? 's' : 'p'}`;
     let off = 0;
@@ -382,15 +393,61 @@ function maps(p: Kernel): string {
       prev.end = r.end;
       continue;
     }
-    lines.push({ start: r.start, end: r.end, perms, off, ino, name, file });
+    lines.push({ start: r.start, end: r.end, perms, off, ino, name, file, shared: r.shared, stack: r.tag === 'stack' });
   }
+  return lines;
+}
+
+function mapHeader(l: MapLine): string {
+  const hex = (n: number, w = 8): string => n.toString(16).padStart(w, '0');
+  const dev = l.ino ? `${hex(ROOT_MAJOR, 2)}:${hex(ROOT_MINOR, 2)}` : '00:00';
+  const head = `${hex(l.start)}-${hex(l.end)} ${l.perms} ${hex(l.off)} ${dev} ${l.ino}`;
+  return l.name ? `${head.padEnd(72)} ${l.name}\n` : `${head} \n`;
+}
+
+function maps(p: Kernel): string {
+  return mapLines(p).map(mapHeader).join('');
+}
+
+/** smaps' figures of one mapping, as Linux prints them ("%-16s%8lu kB"). */
+function smapsFields(size: number, rss: number, anon: number, shared: boolean): string {
+  const row = (n: string, v: number): string => `${`${n}:`.padEnd(16)}${String(kb(v)).padStart(8)} kB\n`;
+  return (
+    row('Size', size) + row('KernelPageSize', PAGE) + row('MMUPageSize', PAGE) + row('Rss', rss) + row('Pss', rss) + row('Pss_Dirty', anon) +
+    row('Shared_Clean', shared ? rss - anon : 0) + row('Shared_Dirty', shared ? anon : 0) + row('Private_Clean', shared ? 0 : rss - anon) +
+    row('Private_Dirty', shared ? 0 : anon) + row('Referenced', rss) + row('Anonymous', shared ? 0 : anon) + row('KSM', 0) + row('LazyFree', 0) +
+    row('AnonHugePages', 0) + row('ShmemPmdMapped', 0) + row('FilePmdMapped', 0) + row('Shared_Hugetlb', 0) + row('Private_Hugetlb', 0) +
+    row('Swap', 0) + row('SwapPss', 0) + row('Locked', 0)
+  );
+}
+
+/**
+ * /proc/PID/smaps (pmap -x): each mapping's figures. File mappings count as resident (the image's pages
+ * are in the host's page cache); anonymous ones share the process's resident anonymous memory out in
+ * proportion to their size (the kernel does not track residency per page).
+ */
+function smaps(p: Kernel): string {
+  const lines = mapLines(p);
+  const u = memUse(p);
+  const anonSize = lines.filter((l) => !l.file).reduce((s, l) => s + l.end - l.start, 0);
+  const share = anonSize > 0 ? u.anonRss / anonSize : 0;
   let out = '';
   for (const l of lines) {
-    const dev = l.ino ? `${hex(ROOT_MAJOR, 2)}:${hex(ROOT_MINOR, 2)}` : '00:00';
-    const head = `${hex(l.start)}-${hex(l.end)} ${l.perms} ${hex(l.off)} ${dev} ${l.ino}`;
-    out += l.name ? `${head.padEnd(72)} ${l.name}\n` : `${head} \n`;
+    const size = l.end - l.start;
+    const anon = l.file ? 0 : Math.min(size, Math.round((size * share) / PAGE) * PAGE);
+    const rss = l.file ? size : anon;
+    const flags = [l.perms[0] === 'r' ? 'rd' : '', l.perms[1] === 'w' ? 'wr' : '', l.perms[2] === 'x' ? 'ex' : '', l.shared ? 'sh' : '', 'mr', 'mw', 'me', l.shared ? 'ms' : '', l.stack ? 'gd' : '', l.file ? '' : 'ac'];
+    out += mapHeader(l) + smapsFields(size, rss, anon, l.shared) + 'THPeligible:    0\n' + `VmFlags: ${flags.filter(Boolean).join(' ')} \n`;
   }
   return out;
+}
+
+function smapsRollup(p: Kernel): string {
+  const lines = mapLines(p);
+  const u = memUse(p);
+  const head = lines.length ? `${mapHeader({ ...lines[0]!, end: lines[lines.length - 1]!.end, perms: '---p', off: 0, ino: 0, name: '[rollup]', file: false }).trimEnd()}\n` : '';
+  const rows = smapsFields(u.size, u.anonRss + u.fileRss, u.anonRss, false).split('\n').filter((r) => !/^(Size|KernelPageSize|MMUPageSize):/.test(r));
+  return head + rows.join('\n');
 }
 
 function mounts(k: Kernel): string {
@@ -481,6 +538,8 @@ function processDir(k: Kernel, p: Kernel, tid: number, withTasks: boolean): PDir
     limits: () => file(() => limits(p)),
     loginuid: () => file(() => '4294967295', 0o644),
     maps: () => file(() => maps(p)),
+    smaps: () => file(() => smaps(p)),
+    smaps_rollup: () => file(() => smapsRollup(p)),
     mountinfo: () => file(() => mountinfo(k)),
     mounts: () => file(() => mounts(k)),
     oom_score: () => file(() => '0\n'),
