@@ -53,8 +53,8 @@ const progress = (s: string): void => {
  * The systems a program runs on
  * ---------------------------------------------------------------------------------------------- */
 
-/** Runs PROGRAM ARGS to completion; throws when it fails. */
-type Runner = (program: string, args: string[]) => Promise<void> | void;
+/** Runs PROGRAM ARGS to completion and returns its stdout; throws when it fails. */
+type Runner = (program: string, args: string[]) => Promise<string> | string;
 
 interface System {
   id: string;
@@ -64,13 +64,14 @@ interface System {
   /** getppid calls for the round-trip row: enough for ~0.25 s (quick) / ~1 s of calls. */
   calls: number;
   /** Which rows it is in. */
-  rows: Array<'startup' | 'syscall' | 'cpu'>;
+  rows: Array<'startup' | 'syscall' | 'cpu' | 'vdso'>;
 }
 
 function sandboxRunner(platform: PlatformName, extra: SandboxOptions = {}): Runner {
   return async (program, args) => {
     const r = await Sandbox.run(program, args, { stdout: 'pipe', stderr: 'pipe', stdin: 'ignore', platform, ...extra });
     if (r.status !== 0) throw new Error(`${program} ${args.join(' ')} on ${platform} exited ${r.status}: ${r.reason ?? r.stderr?.toString() ?? ''}`);
+    return r.stdout?.toString() ?? '';
   };
 }
 
@@ -78,6 +79,7 @@ function hostRunner(wrap: string[]): Runner {
   return (program, args) => {
     const r = spawnSync(wrap[0] ?? program, [...wrap.slice(1), ...(wrap.length ? [program] : []), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     if (r.status !== 0) throw new Error(`${[...wrap, program, ...args].join(' ')} exited ${r.status}: ${r.stderr?.toString().trim().split('\n').pop()}`);
+    return r.stdout?.toString() ?? '';
   };
 }
 
@@ -120,7 +122,7 @@ async function interleaved(row: string, systems: System[], rounds: number, what:
   return new Map([...out].filter(([, v]) => v.length > 0).map(([k, v]) => [k, median(v)]));
 }
 
-async function timeMs(f: () => Promise<void> | void): Promise<number> {
+async function timeMs(f: () => Promise<unknown> | unknown): Promise<number> {
   const s = nowMs();
   await f();
   return nowMs() - s;
@@ -303,9 +305,9 @@ const fxWords = (r: number): string => (r >= 1 ? `${fx(r)}${r.toFixed(2) === '1.
 /* ------------------------------------------------------------------------------------------------ */
 
 interface Row {
-  id: 'startup' | 'syscall' | 'syscall-iretq' | 'cpu';
+  id: 'startup' | 'syscall' | 'syscall-iretq' | 'cpu' | 'vdso';
   name: string;
-  unit: 'ms' | 'µs';
+  unit: 'ms' | 'µs' | 'ns';
   /** system id → value (median). */
   values: Record<string, number>;
 }
@@ -343,11 +345,11 @@ async function main(): Promise<void> {
   // The systems. Round-trip call counts aim at ~0.25 s of calls in quick mode, ~1 s in a full run.
   const systems: System[] = [];
   if (pick.run.includes('kvm')) {
-    systems.push({ id: 'kvm', label: 'mapvisor kvm', run: sandboxRunner('kvm'), calls: 5000 * scale, rows: ['startup', 'syscall', 'cpu'] });
+    systems.push({ id: 'kvm', label: 'mapvisor kvm', run: sandboxRunner('kvm'), calls: 5000 * scale, rows: ['startup', 'syscall', 'cpu', 'vdso'] });
     systems.push({ id: 'kvm-iretq', label: 'mapvisor kvm (iretq)', run: sandboxRunner('kvm', { syscallReturn: 'iretq' }), calls: 5000 * scale, rows: ['syscall'] });
   }
-  if (pick.run.includes('process')) systems.push({ id: 'process', label: 'mapvisor process', run: sandboxRunner('process'), calls: 100_000 * scale, rows: ['startup', 'syscall', 'cpu'] });
-  systems.push({ id: 'native', label: 'native', run: hostRunner([]), calls: 1_000_000 * scale, rows: ['startup', 'syscall', 'cpu'] });
+  if (pick.run.includes('process')) systems.push({ id: 'process', label: 'mapvisor process', run: sandboxRunner('process'), calls: 100_000 * scale, rows: ['startup', 'syscall', 'cpu', 'vdso'] });
+  systems.push({ id: 'native', label: 'native', run: hostRunner([]), calls: 1_000_000 * scale, rows: ['startup', 'syscall', 'cpu', 'vdso'] });
   if (has('runsc')) {
     const version = spawnSync('runsc', ['--version'], { encoding: 'utf8' }).stdout?.split('\n')[0] ?? 'runsc';
     for (const plat of ['ptrace', 'systrap']) {
@@ -355,7 +357,7 @@ async function main(): Promise<void> {
       progress(`bench:core: trying runsc --platform=${plat}`);
       const why = tryRun(run);
       if (why) skips.push({ what: `runsc --platform=${plat}`, why: `${version}: ${why}` });
-      else systems.push({ id: `runsc-${plat}`, label: `runsc (${plat})`, run, calls: 10_000 * scale, rows: ['startup', 'syscall', 'cpu'] });
+      else systems.push({ id: `runsc-${plat}`, label: `runsc (${plat})`, run, calls: 10_000 * scale, rows: ['startup', 'syscall', 'cpu', 'vdso'] });
     }
     // runsc's kvm platform is not tried: it needs hardware virtualization; under this host's kvm_pvm it
     // did not start (it spun at 100% CPU for minutes), and the bench must not hang.
@@ -364,7 +366,7 @@ async function main(): Promise<void> {
     const run = hostRunner(['bwrap', '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--unshare-all', '--die-with-parent', '--']);
     const why = tryRun(run);
     if (why) skips.push({ what: 'bwrap', why });
-    else systems.push({ id: 'bwrap', label: 'bwrap', run, calls: 1_000_000 * scale, rows: ['startup', 'syscall', 'cpu'] });
+    else systems.push({ id: 'bwrap', label: 'bwrap', run, calls: 1_000_000 * scale, rows: ['startup', 'syscall', 'cpu', 'vdso'] });
   } else skips.push({ what: 'bwrap (bubblewrap)', why: 'not installed (apt-get install bubblewrap)' });
 
   const rows: Row[] = [];
@@ -382,7 +384,7 @@ async function main(): Promise<void> {
   const st = pick.run.includes('process') ? prepareSelftest(skips, notes) : null;
   const stFutex: number[] = [];
   const stSummaries = new Set<string>();
-  const stSystem: System[] = st ? [{ id: 'stub-c', label: 'the stub under its C supervisor', run: () => {}, calls: 0, rows: ['syscall'] }] : [];
+  const stSystem: System[] = st ? [{ id: 'stub-c', label: 'the stub under its C supervisor', run: () => '', calls: 0, rows: ['syscall'] }] : [];
   const rt = await interleaved('syscall', [...inRow('syscall'), ...stSystem], runs, 'getppid round trip', async (s) => {
     if (s.id === 'stub-c') {
       const r = st!.sample();
@@ -415,6 +417,17 @@ async function main(): Promise<void> {
   });
   rows.push({ id: 'cpu', name: `CPU-bound loop (${CPU / 1e6}M iterations, start-up subtracted)`, unit: 'ms', values: Object.fromEntries(cpu) });
 
+  // The vDSO: clock_gettime(CLOCK_MONOTONIC) in a loop inside the program (no system call where a
+  // vDSO answers it: native, bwrap, mapvisor's own; runsc's too).
+  const vdsoCalls = quick ? 2_000_000 : 10_000_000;
+  const vd = await interleaved('vdso', inRow('vdso'), cpuRuns, 'clock_gettime through the vDSO', async (s) => {
+    const out = await s.run(guest('vdso'), ['loop', String(vdsoCalls)]);
+    const m = /^vdso_ns_per_call ([\d.]+)$/m.exec(out);
+    if (!m) throw new Error(`vdso loop printed ${JSON.stringify(out.slice(0, 200))}`);
+    return Number(m[1]);
+  });
+  rows.push({ id: 'vdso', name: `clock_gettime(CLOCK_MONOTONIC) through the vDSO, per call (${vdsoCalls / 1e6}M calls)`, unit: 'ns', values: Object.fromEntries(vd) });
+
   // References.
   probes(quick ? 1 : 3, pick.run.includes('kvm'), refs, skips);
   progress('bench:core: exit hand-off between threads');
@@ -434,6 +447,8 @@ async function main(): Promise<void> {
   ratio('process-vs-stub-c', 'getppid round trip: process ÷ the stub under its C supervisor', val('syscall', 'process'), ref('stub-c-spin'), 1.3);
   ratio('process-cpu-vs-native', 'CPU-bound loop: process ÷ native', val('cpu', 'process'), val('cpu', 'native'), 1.05);
   ratio('kvm-cpu-vs-native', 'CPU-bound loop: kvm ÷ native', val('cpu', 'kvm'), val('cpu', 'native'));
+  ratio('kvm-vdso-vs-native', 'clock_gettime through the vDSO: kvm ÷ native', val('vdso', 'kvm'), val('vdso', 'native'), 2);
+  ratio('process-vdso-vs-native', 'clock_gettime through the vDSO: process ÷ native', val('vdso', 'process'), val('vdso', 'native'), 2);
   for (const row of ['startup', 'syscall', 'cpu'] as const) ratio(`kvm-vs-process-${row}`, `${rows.find((r) => r.id === row)!.name.split(' (')[0]}: kvm ÷ process`, val(row, 'kvm'), val(row, 'process'));
   ratio('kvm-vs-c-vmm', 'getppid round trip: kvm ÷ the C VMM on the same KVM', val('syscall', 'kvm'), ref('c-vmm-kvm'));
   ratio('process-vs-systrap-forward', 'getppid round trip: process ÷ systrap-forward (spin then futex)', val('syscall', 'process'), ref('systrap-forward-spin'));

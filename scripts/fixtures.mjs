@@ -3,6 +3,7 @@
 //
 //  (a) compiles every test/guest/*.c into .cache/guest/NAME with
 //      `gcc -O2 -static`, plus any flags from a first-line `// build: FLAGS`
+//      (and, for a source with a line `// also: musl`, into NAME.musl with musl-gcc)
 //      comment (e.g. `// build: -pthread`, `// build: -mavx2`);
 //  (b) obtains Debian's static busybox into .cache/busybox;
 //  (c) builds the process-test images (.cache/images/shell.img, cc.img: Debian bash, python3, make,
@@ -89,6 +90,36 @@ function buildGuests() {
       rmSync(tmp, { force: true });
       if (r.status === -1) fail(`cannot run gcc (${r.stderr}); install it: apt-get install gcc libc6-dev`);
       fail(`gcc failed on ${relative(ROOT, src)}: ${firstLine(r.stderr)}`);
+    }
+    renameSync(tmp, out);
+  }
+  buildMuslGuests(sources, scriptTime);
+}
+
+/**
+ * A guest whose source says `// also: musl` is built a second time with musl's static libc, as
+ * NAME.musl (so a test can check what musl does, e.g. find the vDSO). Without musl-gcc the build is
+ * skipped with a note, and those tests skip saying so.
+ */
+function buildMuslGuests(sources, scriptTime) {
+  const wanted = sources.filter((f) => /^\/\/\s*also:\s*musl\s*$/m.test(readFileSync(join(GUEST_SRC, f), 'utf8')));
+  if (wanted.length === 0) return;
+  if (run('musl-gcc', ['--version']).status !== 0) {
+    console.log('fixtures: musl-gcc not installed (apt-get install musl-tools): the musl builds are skipped');
+    return;
+  }
+  for (const file of wanted) {
+    const src = join(GUEST_SRC, file);
+    const out = join(GUEST_OUT, `${file.slice(0, -2)}.musl`);
+    const outTime = mtime(out);
+    if (outTime >= mtime(src) && outTime >= scriptTime) continue;
+    const tmp = `${out}.tmp${process.pid}`;
+    const flags = buildFlags(src);
+    console.log(`fixtures: musl-gcc -O2 -static ${flags.join(' ')} ${relative(ROOT, src)}`);
+    const r = run('musl-gcc', ['-O2', '-static', '-Wall', ...flags, '-o', tmp, src]);
+    if (r.status !== 0) {
+      rmSync(tmp, { force: true });
+      fail(`musl-gcc failed on ${relative(ROOT, src)}: ${firstLine(r.stderr)}`);
     }
     renameSync(tmp, out);
   }

@@ -17,7 +17,7 @@ import type { SyscallResult } from './types.js';
 
 /** Why a parked thread waits, and how its call ends. */
 export type Park =
-  | { kind: 'futex'; uaddr: number; bitset: number; deadline: number } // deadline: ms (performance.now), Infinity
+  | { kind: 'futex'; uaddr: number; bitset: number; deadline: number; key?: string } // deadline: ms (performance.now), Infinity; key: a shared futex's (see futexKey)
   | { kind: 'sleep'; deadline: number }
   | { kind: 'retry'; deadline: number; onTimeout: number; host?: HostInterest[] } // re-run the call when anything changes (blocking I/O, poll, wait4); host: the host fds whose events can answer it
   | { kind: 'vfork'; deadline: number; child: number } // vfork: until the child execs or exits (answered with its pid)
@@ -70,7 +70,9 @@ export const CLONE_PARENT_SETTID = 0x100000;
 export const CLONE_CHILD_CLEARTID = 0x200000;
 export const CLONE_CHILD_SETTID = 0x1000000;
 const CLONE_THREAD_FLAGS = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD;
-const CLONE_KNOWN = CLONE_THREAD_FLAGS | CLONE_SYSVSEM | CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | CLONE_CHILD_SETTID;
+/** Flags Linux accepts and ignores here: CLONE_DETACHED (musl's pthread_create passes it), CLONE_UNTRACED, CLONE_IO. */
+const CLONE_IGNORED = 0x400000 | 0x800000 | 0x80000000;
+const CLONE_KNOWN = CLONE_THREAD_FLAGS | CLONE_SYSVSEM | CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | CLONE_CHILD_SETTID | CLONE_IGNORED;
 
 export interface CloneArgs {
   flags: number;
@@ -226,14 +228,18 @@ export class Threads {
 
   // ------------------------------------------------------------------ futex
 
-  /** Wake up to `n` threads waiting on `uaddr` whose bitset meets `bitset`; returns how many. */
-  wake(k: Kernel, uaddr: number, n: number, bitset: number): number {
+  /**
+   * Wake up to `n` threads waiting on `uaddr` whose bitset meets `bitset`; returns how many. A futex
+   * word is per address space, unless it is a shared one (`key`: a word in a MAP_SHARED mapping, used
+   * without FUTEX_PRIVATE_FLAG), which every process mapping the same page reaches (Linux's
+   * inode/offset futex keys): POSIX semaphores and process-shared mutexes between processes.
+   */
+  wake(k: Kernel, uaddr: number, n: number, bitset: number, key?: string): number {
     let woken = 0;
     for (const t of this.byTid.values()) {
       if (woken >= n) break;
-      if (t.k.space !== k.space) continue; // futex words are per address space
       const p = t.park;
-      if (p?.kind === 'futex' && p.uaddr === uaddr && (p.bitset & bitset) !== 0) {
+      if (p?.kind === 'futex' && this.sameWord(t, p, k, uaddr, key) && (p.bitset & bitset) !== 0) {
         this.answer(t, 0);
         woken++;
       }
@@ -241,15 +247,21 @@ export class Threads {
     return woken;
   }
 
-  /** Move up to `n` waiters from `from` to `to` (FUTEX_REQUEUE). */
-  requeue(k: Kernel, from: number, to: number, n: number): number {
+  /** Does the futex wait `p` of thread `t` wait on the word `uaddr` of `k` (shared futex key `key`)? */
+  private sameWord(t: Thread, p: { uaddr: number; key?: string }, k: Kernel, uaddr: number, key: string | undefined): boolean {
+    if (key !== undefined && p.key === key) return true;
+    return t.k.space === k.space && p.uaddr === uaddr;
+  }
+
+  /** Move up to `n` waiters from `from` to `to` (FUTEX_REQUEUE); the keys are the words' shared futex keys. */
+  requeue(k: Kernel, from: number, to: number, n: number, fromKey?: string, toKey?: string): number {
     let moved = 0;
     for (const t of this.byTid.values()) {
       if (moved >= n) break;
-      if (t.k.space !== k.space) continue;
       const p = t.park;
-      if (p?.kind === 'futex' && p.uaddr === from) {
+      if (p?.kind === 'futex' && this.sameWord(t, p, k, from, fromKey)) {
         p.uaddr = to;
+        p.key = toKey;
         moved++;
       }
     }

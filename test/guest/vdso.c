@@ -1,10 +1,11 @@
+// build: -pthread
+// also: musl
 // The vDSO: glibc finds it through AT_SYSINFO_EHDR and answers clock_gettime, gettimeofday, time and
 // getcpu from it; its clocks agree with the system calls' and never go back, across threads too.
 // Prints one "ok NAME" or "FAIL NAME: why" line per check; exits 1 on any failure. `loop N` times N
 // clock_gettime calls through the vDSO and through the system call (for the benchmark); `clock N MS`
 // prints CLOCK_MONOTONIC (read through the vDSO) N times, every MS ms, and "BACK" if it ever went back
 // (for the checkpoint test).
-// build: -pthread
 #define _GNU_SOURCE
 #include <elf.h>
 #include <pthread.h>

@@ -1,6 +1,6 @@
 /**
  * The vDSO inside the sandbox: a static glibc program finds it through AT_SYSINFO_EHDR, and its
- * clock_gettime, gettimeofday, time and getcpu run without a system call (the kernel counts none), agree
+ * (and a static musl one) clock_gettime, gettimeofday, time and getcpu run without a system call (the kernel counts none), agree
  * with the system calls and never go back, across threads and across a checkpoint and restore (also
  * one whose clock is ahead of this host's, as after a reboot). Debian's node reads the clock thousands
  * of times at start-up; none of them reaches the kernel.
@@ -37,6 +37,16 @@ test('clock_gettime, gettimeofday, time and getcpu come from the vDSO and agree 
   assert.equal(calls(r, 'gettimeofday'), 0);
   assert.equal(calls(r, 'time'), 0);
   assert.equal(calls(r, 'getcpu'), 1, 'the one getcpu system call the program makes itself');
+});
+
+const MUSL = guest('vdso.musl');
+test('musl finds the vDSO too (the same checks, built with musl-gcc)', { ...T, skip: existsSync(MUSL) ? false : 'musl-gcc is not installed (apt-get install musl-tools): no musl build of test/guest/vdso.c' }, async () => {
+  const r = await new Sandbox(MUSL, [], { stdout: 'pipe', cpus: 2 }).run();
+  const out = r.stdout!.toString();
+  assert.equal(r.status, 0, out);
+  assert.match(out, /ALL OK/);
+  assert.equal(calls(r, 'clock_gettime'), 14, JSON.stringify(r.stats?.syscalls));
+  assert.equal(calls(r, 'gettimeofday') + calls(r, 'time'), 0);
 });
 
 test('monotonic time continues across a checkpoint and restore, also onto a clock behind the checkpoint', T, async () => {
