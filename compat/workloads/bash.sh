@@ -110,7 +110,7 @@ trap 'echo "RETURN from $FUNCNAME"' RETURN; g() { :; }; g; trap - RETURN
 echo "== jobs and wait"
 for i in 3 1 2; do (sleep "0.$i"; echo "job $i" >>jobs.txt) & done
 wait
-sort jobs.txt
+sort -o jobs.txt jobs.txt; cat jobs.txt  # (appended in the order the jobs end)
 sleep 0.1 & p=$!; wait $p; echo "waited status $?"
 (exit 7) & wait $!; echo "background exit $?"
 sleep 5 & k=$!; kill $k; wait $k; echo "killed status $?"
