@@ -47,7 +47,8 @@ const MERGED = ['bin', 'sbin', 'lib', 'lib64'];
 
 /**
  * Merged /usr as Debian 12 has it (bin -> usr/bin, lib -> usr/lib, lib64 -> usr/lib64, sbin -> usr/sbin),
- * the directories a program expects, /etc/passwd and /etc/group with root and nobody, and the name
+ * the directories a program expects (/dev/shm for POSIX shared memory and semaphores, as a tmpfs is on
+ * Debian), /etc/passwd and /etc/group with root and nobody, and the name
  * service files a Debian system has (the sandbox's loopback is `localhost`: 127.0.0.1 and ::1).
  */
 export async function makeRootSkeleton(root: string): Promise<void> {
@@ -55,7 +56,7 @@ export async function makeRootSkeleton(root: string): Promise<void> {
     await mkdir(join(root, 'usr', d), { recursive: true, mode: 0o755 });
     await symlink(`usr/${d}`, join(root, d));
   }
-  for (const [dir, mode] of [['etc', 0o755], ['dev', 0o755], ['proc', 0o555], ['sys', 0o555], ['root', 0o700], ['tmp', 0o1777], ['var/tmp', 0o1777], ['data', 0o755]] as const) {
+  for (const [dir, mode] of [['etc', 0o755], ['dev', 0o755], ['proc', 0o555], ['sys', 0o555], ['root', 0o700], ['dev/shm', 0o1777], ['tmp', 0o1777], ['var/tmp', 0o1777], ['data', 0o755]] as const) {
     await mkdir(join(root, dir), { recursive: true });
     await chmod(join(root, dir), mode); // mkdir's mode is cut by the umask and never sets the sticky bit
   }

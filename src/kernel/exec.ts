@@ -7,6 +7,7 @@
  */
 import { capsExec } from './sys/caps.js';
 import { pkeyExec } from './sys/mm.js';
+import { releaseMappedFiles } from './vfs/mapholds.js';
 import { rseqForget } from './sys/rseq.js';
 import { randomBytes } from 'node:crypto';
 import { E } from '../abi/errno.js';
@@ -228,6 +229,7 @@ export function execve(k: Kernel, cpu: Context, dirfd: number, pathAddr: number,
     me.altStack = { sp: 0n, flags: 2, size: 0n };
   }
   capsExec(k);
+  releaseMappedFiles(k);
   pkeyExec(k.space);
   rseqForget(cpu); // the new program has no rseq area (nor has the context a vfork child's thread moved to)
   rseqForget(me?.cpu);

@@ -7,6 +7,7 @@
  * one owner. What needs the platform (a machine for a new process, stopping a process's vCPUs,
  * releasing its memory) is asked of the ProcessHost, which the worker that runs the sandbox provides.
  */
+import { releaseMappedFiles } from './vfs/mapholds.js';
 import { E } from '../abi/errno.js';
 import { SIG, defaultAction } from '../abi/signals.js';
 import type { Context } from '../platform/platform.js';
@@ -152,6 +153,7 @@ export class ProcessTable {
     k.writeBackSharedMaps();
     k.fds.closeAll();
     k.close();
+    releaseMappedFiles(k);
     this.host.release(k);
     k.released = true;
     if (k === this.main) {

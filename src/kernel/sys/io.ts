@@ -13,6 +13,7 @@ import { EPOLLERR, EPOLLHUP, EPOLLONESHOT, EpollFile, type Interest } from '../f
 import { PIPE_BUF_SIZE } from '../files/pipe.js';
 import type { Kernel } from '../kernel.js';
 import { SIG } from '../../abi/signals.js';
+import { SYS } from '../../abi/sysno.js';
 import { raise } from './signal.js';
 import type { SyscallArgs, SyscallResult, SyscallTable } from '../types.js';
 
@@ -506,6 +507,27 @@ export const ioSyscalls: SyscallTable = {
   },
   fcntl,
   close: (k, a) => k.fds.close(a.i32(0)),
+  close_range: (k, a) => {
+    // close_range(first, last, flags): close (or, CLOSE_RANGE_CLOEXEC, mark close-on-exec) every open
+    // fd from first to last. CLOSE_RANGE_UNSHARE gives the caller a private fd table first: a no-op for
+    // a process of one thread; fd tables are per process here, so with threads it is not supported.
+    const CLOSE_RANGE_UNSHARE = 2;
+    const CLOSE_RANGE_CLOEXEC = 4;
+    const first = a.u32(0);
+    const last = a.u32(1);
+    const flags = a.u32(2);
+    if (flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) || first > last) return -E.EINVAL;
+    if (flags & CLOSE_RANGE_UNSHARE && k.threadCount > 1) {
+      k.stats.unimplemented(SYS.close_range);
+      return -E.ENOSYS;
+    }
+    for (const [fd] of k.fds.entries()) {
+      if (fd < first || fd > last) continue;
+      if (flags & CLOSE_RANGE_CLOEXEC) k.fds.setCloexec(fd, true);
+      else k.fds.close(fd);
+    }
+    return 0;
+  },
   dup: (k, a) => {
     const f = k.fds.get(a.i32(0));
     return f ? k.fds.install(f, false) : -E.EBADF;

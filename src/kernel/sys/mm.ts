@@ -7,6 +7,7 @@ import type { SyscallTable } from '../types.js';
 import type { Kernel } from '../kernel.js';
 import { Device } from '../files/devices.js';
 import { Ext4File, fsCall } from '../files/ext4file.js';
+import { holdMappedFile, sweepMappedFiles } from '../vfs/mapholds.js';
 
 const MAP_SHARED = 0x01;
 const MAP_PRIVATE = 0x02;
@@ -62,6 +63,7 @@ function mapFile(
   if (k.space.mappedBytes() - k.space.overlapBytes(addr, addr + length) + length > k.space.layout.memLimit) return -E.ENOMEM;
   return fsCall(() => {
     const st = fs.stat(file.ino);
+    holdMappedFile(k, file.ino);
     const filePages = Math.max(0, Math.min(length, pageUp(st.size) - offset));
     if (req.shared && req.prot & libc.PROT_WRITE && filePages > 0 && !fs.readOnly) fs.allocateRange(file.ino, offset, Math.min(filePages, st.size - offset));
     // Where the platform keeps the image read-only in the program's process (process), a writable
@@ -175,7 +177,9 @@ export const mmSyscalls: SyscallTable = {
       fsCall(() => (k.sharedFileMaps.writeBack(a.u64(0), pageUp(len)), 0));
       k.sharedFileMaps.remove(a.u64(0), pageUp(len));
     }
-    return k.space.unmap(a.u64(0), len);
+    const r = k.space.unmap(a.u64(0), len);
+    sweepMappedFiles(k);
+    return r;
   },
   mprotect: (k, a) => {
     const prot = a.i32(2);

@@ -84,8 +84,21 @@ function archPrctl(k: Kernel, a: SyscallArgs, cpu: Parameters<SyscallTable[strin
  * futex. With one thread a wait can only end by its timeout (or never); with threads the waiter is
  * parked in the kernel's wait queue (threads.ts) and its vCPU worker sleeps until a WAKE answers it.
  */
+/**
+ * The key of a shared futex: the word `uaddr` of `k` is in a MAP_SHARED mapping and the operation is
+ * not FUTEX_PRIVATE_FLAG: its place in the backing memory (a memfd extent or the image), which every
+ * process that maps it shares. Otherwise undefined: the word is the address space's own.
+ */
+function futexKey(k: Kernel, uaddr: number, op: number): string | undefined {
+  if (op & 128) return undefined; // FUTEX_PRIVATE_FLAG
+  const r = k.space.regions.find(uaddr);
+  if (!r || !r.shared) return undefined;
+  return `${r.backing.kind}:${r.backing.id}:${r.backing.offset + (uaddr - r.start)}`;
+}
+
 function futex(k: Kernel, a: SyscallArgs): SyscallResult {
   const uaddr = a.u64(0);
+  const key = futexKey(k, uaddr, a.i32(1));
   const op = a.i32(1) & ~(128 | 256); // FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME
   const val = a.u32(2);
   const FUTEX_WAIT = 0;
@@ -102,7 +115,7 @@ function futex(k: Kernel, a: SyscallArgs): SyscallResult {
       k.mem.readU32(uaddr); // fault check, as Linux does
       const bitset = op === FUTEX_WAKE_BITSET ? a.u32(5) : 0xffffffff;
       if (bitset === 0) return -E.EINVAL;
-      return threads ? threads.wake(k, uaddr, Math.max(0, a.i32(2)), bitset) : 0;
+      return threads ? threads.wake(k, uaddr, Math.max(0, a.i32(2)), bitset, key) : 0;
     }
     case FUTEX_REQUEUE:
     case FUTEX_CMP_REQUEUE: {
@@ -111,8 +124,8 @@ function futex(k: Kernel, a: SyscallArgs): SyscallResult {
       // futex(uaddr, op, nr_wake, nr_requeue (in the timeout slot), uaddr2, val3)
       if (op === FUTEX_CMP_REQUEUE && k.mem.readU32(uaddr) !== a.u32(5)) return -E.EAGAIN;
       if (!threads) return 0;
-      const woken = threads.wake(k, uaddr, Math.max(0, a.i32(2)), 0xffffffff);
-      return woken + threads.requeue(k, uaddr, to, Math.max(0, a.i32(3)));
+      const woken = threads.wake(k, uaddr, Math.max(0, a.i32(2)), 0xffffffff, key);
+      return woken + threads.requeue(k, uaddr, to, Math.max(0, a.i32(3)), key, futexKey(k, to, a.i32(1)));
     }
     case FUTEX_WAIT:
     case FUTEX_WAIT_BITSET: {
@@ -131,7 +144,7 @@ function futex(k: Kernel, a: SyscallArgs): SyscallResult {
       }
       if (threads) {
         const d = deadline === Infinity ? Infinity : performance.now() + (deadline - Date.now());
-        return { kind: 'park', park: { kind: 'futex', uaddr, bitset, deadline: d } };
+        return { kind: 'park', park: { kind: 'futex', uaddr, bitset, deadline: d, key } };
       }
       // Nobody else can wake us: sleep until the timeout or a stop request.
       const until = deadline === Infinity ? Infinity : performance.now() + (deadline - Date.now());

@@ -6,6 +6,7 @@
 import { CAP, capable, capsFork, capsSetuid } from './caps.js';
 import { rseqFork, rseqForget } from './rseq.js';
 import { pkeyFork } from './mm.js';
+import { forkMappedFiles } from '../vfs/mapholds.js';
 import { E } from '../../abi/errno.js';
 import { procFork } from '../vfs/proc.js';
 import { NSIG, SIG } from '../../abi/signals.js';
@@ -140,6 +141,7 @@ export function forkProcess(k: Kernel, cpu: Context, args: CloneArgs & { exitSig
   capsFork(k, child);
   rseqFork(cpu, made.cpu, (f & CLONE_VM) !== 0);
   pkeyFork(k.space, made.space);
+  forkMappedFiles(k, child);
   if (f & CLONE_CHILD_CLEARTID) t.clearTid = args.ctid;
   if (f & CLONE_PARENT_SETTID) k.mem.writeU32(args.ptid, pid);
   if (f & CLONE_CHILD_SETTID) {

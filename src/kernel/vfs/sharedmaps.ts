@@ -37,6 +37,11 @@ export class SharedFileMaps {
     this.maps.push(m);
   }
 
+  /** Does a shared map of file `ino` remain? */
+  mapsInode(ino: number): boolean {
+    return this.maps.some((m) => m.file.ino === ino);
+  }
+
   private overlapping(addr: number, length: number): SharedMap[] {
     return this.maps.filter((m) => m.addr < addr + length && addr < m.addr + m.length);
   }
