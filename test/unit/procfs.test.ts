@@ -101,7 +101,7 @@ test('/proc/PID/stat has 52 fields; statm 7; maps merges the heap and names it',
   assert.equal(procText(k, '/proc/self/cmdline'), 'prog\0a b\0');
   assert.equal(procLink(k, '/proc/self/cwd'), '/data');
   assert.equal(procLink(k, '/proc/self'), '1');
-  assert.deepEqual(procDirEntries(k, '/proc/self/task')?.map((e) => e.name), ['1']);
+  assert.deepEqual(procDirEntries(k, '/proc/self/task')?.map((e) => e.name), ['.', '..', '1']);
 });
 
 test('/proc/meminfo: every field of the host\'s, in its order and layout, consistent with --mem', () => {

@@ -797,11 +797,11 @@ export interface ProcEntry {
   type: number;
 }
 
-/** The entries of a /proc or /sys directory, or null when `path` is not one. */
+/** The entries of a /proc or /sys directory (. and .. first, as getdents gives them), or null when `path` is not one. */
 export function procDirEntries(k: Kernel, path: string): ProcEntry[] | null {
   const n = nodeAt(k, path);
   if (!n || n.node.kind !== 'dir') return null;
-  return n.node.list().map(([name, type]) => ({ name, type }));
+  return [{ name: '.', type: DT_DIR }, { name: '..', type: DT_DIR }, ...n.node.list().map(([name, type]) => ({ name, type }))];
 }
 
 /** stat of a /proc or /sys path (not following a final link), or -errno. */
