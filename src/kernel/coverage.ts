@@ -148,7 +148,7 @@ export const COVERAGE: Partial<Record<SyscallName, Coverage>> = {
   prctl: {
     status: 'partial',
     missing:
-      'PR_SET_NAME/PR_GET_NAME (one name per process, not per thread), PR_CAPBSET_READ, PR_GET_PDEATHSIG (always 0), PR_GET_DUMPABLE (always 1) and PR_GET_NO_NEW_PRIVS (always 0); PR_SET_PDEATHSIG, PR_SET_DUMPABLE and PR_SET_NO_NEW_PRIVS are accepted and have no effect (no parent-death signal is ever sent); every other option answers EINVAL',
+      'PR_SET_NAME/PR_GET_NAME (per thread), PR_CAPBSET_READ, PR_GET_PDEATHSIG (always 0), PR_GET_DUMPABLE (always 1) and PR_GET_NO_NEW_PRIVS (always 0); PR_SET_PDEATHSIG, PR_SET_DUMPABLE and PR_SET_NO_NEW_PRIVS are accepted and have no effect (no parent-death signal is ever sent); every other option answers EINVAL',
   },
   arch_prctl: { status: 'partial', missing: 'ARCH_SET_FS/GS and ARCH_GET_FS/GS only; ARCH_GET_CPUID/SET_CPUID, ARCH_REQ_XCOMP_PERM and the shadow-stack options answer EINVAL' },
   prlimit64: { status: 'partial', missing: 'limits are recorded and reported, but only RLIMIT_NOFILE is enforced by them (the address-space limit is --mem, whatever RLIMIT_AS says); raising a hard limit answers EPERM even for root' },

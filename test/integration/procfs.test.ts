@@ -342,3 +342,26 @@ test(`/proc and /sys: listings, stat, links, and writes refused as Linux does [$
     'chdir to a file': 'ENOTDIR',
   });
 });
+
+/** Thread names: prctl(PR_SET_NAME) in a thread names that thread only; task/TID/comm reads and writes it. */
+const THREAD_NAMES = String.raw`
+import ctypes, threading, os
+libc = ctypes.CDLL(None)
+ev = threading.Event(); done = threading.Event(); tid = []
+def run():
+    libc.prctl(15, b"worker-1", 0, 0, 0)
+    tid.append(threading.get_native_id()); ev.set(); done.wait()
+t = threading.Thread(target=run); t.start(); ev.wait()
+buf = ctypes.create_string_buffer(16); libc.prctl(16, buf, 0, 0, 0)
+print(open('/proc/self/comm').read().strip(), open('/proc/self/task/%d/comm' % tid[0]).read().strip(), buf.value.decode())
+print(open('/proc/self/task/%d/stat' % tid[0]).read().split()[1], open('/proc/self/task/%d/status' % tid[0]).readline().strip())
+fd = os.open('/proc/self/task/%d/comm' % tid[0], os.O_WRONLY); os.write(fd, b'renamed'); os.close(fd)
+print(open('/proc/self/task/%d/comm' % tid[0]).read().strip(), open('/proc/self/comm').read().strip())
+done.set(); t.join()
+`;
+
+test(`thread names are per thread: prctl, task/TID/comm, stat and status (the same as native) [${PLATFORM}]`, { timeout: 120_000, skip }, async () => {
+  const box = await inBox('/usr/bin/python3', ['-c', THREAD_NAMES]);
+  assert.equal(box.status, 0, box.err);
+  assert.equal(box.out, 'python3 worker-1 python3\n(worker-1) Name:\tworker-1\nrenamed python3\n');
+});

@@ -5,7 +5,7 @@ import { napUntil } from '../nap.js';
 import { E } from '../../abi/errno.js';
 import * as libc from '../../host/libc.js';
 import type { Kernel } from '../kernel.js';
-import { memoryFigures } from '../vfs/proc.js';
+import { memoryFigures, setThreadName, threadName } from '../vfs/proc.js';
 import type { SyscallArgs, SyscallResult, SyscallTable } from '../types.js';
 
 const ARCH_SET_GS = 0x1001;
@@ -297,11 +297,11 @@ export const processSyscalls: SyscallTable = {
         return capbsetRead(a.u64(1));
       case PR_SET_NAME: {
         const name = k.mem.readCStringBytes(a.u64(1), 16);
-        k.threadName = new TextDecoder().decode(name ?? k.mem.read(a.u64(1), 15));
+        setThreadName(k, k.tid, new TextDecoder().decode(name ?? k.mem.read(a.u64(1), 15))); // per thread, as Linux
         return 0;
       }
       case PR_GET_NAME:
-        k.mem.writeCString(a.u64(1), k.threadName, 16);
+        k.mem.writeCString(a.u64(1), threadName(k, k.tid), 16);
         return 0;
       case PR_SET_PDEATHSIG:
       case PR_SET_DUMPABLE:

@@ -175,6 +175,30 @@ function meminfo(k: Kernel): string {
 // Per-process files
 
 const comm = (p: Kernel): string => p.threadName || (p.exePath.split('/').pop() ?? '');
+
+/** The names of threads other than a process's first (its own is Kernel.threadName, the process's comm). */
+const threadNames = new WeakMap<object, string>();
+
+function threadObject(p: Kernel, tid: number): object | null {
+  const t = p.threads?.byTid.get(tid);
+  return t && t.k === p ? t : null;
+}
+
+/** prctl(PR_SET_NAME), or a write to .../task/TID/comm: the name of thread `tid` of process `k` (cut to 15 bytes by the caller). */
+export function setThreadName(k: Kernel, tid: number, name: string): void {
+  if (tid === k.identity.pid) {
+    k.threadName = name;
+    return;
+  }
+  const t = threadObject(k, tid);
+  if (t) threadNames.set(t, name);
+}
+
+/** prctl(PR_GET_NAME), task/TID/comm: a thread's name; one never named has the process's. */
+export function threadName(k: Kernel, tid: number): string {
+  const t = tid === k.identity.pid ? null : threadObject(k, tid);
+  return (t && threadNames.get(t)) ?? comm(k);
+}
 const stateLetter = (p: Kernel): string => (p.zombie ? 'Z' : p.stopped ? 'T' : 'S');
 const stateName: Record<string, string> = { R: 'running', S: 'sleeping', Z: 'zombie', T: 'stopped' };
 const ppid = (p: Kernel): number => p.parent?.identity.pid ?? 0;
@@ -235,7 +259,7 @@ function status(p: Kernel, tid: number): string {
   const vm = (n: string, bytes: number): string => `${n}:\t${String(kb(bytes)).padStart(8)} kB\n`;
   const mems = `${'00000000,'.repeat(31)}00000001`;
   return (
-    `Name:\t${comm(p)}\nUmask:\t${p.umask.toString(8).padStart(4, '0')}\nState:\t${st} (${stateName[st]})\n` +
+    `Name:\t${threadName(p, tid)}\nUmask:\t${p.umask.toString(8).padStart(4, '0')}\nState:\t${st} (${stateName[st]})\n` +
     `Tgid:\t${id.pid}\nNgid:\t0\nPid:\t${tid}\nPPid:\t${ppid(p)}\nTracerPid:\t0\n` +
     `Uid:\t${id.uid}\t${id.uid}\t${id.uid}\t${id.uid}\nGid:\t${id.gid}\t${id.gid}\t${id.gid}\t${id.gid}\n` +
     `FDSize:\t${fdSize}\nGroups:\t${p.groups.map((g) => `${g} `).join('')}\n` +
@@ -270,7 +294,7 @@ function stat(p: Kernel, tid: number): string {
   const started = Math.max(0, Math.round(((infoOf(p).started - bootMs()) / 1000) * CLK_TCK));
   const rsslim = p.rlimits.get(5)?.[0] ?? Infinity;
   const f: Array<string | number | bigint> = [
-    tid, `(${comm(p)})`, stateLetter(p), ppid(p), p.pgid, p.sid, 0, -1, 0x400000, 0, 0, 0, 0, 0, 0,
+    tid, `(${threadName(p, tid)})`, stateLetter(p), ppid(p), p.pgid, p.sid, 0, -1, 0x400000, 0, 0, 0, 0, 0, 0,
     Math.round((p.childTimes.user / 1e6) * CLK_TCK), Math.round((p.childTimes.sys / 1e6) * CLK_TCK),
     20 + p.nice, p.nice, p.zombie ? 1 : p.threadCount, 0, started, u.size, Math.ceil((u.anonRss + u.fileRss) / PAGE),
     Number.isFinite(rsslim) ? rsslim : '18446744073709551615',
@@ -501,13 +525,12 @@ function fdinfo(f: OpenFile, cloexec: boolean): string {
 /**
  * A write to /proc/PID/comm (or task/TID/comm: glibc's pthread_setname_np for another thread): the
  * name, cut to 15 bytes as Linux's set_task_comm does; only within the writer's own thread group.
- * Names are kept per process here, not per thread.
  */
-function writeComm(k: Kernel, p: Kernel, data: Uint8Array): number {
+function writeComm(k: Kernel, p: Kernel, tid: number, data: Uint8Array): number {
   if (p !== k) return -E.EINVAL;
   const end = data.indexOf(0);
   const bytes = data.subarray(0, Math.min(end < 0 ? data.length : end, 15));
-  p.threadName = new TextDecoder().decode(bytes);
+  setThreadName(p, tid, new TextDecoder().decode(bytes));
   return data.length;
 }
 
@@ -529,7 +552,7 @@ function processDir(k: Kernel, p: Kernel, tid: number, withTasks: boolean): PDir
   const children: Record<string, () => PNode | null> = {
     cgroup: () => file(() => '0::/\n'),
     cmdline: () => file(() => (alive() ? cstrings(p.argv) : '')),
-    comm: () => ({ kind: 'file', read: () => `${comm(p)}\n`, mode: 0o644, write: (d) => writeComm(k, p, d) }),
+    comm: () => ({ kind: 'file', read: () => `${threadName(p, tid)}\n`, mode: 0o644, write: (d) => writeComm(k, p, tid, d) }),
     cwd: () => link(() => (alive() ? p.cwd.path : null)),
     environ: () => file(() => (alive() ? cstrings(infoOf(p).envp) : ''), 0o400),
     exe: () => link(() => (alive() ? realPath(p, p.exePath) : null)),
