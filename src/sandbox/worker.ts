@@ -203,6 +203,7 @@ function bootRestore(root: RootFs | null, state: SavedState, dir: string, inPlac
   }
   restoreSpace(space, state);
   const { kernel, streams } = newKernel(space, root, state.program.exePath, state.program.argv);
+  procStart(kernel, state.program.envp ?? []);
   // A single-threaded program's vCPU gets its registers here; a threaded one's threads get theirs in
   // execute(), each on the vCPU it had (this one is the first thread's).
   const vcpu = fits ? warm.vcpu : machine.createContext(firstVcpu, 0, 0);

@@ -21,6 +21,7 @@ import { shmSegmentCount } from '../kernel/sys/shm.js';
 import { closeSync, openSync, readSync } from 'node:fs';
 import * as libc from '../host/libc.js';
 import { PROT_READ } from '../host/libc.js';
+import { procEnviron } from '../kernel/vfs/proc.js';
 
 const hex = (v: bigint): string => v.toString(16);
 const unhex = (s: string): bigint => BigInt(`0x${s}`);
@@ -279,7 +280,7 @@ export function captureState(
     run,
     cpuid,
     platform,
-    program: { path: programPath, exePath: k.exePath, argv: k.argv },
+    program: { path: programPath, exePath: k.exePath, argv: k.argv, envp: procEnviron(k) },
     image: root ? { path: root.spec.path, mode: root.spec.mode, ...imageIdentity(root.spec.path) } : null,
     space: {
       size: space.layout.size,

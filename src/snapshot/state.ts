@@ -74,7 +74,8 @@ export interface SavedState {
   cpuid: string;
   /** The platform the program ran on (its CPU fingerprint is that platform's). */
   platform: PlatformName;
-  program: { path: string; exePath: string; argv: string[] };
+  /** envp: the environment execve gave, for /proc/PID/environ (absent in older checkpoints). */
+  program: { path: string; exePath: string; argv: string[]; envp?: string[] };
   image: { path: string; mode: 'rw' | 'ro' | 'cow'; size: number; mtimeMs: number; superblock: string } | null;
   space: {
     size: number;

@@ -1,8 +1,10 @@
 /**
  * System calls language runtimes make at start-up (seen from Debian's node 18 and glibc): capget and
  * capset, rseq (with a critical section restarted by a signal), and the protection-key calls as on a CPU
- * without PKU. The guest programs test/guest/caps.c and rseq.c run in the sandbox (from an image, so
- * that they can exec themselves) and natively, and print the same lines.
+ * without PKU; and what Python's multiprocessing needs between processes (named semaphores in /dev/shm,
+ * shared futexes, an unlinked file that stays mapped, close_range). The guest programs
+ * test/guest/caps.c, rseq.c and shmsem.c run in the sandbox (from an image, so that they can exec
+ * themselves) and natively, and print the same lines.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,7 +18,7 @@ import { PLATFORM } from '../platform.js';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const GUEST = join(ROOT, '.cache', 'guest');
-const PROGRAMS = ['caps', 'rseq'];
+const PROGRAMS = ['caps', 'rseq', 'shmsem'];
 const built = PROGRAMS.every((g) => existsSync(join(GUEST, g)));
 let dir: string;
 let img: string;
@@ -27,9 +29,11 @@ before(() => {
   const root = join(dir, 'root');
   mkdirSync(join(root, 'bin'), { recursive: true });
   mkdirSync(join(root, 'tmp'), { recursive: true });
+  mkdirSync(join(root, 'dev', 'shm'), { recursive: true, mode: 0o1777 });
   for (const g of PROGRAMS) copyFileSync(join(GUEST, g), join(root, 'bin', g));
   img = join(dir, 'rt.img');
-  execFileSync('mkfs.ext4', ['-q', '-F', '-d', root, img, '32M']);
+  // 4 KiB blocks: file mappings then map the image in place (smaller blocks take the copying path).
+  execFileSync('mkfs.ext4', ['-q', '-F', '-b', '4096', '-d', root, img, '32M']);
 });
 
 after(() => {
@@ -43,7 +47,7 @@ async function both(name: string): Promise<{ box: string; native: string; status
   return { box: r.stdout!.toString(), native: n.stdout, status: r.status, why: `${r.stderr}\n${r.reason ?? ''}` };
 }
 
-const skip = built ? false : 'test/guest/caps.c, rseq.c not built';
+const skip = built ? false : 'test/guest/caps.c, rseq.c, shmsem.c not built';
 
 test(`capget/capset (v1, v2, v3; capset only lowers; setuid and exec change the sets) and pkey_* without PKU: as natively [${PLATFORM}]`, { timeout: 90_000, skip }, async () => {
   const { box, native, status, why } = await both('caps');
@@ -64,4 +68,10 @@ test(`rseq: registration errors, cpu ids, a critical section restarted at abort_
   const portable = (s: string): string => s.split('\n').filter((l) => !l.startsWith('(host-dependent)')).join('\n');
   assert.equal(portable(box), portable(native), `--- sandbox\n${box}\n--- native\n${native}\n${why}`);
   assert.match(box, /\(host-dependent\) the handler saw abort_ip: yes/);
+});
+
+test(`between processes: named semaphores in /dev/shm (unlinked at once), a post waking a wait in another process, a process-shared mutex, an unlinked mapped file keeping its data, close_range: as natively [${PLATFORM}]`, { timeout: 90_000, skip }, async () => {
+  const { box, native, status, why } = await both('shmsem');
+  assert.equal(status, 0, why);
+  assert.equal(box, native, `--- sandbox\n${box}\n--- native\n${native}\n${why}`);
 });
