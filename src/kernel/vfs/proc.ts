@@ -55,6 +55,11 @@ export function procFork(parent: Kernel, child: Kernel): void {
   info.set(child, { envp: infoOf(parent).envp, started: performance.now(), peak: 0, oomScoreAdj: infoOf(parent).oomScoreAdj });
 }
 
+/** The environment execve gave process `k` (/proc/PID/environ; checkpoints keep it). */
+export function procEnviron(k: Kernel): string[] {
+  return [...infoOf(k).envp];
+}
+
 /** execve: the new program's environment. */
 export function procExec(k: Kernel, envp: readonly string[]): void {
   const i = infoOf(k);
