@@ -129,8 +129,9 @@ function parseWorkload(file) {
 
 const imageName = (w) => `compat-${w.name}`;
 
-/** Builds (or finds current) the images of `list`; returns name -> image path. */
-export async function compatImages({ list, quiet = false, force = false }) {
+/** Builds (or finds current) the images of `list`; returns name -> image path (and `errors` with keepGoing). */
+export async function compatImages({ list, quiet = false, force = false, keepGoing = false }) {
+  const errors = {};
   mkdirSync(EMPTY, { recursive: true });
   for (const f of readdirSync(EMPTY)) rmSync(join(EMPTY, f), { recursive: true, force: true });
   chmodSync(EMPTY, 0o755);
@@ -150,11 +151,19 @@ export async function compatImages({ list, quiet = false, force = false }) {
   const paths = {};
   // One buildImages call per image: the stamp's "script" is the workload itself (the harness's own
   // edits do not rebuild images; a workload's packages and the /compat tree are in the stamp anyway).
+  // keepGoing: an image that cannot be built is left out of `paths` (its one-line reason in `errors`
+  // and printed) and the others are still built.
   for (const w of list) {
-    const p = await buildImages({ tag: 'compat', script: w.file, images, mustHave, quiet, force, names: [imageName(w)] });
-    paths[w.name] = p[imageName(w)];
+    try {
+      const p = await buildImages({ tag: 'compat', script: w.file, images, mustHave, quiet, force, names: [imageName(w)] });
+      paths[w.name] = p[imageName(w)];
+    } catch (e) {
+      if (!keepGoing || !(e instanceof ImageError)) throw e;
+      errors[w.name] = e.message;
+      console.log(`compat: ${w.name}: no image: ${e.message}`);
+    }
   }
-  return paths;
+  return keepGoing ? Object.assign(paths, { errors }) : paths;
 }
 
 /** The image's tree for native runs, extracted when missing or older than the image's stamp. */
@@ -454,7 +463,7 @@ function table(rows, platforms, einval = false) {
     const cells = [`${r.name}${r.quick ? ' (quick)' : ''}`, r.description];
     for (const p of platforms) {
       const x = r.platforms[p];
-      cells.push(!x ? '–' : `${x.pass ? 'pass' : '**FAIL**'} ${fmtS(x.ms)}`);
+      cells.push(!x ? '–' : x.ms === 0 ? '**FAIL** (no image)' : `${x.pass ? 'pass' : '**FAIL**'} ${fmtS(x.ms)}`);
     }
     cells.push(r.native ? fmtS(r.native.ms) : '–');
     const enosys = new Map();
@@ -538,12 +547,17 @@ async function main() {
   if (spawnSync('bwrap', ['--version']).error) usage('bwrap is missing; install it: apt-get install bubblewrap');
   if (o.einval && spawnSync('strace', ['-V']).error) usage('--einval needs strace; install it: apt-get install strace');
 
-  const images = await compatImages({ list, quiet: o.quiet });
+  const images = await compatImages({ list, quiet: o.quiet, keepGoing: true });
   const rows = [];
   let bad = 0;
   for (const w of list) {
     const row = { name: w.name, description: w.description, quick: w.quick, native: null, platforms: {}, mismatches: {} };
     rows.push(row);
+    if (!images[w.name]) {
+      for (const p of platforms) row.platforms[p] = { pass: false, ms: 0, enosys: {}, why: [`no image: ${images.errors[w.name]}`] };
+      bad += platforms.length;
+      continue;
+    }
     const tree = nativeTree(w, images[w.name]);
     const nat = await runNative(w, tree);
     row.native = { ms: nat.ms, status: nat.status };
