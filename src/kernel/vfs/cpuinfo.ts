@@ -119,6 +119,19 @@ export function cpuMhz(): number {
   return Number.parseFloat(hostCpu('cpu MHz')) || 0;
 }
 
+/** A cpumask as Linux prints it ("%*pb"): the first `n` CPUs' bits (or `bits`) in hex, in comma-separated groups of 32. */
+export function cpuMask(n: number, bits: bigint = (1n << BigInt(n)) - 1n): string {
+  const s = bits.toString(16).padStart(Math.max(1, Math.ceil(n / 4)), '0');
+  const groups: string[] = [];
+  for (let end = s.length; end > 0; end -= 8) groups.unshift(s.slice(Math.max(0, end - 8), end));
+  return groups.join(',');
+}
+
+/** The first `n` CPUs as Linux prints a CPU list ("%*pbl"): 0, or 0-N. */
+export function cpuList(n: number): string {
+  return n <= 1 ? '0' : `0-${n - 1}`;
+}
+
 /** Linux pads each key with tabs to a column of 16 (`seq_printf(m, "processor\t: %u\n")`, ...). */
 const KEY_FORMAT: Record<string, string> = {
   processor: 'processor\t', vendor_id: 'vendor_id\t', 'cpu family': 'cpu family\t', model: 'model\t\t', 'model name': 'model name\t',

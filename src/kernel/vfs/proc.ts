@@ -10,13 +10,13 @@
  */
 import { fstatSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import { S_IFDIR, type StatInfo } from '../../abi/stat.js';
+import type { StatInfo } from '../../abi/stat.js';
 import { E } from '../../abi/errno.js';
 import { MemFile } from '../files/memfile.js';
 import type { FileOps, OpenFile } from '../files/file.js';
 import type { Kernel } from '../kernel.js';
 import { UNAME } from '../sys/process.js';
-import { cpuinfoText } from './cpuinfo.js';
+import { cpuinfoText, cpuList, cpuMask } from './cpuinfo.js';
 import { sysRoot } from './sysfs.js';
 import { DT_DIR, DT_LNK, dir, file, link, nodeStat, walk, type PDir, type PNode, type WalkResult } from './pseudo.js';
 
@@ -231,21 +231,7 @@ function sigMasks(p: Kernel): { ign: bigint; cgt: bigint } {
   return { ign, cgt };
 }
 
-/** A cpumask as Linux prints it ("%*pb"): hex, in comma-separated groups of 32 bits. */
-export function cpuMask(n: number): string {
-  let v = (1n << BigInt(n)) - 1n;
-  const digits = Math.max(1, Math.ceil(n / 4));
-  const s = v.toString(16).padStart(digits, '0');
-  const groups: string[] = [];
-  for (let end = s.length; end > 0; end -= 8) groups.unshift(s.slice(Math.max(0, end - 8), end));
-  v = 0n;
-  return groups.join(',');
-}
-
-/** A CPU list as Linux prints it ("%*pbl"): 0, or 0-N. */
-export function cpuList(n: number): string {
-  return n <= 1 ? '0' : `0-${n - 1}`;
-}
+export { cpuList, cpuMask };
 
 /** The capability sets of a process as /proc shows them: uid 0 holds what the sandbox grants root. */
 const ROOT_CAPS = 0x5ffn; // CHOWN..SETPCAP and NET_BIND_SERVICE (see sys/caps.ts)
@@ -608,7 +594,7 @@ function fdDir(p: Kernel, infos: boolean): PDir {
   const list = (): Array<[string, number]> => (p.zombie || p.released ? [] : p.fds.entries().map(([fd]) => [String(fd), infos ? 8 : DT_LNK]));
   return {
     kind: 'dir',
-    mode: infos ? 0o500 : 0o500,
+    mode: 0o500,
     list,
     child: (name) => {
       if (!/^(0|[1-9]\d*)$/.test(name) || p.zombie || p.released) return null;
@@ -878,9 +864,4 @@ export class ProcDir implements FileOps {
   stat(_f: OpenFile): StatInfo {
     return nodeStat(this.name, { kind: 'dir', list: () => [], child: () => null });
   }
-}
-
-export function procDirStat(): StatInfo {
-  const now = Math.floor(Date.now() / 1000);
-  return { dev: 0x04, ino: 1, nlink: 2, mode: S_IFDIR | 0o555, uid: 0, gid: 0, rdev: 0, size: 0, blksize: 1024, blocks: 0, atime: [now, 0], mtime: [now, 0], ctime: [now, 0] };
 }

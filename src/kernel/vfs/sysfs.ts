@@ -8,20 +8,13 @@
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import type { Kernel } from '../kernel.js';
-import { cpuMhz } from './cpuinfo.js';
+import { cpuList, cpuMask, cpuMhz } from './cpuinfo.js';
 import { dir, file, link, type PDir, type PNode } from './pseudo.js';
 
 const attr = (s: string | (() => string)) => (): PNode => file(() => `${typeof s === 'string' ? s : s()}\n`, 0o444, 4096);
 
-/** A CPU list as Linux prints it: 0, or 0-N. */
-const cpuRange = (n: number): string => (n <= 1 ? '0' : `0-${n - 1}`);
-/** A cpumask as sysfs prints it: hex in groups of 32 bits. */
-function mask(bits: bigint, n: number): string {
-  const s = bits.toString(16).padStart(Math.max(1, Math.ceil(n / 4)), '0');
-  const groups: string[] = [];
-  for (let end = s.length; end > 0; end -= 8) groups.unshift(s.slice(Math.max(0, end - 8), end));
-  return groups.join(',');
-}
+const cpuRange = cpuList;
+const mask = (bits: bigint, n: number): string => cpuMask(n, bits);
 
 interface HostCache {
   index: string;
