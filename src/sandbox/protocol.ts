@@ -7,6 +7,7 @@ import type { KickTarget, PlatformName } from '../platform/platform.js';
 import type { BlockImageStats } from '../storage/blkdev.js';
 import type { ImageSpec } from '../kernel/vfs/rootfs.js';
 import type { ListeningEvent, NetPolicy, Publish } from '../kernel/net/network.js';
+import type { StartIdentity } from './identity.js';
 
 export interface WorkerConfig {
   /** What runs the program's code (resolved: never 'auto' here). */
@@ -41,6 +42,8 @@ export interface WorkerConfig {
   memoryDir: string | null;
   /** Start from a checkpoint instead of a program. */
   restore: { dir: string; inPlace: boolean } | null;
+  /** The first process's user, groups, working directory, hostname and limits (the OCI runtime sets them). */
+  identity?: StartIdentity | null;
   /**
    * Standby (restore only): build the VM (spaceSize) and its first vCPU, post 'standby', and wait until
    * Int32Array(standby)[0] becomes 1 before reading the checkpoint: a warm VMM restores in milliseconds.

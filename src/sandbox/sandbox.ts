@@ -26,6 +26,7 @@ import { inspectProgram } from './program.js';
 import { VmHandle, type VmConfig } from './vm-handle.js';
 import { parseImageSpec } from '../kernel/vfs/rootfs.js';
 import type { VmStats, WorkerMessage } from './protocol.js';
+import type { StartIdentity } from './identity.js';
 
 export type StdinOption = 'inherit' | 'ignore' | string | Uint8Array;
 export type StdoutOption = 'inherit' | 'pipe';
@@ -82,6 +83,8 @@ export interface SandboxOptions {
    * process). The MAPVISOR_PLATFORM environment variable sets the default.
    */
   platform?: PlatformChoice;
+  /** The first process's uid, gid, groups, working directory, hostname and rlimits (default: root in /). */
+  identity?: StartIdentity;
 }
 
 export interface SandboxResult {
@@ -227,6 +230,7 @@ export class Sandbox {
             },
       memoryDir: o.memoryDir ?? null,
       restore: this.restoreFrom,
+      identity: o.identity ?? null,
     };
   }
 

@@ -44,6 +44,7 @@ import { KickGuard } from '../platform/kick.js';
 import type { Context, Platform } from '../platform/platform.js';
 import { acceptedCheckpoints, openPlatform } from '../platform/select.js';
 import { findExecutable } from './exec.js';
+import { applyIdentity } from './identity.js';
 import { CONTROL_CMD, CONTROL_SIGNALS, CONTROL_KICK_ALIVE, CONTROL_KICK_LOCK, CONTROL_PAUSE, CONTROL_STOP, CONTROL_WAKE, type ControlCommand, type VmStats, type WorkerConfig, type WorkerMessage } from './protocol.js';
 
 /** Region-map backing ids: anonymous memory, the root file system image, restored memory (private). */
@@ -140,8 +141,8 @@ function boot(root: RootFs | null): Booted {
     argv: cfg.argv,
     envp: cfg.envp,
     execfn: cfg.argv[0] ?? cfg.programPath,
-    uid: 0,
-    gid: 0,
+    uid: cfg.identity?.uid ?? 0,
+    gid: cfg.identity?.gid ?? 0,
     hwcap: machine.hwcap,
     random: new Uint8Array(randomBytes(16)),
     vdso: vdsoImage(),
@@ -149,6 +150,7 @@ function boot(root: RootFs | null): Booted {
   const { kernel, streams } = newKernel(space, root, root ? normalizePath(cfg.programPath) : resolvePath(cfg.programPath), cfg.argv);
   kernel.attachVvar(loaded.vvar);
   procStart(kernel, cfg.envp);
+  if (cfg.identity) applyIdentity(kernel, cfg.identity);
   const vcpu = machine.createContext(0, loaded.entry, loaded.sp);
   if (cfg.memoryDir && machine.dirtyLog) {
     // Memory in a file: track what changes between checkpoints (the guest's stores and the VMM's).

@@ -1,0 +1,406 @@
+/**
+ * mapvisor-oci: an OCI runtime with runc's command line, as podman/conmon and containerd's runc shim
+ * call it. Global options come before the command: --root DIR (default /run/mapvisor-oci), --log FILE,
+ * --log-format json|text, --systemd-cgroup (accepted), and mapvisor's own --platform kvm|process|auto
+ * and --net none|host (podman: --runtime-flag platform=kvm). Every failure is one line on stderr and in
+ * the log, a non-zero exit, and no state left behind.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { constants } from 'node:os';
+import { join, resolve as resolvePath } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { OciError, log, logError, logInfo } from './log.js';
+import { readPlan } from './spec.js';
+import { containerLayer, sharedImage } from './storage.js';
+import { DEFAULT_ROOT, checkId, containerDir, lockedAsync, processStart, readState, removeContainer, statusOf, writeState, type ContainerState, type VmmPlan } from './state.js';
+import { closeFd, openPty, sendFd } from './pty.js';
+
+const VERSION = '0.1.0';
+const SPEC_VERSION = '1.0.2';
+
+interface Globals {
+  root: string;
+  platform: string | undefined;
+  net: 'none' | 'host';
+}
+
+const GLOBAL_VALUE = new Set(['--root', '--log', '--log-format', '--platform', '--net', '--criu', '--rootless']);
+const GLOBAL_FLAG = new Set(['--systemd-cgroup', '--debug']);
+
+function parse(argv: string[], options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>, command: string): { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] } {
+  try {
+    const r = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    return { values: r.values as Record<string, string | boolean | string[] | undefined>, positionals: r.positionals };
+  } catch (e) {
+    throw new OciError(`${command}: ${(e as Error).message.split('\n')[0]!.replace(/\.$/, '')}`, `see mapvisor-oci ${command} --help`);
+  }
+}
+
+/** Bind mounts of host directories: present once the kernel has them (SandboxOptions.mounts). */
+function hasBindMounts(): boolean {
+  return existsSync(fileURLToPath(new URL('../kernel/vfs/mounts.js', import.meta.url)));
+}
+
+async function ctl(g: Globals, id: string, req: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const sock = join(containerDir(g.root, id), 'ctl.sock');
+  if (!existsSync(sock)) throw new OciError(`container ${id} is not running`, 'start it first');
+  const reply = await new Promise<string>((resolve, reject) => {
+    const c = createConnection(sock, () => c.write(`${JSON.stringify(req)}\n`));
+    let buf = '';
+    c.setEncoding('utf8');
+    c.on('data', (d: string) => (buf += d));
+    c.on('end', () => resolve(buf));
+    c.on('error', (e) => reject(new OciError(`cannot reach container ${id}'s VMM: ${e.message}`, 'is it still running?')));
+  });
+  const r = JSON.parse(reply.trim() || '{"ok":false,"error":"no answer"}') as Record<string, unknown>;
+  if (!r.ok) throw new OciError(`container ${id}: ${String(r.error)}`, '');
+  return r;
+}
+
+function vmmScript(): string {
+  return fileURLToPath(new URL('./vmm.js', import.meta.url));
+}
+
+/** Start the VMM for a container whose state is written; resolves once it is ready (or throws its error). */
+async function startVmm(g: Globals, state: ContainerState, consoleSocket: string | undefined, detach: boolean): Promise<ChildProcess> {
+  let stdio: Array<number | 'inherit' | 'pipe'> = ['inherit', 'inherit', 'inherit', 'pipe'];
+  let toClose: number[] = [];
+  if (consoleSocket !== undefined) {
+    const [master, slave, name] = openPty();
+    sendFd(consoleSocket, master, name);
+    closeFd(master);
+    stdio = [slave, slave, slave, 'pipe'];
+    toClose = [slave];
+  }
+  const child = spawn(process.execPath, [vmmScript(), g.root, state.id, log.file ?? '', log.format], {
+    stdio,
+    detached: true, // its own session: the pty becomes its controlling terminal
+    env: { ...process.env, MAPVISOR_TMPDIR: containerDir(g.root, state.id) },
+  });
+  for (const fd of toClose) closeFd(fd);
+  const ready = await new Promise<string>((resolve) => {
+    let buf = '';
+    const pipe = child.stdio[3] as NodeJS.ReadableStream;
+    pipe.setEncoding('utf8');
+    pipe.on('data', (d: string) => (buf += d));
+    pipe.on('end', () => resolve(buf.trim()));
+    pipe.on('error', () => resolve(buf.trim()));
+  });
+  if (ready !== 'ready') {
+    child.kill('SIGKILL');
+    throw new OciError(ready.replace(/^error /, '') || 'the VMM ended before the program was ready', '');
+  }
+  if (detach) child.unref();
+  (child.stdio[3] as unknown as { destroy(): void }).destroy();
+  return child;
+}
+
+function vmmPlanOf(g: Globals, bundle: string, id: string): { plan: VmmPlan; annotations: Record<string, string>; files: Array<{ source: string; destination: string }>; rootPath: string; ociVersion: string } {
+  const p = readPlan(bundle, { bindMounts: hasBindMounts() });
+  return {
+    plan: {
+      args: p.args,
+      env: p.env,
+      image: join(containerDir(g.root, id), 'rootfs.img'),
+      readonly: p.readonly,
+      platform: g.platform,
+      net: g.net,
+      mem: p.mem,
+      pids: p.pids,
+      cpus: p.cpus,
+      identity: { uid: p.uid, gid: p.gid, groups: p.groups, cwd: p.cwd, hostname: p.hostname, rlimits: p.rlimits },
+      binds: p.binds.map((b) => ({ host: b.source, target: b.destination, readonly: b.readonly })),
+      restoreFrom: null,
+      terminal: p.terminal,
+    },
+    annotations: p.annotations,
+    files: p.files,
+    rootPath: p.rootPath,
+    ociVersion: p.ociVersion,
+  };
+}
+
+/** create (and the first half of run and restore): the container's layer, state and VMM. */
+async function create(g: Globals, id: string, bundle: string, pidFile: string | undefined, consoleSocket: string | undefined, detach: boolean, restoreFrom: string | null): Promise<{ child: ChildProcess; state: ContainerState }> {
+  return await lockedAsync(g.root, id, async () => {
+    if (existsSync(containerDir(g.root, id))) throw new OciError(`container ${id} exists already`, `delete it first: mapvisor-oci delete ${id}`);
+    const spec = vmmPlanOf(g, bundle, id);
+    spec.plan.restoreFrom = restoreFrom;
+    mkdirSync(containerDir(g.root, id), { recursive: true, mode: 0o700 });
+    try {
+      if (restoreFrom !== null) {
+        // A checkpoint names the image it ran on: restore onto the layer saved with it.
+        const saved = JSON.parse(readFileSync(join(restoreFrom, 'oci.json'), 'utf8')) as { image: string };
+        spec.plan.image = saved.image;
+      } else {
+        const shared = sharedImage(g.root, spec.rootPath);
+        containerLayer(shared.path, spec.plan.image, spec.files);
+      }
+      const state: ContainerState = {
+        ociVersion: spec.ociVersion,
+        id,
+        bundle: resolvePath(bundle),
+        pid: 0,
+        pidStart: 0,
+        created: new Date().toISOString(),
+        annotations: spec.annotations,
+        started: false,
+        run: spec.plan,
+      };
+      writeState(g.root, state);
+      const child = await startVmm(g, state, consoleSocket, detach);
+      const fresh = readState(g.root, id);
+      fresh.pid = child.pid!;
+      fresh.pidStart = processStart(child.pid!) ?? 0;
+      writeState(g.root, fresh);
+      if (pidFile) writeFileSync(pidFile, String(child.pid));
+      return { child, state: fresh };
+    } catch (e) {
+      removeContainer(g.root, id);
+      throw e;
+    }
+  });
+}
+
+function signalNumber(s: string | undefined): number {
+  if (s === undefined) return constants.signals.SIGTERM;
+  if (/^\d+$/.test(s)) {
+    const n = Number(s);
+    if (n >= 1 && n <= 64) return n;
+  } else {
+    const name = (s.toUpperCase().startsWith('SIG') ? s.toUpperCase() : `SIG${s.toUpperCase()}`) as keyof typeof constants.signals;
+    const n = constants.signals[name];
+    if (n !== undefined) return n;
+  }
+  throw new OciError(`${JSON.stringify(s)} is not a signal`, 'give a name such as TERM or KILL, or a number');
+}
+
+function stateJson(s: ContainerState): Record<string, unknown> {
+  const status = statusOf(s);
+  return {
+    ociVersion: SPEC_VERSION,
+    id: s.id,
+    pid: status === 'stopped' ? 0 : s.pid,
+    status,
+    bundle: s.bundle,
+    rootfs: s.run.image,
+    created: s.created,
+    owner: '',
+    annotations: s.annotations,
+  };
+}
+
+async function waitGone(pid: number, start: number, ms: number): Promise<boolean> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (processStart(pid) !== start) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return processStart(pid) !== start;
+}
+
+const FEATURES = {
+  ociVersionMin: '1.0.0',
+  ociVersionMax: '1.1.0',
+  hooks: [],
+  mountOptions: ['bind', 'rbind', 'ro', 'rw', 'rprivate', 'private', 'nosuid', 'nodev', 'noexec'],
+  linux: {
+    namespaces: ['cgroup', 'ipc', 'mount', 'network', 'pid', 'user', 'uts'],
+    capabilities: [],
+    cgroup: { v1: false, v2: false, systemd: false, systemdUser: false },
+    seccomp: { enabled: false },
+    apparmor: { enabled: false },
+    selinux: { enabled: false },
+  },
+  annotations: { 'org.mapvisor.platforms': 'kvm,process', 'org.mapvisor.storage': 'ext4 image mapped into memory' },
+};
+
+const USAGE = `usage: mapvisor-oci [--root DIR] [--log FILE] [--log-format json|text] [--platform kvm|process] [--net none|host] COMMAND
+commands: create --bundle DIR [--pid-file F] [--console-socket S] ID | start ID | state ID | kill ID [SIG] [--all]
+          delete [--force] ID | run [--bundle DIR] [--detach] ID | ps [--format json] ID | features | list
+          pause ID | resume ID | checkpoint --image-path DIR [--leave-running] ID
+          restore --image-path DIR --bundle DIR [--pid-file F] [--detach] ID | exec (not yet)
+`;
+
+async function command(g: Globals, cmd: string, argv: string[]): Promise<number> {
+  const bundleOpts = { bundle: { type: 'string' as const, short: 'b' }, 'pid-file': { type: 'string' as const }, 'console-socket': { type: 'string' as const }, 'no-pivot': { type: 'boolean' as const }, 'no-new-keyring': { type: 'boolean' as const }, 'preserve-fds': { type: 'string' as const } };
+  switch (cmd) {
+    case 'create': {
+      const { values, positionals } = parse(argv, bundleOpts, cmd);
+      const id = checkId(positionals[0]);
+      await create(g, id, (values.bundle as string | undefined) ?? '.', values['pid-file'] as string | undefined, values['console-socket'] as string | undefined, true, null);
+      return 0;
+    }
+    case 'run': {
+      const { values, positionals } = parse(argv, { ...bundleOpts, detach: { type: 'boolean', short: 'd' }, 'keep': { type: 'boolean' } }, cmd);
+      const id = checkId(positionals[0]);
+      const detach = values.detach === true;
+      const { child } = await create(g, id, (values.bundle as string | undefined) ?? '.', values['pid-file'] as string | undefined, values['console-socket'] as string | undefined, detach, null);
+      await ctl(g, id, { verb: 'start' });
+      if (detach) return 0;
+      const [code, sig] = await new Promise<[number | null, NodeJS.Signals | null]>((r) => child.on('exit', (c, s) => r([c, s])));
+      removeContainer(g.root, id);
+      return sig ? 128 + constants.signals[sig] : (code ?? 0);
+    }
+    case 'start': {
+      const id = checkId(parse(argv, {}, cmd).positionals[0]);
+      const s = readState(g.root, id);
+      const st = statusOf(s);
+      if (st !== 'created') throw new OciError(`container ${id} is ${st}, not created`, 'only a created container can be started');
+      await ctl(g, id, { verb: 'start' });
+      return 0;
+    }
+    case 'state': {
+      const id = checkId(parse(argv, {}, cmd).positionals[0]);
+      process.stdout.write(`${JSON.stringify(stateJson(readState(g.root, id)), null, 2)}\n`);
+      return 0;
+    }
+    case 'kill': {
+      const { values, positionals } = parse(argv, { all: { type: 'boolean', short: 'a' }, signal: { type: 'string', short: 's' } }, cmd);
+      const id = checkId(positionals[0]);
+      const sig = signalNumber(positionals[1] ?? (values.signal as string | undefined));
+      const s = readState(g.root, id);
+      if (statusOf(s) === 'stopped') throw new OciError(`container ${id} is not running`, 'it has stopped already');
+      process.kill(s.pid, sig);
+      return 0;
+    }
+    case 'delete': {
+      const { values, positionals } = parse(argv, { force: { type: 'boolean', short: 'f' } }, cmd);
+      const id = checkId(positionals[0]);
+      const s = readState(g.root, id);
+      const st = statusOf(s);
+      if (st === 'running' && !values.force) throw new OciError(`container ${id} is running`, 'stop it first, or give delete --force');
+      if (st !== 'stopped') {
+        process.kill(s.pid, 'SIGKILL');
+        await waitGone(s.pid, s.pidStart, 5000);
+      }
+      removeContainer(g.root, id);
+      return 0;
+    }
+    case 'ps': {
+      const { values, positionals } = parse(argv, { format: { type: 'string', short: 'f' } }, cmd);
+      const id = checkId(positionals[0]);
+      const s = readState(g.root, id);
+      const pids = statusOf(s) === 'stopped' ? [] : [s.pid];
+      if (values.format === 'json') process.stdout.write(`${JSON.stringify(pids)}\n`);
+      else process.stdout.write(`PID CMD\n${pids.map((p) => `${p} ${s.run.args.join(' ')}`).join('\n')}\n`);
+      return 0;
+    }
+    case 'list': {
+      const { values } = parse(argv, { format: { type: 'string', short: 'f' }, quiet: { type: 'boolean', short: 'q' } }, cmd);
+      const ids = existsSync(g.root) ? readdirSync(g.root).filter((n) => existsSync(join(g.root, n, 'state.json'))) : [];
+      const states = ids.map((i) => stateJson(readState(g.root, i)));
+      if (values.format === 'json') process.stdout.write(`${JSON.stringify(states)}\n`);
+      else process.stdout.write(`ID PID STATUS BUNDLE\n${states.map((s) => `${String(s.id)} ${String(s.pid)} ${String(s.status)} ${String(s.bundle)}`).join('\n')}\n`);
+      return 0;
+    }
+    case 'features':
+      process.stdout.write(`${JSON.stringify(FEATURES, null, 2)}\n`);
+      return 0;
+    case 'pause':
+    case 'resume': {
+      const id = checkId(parse(argv, {}, cmd).positionals[0]);
+      await ctl(g, id, { verb: cmd });
+      return 0;
+    }
+    case 'checkpoint': {
+      const { values, positionals } = parse(
+        argv,
+        {
+          'image-path': { type: 'string' }, 'work-path': { type: 'string' }, 'leave-running': { type: 'boolean' }, 'tcp-established': { type: 'boolean' }, 'ext-unix-sk': { type: 'boolean' },
+          'shell-job': { type: 'boolean' }, 'file-locks': { type: 'boolean' }, 'manage-cgroups-mode': { type: 'string' }, 'pre-dump': { type: 'boolean' }, 'parent-path': { type: 'string' },
+          'lazy-pages': { type: 'boolean' }, 'auto-dedup': { type: 'boolean' }, 'empty-ns': { type: 'string', multiple: true }, 'status-fd': { type: 'string' }, 'page-server': { type: 'string' }, 'tcp-skip-in-flight': { type: 'boolean' }, 'link-remap': { type: 'boolean' },
+        },
+        cmd,
+      );
+      const id = checkId(positionals[0]);
+      if (values['pre-dump'] || values['lazy-pages'] || values['page-server']) throw new OciError('checkpoint --pre-dump, --lazy-pages and --page-server are CRIU features mapvisor does not have', 'take a whole checkpoint');
+      const dir = resolvePath((values['image-path'] as string | undefined) ?? 'checkpoint');
+      const s = readState(g.root, id);
+      if (statusOf(s) !== 'running') throw new OciError(`container ${id} is not running`, 'only a running container can be checkpointed');
+      mkdirSync(dir, { recursive: true });
+      // The checkpoint keeps the container's layer (the image the program's files are in).
+      const image = join(dir, 'rootfs.img');
+      const t0 = performance.now();
+      const r = await ctl(g, id, { verb: 'checkpoint', dir, leaveRunning: values['leave-running'] === true });
+      execFileSync('cp', ['--reflink=auto', '--sparse=always', s.run.image, image]);
+      writeFileSync(join(dir, 'oci.json'), JSON.stringify({ image, id, bundle: s.bundle }));
+      logInfo(`container ${id}: checkpoint in ${dir} (${String(r.memoryBytes)} bytes of memory) in ${(performance.now() - t0).toFixed(0)} ms`);
+      return 0;
+    }
+    case 'restore': {
+      const { values, positionals } = parse(
+        argv,
+        {
+          ...bundleOpts, 'image-path': { type: 'string' }, 'work-path': { type: 'string' }, detach: { type: 'boolean', short: 'd' }, 'tcp-established': { type: 'boolean' }, 'ext-unix-sk': { type: 'boolean' },
+          'shell-job': { type: 'boolean' }, 'file-locks': { type: 'boolean' }, 'manage-cgroups-mode': { type: 'string' }, 'no-subreaper': { type: 'boolean' }, 'auto-dedup': { type: 'boolean' }, 'lazy-pages': { type: 'boolean' }, 'empty-ns': { type: 'string', multiple: true }, 'lsm-profile': { type: 'string' }, 'lsm-mount-context': { type: 'string' }, 'tcp-skip-in-flight': { type: 'boolean' }, 'link-remap': { type: 'boolean' },
+        },
+        cmd,
+      );
+      const id = checkId(positionals[0]);
+      const dir = resolvePath((values['image-path'] as string | undefined) ?? 'checkpoint');
+      if (!existsSync(join(dir, 'oci.json'))) throw new OciError(`${dir} holds no mapvisor-oci checkpoint`, 'give the --image-path a checkpoint was written to');
+      const detach = values.detach === true;
+      const { child } = await create(g, id, (values.bundle as string | undefined) ?? '.', values['pid-file'] as string | undefined, values['console-socket'] as string | undefined, detach, dir);
+      if (detach) return 0;
+      const [code, sig] = await new Promise<[number | null, NodeJS.Signals | null]>((r) => child.on('exit', (c, s2) => r([c, s2])));
+      return sig ? 128 + constants.signals[sig] : (code ?? 0);
+    }
+    case 'exec':
+      throw new OciError('exec is not supported yet: mapvisor cannot start a second program in a running sandbox', 'run the command as the container\'s program instead');
+    case 'spec':
+      throw new OciError('spec is not provided', 'use runc spec or write config.json by hand');
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return cmd === undefined ? 1 : 0;
+    case '--version':
+    case '-v':
+    case 'version':
+      process.stdout.write(`mapvisor-oci version ${VERSION}\nspec: ${SPEC_VERSION}\n`);
+      return 0;
+    default:
+      throw new OciError(`unknown command ${JSON.stringify(cmd)}`, 'the commands are create, start, state, kill, delete, run, ps, list, features, pause, resume, checkpoint, restore');
+  }
+}
+
+export async function ociMain(argv: string[]): Promise<number> {
+  const g: Globals = { root: DEFAULT_ROOT, platform: undefined, net: 'none' };
+  try {
+    let i = 0;
+    for (; i < argv.length; i++) {
+      const a = argv[i]!;
+      if (!a.startsWith('-') || a === '-v' || a === '-h' || a === '--help' || a === '--version') break;
+      const eq = a.indexOf('=');
+      const name = eq > 0 ? a.slice(0, eq) : a;
+      if (GLOBAL_FLAG.has(name)) continue;
+      if (!GLOBAL_VALUE.has(name)) throw new OciError(`unknown global option ${name}`, 'the global options are --root, --log, --log-format, --systemd-cgroup, --platform, --net');
+      const value = eq > 0 ? a.slice(eq + 1) : argv[++i];
+      if (value === undefined) throw new OciError(`${name} needs a value`, USAGE.split('\n')[0]!);
+      if (name === '--root') g.root = resolvePath(value);
+      else if (name === '--log') log.file = value;
+      else if (name === '--log-format') {
+        if (value !== 'json' && value !== 'text') throw new OciError(`--log-format ${value} is not json or text`, 'give --log-format json');
+        log.format = value;
+      } else if (name === '--platform') {
+        if (!['kvm', 'process', 'auto'].includes(value)) throw new OciError(`--platform ${value} is not kvm, process or auto`, 'give --runtime-flag platform=kvm or platform=process');
+        g.platform = value;
+      } else if (name === '--net') {
+        if (value !== 'none' && value !== 'host') throw new OciError(`--net ${value} is not none or host`, 'give --runtime-flag net=none or net=host');
+        g.net = value;
+      }
+    }
+    return await command(g, argv[i], argv.slice(i + 1));
+  } catch (e) {
+    const msg = e instanceof OciError ? e.oneLine() : (e as { oneLine?: () => string }).oneLine?.() ?? (e as Error).message;
+    logError(msg);
+    if (process.env.MAPVISOR_DEBUG && (e as Error).stack) process.stderr.write(`${(e as Error).stack}\n`);
+    return 1;
+  }
+}
+

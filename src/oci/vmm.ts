@@ -1,0 +1,202 @@
+/**
+ * The container's VMM process: what `create` leaves running (detached, in its own session) and what
+ * the pid file names. It builds the sandbox, pauses the program before its first instruction, tells
+ * `create` it is ready (on fd 3), and serves ROOT/ID/ctl.sock: `start` lets the program run,
+ * `checkpoint` writes one. Signals it receives reach the program (SIGKILL ends both); it exits with the
+ * program's status, and when the program was killed by a signal it kills itself with that signal, so
+ * conmon and containerd's shim see what runc would show them.
+ *
+ *   node dist/src/oci/vmm.js ROOT ID   (fd 3: the readiness pipe to create)
+ */
+import { closeSync, rmSync, writeSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import { constants } from 'node:os';
+import { Sandbox, type SandboxOptions } from '../sandbox/sandbox.js';
+import { MapvisorError } from '../errors.js';
+import { readState, writeState, type ContainerState } from './state.js';
+import { log, logError, logInfo } from './log.js';
+import * as libc from '../host/libc.js';
+
+const TIOCSCTTY = 0x540e;
+
+const [root, id, logFile, logFormat] = process.argv.slice(2) as [string, string, string | undefined, string | undefined];
+if (logFile) log.file = logFile;
+if (logFormat === 'json') log.format = 'json';
+const READY_FD = 3;
+
+function tellCreate(line: string): void {
+  try {
+    writeSync(READY_FD, `${line}\n`);
+    closeSync(READY_FD);
+  } catch {
+    // create has gone (a restore without --detach waits differently)
+  }
+}
+
+/** Signals that are the program's business (everything Node lets a process catch). */
+const FORWARDED: NodeJS.Signals[] = ['SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGTERM', 'SIGUSR2', 'SIGWINCH', 'SIGALRM', 'SIGCONT', 'SIGTSTP', 'SIGTTIN', 'SIGTTOU', 'SIGURG', 'SIGXCPU', 'SIGXFSZ', 'SIGVTALRM', 'SIGPROF', 'SIGPWR', 'SIGSYS', 'SIGUSR1', 'SIGPIPE'];
+/** Signals that leave a program that has not been started yet untouched (runc's init ignores them too). */
+const HARMLESS = new Set(['SIGWINCH', 'SIGCONT', 'SIGURG', 'SIGCHLD', 'SIGPIPE']);
+
+async function main(): Promise<number> {
+  const state: ContainerState = readState(root, id);
+  const p = state.run;
+  const opts: SandboxOptions = {
+    env: p.env,
+    argv0: p.args[0]!,
+    image: { path: p.image, mode: p.readonly ? 'ro' : 'rw' },
+    net: p.net,
+    ...(p.platform ? { platform: p.platform as 'kvm' | 'process' } : {}),
+    ...(p.mem !== undefined ? { mem: p.mem } : {}),
+    ...(p.pids !== undefined ? { pids: p.pids } : {}),
+    ...(p.cpus !== undefined ? { cpus: p.cpus } : {}),
+    identity: {
+      uid: p.identity.uid,
+      gid: p.identity.gid,
+      groups: p.identity.groups,
+      cwd: p.identity.cwd,
+      rlimits: p.identity.rlimits,
+      ...(p.identity.hostname !== undefined ? { hostname: p.identity.hostname } : {}),
+    },
+  };
+  if (p.terminal) libc.ioctlInt(0, TIOCSCTTY, 0); // the pty is this session's terminal: resizes raise SIGWINCH here
+  if (p.binds.length) (opts as SandboxOptions & { mounts?: unknown }).mounts = p.binds.map((b) => ({ host: b.host, target: b.target, readonly: b.readonly }));
+  const sb = p.restoreFrom ? Sandbox.restore(p.restoreFrom, { ...(p.platform ? { platform: p.platform as 'kvm' | 'process' } : {}) }) : new Sandbox(p.args[0]!, p.args.slice(1), opts);
+
+  let started = p.restoreFrom !== null;
+  let server: Server | null = null;
+  const sock = join(root, id, 'ctl.sock');
+  const onSignal = (sig: NodeJS.Signals): void => {
+    const n = constants.signals[sig];
+    if (!started) {
+      if (HARMLESS.has(sig)) return;
+      sb.stop();
+      killedBy = sig;
+      return;
+    }
+    try {
+      sb.kill(n);
+    } catch {
+      // not a signal the sandbox takes
+    }
+  };
+  let killedBy: NodeJS.Signals | null = null;
+  for (const s of FORWARDED) process.on(s, onSignal);
+
+  const running = sb.run();
+  const ended = running.then(
+    () => 'ended' as const,
+    () => 'ended' as const,
+  );
+  try {
+    if (!p.restoreFrom) {
+      const pausing = sb.pause().then(
+        () => 'paused' as const,
+        () => 'ended' as const,
+      );
+      if ((await Promise.race([pausing, ended])) !== 'paused') await running; // throws the reason
+    } else {
+      await Promise.race([sb.whenReady(), ended]);
+    }
+    server = serve(sock, sb, state, () => (started = true));
+    await new Promise<void>((r, j) => {
+      server!.once('listening', r);
+      server!.once('error', j);
+    });
+    if (p.restoreFrom) {
+      state.started = true;
+      writeState(root, state);
+    }
+    tellCreate('ready');
+  } catch (e) {
+    const msg = e instanceof MapvisorError ? e.oneLine() : (e as Error).message;
+    tellCreate(`error ${msg}`);
+    sb.stop();
+    await ended;
+    return 125;
+  }
+  let status: number;
+  let signal: number | null;
+  try {
+    const r = await running;
+    status = r.status;
+    signal = r.signal;
+    if (r.reason && r.signal !== 9 && r.signal !== 15) writeSync(2, `mapvisor: program killed by ${r.reason}\n`);
+  } catch (e) {
+    const msg = e instanceof MapvisorError ? e.oneLine() : (e as Error).message;
+    logError(`container ${id}: ${msg}`);
+    try {
+      writeSync(2, `mapvisor: ${msg}\n`);
+    } catch {
+      // no stderr
+    }
+    status = e instanceof MapvisorError ? e.exitCode : 125;
+    signal = null;
+  } finally {
+    server?.close();
+    rmSync(sock, { force: true });
+    for (const s of FORWARDED) process.removeListener(s, onSignal);
+  }
+  logInfo(`container ${id}: the program ended with status ${status}`);
+  const sigName = killedBy ?? (signal !== null ? (Object.entries(constants.signals).find(([, v]) => v === signal)?.[0] as NodeJS.Signals | undefined) : undefined);
+  if (sigName && sigName !== 'SIGSTOP') {
+    // Die of the program's signal, as runc's init would: conmon records "killed by SIG".
+    process.kill(process.pid, sigName);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return status;
+}
+
+function serve(path: string, sb: Sandbox, state: ContainerState, onStart: () => void): Server {
+  rmSync(path, { force: true });
+  const server = createServer((conn) => {
+    let buf = '';
+    conn.setEncoding('utf8');
+    conn.on('error', () => undefined);
+    conn.on('data', (d: string) => {
+      buf += d;
+      const i = buf.indexOf('\n');
+      if (i < 0) return;
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      void answer(line)
+        .catch((e: Error) => ({ ok: false, error: e instanceof MapvisorError ? e.oneLine() : e.message }))
+        .then((r) => conn.end(`${JSON.stringify(r)}\n`));
+    });
+  });
+  const answer = async (line: string): Promise<Record<string, unknown>> => {
+    const req = JSON.parse(line) as { verb?: string; dir?: string; leaveRunning?: boolean };
+    switch (req.verb) {
+      case 'start':
+        if (state.started) return { ok: false, error: 'the container was started already' };
+        state.started = true;
+        writeState(root, state);
+        onStart();
+        await sb.resume();
+        return { ok: true };
+      case 'pause':
+        await sb.pause();
+        return { ok: true };
+      case 'resume':
+        await sb.resume();
+        return { ok: true };
+      case 'checkpoint': {
+        if (!req.dir) return { ok: false, error: 'no directory' };
+        const r = await sb.checkpoint(req.dir);
+        if (!req.leaveRunning) sb.stop();
+        return { ok: true, ...r };
+      }
+      default:
+        return { ok: false, error: `unknown verb ${JSON.stringify(req.verb)}` };
+    }
+  };
+  server.listen(path);
+  return server;
+}
+
+process.exitCode = await main().catch((e: Error) => {
+  logError(`container ${id}: ${e instanceof MapvisorError ? e.oneLine() : e.message}`);
+  tellCreate(`error ${e.message}`);
+  return 125;
+});
