@@ -63,6 +63,7 @@ test(`nproc, lscpu, free, ps and vmstat see --cpus 3 --mem 512M [${PLATFORM}]`, 
       'echo "== vmstat"; vmstat',
       'echo "== uptime"; uptime',
       'echo "== pmap"; pmap -x $$ | tail -1',
+      'echo "== statfs"; stat -f -c "%n %T" /proc /proc/self/status /sys /sys/devices/system/cpu/online',
     ].join('\n'),
   );
   assert.deepEqual(s.nproc!.trim().split('\n'), ['3', '3', '3']);
@@ -89,6 +90,7 @@ test(`nproc, lscpu, free, ps and vmstat see --cpus 3 --mem 512M [${PLATFORM}]`, 
   assert.ok(ps.some((r) => r[1] === '1' && r[2] === 'ps'), s.ps);
   assert.match(s.vmstat!, /^\s*\d+\s+\d+\s+\d+\s+\d+/m);
   assert.match(s.uptime!, /load average: 0\.00, 0\.00, 0\.00/);
+  assert.equal(s.statfs!.trim(), '/proc proc\n/proc/self/status proc\n/sys sysfs\n/sys/devices/system/cpu/online sysfs');
   assert.match(s.pmap!, /^total kB\s+\d+\s+[1-9]\d*\s+\d+\s*$/m, 'pmap -x reads smaps');
 });
 

@@ -46,6 +46,9 @@ const UTIME_NOW = (1 << 30) - 1;
 const UTIME_OMIT = (1 << 30) - 2;
 const EXT4_SUPER_MAGIC = 0xef53;
 const PROC_SUPER_MAGIC = 0x9fa0;
+const SYSFS_MAGIC = 0x62656572;
+/** The magic statfs reports for a path (or open file's name) outside the image: sysfs's under /sys, else procfs's. */
+const pseudoMagic = (path: string): number => (path === '/sys' || path.startsWith('/sys/') ? SYSFS_MAGIC : PROC_SUPER_MAGIC);
 const ST_RDONLY = 1;
 const DT_OF_EXT4 = [0, 8, 4, 2, 6, 1, 12, 10];
 
@@ -131,7 +134,7 @@ function fsTry<T>(f: () => T): T | number {
   }
 }
 
-function statOf(k: Kernel, t: Target): StatInfo | number {
+export function statOf(k: Kernel, t: Target): StatInfo | number {
   switch (t.kind) {
     case 'inode':
       return fsTry(() => toStatInfo(k.root!.fs.stat(t.ino), ROOT_DEV));
@@ -153,7 +156,7 @@ function openAt(k: Kernel, dirfd: number, pathAddr: number, flags: number, mode:
   return openAtPath(k, dirfd, path, flags, mode);
 }
 
-function openAtPath(k: Kernel, dirfd: number, path: string, flags: number, mode: number): SyscallResult {
+export function openAtPath(k: Kernel, dirfd: number, path: string, flags: number, mode: number): SyscallResult {
   if (path === '') return -E.ENOENT;
   const wantsWrite = (flags & O_ACCMODE) !== O_RDONLY || (flags & O_TRUNC) !== 0;
   if ((flags & O_ACCMODE) === O_ACCMODE) return -E.EINVAL;
@@ -400,12 +403,12 @@ function writeStatx(k: Kernel, addr: number, s: StatInfo | number, crtime: [numb
   return 0;
 }
 
-function statfs(k: Kernel, addr: number, proc: boolean): number {
+function statfs(k: Kernel, addr: number, proc: boolean, magic = PROC_SUPER_MAGIC): number {
   const b = new Uint8Array(120);
   const dv = new DataView(b.buffer);
   const set = (o: number, v: number): void => dv.setBigInt64(o, BigInt(v), true);
   if (proc || !k.root) {
-    set(0, PROC_SUPER_MAGIC);
+    set(0, magic);
     set(8, 4096);
     set(64, 255);
     set(72, 4096);
@@ -737,11 +740,11 @@ export const fsSyscalls: SyscallTable = {
     const path = pathArg(k, a.u64(0));
     if (typeof path === 'number') return path;
     const t = resolve(k, AT_FDCWD, path, true);
-    return typeof t === 'number' ? t : statfs(k, a.u64(1), t.kind !== 'inode');
+    return typeof t === 'number' ? t : statfs(k, a.u64(1), t.kind !== 'inode', t.kind === 'proc' ? pseudoMagic(t.path) : PROC_SUPER_MAGIC);
   },
   fstatfs: (k, a) => {
     const f = k.fds.get(a.i32(0));
-    return f ? statfs(k, a.u64(1), !(f.ops instanceof Ext4File)) : -E.EBADF;
+    return f ? statfs(k, a.u64(1), !(f.ops instanceof Ext4File), f.ops instanceof ProcDir || f.ops.kind === 'proc' ? pseudoMagic(f.ops.name) : PROC_SUPER_MAGIC) : -E.EBADF;
   },
   getdents64: (k, a) => getdents64(k, a.i32(0), a.u64(1), a.u32(2)),
   mknod: (k, a) => mknodAt(k, AT_FDCWD, a.u64(0), a.u32(1), a.u32(2)),
