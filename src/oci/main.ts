@@ -136,7 +136,7 @@ async function create(g: Globals, id: string, bundle: string, pidFile: string | 
         const saved = JSON.parse(readFileSync(join(restoreFrom, 'oci.json'), 'utf8')) as { image: string };
         spec.plan.image = saved.image;
       } else {
-        const shared = sharedImage(g.root, spec.rootPath);
+        const shared = sharedImage(g.root, spec.rootPath, new Set(spec.files.map((f) => f.destination)));
         containerLayer(shared.path, spec.plan.image, spec.files);
       }
       const state: ContainerState = {

@@ -21,7 +21,7 @@ interface Tree {
 }
 
 /** Hash the tree at `dir` (metadata of every entry, sorted), and size it. */
-export function hashTree(dir: string): Tree {
+export function hashTree(dir: string, skip: Set<string> = new Set()): Tree {
   const h = createHash('sha256');
   let bytes = 0;
   let entries = 0;
@@ -30,7 +30,11 @@ export function hashTree(dir: string): Tree {
     const st = lstatSync(abs, { bigint: true });
     entries++;
     bytes += Math.ceil(Number(st.size) / 4096) * 4096 + 256;
-    h.update(`${rel}\0${st.mode}\0${st.uid}\0${st.gid}\0${st.size}\0${st.mtimeNs}\0${st.rdev}\0`);
+    // A directory's mtime is left out (its entries are in the hash), and so are the files the engine
+    // binds over (/etc/hosts and the like: it creates them in each container's tree).
+    if (skip.has(`/${rel}`)) return;
+    const mtime = st.isFile() ? st.mtimeNs : 0n;
+    h.update(`${rel}\0${st.mode}\0${st.uid}\0${st.gid}\0${st.isDirectory() ? 0n : st.size}\0${mtime}\0${st.rdev}\0`);
     if (st.isSymbolicLink()) h.update(`${readlinkSync(abs)}\0`);
     else if (st.isDirectory()) for (const name of readdirSync(abs).sort()) walk(rel ? `${rel}/${name}` : name);
   };
@@ -49,9 +53,9 @@ function withLock<T>(path: string, f: () => T): T {
 }
 
 /** The shared image of the tree at `rootDir`, built on first use; resolves its path. */
-export function sharedImage(root: string, rootDir: string): { path: string; hash: string; built: boolean; ms: number } {
+export function sharedImage(root: string, rootDir: string, skip: Set<string> = new Set()): { path: string; hash: string; built: boolean; ms: number } {
   const t0 = performance.now();
-  const tree = hashTree(rootDir);
+  const tree = hashTree(rootDir, skip);
   const dir = join(root, 'images');
   mkdirSync(dir, { recursive: true });
   const img = join(dir, `${tree.hash}.img`);
