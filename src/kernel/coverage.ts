@@ -67,10 +67,11 @@ export const COVERAGE: Partial<Record<SyscallName, Coverage>> = {
   chdir: { status: 'partial', missing: 'directories of the image, /proc and /sys; the path kept is the one resolved (no other mounts)' },
   fchdir: { status: 'partial', missing: 'directories of the image, /proc and /sys (other fds: ENOTDIR)' },
   sync_file_range: { status: 'partial', missing: 'the range and flags are ignored: the whole image is synced' },
+  close_range: { status: 'partial', missing: 'CLOSE_RANGE_UNSHARE in a process of more than one thread answers ENOSYS (fd tables are per process here; with one thread it is a no-op, as on Linux)' },
   fcntl: {
     status: 'partial',
     missing:
-      'F_DUPFD(_CLOEXEC), F_GETFD/F_SETFD, F_GETFL/F_SETFL, F_GETPIPE_SZ (a sandbox pipe\'s fixed 64 KiB; a host stream answers EBADF) and the record locks only; record locks (F_SETLK, F_SETLKW, F_OFD_*) are always granted and F_GETLK always finds none, so they do not exclude other processes of the sandbox; F_GETOWN/F_SETOWN, F_SETSIG, F_SETLEASE, F_NOTIFY, F_SETPIPE_SZ and F_ADD_SEALS/F_GET_SEALS answer EINVAL',
+      'F_DUPFD(_CLOEXEC), F_GETFD/F_SETFD, F_GETFL/F_SETFL, F_GETPIPE_SZ (a sandbox pipe\'s fixed 64 KiB; a host stream answers EBADF) and the record locks only; record locks (F_SETLK, F_SETLKW, F_GETLK, F_OFD_*) exclude between the sandbox\'s processes as on Linux, but F_SETLKW does not detect deadlocks (no EDEADLK), and a process\'s POSIX locks are dropped by close, close_range and its end, not by dup2 over an fd or exec\'s close-on-exec; F_GETOWN/F_SETOWN, F_SETSIG, F_SETLEASE, F_NOTIFY, F_SETPIPE_SZ and F_ADD_SEALS/F_GET_SEALS answer EINVAL',
   },
   ioctl: {
     status: 'partial',
@@ -143,7 +144,7 @@ export const COVERAGE: Partial<Record<SyscallName, Coverage>> = {
   futex: {
     status: 'partial',
     missing:
-      'FUTEX_WAIT, FUTEX_WAKE, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE and the _BITSET forms only; FUTEX_WAKE_OP and the priority-inheritance operations (FUTEX_LOCK_PI, FUTEX_UNLOCK_PI, FUTEX_TRYLOCK_PI, FUTEX_WAIT_REQUEUE_PI, FUTEX_CMP_REQUEUE_PI, FUTEX_LOCK_PI2) answer ENOSYS; waiters are per address space, so a futex in memory shared between processes does not wake the other process',
+      'FUTEX_WAIT, FUTEX_WAKE, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE and the _BITSET forms only; FUTEX_WAKE_OP and the priority-inheritance operations (FUTEX_LOCK_PI, FUTEX_UNLOCK_PI, FUTEX_TRYLOCK_PI, FUTEX_WAIT_REQUEUE_PI, FUTEX_CMP_REQUEUE_PI, FUTEX_LOCK_PI2) answer ENOSYS; a futex word in a MAP_SHARED mapping used without FUTEX_PRIVATE_FLAG is keyed by its backing memory, so it wakes across processes, as Linux\'s shared futexes',
   },
   prctl: {
     status: 'partial',

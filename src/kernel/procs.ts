@@ -8,6 +8,7 @@
  * releasing its memory) is asked of the ProcessHost, which the worker that runs the sandbox provides.
  */
 import { releaseMappedFiles } from './vfs/mapholds.js';
+import { releaseProcessLocks } from './files/locks.js';
 import { E } from '../abi/errno.js';
 import { SIG, defaultAction } from '../abi/signals.js';
 import type { Context } from '../platform/platform.js';
@@ -154,6 +155,7 @@ export class ProcessTable {
     k.fds.closeAll();
     k.close();
     releaseMappedFiles(k);
+    releaseProcessLocks(k);
     this.host.release(k);
     k.released = true;
     if (k === this.main) {

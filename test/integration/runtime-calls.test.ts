@@ -2,8 +2,9 @@
  * System calls language runtimes make at start-up (seen from Debian's node 18 and glibc): capget and
  * capset, rseq (with a critical section restarted by a signal), and the protection-key calls as on a CPU
  * without PKU; and what Python's multiprocessing needs between processes (named semaphores in /dev/shm,
- * shared futexes, an unlinked file that stays mapped, close_range). The guest programs
- * test/guest/caps.c, rseq.c and shmsem.c run in the sandbox (from an image, so that they can exec
+ * shared futexes, an unlinked file that stays mapped, close_range), and file locks between processes
+ * (flock, fcntl record locks, OFD locks). The guest programs test/guest/caps.c, rseq.c, shmsem.c and
+ * locks.c run in the sandbox (from an image, so that they can exec
  * themselves) and natively, and print the same lines.
  */
 import { test, before, after } from 'node:test';
@@ -18,7 +19,7 @@ import { PLATFORM } from '../platform.js';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const GUEST = join(ROOT, '.cache', 'guest');
-const PROGRAMS = ['caps', 'rseq', 'shmsem'];
+const PROGRAMS = ['caps', 'rseq', 'shmsem', 'locks'];
 const built = PROGRAMS.every((g) => existsSync(join(GUEST, g)));
 let dir: string;
 let img: string;
@@ -47,7 +48,7 @@ async function both(name: string): Promise<{ box: string; native: string; status
   return { box: r.stdout!.toString(), native: n.stdout, status: r.status, why: `${r.stderr}\n${r.reason ?? ''}` };
 }
 
-const skip = built ? false : 'test/guest/caps.c, rseq.c, shmsem.c not built';
+const skip = built ? false : 'test/guest/caps.c, rseq.c, shmsem.c, locks.c not built';
 
 test(`capget/capset (v1, v2, v3; capset only lowers; setuid and exec change the sets) and pkey_* without PKU: as natively [${PLATFORM}]`, { timeout: 90_000, skip }, async () => {
   const { box, native, status, why } = await both('caps');
@@ -72,6 +73,12 @@ test(`rseq: registration errors, cpu ids, a critical section restarted at abort_
 
 test(`between processes: named semaphores in /dev/shm (unlinked at once), a post waking a wait in another process, a process-shared mutex, an unlinked mapped file keeping its data, close_range: as natively [${PLATFORM}]`, { timeout: 90_000, skip }, async () => {
   const { box, native, status, why } = await both('shmsem');
+  assert.equal(status, 0, why);
+  assert.equal(box, native, `--- sandbox\n${box}\n--- native\n${native}\n${why}`);
+});
+
+test(`file locks between processes: flock, fcntl record locks (ranges, F_GETLK, F_SETLKW, dropped by close and exit), OFD locks: as natively [${PLATFORM}]`, { timeout: 90_000, skip }, async () => {
+  const { box, native, status, why } = await both('locks');
   assert.equal(status, 0, why);
   assert.equal(box, native, `--- sandbox\n${box}\n--- native\n${native}\n${why}`);
 });

@@ -76,8 +76,13 @@ export class OpenFile {
     return this;
   }
   unref(): void {
-    if (--this.refs === 0) this.ops.release?.();
+    if (--this.refs === 0) {
+      OpenFile.lastClose?.(this);
+      this.ops.release?.();
+    }
   }
+  /** Called when a description's last fd closes (files/locks.ts: its flock and OFD locks go). */
+  static lastClose: ((f: OpenFile) => void) | null = null;
   /** Let go of a description no fd ever held (an open that did not complete): release what it holds. */
   discard(): void {
     if (this.refs === 0) this.ops.release?.();

@@ -2,18 +2,20 @@
  * I/O system calls on file descriptors: read/write and their vector and positional forms, poll,
  * ioctl, fcntl, dup, close, fstat, lseek.
  */
-import { nap } from '../nap.js';
+import { nap, napUntil } from '../nap.js';
+import { Ext4File } from '../files/ext4file.js';
 import { hostEvents } from '../files/host.js';
 import { interestOf, waitHost, type HostInterest } from '../hostwatch.js';
 import { E } from '../../abi/errno.js';
 import { encodeStat } from '../../abi/stat.js';
 import * as libc from '../../host/libc.js';
-import { O_CLOEXEC, O_NONBLOCK, OpenFile, SETFL_MASK, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI } from '../files/file.js';
+import { O_CLOEXEC, O_NONBLOCK, O_PATH, OpenFile, SETFL_MASK, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI } from '../files/file.js';
 import { EPOLLERR, EPOLLHUP, EPOLLONESHOT, EpollFile, type Interest } from '../files/epoll.js';
 import { PIPE_BUF_SIZE } from '../files/pipe.js';
 import type { Kernel } from '../kernel.js';
 import { SIG } from '../../abi/signals.js';
 import { SYS } from '../../abi/sysno.js';
+import { F_RDLCK, F_UNLCK, F_WRLCK, closePosix, flockFile, setRange, testRange } from '../files/locks.js';
 import { raise } from './signal.js';
 import type { SyscallArgs, SyscallResult, SyscallTable } from '../types.js';
 
@@ -32,9 +34,6 @@ const F_SETLKW = 7;
 const F_OFD_GETLK = 36;
 const F_OFD_SETLK = 37;
 const F_OFD_SETLKW = 38;
-const F_RDLCK = 0;
-const F_WRLCK = 1;
-const F_UNLCK = 2;
 const FLOCK_SIZE = 32; // struct flock: l_type, l_whence, l_start, l_len, l_pid
 const FD_CLOEXEC = 1;
 const FIONBIO = 0x5421;
@@ -383,6 +382,79 @@ function timespecMs(k: Kernel, addr: number): number | null {
   return sec * 1000 + Math.ceil(nsec / 1e6);
 }
 
+/** A lock request that must wait: the thread parks and the call is retried when anything changes. */
+function lockWait(k: Kernel): SyscallResult {
+  if (k.threads?.threaded) return { kind: 'park', park: { kind: 'retry', deadline: Infinity, onTimeout: -E.EINTR } };
+  // A lone process blocks on a lock of its own (another description of the file): forever, as on Linux.
+  return napUntil(Infinity, () => k.stop.stopRequested()) ? -E.EINTR : { kind: 'stop' };
+}
+
+/** fcntl's record locks (F_GETLK, F_SETLK, F_SETLKW and their F_OFD_ forms): see files/locks.ts. */
+function recordLock(k: Kernel, f: OpenFile, cmd: number, lk: number): SyscallResult {
+  const b = k.mem.read(lk, FLOCK_SIZE);
+  const dv = new DataView(b.buffer, b.byteOffset, FLOCK_SIZE);
+  const type = dv.getInt16(0, true);
+  const whence = dv.getInt16(2, true);
+  const lStart = Number(dv.getBigInt64(8, true));
+  const lLen = Number(dv.getBigInt64(16, true));
+  const ofd = cmd === F_OFD_GETLK || cmd === F_OFD_SETLK || cmd === F_OFD_SETLKW;
+  if (type !== F_RDLCK && type !== F_WRLCK && type !== F_UNLCK) return -E.EINVAL;
+  if (ofd && dv.getInt32(24, true) !== 0) return -E.EINVAL; // l_pid must be 0
+  // flock_to_posix_lock: the range from l_whence, l_start and l_len.
+  let base: number;
+  if (whence === 0) base = 0;
+  else if (whence === 1) base = f.pos;
+  else if (whence === 2) base = f.ops instanceof Ext4File && k.root ? k.root.fs.stat(f.ops.ino).size : 0;
+  else return -E.EINVAL;
+  let start = base + lStart;
+  if (start < 0) return -E.EINVAL;
+  let end: number;
+  if (lLen > 0) end = start + lLen - 1;
+  else if (lLen < 0) {
+    if (start + lLen < 0) return -E.EINVAL;
+    end = start - 1;
+    start += lLen;
+  } else end = Infinity;
+  const owner = ofd ? f : k;
+  const range = { type, start, end };
+  if (cmd === F_GETLK || cmd === F_OFD_GETLK) {
+    if (type === F_UNLCK) return -E.EINVAL;
+    const c = testRange(k, f, owner, range);
+    const out = new Uint8Array(FLOCK_SIZE);
+    out.set(b);
+    const ov = new DataView(out.buffer);
+    if (!c) ov.setInt16(0, F_UNLCK, true);
+    else {
+      ov.setInt16(0, c.type, true);
+      ov.setInt16(2, 0, true); // SEEK_SET
+      ov.setBigInt64(8, BigInt(c.start), true);
+      ov.setBigInt64(16, c.end === Infinity ? 0n : BigInt(c.end - c.start + 1), true);
+      ov.setInt32(24, c.pid, true);
+    }
+    k.mem.write(lk, out);
+    return 0;
+  }
+  if (type === F_WRLCK && !f.writable) return -E.EBADF;
+  if (type === F_RDLCK && !f.readable) return -E.EBADF;
+  if (setRange(k, f, owner, ofd ? -1 : k.identity.pid, range) === 0) return 0;
+  return cmd === F_SETLKW || cmd === F_OFD_SETLKW ? lockWait(k) : -E.EAGAIN;
+}
+
+/** flock(2): LOCK_SH, LOCK_EX or LOCK_UN, with LOCK_NB. */
+function flock(k: Kernel, fd: number, op: number): SyscallResult {
+  const LOCK_SH = 1;
+  const LOCK_EX = 2;
+  const LOCK_NB = 4;
+  const LOCK_UN = 8;
+  const f = k.fds.get(fd);
+  if (!f || f.flags & O_PATH) return -E.EBADF;
+  const cmd = op & ~LOCK_NB;
+  const type = cmd === LOCK_SH ? F_RDLCK : cmd === LOCK_EX ? F_WRLCK : cmd === LOCK_UN ? F_UNLCK : -1;
+  if (type < 0) return -E.EINVAL;
+  if (flockFile(k, f, type) === 0) return 0;
+  return op & LOCK_NB ? -E.EAGAIN : lockWait(k); // EWOULDBLOCK is EAGAIN
+}
+
 /** fcntl(2) F_GETPIPE_SZ. */
 const F_GETPIPE_SZ = 1032;
 
@@ -413,20 +485,8 @@ function fcntl(k: Kernel, a: SyscallArgs): SyscallResult {
     case F_SETLKW:
     case F_OFD_GETLK:
     case F_OFD_SETLK:
-    case F_OFD_SETLKW: {
-      // Record locks. The program is the only process that can reach its files (a rw image is held
-      // exclusively), so every lock is granted and F_GETLK finds none; the arguments are still checked.
-      const lk = a.u64(2);
-      const type = k.mem.read(lk, FLOCK_SIZE)[0]! | (k.mem.read(lk, FLOCK_SIZE)[1]! << 8);
-      if (type !== F_RDLCK && type !== F_WRLCK && type !== F_UNLCK) return -E.EINVAL;
-      if (cmd === F_GETLK || cmd === F_OFD_GETLK) {
-        k.mem.writable(lk, FLOCK_SIZE).set([F_UNLCK & 0xff, F_UNLCK >> 8], 0);
-        return 0;
-      }
-      if (type === F_WRLCK && !f.writable) return -E.EBADF;
-      if (type === F_RDLCK && !f.readable) return -E.EBADF;
-      return 0;
-    }
+    case F_OFD_SETLKW:
+      return recordLock(k, f, cmd, a.u64(2));
     case F_GETPIPE_SZ:
       // A pipe's (or FIFO's) capacity: fixed at PIPE_BUF_SIZE here (F_SETPIPE_SZ is not supported).
       return (f.ops as { kind?: string }).kind === 'pipe' ? PIPE_BUF_SIZE : -E.EBADF;
@@ -506,7 +566,12 @@ export const ioSyscalls: SyscallTable = {
     return f.ops.ioctl ? f.ops.ioctl(f, request, a.u64(2)) : -E.ENOTTY;
   },
   fcntl,
-  close: (k, a) => k.fds.close(a.i32(0)),
+  close: (k, a) => {
+    const f = k.fds.get(a.i32(0));
+    if (f) closePosix(k, f); // closing any fd of a file drops the process's record locks on it
+    return k.fds.close(a.i32(0));
+  },
+  flock: (k, a) => flock(k, a.i32(0), a.i32(1)),
   close_range: (k, a) => {
     // close_range(first, last, flags): close (or, CLOSE_RANGE_CLOEXEC, mark close-on-exec) every open
     // fd from first to last. CLOSE_RANGE_UNSHARE gives the caller a private fd table first: a no-op for
@@ -524,7 +589,10 @@ export const ioSyscalls: SyscallTable = {
     for (const [fd] of k.fds.entries()) {
       if (fd < first || fd > last) continue;
       if (flags & CLOSE_RANGE_CLOEXEC) k.fds.setCloexec(fd, true);
-      else k.fds.close(fd);
+      else {
+        closePosix(k, k.fds.get(fd)!);
+        k.fds.close(fd);
+      }
     }
     return 0;
   },
