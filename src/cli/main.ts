@@ -3,6 +3,7 @@
  * exit status 125 (mapvisor's own failure), 126 (the program cannot run here) or 127 (no such program);
  * a program's own status passes through, and death by signal N exits 128+N with a one-line reason.
  */
+import { parseMountSpec } from '../kernel/vfs/mounts.js';
 import { parseCommandLine } from './args.js';
 import { MapvisorError, UsageError, EXIT_INTERNAL } from '../errors.js';
 import { Sandbox, type SandboxResult } from '../sandbox/sandbox.js';
@@ -56,6 +57,8 @@ options:
                       host: its AF_INET/AF_INET6 sockets are host sockets (outbound allowed)
   --publish HOST_PORT:PORT  the host listens on 127.0.0.1:HOST_PORT and forwards each connection
                       to the sandbox's TCP PORT (repeatable); a line on stderr says when PORT listens
+  --mount HOST:TARGET[:ro]  serve the host directory or file HOST at TARGET (an absolute path of
+                      the sandbox), read-write, or read-only with :ro (repeatable)
   --api SOCKET        serve the control API (pause, resume, checkpoint DIR, stats, stop, rejuvenate) on a Unix socket
   --memory-dir DIR    keep the program's anonymous memory in DIR/memory.bin instead of host memory
   --syscall-return M  how a system call returns to the program: sregs (default) or iretq
@@ -111,6 +114,7 @@ async function run(argv: string[]): Promise<number> {
     init: { type: 'boolean' },
     net: { type: 'string' },
     publish: { type: 'string', multiple: true },
+    mount: { type: 'string', multiple: true },
     help: { type: 'boolean', short: 'h' },
   },
     'mapvisor run --help',
@@ -161,10 +165,12 @@ async function run(argv: string[]): Promise<number> {
   const net = values.net;
   if (net !== undefined && net !== 'none' && net !== 'host') usage(`--net ${JSON.stringify(net)} is not none or host`, 'give --net none (the default) or --net host');
   const publish = (values.publish ?? []).map(publishOption);
+  const mounts = (values.mount ?? []).map(parseMountSpec);
   const platform = platformOption(values.platform);
   const sb = new Sandbox(program, args, {
     ...(net ? { net } : {}),
     ...(publish.length ? { publish } : {}),
+    ...(mounts.length ? { mounts } : {}),
     ...(platform ? { platform } : {}),
     ...(cpus !== undefined ? { cpus } : {}),
     ...(pids !== undefined ? { pids } : {}),

@@ -36,6 +36,7 @@ import { xattrSyscalls } from './sys/xattr.js';
 import { posixTimerSyscalls } from './sys/posixtimer.js';
 import { capsSyscalls } from './sys/caps.js';
 import { rseqSyscalls } from './sys/rseq.js';
+import { mountHooks } from './sys/hostmount.js';
 import { Network } from './net/network.js';
 import { SYS } from '../abi/sysno.js';
 import { timekeeper, type VvarPage } from '../vdso/timekeeper.js';
@@ -69,7 +70,7 @@ export type Rlimits = Map<number, [number, number]>;
 function buildTable(): SyscallHandler[] {
   const table: SyscallHandler[] = [];
   const tables: SyscallTable[] = [ioSyscalls, fsSyscalls, mmSyscalls, processSyscalls, timeSyscalls, signalSyscalls, shmSyscalls, procSyscalls, itimerSyscalls, posixTimerSyscalls, netSyscalls, sendfileSyscalls, xattrSyscalls, capsSyscalls, rseqSyscalls];
-  for (const t of tables) {
+  for (const t of tables.map(mountHooks)) {
     for (const [name, handler] of Object.entries(t)) {
       const nr = (SYS as Record<string, number>)[name];
       if (nr === undefined) throw new Error(`syscall table names unknown system call ${name}`);

@@ -6,6 +6,7 @@ import type { SyscallReturn } from '../platform/platform.js';
 import type { KickTarget, PlatformName } from '../platform/platform.js';
 import type { BlockImageStats } from '../storage/blkdev.js';
 import type { ImageSpec } from '../kernel/vfs/rootfs.js';
+import type { MountSpec } from '../kernel/vfs/mounts.js';
 import type { ListeningEvent, NetPolicy, Publish } from '../kernel/net/network.js';
 import type { StartIdentity } from './identity.js';
 
@@ -34,6 +35,8 @@ export interface WorkerConfig {
   syscallReturn: SyscallReturn;
   /** The root file system image, when the program runs from one. */
   image: ImageSpec | null;
+  /** Host directories and files mounted into the sandbox (--mount; src/kernel/vfs/mounts.ts). */
+  mounts?: MountSpec[];
   /** Int32Array over it: [0] = stop requested, [1] = pause requested, [2] = command counter, [3] = wake counter, [4..5] the kick guard. */
   control: SharedArrayBuffer;
   /** Control commands (pause loop), received synchronously by the worker. */

@@ -25,6 +25,7 @@ import { checkpointPlatform } from '../snapshot/state.js';
 import { inspectProgram } from './program.js';
 import { VmHandle, type VmConfig } from './vm-handle.js';
 import { parseImageSpec } from '../kernel/vfs/rootfs.js';
+import { MountTable, type MountSpec } from '../kernel/vfs/mounts.js';
 import type { VmStats, WorkerMessage } from './protocol.js';
 import type { StartIdentity } from './identity.js';
 
@@ -63,6 +64,12 @@ export interface SandboxOptions {
   net?: NetPolicy;
   /** Ports published to the host: the host listens on 127.0.0.1:hostPort and forwards each connection to the sandbox's port. */
   publish?: Publish[];
+  /**
+   * Host directories and files mounted into the sandbox (bind mounts): `host` (a directory or a regular
+   * file) is served at `target` (an absolute path of the sandbox), read-write unless `readonly` (then
+   * writes get EROFS). The kernel reads and writes the host files themselves; see src/kernel/vfs/mounts.ts.
+   */
+  mounts?: Array<{ host: string; target: string; readonly?: boolean }>;
   /** A root file system: an ext4 image ("PATH[,ro|,cow]"); PROGRAM is then a path inside it. */
   image?: string | { path: string; mode?: 'rw' | 'ro' | 'cow' };
   /** How the image is reached: 'memory' (mapped, the default) or 'blk' (block device + cache). */
@@ -112,6 +119,14 @@ export interface CheckpointResult {
   pagesWritten: number;
   /** Why a checkpoint that could have been incremental was a full one (the platform has no dirty-page log). */
   why?: string;
+}
+
+/** Check the mounts now (one-line errors for a missing host path, a relative target...): the worker opens them again. */
+function checkMounts(mounts: Array<{ host: string; target: string; readonly?: boolean }>): MountSpec[] {
+  if (!Array.isArray(mounts)) throw new UsageError('mounts is not an array', 'give mounts: [{ host, target, readonly? }]');
+  const specs = mounts.map((m) => ({ host: m?.host ? resolvePath(String(m.host)) : '', target: String(m?.target ?? ''), readonly: m?.readonly === true }));
+  MountTable.open(specs).close();
+  return specs;
 }
 
 /** Check the network options: ports in range, each host port once, no --publish under --net host. */
@@ -228,6 +243,7 @@ export class Sandbox {
               direct: o.cacheMode === 'none',
               blkMmap: o.blkMmap ?? 'eager',
             },
+      mounts: checkMounts(o.mounts ?? []),
       memoryDir: o.memoryDir ?? null,
       restore: this.restoreFrom,
       identity: o.identity ?? null,

@@ -6,6 +6,7 @@
  */
 import { existsSync, readFileSync, writeSync } from 'node:fs';
 import { Network } from '../kernel/net/network.js';
+import { MountTable, mountTableOf, setMountTable } from '../kernel/vfs/mounts.js';
 import { join, resolve as resolvePath } from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
@@ -112,6 +113,7 @@ function newKernel(space: AddressSpace, root: RootFs | null, exePath: string, ar
   // --init: the program is pid 2, a child of the kernel's own init (pid 1).
   const pid = cfg.init && !cfg.restore ? 2 : 1;
   const net = new Network({ policy: cfg.net, publish: cfg.publish, onListening: (event) => post({ type: 'listening', event }) });
+  if (cfg.mounts?.length) setMountTable(net, MountTable.open(cfg.mounts));
   const kernel = new Kernel({ space, stop, identity: { pid, uid: 0, gid: 0 }, cpus: cfg.cpus, strace, exePath, root, argv, net });
   if (pid !== 1) {
     kernel.pgid = 1;
@@ -653,6 +655,7 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
     kernel.writeBackSharedMaps();
   }
   kernel.fds.closeAll();
+  mountTableOf(kernel)?.close();
   kernel.net.close();
   kernel.close();
   if (handedOver) {

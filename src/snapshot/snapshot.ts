@@ -203,6 +203,7 @@ function saveFdTable(k: Kernel): { files: SavedFile[]; fds: SavedFd[]; pipes: st
         saved = { ...base, kind: 'timerfd', clock: o.clock, remainingNs: t.remainingNs === null ? null : t.remainingNs.toString(), intervalNs: t.intervalNs.toString() };
       }
       else if (o instanceof SocketFile) refuse(`fd ${fd} is a socket (${o.describe()}), which a checkpoint cannot hold yet`, 'checkpoint the program before it opens sockets, or after it closes them');
+      else if (o.kind === 'hostfile') refuse(`fd ${fd} is ${o.name} of a host mount, which a checkpoint cannot hold yet`, 'close the files of host mounts before checkpointing');
       else refuse(`fd ${fd} is a ${o.kind}, which a checkpoint cannot hold yet`, 'close it before checkpointing');
       index = files.push(saved) - 1;
       fileIndex.set(f, index);

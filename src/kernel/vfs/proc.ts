@@ -8,6 +8,7 @@
  * sysinfo). Contents are made when a file is opened, so they are what the kernel knows at that moment.
  * Writes are refused as Linux refuses them to a read-only file (EACCES).
  */
+import { procMountinfoLines, procMountsLines } from './mounts.js';
 import { fstatSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import type { StatInfo } from '../../abi/stat.js';
@@ -469,7 +470,8 @@ function mounts(k: Kernel): string {
   const mode = k.root?.readOnly ? 'ro' : 'rw';
   return (
     (k.root ? `/dev/root / ext4 ${mode},relatime 0 0\n` : '') +
-    'proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0\nsysfs /sys sysfs ro,nosuid,nodev,noexec,relatime 0 0\n'
+    'proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0\nsysfs /sys sysfs ro,nosuid,nodev,noexec,relatime 0 0\n' +
+    procMountsLines(k).map((l) => `${l}\n`).join('')
   );
 }
 
@@ -478,7 +480,8 @@ function mountinfo(k: Kernel): string {
   return (
     (k.root ? `21 1 ${ROOT_MAJOR}:${ROOT_MINOR} / / ${mode},relatime shared:1 - ext4 /dev/root ${mode}\n` : '') +
     '22 21 0:22 / /proc rw,nosuid,nodev,noexec,relatime shared:12 - proc proc rw\n' +
-    '23 21 0:21 / /sys ro,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs ro\n'
+    '23 21 0:21 / /sys ro,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs ro\n' +
+    procMountinfoLines(k, 21).map((l) => `${l}\n`).join('')
   );
 }
 

@@ -1,0 +1,113 @@
+/**
+ * A file or directory of a host mount (src/kernel/vfs/mounts.ts), open: a host fd the kernel reads and
+ * writes with pread/pwrite straight between the host file and guest memory. The position is the open
+ * description's (f.pos), and O_APPEND is done here (the host fd is opened without it), so F_SETFL can
+ * change it as on Linux. Readiness is that of a regular file (always ready).
+ */
+import { E } from '../../abi/errno.js';
+import { S_IFDIR, S_IFMT, type StatInfo } from '../../abi/stat.js';
+import * as libc from '../../host/libc.js';
+import { PROT_READ, PROT_WRITE } from '../../host/libc.js';
+import type { GuestMemory } from '../../mm/guest.js';
+import { hostStatInfo, h, type Mount } from '../vfs/mounts.js';
+import { O_APPEND, POLLIN, POLLOUT, type FileOps, type OpenFile } from './file.js';
+
+export class HostFile implements FileOps {
+  readonly kind = 'hostfile';
+  /** The host fd (O_PATH for an O_PATH open). */
+  readonly fd: number;
+  /** The path the sandbox opened it by. */
+  readonly name: string;
+  readonly mount: Mount;
+  readonly isDir: boolean;
+  /** Locks (flock, fcntl) are kept per host file (device and inode), as for files of the image. */
+  readonly lockKey: string;
+  private readonly mem: GuestMemory;
+  private closed = false;
+
+  constructor(fd: number, name: string, mount: Mount, mem: GuestMemory) {
+    this.fd = fd;
+    this.name = name;
+    this.mount = mount;
+    this.mem = mem;
+    const st = this.hostStat();
+    this.isDir = typeof st !== 'number' && (st.mode & S_IFMT) === S_IFDIR;
+    this.lockKey = typeof st === 'number' ? `hostfd:${fd}` : `host:${st.dev}:${st.ino}`;
+  }
+
+  hostStat(): StatInfo | number {
+    const b = Buffer.alloc(144);
+    if (libc.fstat(this.fd, b) !== 0) {
+      // fstat of an O_PATH fd works since Linux 3.6; keep the errno otherwise.
+      return -libc.errno();
+    }
+    return hostStatInfo(b);
+  }
+
+  size(): number {
+    const s = this.hostStat();
+    return typeof s === 'number' ? 0 : s.size;
+  }
+
+  read(f: OpenFile, addr: number, length: number, offset: number | null): number {
+    if (this.isDir) return -E.EISDIR;
+    if (length === 0) return 0;
+    const pos = offset ?? f.pos;
+    const n = libc.pread(this.fd, this.mem.hostPtr(addr, length, PROT_WRITE), length, pos);
+    if (n < 0) return -libc.errno();
+    if (offset === null) f.pos = pos + n;
+    return n;
+  }
+
+  write(f: OpenFile, addr: number, length: number, offset: number | null): number {
+    if (this.mount.readonly) return -E.EROFS;
+    if (this.isDir) return -E.EISDIR;
+    if (length === 0) return 0;
+    const src = this.mem.hostPtr(addr, length, PROT_READ);
+    const pos = offset ?? (f.flags & O_APPEND ? this.size() : f.pos);
+    let done = 0;
+    while (done < length) {
+      const n = libc.pwrite(this.fd, src + done, length - done, pos + done);
+      if (n < 0) {
+        const err = libc.errno();
+        if (err === E.EINTR) continue;
+        if (done === 0) return -err;
+        break;
+      }
+      if (n === 0) break;
+      done += n;
+    }
+    if (offset === null) f.pos = pos + done;
+    return done;
+  }
+
+  /** getdents64 into guest memory: the host's entries (host inode numbers), f.pos the host's cookie. */
+  getdents(f: OpenFile, addr: number, count: number): number {
+    if (!this.isDir) return -E.ENOTDIR;
+    if (count <= 0) return -E.EINVAL;
+    const n = Math.min(count, 1 << 20);
+    const dst = this.mem.hostPtr(addr, n, PROT_WRITE);
+    if (libc.lseek(this.fd, f.pos, 0) < 0) return -libc.errno();
+    const r = h.getdents64(this.fd, dst, n);
+    if (r < 0) return -libc.errno();
+    const at = libc.lseek(this.fd, 0, 1);
+    if (at >= 0) f.pos = at;
+    return r;
+  }
+
+  stat(): StatInfo {
+    const s = this.hostStat();
+    if (typeof s === 'number') throw new Error(`fstat of a host-mount file failed (errno ${-s})`);
+    return s;
+  }
+
+  pollEvents(): number {
+    return POLLIN | POLLOUT;
+  }
+
+  release(): void {
+    if (this.closed) return;
+    this.closed = true;
+    libc.close(this.fd);
+  }
+}

@@ -1,0 +1,769 @@
+/**
+ * System calls on host mounts (src/kernel/vfs/mounts.ts): every path or fd call that reaches a mount is
+ * served here, the rest goes to the handler it wraps (fs.ts, mm.ts, io.ts...) untouched. The hook is
+ * mountHooks(): kernel.ts passes each syscall table through it; in a sandbox without mounts every
+ * wrapper is one WeakMap lookup and then the original handler.
+ */
+import { E } from '../../abi/errno.js';
+import { encodeStat, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, type StatInfo } from '../../abi/stat.js';
+import koffi from 'koffi';
+import * as libc from '../../host/libc.js';
+import { HostFile } from '../files/hostfile.js';
+import { O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_DSYNC, O_EXCL, O_NOFOLLOW, O_PATH, O_RDONLY, O_TRUNC, O_WRONLY, OpenFile } from '../files/file.js';
+import type { Kernel } from '../kernel.js';
+import type { SyscallArgs, SyscallHandler, SyscallResult, SyscallTable } from '../types.js';
+import { ProcDir } from '../vfs/proc.js';
+import {
+  AT_EMPTY_PATH,
+  AT_REMOVEDIR,
+  AT_SYMLINK_NOFOLLOW,
+  done,
+  h,
+  HO_CLOEXEC,
+  HO_DIRECTORY,
+  HO_NOFOLLOW,
+  HO_PATH,
+  hostStatInfo,
+  lstatAt,
+  modeOf,
+  mountTableOf,
+  readlinkAt,
+  type HostLoc,
+} from '../vfs/mounts.js';
+import { AT_FDCWD, normalizePath, openAtPath, resolve, statOf } from './fs.js';
+
+const lib = koffi.load('libc.so.6');
+const chmodPath = lib.func('int chmod(const char *path, int mode)') as (path: string, mode: number) => number;
+const truncatePath = lib.func('int truncate(const char *path, int64_t length)') as (path: string, length: number) => number;
+
+const PATH_MAX = 4096;
+const O_TMPFILE_BIT = 0o20000000;
+const O_SYNC = 0o4010000;
+const AT_SYMLINK_FOLLOW = 0x400;
+const ROOT_DEV = 0x801;
+const ST_RDONLY = 1;
+
+type Hit = { loc: HostLoc; slash: boolean } | { outside: string; slash: boolean } | number | null;
+
+function pathArg(k: Kernel, addr: number): string | number {
+  if (addr === 0) return -E.EFAULT;
+  const p = k.mem.readCString(addr, PATH_MAX);
+  return p === null ? -E.ENAMETOOLONG : p;
+}
+
+/** The sandbox path a *at() call starts from, or null when not ours to decide (the original handler answers). */
+function baseDir(k: Kernel, dirfd: number, path: string): string | number | null {
+  if (path.startsWith('/') || dirfd === AT_FDCWD) return path.startsWith('/') ? '/' : k.cwd.path;
+  const f = k.fds.get(dirfd);
+  if (!f) return null;
+  if (f.ops instanceof HostFile) return f.ops.isDir ? f.ops.name : -E.ENOTDIR;
+  if (f.ops.kind === 'ext4' || f.ops instanceof ProcDir) return f.ops.name;
+  return null;
+}
+
+/**
+ * Where a path argument leads: a place in a mount, a path out of the mounts reached through a link of
+ * a mount (`outside`), -errno, or null: not a mount's path (the original handler serves it).
+ */
+function locate(k: Kernel, dirfd: number, path: string, follow: boolean): Hit {
+  const t = mountTableOf(k);
+  if (!t || path === '') return null;
+  const dir = baseDir(k, dirfd, path);
+  if (dir === null || typeof dir === 'number') return dir;
+  const abs = normalizePath(path, dir);
+  const slash = path.endsWith('/');
+  const fromHost = dirfd !== AT_FDCWD && !path.startsWith('/') && k.fds.get(dirfd)?.ops instanceof HostFile;
+  if (!t.find(abs)) return fromHost ? { outside: abs, slash } : null;
+  const w = t.walk(abs, follow || slash);
+  if (typeof w === 'number') return w;
+  if (w.kind === 'outside') return { outside: w.path, slash };
+  return { loc: w, slash };
+}
+
+/** Run `f` on a located place, always releasing its directory fd. */
+function at<T>(loc: HostLoc, f: (loc: HostLoc) => T): T {
+  try {
+    return f(loc);
+  } finally {
+    done(loc);
+  }
+}
+
+/** Stat of a host object as the program sees it (a host device number equal to the image's is told apart). */
+function hostStat(b: Buffer): StatInfo {
+  const s = hostStatInfo(b);
+  if (s.dev === ROOT_DEV) s.dev ^= 1 << 20;
+  return s;
+}
+
+function lstatLoc(loc: HostLoc): StatInfo | number {
+  const b = lstatAt(loc.dir, loc.name);
+  return typeof b === 'number' ? b : hostStat(b);
+}
+
+/** An O_PATH fd of the final object (the caller closes it), or -errno. */
+function pathFd(loc: HostLoc): number {
+  if (loc.name === '') {
+    const d = libc.dup(loc.dir);
+    return d < 0 ? -libc.errno() : d;
+  }
+  const fd = h.openat(loc.dir, loc.name, HO_PATH | HO_NOFOLLOW | HO_CLOEXEC, 0);
+  return fd < 0 ? -libc.errno() : fd;
+}
+
+function withPathFd(loc: HostLoc, f: (magic: string, fd: number) => number): number {
+  const fd = pathFd(loc);
+  if (fd < 0) return fd;
+  try {
+    return f(`/proc/self/fd/${fd}`, fd);
+  } finally {
+    libc.close(fd);
+  }
+}
+
+function hostResult(r: number): number {
+  return r < 0 ? -libc.errno() : 0;
+}
+
+// --- open -------------------------------------------------------------------------------------
+
+function openHost(k: Kernel, dirfd: number, path: string, flags: number, mode: number): SyscallResult | null {
+  const excl = (flags & O_CREAT) !== 0 && (flags & O_EXCL) !== 0;
+  const hit = locate(k, dirfd, path, !(flags & O_NOFOLLOW) && !excl);
+  if (hit === null || typeof hit === 'number') return hit;
+  if ('outside' in hit) return openAtPath(k, AT_FDCWD, hit.outside, flags, mode);
+  if ((flags & O_ACCMODE) === O_ACCMODE) return done(hit.loc), -E.EINVAL;
+  if (flags & O_TMPFILE_BIT) return done(hit.loc), -E.EOPNOTSUPP;
+  return at(hit.loc, (loc) => {
+    const m = loc.mount;
+    const acc = flags & O_ACCMODE;
+    const wantsWrite = acc !== O_RDONLY || (flags & O_TRUNC) !== 0;
+    const syncBits = flags & (O_SYNC | O_DSYNC);
+    const st = lstatAt(loc.dir, loc.name);
+    if (typeof st === 'number' && st !== -E.ENOENT) return st;
+    let fd: number;
+    if (typeof st === 'number') {
+      if (!(flags & O_CREAT)) return -E.ENOENT;
+      if (hit.slash) return -E.EISDIR;
+      if (m.readonly) return -E.EROFS;
+      if (loc.name === '') return -E.ENOENT;
+      fd = h.openat(loc.dir, loc.name, (flags & O_PATH ? O_RDONLY : acc) | O_CREAT | O_EXCL | HO_NOFOLLOW | HO_CLOEXEC | syncBits, 0o600);
+      if (fd < 0) return -libc.errno();
+      h.fchmod(fd, mode & 0o7777 & ~k.umask);
+    } else {
+      if (excl) return -E.EEXIST;
+      const type = modeOf(st) & S_IFMT;
+      if (type === S_IFLNK && !(flags & O_PATH)) return -E.ELOOP;
+      if (flags & O_DIRECTORY && type !== S_IFDIR) return -E.ENOTDIR;
+      if (hit.slash && type !== S_IFDIR) return -E.ENOTDIR;
+      if (type === S_IFDIR && wantsWrite && !(flags & O_PATH)) return -E.EISDIR;
+      if (wantsWrite && m.readonly && !(flags & O_PATH)) return -E.EROFS;
+      // Host FIFOs, sockets and devices are not opened (a FIFO's open would wait in the VMM).
+      if (type !== S_IFDIR && type !== S_IFREG && type !== S_IFLNK && !(flags & O_PATH)) return -E.ENXIO;
+      const hostFlags =
+        (flags & O_PATH ? HO_PATH : acc) |
+        (type === S_IFDIR ? HO_DIRECTORY : 0) |
+        (flags & O_TRUNC && type === S_IFREG && acc !== O_RDONLY ? O_TRUNC : 0) |
+        syncBits |
+        HO_CLOEXEC;
+      if (loc.name === '') {
+        fd = m.isDir ? h.openat(loc.dir, '.', hostFlags, 0) : libc.open(`/proc/self/fd/${loc.dir}`, hostFlags, 0);
+      } else fd = h.openat(loc.dir, loc.name, hostFlags | HO_NOFOLLOW, 0);
+      if (fd < 0) return -libc.errno();
+    }
+    const file = new OpenFile(new HostFile(fd, loc.path, m, k.mem), flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC | O_NOFOLLOW));
+    const r = k.fds.install(file, (flags & O_CLOEXEC) !== 0);
+    if (r < 0) file.discard();
+    return r;
+  });
+}
+
+// --- stat ---------------------------------------------------------------------------------------
+
+/** fstatat-style: the stat of a mount's object, or null (not ours). */
+function statHost(k: Kernel, dirfd: number, pathAddr: number, flags: number): StatInfo | number | null {
+  if (!mountTableOf(k)) return null;
+  const path = pathAddr === 0 ? '' : pathArg(k, pathAddr);
+  if (typeof path === 'number') return path;
+  if (path === '') {
+    if (!(flags & AT_EMPTY_PATH)) return null;
+    if (dirfd === AT_FDCWD) {
+      const hit = locate(k, AT_FDCWD, k.cwd.path, true);
+      if (hit === null || typeof hit === 'number' || 'outside' in hit) return hit === null || typeof hit === 'number' ? hit : null;
+      return at(hit.loc, lstatLoc);
+    }
+    const f = k.fds.get(dirfd);
+    return f?.ops instanceof HostFile ? f.ops.stat() : null;
+  }
+  const hit = locate(k, dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW));
+  if (hit === null || typeof hit === 'number') return hit;
+  if ('outside' in hit) {
+    const t = resolve(k, AT_FDCWD, hit.outside + (hit.slash ? '/' : ''), !(flags & AT_SYMLINK_NOFOLLOW));
+    return typeof t === 'number' ? t : statOf(k, t);
+  }
+  return at(hit.loc, (loc) => {
+    const s = lstatLoc(loc);
+    if (typeof s !== 'number' && hit.slash && (s.mode & S_IFMT) !== S_IFDIR) return -E.ENOTDIR;
+    return s;
+  });
+}
+
+function writeStatx(k: Kernel, addr: number, s: StatInfo): number {
+  const b = new Uint8Array(256);
+  const dv = new DataView(b.buffer);
+  dv.setUint32(0, 0x7ff, true); // STATX_BASIC_STATS
+  dv.setUint32(4, s.blksize, true);
+  dv.setUint32(16, s.nlink, true);
+  dv.setUint32(20, s.uid, true);
+  dv.setUint32(24, s.gid, true);
+  dv.setUint16(28, s.mode, true);
+  dv.setBigUint64(32, BigInt(s.ino), true);
+  dv.setBigUint64(40, BigInt(s.size), true);
+  dv.setBigUint64(48, BigInt(s.blocks), true);
+  const ts = (o: number, t: [number, number]): void => {
+    dv.setBigInt64(o, BigInt(t[0]), true);
+    dv.setUint32(o + 8, t[1], true);
+  };
+  ts(64, s.atime);
+  ts(96, s.ctime);
+  ts(112, s.mtime);
+  const split = (d: number): [number, number] => [Number((BigInt(d) >> 8n) & 0xfffn), (d & 0xff) | ((d >> 12) & 0xfff00)];
+  const [rmaj, rmin] = split(s.rdev);
+  const [dmaj, dmin] = split(s.dev);
+  dv.setUint32(128, rmaj, true);
+  dv.setUint32(132, rmin, true);
+  dv.setUint32(136, dmaj, true);
+  dv.setUint32(140, dmin, true);
+  k.mem.write(addr, b);
+  return 0;
+}
+
+function statfsHost(k: Kernel, fd: number, ro: boolean, addr: number): number {
+  const b = Buffer.alloc(120);
+  if (h.fstatfs(fd, b) < 0) return -libc.errno();
+  if (ro) b.writeBigInt64LE(b.readBigInt64LE(80) | BigInt(ST_RDONLY), 80);
+  k.mem.write(addr, b);
+  return 0;
+}
+
+// --- names: mkdir, unlink, rename, link, symlink, readlink -------------------------------------
+
+/** A call on a name in a mount: `f` runs on its place, or the original handler when it is not a mount's. */
+function onName(k: Kernel, dirfd: number, pathAddr: number, follow: boolean, f: (loc: HostLoc, slash: boolean) => number): number | null {
+  if (!mountTableOf(k)) return null;
+  const path = pathArg(k, pathAddr);
+  if (typeof path === 'number') return path;
+  if (path === '') return null;
+  const hit = locate(k, dirfd, path, follow);
+  if (hit === null || typeof hit === 'number') return hit;
+  if ('outside' in hit) return -E.EXDEV; // a link of a mount leading into the image: see docs/security.md
+  return at(hit.loc, (loc) => f(loc, hit.slash));
+}
+
+function changeable(loc: HostLoc): number {
+  if (loc.mount.readonly) return -E.EROFS;
+  if (loc.name === '') return -E.EBUSY; // the mount point itself
+  return 0;
+}
+
+function mkdirHost(k: Kernel, dirfd: number, pathAddr: number, mode: number): number | null {
+  return onName(k, dirfd, pathAddr, false, (loc) => {
+    if (typeof lstatAt(loc.dir, loc.name) !== 'number') return -E.EEXIST;
+    const c = changeable(loc);
+    if (c < 0) return c;
+    if (h.mkdirat(loc.dir, loc.name, 0o700) < 0) return -libc.errno();
+    withPathFd(loc, (magic) => chmodPath(magic, mode & 0o7777 & ~k.umask));
+    return 0;
+  });
+}
+
+function unlinkHost(k: Kernel, dirfd: number, pathAddr: number, flags: number): number | null {
+  return onName(k, dirfd, pathAddr, false, (loc, slash) => {
+    const st = lstatAt(loc.dir, loc.name);
+    if (typeof st === 'number') return st;
+    const c = changeable(loc);
+    if (c < 0) return c;
+    const isDir = (modeOf(st) & S_IFMT) === S_IFDIR;
+    if (!(flags & AT_REMOVEDIR)) {
+      if (isDir) return -E.EISDIR;
+      if (slash) return -E.ENOTDIR;
+    } else if (!isDir) return -E.ENOTDIR;
+    return hostResult(h.unlinkat(loc.dir, loc.name, flags & AT_REMOVEDIR));
+  });
+}
+
+/** rename/link between two names: both in one mount, else EXDEV; null when neither is a mount's. */
+function twoNames(
+  k: Kernel,
+  d1: number,
+  p1: number,
+  follow1: boolean,
+  d2: number,
+  p2: number,
+  f: (a: HostLoc, b: HostLoc) => number,
+): number | null {
+  if (!mountTableOf(k)) return null;
+  const a = pathArg(k, p1);
+  if (typeof a === 'number') return a;
+  const b = pathArg(k, p2);
+  if (typeof b === 'number') return b;
+  const ha = a === '' ? null : locate(k, d1, a, follow1);
+  if (typeof ha === 'number') return ha;
+  const hb = b === '' ? null : locate(k, d2, b, false);
+  if (typeof hb === 'number') {
+    if (ha && 'loc' in ha) done(ha.loc);
+    return hb;
+  }
+  if (ha === null && hb === null) return null;
+  try {
+    if (!ha || !hb || 'outside' in ha || 'outside' in hb || ha.loc.mount !== hb.loc.mount) return -E.EXDEV;
+    return f(ha.loc, hb.loc);
+  } finally {
+    if (ha && 'loc' in ha) done(ha.loc);
+    if (hb && 'loc' in hb) done(hb.loc);
+  }
+}
+
+function renameHost(k: Kernel, d1: number, p1: number, d2: number, p2: number, flags: number): number | null {
+  return twoNames(k, d1, p1, false, d2, p2, (a, b) => {
+    if (a.mount.readonly) return -E.EROFS;
+    if (a.name === '' || b.name === '') return -E.EBUSY;
+    return hostResult(h.renameat2(a.dir, a.name, b.dir, b.name, flags));
+  });
+}
+
+function linkHost(k: Kernel, d1: number, p1: number, d2: number, p2: number, flags: number): number | null {
+  if (flags & ~(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH)) return -E.EINVAL;
+  const t = mountTableOf(k);
+  if (!t) return null;
+  if (flags & AT_EMPTY_PATH && (p1 === 0 || k.mem.readCString(p1, 1) === '')) {
+    // linkat(fd, "", ...): the open file itself.
+    const f = k.fds.get(d1);
+    if (!(f?.ops instanceof HostFile)) return null;
+    const src = f.ops;
+    return onName(k, d2, p2, false, (b) => {
+      if (b.mount !== src.mount) return -E.EXDEV;
+      if (b.mount.readonly) return -E.EROFS;
+      return hostResult(h.linkat(AT_FDCWD, `/proc/self/fd/${src.fd}`, b.dir, b.name, AT_SYMLINK_FOLLOW));
+    });
+  }
+  return twoNames(k, d1, p1, (flags & AT_SYMLINK_FOLLOW) !== 0, d2, p2, (a, b) => {
+    if (a.mount.readonly) return -E.EROFS;
+    if (typeof lstatAt(b.dir, b.name) !== 'number') return -E.EEXIST;
+    if (a.name === '') {
+      if (a.mount.isDir) return -E.EPERM;
+      return hostResult(h.linkat(AT_FDCWD, `/proc/self/fd/${a.dir}`, b.dir, b.name, AT_SYMLINK_FOLLOW));
+    }
+    return hostResult(h.linkat(a.dir, a.name, b.dir, b.name, 0));
+  });
+}
+
+function symlinkHost(k: Kernel, targetAddr: number, dirfd: number, pathAddr: number): number | null {
+  if (!mountTableOf(k)) return null;
+  const target = k.mem.readCStringBytes(targetAddr, PATH_MAX);
+  if (target === null) return -E.ENAMETOOLONG;
+  return onName(k, dirfd, pathAddr, false, (loc) => {
+    if (target.length === 0) return -E.ENOENT;
+    if (typeof lstatAt(loc.dir, loc.name) !== 'number') return -E.EEXIST;
+    const c = changeable(loc);
+    if (c < 0) return c;
+    // The link's text is stored as given; it is only ever resolved in the sandbox's namespace.
+    return hostResult(h.symlinkat(Buffer.concat([Buffer.from(target), Buffer.from([0])]), loc.dir, loc.name));
+  });
+}
+
+function readlinkHost(k: Kernel, dirfd: number, pathAddr: number, buf: number, size: number): number | null {
+  return onName(k, dirfd, pathAddr, false, (loc) => {
+    if (size <= 0) return -E.EINVAL;
+    if (loc.name === '') return -E.EINVAL;
+    const t = readlinkAt(loc.dir, loc.name);
+    if (typeof t === 'number') return t === -E.ENOENT ? t : t;
+    const n = Math.min(size, t.length);
+    k.mem.write(buf, t.subarray(0, n));
+    return n;
+  });
+}
+
+// --- metadata -------------------------------------------------------------------------------------
+
+/** Host ids for chown: the program's root is the host user running mapvisor. */
+function hostId(id: number, own: number): number {
+  if (id === -1) return -1;
+  return id === 0 ? own : id;
+}
+
+function chownLoc(loc: HostLoc, uid: number, gid: number): number {
+  if (loc.mount.readonly) return -E.EROFS;
+  const hu = hostId(uid, process.getuid?.() ?? 0);
+  const hg = hostId(gid, process.getgid?.() ?? 0);
+  return hostResult(h.fchownat(loc.dir, loc.name, hu, hg, AT_SYMLINK_NOFOLLOW | (loc.name === '' ? AT_EMPTY_PATH : 0)));
+}
+
+function chmodLoc(loc: HostLoc, mode: number): number {
+  if (loc.mount.readonly) return -E.EROFS;
+  const st = lstatAt(loc.dir, loc.name);
+  if (typeof st === 'number') return st;
+  if ((modeOf(st) & S_IFMT) === S_IFLNK) return -E.EOPNOTSUPP;
+  return withPathFd(loc, (magic) => hostResult(chmodPath(magic, mode & 0o7777)));
+}
+
+function readTimes(k: Kernel, addr: number): Buffer | null {
+  return addr === 0 ? null : Buffer.from(k.mem.read(addr, 32));
+}
+
+function utimensHost(k: Kernel, a: SyscallArgs): number | null {
+  if (!mountTableOf(k)) return null;
+  const dirfd = a.i32(0);
+  const pathAddr = a.u64(1);
+  const flags = a.i32(3);
+  const times = readTimes(k, a.u64(2));
+  const empty = pathAddr === 0 || (flags & AT_EMPTY_PATH && k.mem.readCString(pathAddr, 1) === '');
+  if (empty) {
+    const f = k.fds.get(dirfd);
+    if (!(f?.ops instanceof HostFile)) return null;
+    if (f.ops.mount.readonly) return -E.EROFS;
+    return hostResult(h.utimensat(AT_FDCWD, `/proc/self/fd/${f.ops.fd}`, times, 0));
+  }
+  return onName(k, dirfd, pathAddr, !(flags & AT_SYMLINK_NOFOLLOW), (loc) => {
+    if (loc.mount.readonly) return -E.EROFS;
+    if (loc.name === '') return hostResult(h.utimensat(AT_FDCWD, `/proc/self/fd/${loc.dir}`, times, 0));
+    return hostResult(h.utimensat(loc.dir, loc.name, times, AT_SYMLINK_NOFOLLOW));
+  });
+}
+
+function accessHost(k: Kernel, dirfd: number, pathAddr: number, mode: number, flags: number): number | null {
+  if (mode & ~7) return null;
+  const s = statHost(k, dirfd, pathAddr, flags);
+  if (s === null || typeof s === 'number') return s;
+  if (mode & 2) {
+    const path = pathArg(k, pathAddr);
+    const hit = typeof path === 'string' && path !== '' ? locate(k, dirfd, path, true) : null;
+    if (hit && typeof hit !== 'number' && 'loc' in hit) {
+      const ro = hit.loc.mount.readonly;
+      done(hit.loc);
+      if (ro) return -E.EROFS;
+    }
+  }
+  if (mode & 1 && (s.mode & S_IFMT) !== S_IFDIR && !(s.mode & 0o111)) return -E.EACCES;
+  return 0;
+}
+
+function truncateHost(k: Kernel, pathAddr: number, length: number): number | null {
+  return onName(k, AT_FDCWD, pathAddr, true, (loc) => {
+    if (length < 0) return -E.EINVAL;
+    if (loc.mount.readonly) return -E.EROFS;
+    const st = lstatAt(loc.dir, loc.name);
+    if (typeof st === 'number') return st;
+    const type = modeOf(st) & S_IFMT;
+    if (type === S_IFDIR) return -E.EISDIR;
+    if (type !== S_IFREG) return -E.EINVAL;
+    return withPathFd(loc, (magic) => hostResult(truncatePath(magic, length)));
+  });
+}
+
+function chdirHost(k: Kernel, loc: HostLoc): number {
+  const s = lstatLoc(loc);
+  if (typeof s === 'number') return s;
+  if ((s.mode & S_IFMT) !== S_IFDIR) return -E.ENOTDIR;
+  k.cwd = { ino: null, path: loc.path };
+  return 0;
+}
+
+// --- lseek, mmap -----------------------------------------------------------------------------------
+
+function lseekHost(f: OpenFile, file: HostFile, offset: number, whence: number): number {
+  if (file.isDir) {
+    if (libc.lseek(file.fd, f.pos, 0) < 0) return -libc.errno();
+    const r = libc.lseek(file.fd, offset, whence);
+    if (r < 0) return -libc.errno();
+    f.pos = r;
+    return r;
+  }
+  let pos: number;
+  if (whence === 0) pos = offset;
+  else if (whence === 1) pos = f.pos + offset;
+  else if (whence === 2) pos = file.size() + offset;
+  else if (whence === 3 || whence === 4) {
+    const r = libc.lseek(file.fd, offset, whence);
+    if (r < 0) return -libc.errno();
+    pos = r;
+  } else return -E.EINVAL;
+  if (pos < 0 || !Number.isSafeInteger(pos)) return -E.EINVAL;
+  f.pos = pos;
+  return pos;
+}
+
+interface SharedHostMap {
+  file: HostFile;
+  addr: number;
+  offset: number;
+  length: number;
+}
+/** Writable MAP_SHARED maps of host files, per address space: written back on msync and munmap. */
+const sharedMaps = new WeakMap<object, SharedHostMap[]>();
+
+function writeBack(k: Kernel, addr: number, length: number, forget: boolean): void {
+  const list = sharedMaps.get(k.space);
+  if (!list || list.length === 0) return;
+  const keep: SharedHostMap[] = [];
+  for (const m of list) {
+    const s = Math.max(m.addr, addr);
+    const e = Math.min(m.addr + m.length, addr + length);
+    if (s < e) {
+      const fileOff = m.offset + (s - m.addr);
+      const n = Math.max(0, Math.min(e - s, m.file.size() - fileOff));
+      if (n > 0) libc.pwrite(m.file.fd, k.space.window.hostAddr(s), n, fileOff);
+    }
+    if (!forget || s >= e) keep.push(m);
+    else {
+      if (m.addr < addr) keep.push({ ...m, length: addr - m.addr });
+      if (m.addr + m.length > addr + length) keep.push({ ...m, addr: addr + length, offset: m.offset + (addr + length - m.addr), length: m.addr + m.length - addr - length });
+    }
+  }
+  sharedMaps.set(k.space, keep);
+}
+
+/**
+ * mmap of a host file: the program's own memory filled from the file (MAP_PRIVATE: a private copy, as
+ * Linux's copy-on-write gives once written; MAP_SHARED: written back to the host file on msync and
+ * munmap — the host sees the program's stores then, and the program does not see later host writes).
+ */
+function mmapHost(k: Kernel, a: SyscallArgs, f: OpenFile, file: HostFile): SyscallResult {
+  const PAGE = 4096;
+  const addr = a.u64(0);
+  const rawLen = a.u64(1);
+  const prot = a.i32(2);
+  const flags = a.i32(3);
+  const offset = a.u64(5);
+  const type = flags & 0xf;
+  const shared = type !== 2;
+  if (type !== 1 && type !== 2 && type !== 3) return -E.EINVAL;
+  if (rawLen === 0 || offset % PAGE) return -E.EINVAL;
+  if (!Number.isSafeInteger(rawLen) || rawLen > k.space.layout.size) return -E.ENOMEM;
+  if (file.isDir) return -E.ENODEV;
+  if (!f.readable) return -E.EACCES;
+  if (shared && prot & libc.PROT_WRITE && (!f.writable || file.mount.readonly)) return -E.EACCES;
+  const length = Math.ceil(rawLen / PAGE) * PAGE;
+  const r = k.space.map({ addr, length, prot: prot | libc.PROT_WRITE, shared, fixed: (flags & 0x10) !== 0, noReplace: (flags & 0x100000) !== 0, tag: 'file' });
+  if (r < 0) return r;
+  const n = Math.max(0, Math.min(length, file.size() - offset));
+  if (n > 0 && libc.pread(file.fd, k.space.window.hostAddr(r), n, offset) < 0) {
+    const err = libc.errno();
+    k.space.unmap(r, length);
+    return -err;
+  }
+  if (!(prot & libc.PROT_WRITE)) k.space.protect(r, length, prot);
+  if (shared && prot & libc.PROT_WRITE) {
+    const list = sharedMaps.get(k.space) ?? [];
+    list.push({ file, addr: r, offset, length });
+    sharedMaps.set(k.space, list);
+  }
+  return r;
+}
+
+// --- the hook ---------------------------------------------------------------------------------------
+
+/** Run the mount's handler; null from it: the original handler. */
+function hook(orig: SyscallHandler, mine: (k: Kernel, a: SyscallArgs) => SyscallResult | null): SyscallHandler {
+  return (k, a, cpu) => {
+    if (!mountTableOf(k)) return orig(k, a, cpu);
+    const r = mine(k, a);
+    return r === null ? orig(k, a, cpu) : r;
+  };
+}
+
+function hostFileOf(k: Kernel, fd: number): { f: OpenFile; file: HostFile } | null {
+  const f = k.fds.get(fd);
+  return f && f.ops instanceof HostFile ? { f, file: f.ops } : null;
+}
+
+function openFrom(k: Kernel, dirfd: number, pathAddr: number, flags: number, mode: number): SyscallResult | null {
+  const path = pathArg(k, pathAddr);
+  if (typeof path === 'number') return null;
+  return openHost(k, dirfd, path, flags, mode);
+}
+
+function stat(k: Kernel, addr: number, s: StatInfo | number | null): number | null {
+  if (s === null || typeof s === 'number') return s;
+  k.mem.write(addr, encodeStat(s));
+  return 0;
+}
+
+const handlers: Record<string, (k: Kernel, a: SyscallArgs) => SyscallResult | null> = {
+  open: (k, a) => openFrom(k, AT_FDCWD, a.u64(0), a.i32(1), a.u32(2)),
+  openat: (k, a) => openFrom(k, a.i32(0), a.u64(1), a.i32(2), a.u32(3)),
+  creat: (k, a) => openFrom(k, AT_FDCWD, a.u64(0), O_CREAT | O_WRONLY | O_TRUNC, a.u32(1)),
+  stat: (k, a) => stat(k, a.u64(1), statHost(k, AT_FDCWD, a.u64(0), 0)),
+  lstat: (k, a) => stat(k, a.u64(1), statHost(k, AT_FDCWD, a.u64(0), AT_SYMLINK_NOFOLLOW)),
+  newfstatat: (k, a) => stat(k, a.u64(2), statHost(k, a.i32(0), a.u64(1), a.i32(3))),
+  statx: (k, a) => {
+    const s = statHost(k, a.i32(0), a.u64(1), a.i32(2));
+    return s === null || typeof s === 'number' ? s : writeStatx(k, a.u64(4), s);
+  },
+  statfs: (k, a) =>
+    onName(k, AT_FDCWD, a.u64(0), true, (loc) => withPathFd(loc, (_m, fd) => statfsHost(k, fd, loc.mount.readonly, a.u64(1)))),
+  fstatfs: (k, a) => {
+    const h = hostFileOf(k, a.i32(0));
+    return h ? statfsHost(k, h.file.fd, h.file.mount.readonly, a.u64(1)) : null;
+  },
+  getdents64: (k, a) => {
+    const h = hostFileOf(k, a.i32(0));
+    return h ? h.file.getdents(h.f, a.u64(1), a.u32(2)) : null;
+  },
+  lseek: (k, a) => {
+    const h = hostFileOf(k, a.i32(0));
+    return h ? lseekHost(h.f, h.file, a.i64(1), a.i32(2)) : null;
+  },
+  mkdir: (k, a) => mkdirHost(k, AT_FDCWD, a.u64(0), a.u32(1)),
+  mkdirat: (k, a) => mkdirHost(k, a.i32(0), a.u64(1), a.u32(2)),
+  unlink: (k, a) => unlinkHost(k, AT_FDCWD, a.u64(0), 0),
+  rmdir: (k, a) => unlinkHost(k, AT_FDCWD, a.u64(0), AT_REMOVEDIR),
+  unlinkat: (k, a) => (a.i32(2) & ~AT_REMOVEDIR ? null : unlinkHost(k, a.i32(0), a.u64(1), a.i32(2))),
+  rename: (k, a) => renameHost(k, AT_FDCWD, a.u64(0), AT_FDCWD, a.u64(1), 0),
+  renameat: (k, a) => renameHost(k, a.i32(0), a.u64(1), a.i32(2), a.u64(3), 0),
+  renameat2: (k, a) => (a.u32(4) & ~3 ? null : renameHost(k, a.i32(0), a.u64(1), a.i32(2), a.u64(3), a.u32(4))),
+  link: (k, a) => linkHost(k, AT_FDCWD, a.u64(0), AT_FDCWD, a.u64(1), 0),
+  linkat: (k, a) => linkHost(k, a.i32(0), a.u64(1), a.i32(2), a.u64(3), a.i32(4)),
+  symlink: (k, a) => symlinkHost(k, a.u64(0), AT_FDCWD, a.u64(1)),
+  symlinkat: (k, a) => symlinkHost(k, a.u64(0), a.i32(1), a.u64(2)),
+  readlink: (k, a) => readlinkHost(k, AT_FDCWD, a.u64(0), a.u64(1), a.i32(2)),
+  readlinkat: (k, a) => readlinkHost(k, a.i32(0), a.u64(1), a.u64(2), a.i32(3)),
+  access: (k, a) => accessHost(k, AT_FDCWD, a.u64(0), a.i32(1), 0),
+  faccessat: (k, a) => accessHost(k, a.i32(0), a.u64(1), a.i32(2), 0),
+  faccessat2: (k, a) => accessHost(k, a.i32(0), a.u64(1), a.i32(2), a.i32(3)),
+  chmod: (k, a) => onName(k, AT_FDCWD, a.u64(0), true, (loc) => chmodLoc(loc, a.u32(1))),
+  fchmodat: (k, a) => onName(k, a.i32(0), a.u64(1), true, (loc) => chmodLoc(loc, a.u32(2))),
+  fchmod: (k, a) => {
+    const h2 = hostFileOf(k, a.i32(0));
+    if (!h2) return null;
+    if (h2.file.mount.readonly) return -E.EROFS;
+    return hostResult(h.fchmod(h2.file.fd, a.u32(1) & 0o7777));
+  },
+  chown: (k, a) => onName(k, AT_FDCWD, a.u64(0), true, (loc) => chownLoc(loc, a.i32(1), a.i32(2))),
+  lchown: (k, a) => onName(k, AT_FDCWD, a.u64(0), false, (loc) => chownLoc(loc, a.i32(1), a.i32(2))),
+  fchownat: (k, a) => {
+    const flags = a.i32(4);
+    if (flags & AT_EMPTY_PATH && k.mem.readCString(a.u64(1), 1) === '') {
+      const h2 = hostFileOf(k, a.i32(0));
+      if (!h2) return null;
+      if (h2.file.mount.readonly) return -E.EROFS;
+      return hostResult(h.fchownat(h2.file.fd, '', hostId(a.i32(2), process.getuid?.() ?? 0), hostId(a.i32(3), process.getgid?.() ?? 0), AT_EMPTY_PATH));
+    }
+    return onName(k, a.i32(0), a.u64(1), !(flags & AT_SYMLINK_NOFOLLOW), (loc) => chownLoc(loc, a.i32(2), a.i32(3)));
+  },
+  fchown: (k, a) => {
+    const h2 = hostFileOf(k, a.i32(0));
+    if (!h2) return null;
+    if (h2.file.mount.readonly) return -E.EROFS;
+    return hostResult(h.fchownat(h2.file.fd, '', hostId(a.i32(1), process.getuid?.() ?? 0), hostId(a.i32(2), process.getgid?.() ?? 0), AT_EMPTY_PATH));
+  },
+  utimensat: utimensHost,
+  truncate: (k, a) => truncateHost(k, a.u64(0), a.i64(1)),
+  ftruncate: (k, a) => {
+    const h2 = hostFileOf(k, a.i32(0));
+    if (!h2) return null;
+    if (!h2.f.writable || h2.file.isDir) return -E.EINVAL;
+    if (h2.file.mount.readonly) return -E.EROFS;
+    if (a.i64(1) < 0) return -E.EINVAL;
+    return hostResult(libc.ftruncate(h2.file.fd, a.i64(1)));
+  },
+  fallocate: (k, a) => {
+    const h2 = hostFileOf(k, a.i32(0));
+    if (!h2) return null;
+    if (!h2.f.writable) return -E.EBADF;
+    if (h2.file.mount.readonly) return -E.EROFS;
+    if (a.i64(2) < 0 || a.i64(3) <= 0) return -E.EINVAL;
+    return hostResult(libc.fallocate(h2.file.fd, a.i32(1), a.i64(2), a.i64(3)));
+  },
+  fsync: (k, a) => {
+    const h2 = hostFileOf(k, a.i32(0));
+    return h2 ? (h2.f.flags & O_PATH ? -E.EBADF : hostResult(libc.fsync(h2.file.fd))) : null;
+  },
+  fdatasync: (k, a) => {
+    const h2 = hostFileOf(k, a.i32(0));
+    return h2 ? (h2.f.flags & O_PATH ? -E.EBADF : hostResult(h.fdatasync(h2.file.fd))) : null;
+  },
+  chdir: (k, a) => {
+    const path = pathArg(k, a.u64(0));
+    if (typeof path === 'number') return null;
+    const hit = locate(k, AT_FDCWD, path, true);
+    if (hit === null || typeof hit === 'number') return hit;
+    if ('outside' in hit) return null; // (the original handler resolves the same path: no link of a mount in it)
+    return at(hit.loc, (loc) => chdirHost(k, loc));
+  },
+  fchdir: (k, a) => {
+    const h2 = hostFileOf(k, a.i32(0));
+    if (!h2) return null;
+    if (!h2.file.isDir) return -E.ENOTDIR;
+    k.cwd = { ino: null, path: h2.file.name };
+    return 0;
+  },
+  mknod: (k, a) => mknodHost(k, AT_FDCWD, a.u64(0), a.u32(1)),
+  mknodat: (k, a) => mknodHost(k, a.i32(0), a.u64(1), a.u32(2)),
+  execve: (k, a) => {
+    const path = pathArg(k, a.u64(0));
+    if (typeof path !== 'string') return null;
+    const hit = locate(k, AT_FDCWD, path, true);
+    if (hit === null || typeof hit === 'number') return hit;
+    if ('loc' in hit) done(hit.loc);
+    return 'loc' in hit ? -E.EACCES : null; // programs are not run from host mounts (as noexec)
+  },
+  mmap: (k, a) => {
+    if (a.i32(3) & 0x20) return null; // MAP_ANONYMOUS
+    const h2 = hostFileOf(k, a.i32(4));
+    return h2 ? mmapHost(k, a, h2.f, h2.file) : null;
+  },
+  munmap: (k, a) => {
+    if (a.u64(0) % 4096 === 0 && Number.isSafeInteger(a.u64(1))) writeBack(k, a.u64(0), Math.ceil(a.u64(1) / 4096) * 4096, true);
+    return null;
+  },
+  msync: (k, a) => {
+    if (a.u64(0) % 4096 === 0 && Number.isSafeInteger(a.u64(1))) writeBack(k, a.u64(0), Math.ceil(a.u64(1) / 4096) * 4096, false);
+    return null;
+  },
+  // Extended attributes of a mount's files: not supported (as a file system without them).
+  getxattr: (k, a) => xattrNone(k, a.u64(0), true),
+  lgetxattr: (k, a) => xattrNone(k, a.u64(0), false),
+  listxattr: (k, a) => xattrNone(k, a.u64(0), true),
+  llistxattr: (k, a) => xattrNone(k, a.u64(0), false),
+  setxattr: (k, a) => xattrNone(k, a.u64(0), true),
+  lsetxattr: (k, a) => xattrNone(k, a.u64(0), false),
+  removexattr: (k, a) => xattrNone(k, a.u64(0), true),
+  lremovexattr: (k, a) => xattrNone(k, a.u64(0), false),
+  fgetxattr: (k, a) => (hostFileOf(k, a.i32(0)) ? -E.EOPNOTSUPP : null),
+  flistxattr: (k, a) => (hostFileOf(k, a.i32(0)) ? -E.EOPNOTSUPP : null),
+  fsetxattr: (k, a) => (hostFileOf(k, a.i32(0)) ? -E.EOPNOTSUPP : null),
+  fremovexattr: (k, a) => (hostFileOf(k, a.i32(0)) ? -E.EOPNOTSUPP : null),
+};
+
+function xattrNone(k: Kernel, pathAddr: number, follow: boolean): number | null {
+  return onName(k, AT_FDCWD, pathAddr, follow, (loc) => {
+    const st = lstatAt(loc.dir, loc.name);
+    return typeof st === 'number' ? st : -E.EOPNOTSUPP;
+  });
+}
+
+function mknodHost(k: Kernel, dirfd: number, pathAddr: number, mode: number): number | null {
+  return onName(k, dirfd, pathAddr, false, (loc) => {
+    const type = mode & S_IFMT;
+    if (type !== 0 && type !== S_IFREG) return type === S_IFIFO || type === 0o140000 ? -E.EPERM : -E.EPERM;
+    if (typeof lstatAt(loc.dir, loc.name) !== 'number') return -E.EEXIST;
+    const c = changeable(loc);
+    if (c < 0) return c;
+    const fd = h.openat(loc.dir, loc.name, O_WRONLY | O_CREAT | O_EXCL | HO_NOFOLLOW | HO_CLOEXEC, 0o600);
+    if (fd < 0) return -libc.errno();
+    h.fchmod(fd, mode & 0o7777 & ~k.umask);
+    libc.close(fd);
+    return 0;
+  });
+}
+
+/** Pass a syscall table through the mount hooks (kernel.ts does this for every table). */
+export function mountHooks(table: SyscallTable): SyscallTable {
+  const out: Record<string, SyscallHandler> = {};
+  for (const [name, handler] of Object.entries(table)) {
+    const mine = handlers[name];
+    out[name] = mine ? hook(handler, mine) : handler;
+  }
+  return out;
+}
