@@ -196,7 +196,7 @@ const log = (s) => {
 };
 
 /** Runs a command; resolves {status, signal, stdout, stderr, ms, timedOut}. */
-function runCommand(cmd, args, { env, timeout }) {
+function runCommand(cmd, args, { env, timeout, label = null }) {
   return new Promise((resolve) => {
     const t0 = performance.now();
     const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
@@ -205,6 +205,8 @@ function runCommand(cmd, args, { env, timeout }) {
     child.stdout.on('data', (b) => out.push(b));
     child.stderr.on('data', (b) => err.push(b));
     let timedOut = false;
+    // A progress line every minute of a long run.
+    const beat = label ? setInterval(() => log(`${label} still running (${Math.round((performance.now() - t0) / 1000)} s of at most ${timeout} s)`), 60_000) : null;
     const timer = setTimeout(() => {
       timedOut = true;
       try {
@@ -213,10 +215,12 @@ function runCommand(cmd, args, { env, timeout }) {
     }, timeout * 1000);
     child.on('error', (e) => {
       clearTimeout(timer);
+      if (beat) clearInterval(beat);
       resolve({ status: -1, signal: null, stdout: Buffer.alloc(0), stderr: Buffer.from(e.message), ms: performance.now() - t0, timedOut, spawnError: e });
     });
     child.on('close', (status, signal) => {
       clearTimeout(timer);
+      if (beat) clearInterval(beat);
       resolve({ status, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err), ms: performance.now() - t0, timedOut });
     });
   });
@@ -274,7 +278,7 @@ function bwrapArgs(w, tree) {
 
 async function runNative(w, tree) {
   const out = join(tree, 'out');
-  const r = await runCommand('bwrap', bwrapArgs(w, tree), { env: envObject(), timeout: w.timeout });
+  const r = await runCommand('bwrap', bwrapArgs(w, tree), { env: envObject(), timeout: w.timeout, label: `${w.name}: native` });
   if (r.spawnError) usage(`cannot run bwrap (${r.spawnError.message}); install it: apt-get install bubblewrap`);
   if (r.status === 1 && /^bwrap: /m.test(r.stderr.toString()) && r.stdout.length === 0) fail(`${w.name}: bwrap could not start the native run: ${lastLine(r.stderr.toString())}`);
   return { ...r, tree: treeLines(out, w.normalise) };
@@ -350,7 +354,7 @@ async function runMapvisor(w, img, platform) {
     const cp = spawnSync('cp', ['--sparse=always', '--reflink=auto', img, copy]);
     if (cp.status !== 0) fail(`cannot copy ${relative(ROOT, img)}: ${lastLine(cp.stderr?.toString())}`);
     const args = [CLI, 'run', '--image', copy, '--platform', platform, '--stats', '--timeout', String(w.timeout), ...ENV.flatMap((e) => ['--env', e]), '--', '/usr/bin/env', '-C', '/out', '/bin/bash', `/compat/${w.name}.sh`];
-    const r = await runCommand(process.execPath, args, { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, timeout: w.timeout + 60 });
+    const r = await runCommand(process.execPath, args, { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, timeout: w.timeout + 60, label: `${w.name}: ${platform}` });
     const { programErr, enosys } = splitStats(r.stderr.toString());
     const fsck = spawnSync('e2fsck', ['-fn', copy], { encoding: 'utf8' });
     mkdirSync(outDir);
