@@ -155,6 +155,7 @@ async function create(g: Globals, id: string, bundle: string, pidFile: string | 
       const fresh = readState(g.root, id);
       fresh.pid = child.pid!;
       fresh.pidStart = processStart(child.pid!) ?? 0;
+      if (restoreFrom !== null) fresh.started = true;
       writeState(g.root, fresh);
       if (pidFile) writeFileSync(pidFile, String(child.pid));
       return { child, state: fresh };
@@ -263,7 +264,7 @@ async function command(g: Globals, cmd: string, argv: string[]): Promise<number>
       const id = checkId(positionals[0]);
       const sig = signalNumber(positionals[1] ?? (values.signal as string | undefined));
       const s = readState(g.root, id);
-      if (statusOf(s) === 'stopped') throw new OciError(`container ${id} is not running`, 'it has stopped already');
+      if (statusOf(s) === 'stopped' || s.pid <= 1) throw new OciError(`container ${id} is not running`, 'it has stopped already');
       process.kill(s.pid, sig);
       return 0;
     }

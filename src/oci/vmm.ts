@@ -104,10 +104,7 @@ async function main(): Promise<number> {
       server!.once('listening', r);
       server!.once('error', j);
     });
-    if (p.restoreFrom) {
-      state.started = true;
-      writeState(root, state);
-    }
+    if (p.restoreFrom) state.started = true; // create writes it with the pid
     tellCreate('ready');
   } catch (e) {
     const msg = e instanceof MapvisorError ? e.oneLine() : (e as Error).message;
@@ -171,7 +168,7 @@ function serve(path: string, sb: Sandbox, state: ContainerState, onStart: () => 
       case 'start':
         if (state.started) return { ok: false, error: 'the container was started already' };
         state.started = true;
-        writeState(root, state);
+        writeState(root, { ...readState(root, id), started: true }); // create wrote the pid after this process read the state
         onStart();
         await sb.resume();
         return { ok: true };
