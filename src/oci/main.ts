@@ -133,8 +133,10 @@ async function create(g: Globals, id: string, bundle: string, pidFile: string | 
     try {
       if (restoreFrom !== null) {
         // A checkpoint names the image it ran on: restore onto the layer saved with it.
-        const saved = JSON.parse(readFileSync(join(restoreFrom, 'oci.json'), 'utf8')) as { image: string };
-        spec.plan.image = saved.image;
+        // A checkpoint names the layer it ran on: put the saved copy back there (the same container id).
+        const saved = JSON.parse(readFileSync(join(restoreFrom, 'oci.json'), 'utf8')) as { image: string; layer: string };
+        if (saved.layer !== spec.plan.image) throw new OciError(`the checkpoint in ${restoreFrom} was taken of another container (its layer was ${saved.layer})`, 'restore it under the id it had');
+        execFileSync('cp', ['--reflink=auto', '--sparse=always', saved.image, spec.plan.image]);
       } else {
         const shared = sharedImage(g.root, spec.rootPath, new Set(spec.files.map((f) => f.destination)));
         containerLayer(shared.path, spec.plan.image, spec.files);
@@ -226,7 +228,11 @@ commands: create --bundle DIR [--pid-file F] [--console-socket S] ID | start ID 
           restore --image-path DIR --bundle DIR [--pid-file F] [--detach] ID | exec (not yet)
 `;
 
-async function command(g: Globals, cmd: string, argv: string[]): Promise<number> {
+async function command(g: Globals, cmd: string | undefined, argv: string[]): Promise<number> {
+  if (cmd !== undefined && (argv.includes('--help') || argv.includes('-h'))) {
+    process.stdout.write(USAGE); // podman asks `checkpoint --help` whether checkpoints are supported
+    return 0;
+  }
   const bundleOpts = { bundle: { type: 'string' as const, short: 'b' }, 'pid-file': { type: 'string' as const }, 'console-socket': { type: 'string' as const }, 'no-pivot': { type: 'boolean' as const }, 'no-new-keyring': { type: 'boolean' as const }, 'preserve-fds': { type: 'string' as const } };
   switch (cmd) {
     case 'create': {
@@ -327,8 +333,9 @@ async function command(g: Globals, cmd: string, argv: string[]): Promise<number>
       const image = join(dir, 'rootfs.img');
       const t0 = performance.now();
       const r = await ctl(g, id, { verb: 'checkpoint', dir, leaveRunning: values['leave-running'] === true });
-      execFileSync('cp', ['--reflink=auto', '--sparse=always', s.run.image, image]);
-      writeFileSync(join(dir, 'oci.json'), JSON.stringify({ image, id, bundle: s.bundle }));
+      writeFileSync(join(dir, 'oci.json'), JSON.stringify({ image, id, bundle: s.bundle, layer: s.run.image }));
+      // podman looks for CRIU's inventory before it asks for a restore: say what this checkpoint is instead.
+      writeFileSync(join(dir, 'inventory.img'), 'mapvisor checkpoint (state.json, memory.bin, rootfs.img), not a CRIU image\n');
       logInfo(`container ${id}: checkpoint in ${dir} (${String(r.memoryBytes)} bytes of memory) in ${(performance.now() - t0).toFixed(0)} ms`);
       return 0;
     }

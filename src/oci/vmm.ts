@@ -8,6 +8,7 @@
  *
  *   node dist/src/oci/vmm.js ROOT ID   (fd 3: the readiness pipe to create)
  */
+import { execFileSync } from 'node:child_process';
 import { closeSync, rmSync, writeSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
@@ -180,9 +181,16 @@ function serve(path: string, sb: Sandbox, state: ContainerState, onStart: () => 
         return { ok: true };
       case 'checkpoint': {
         if (!req.dir) return { ok: false, error: 'no directory' };
-        const r = await sb.checkpoint(req.dir);
-        if (!req.leaveRunning) sb.stop();
-        return { ok: true, ...r };
+        // Paused throughout: the memory and the container's layer are saved at the same instant.
+        await sb.pause();
+        try {
+          const r = await sb.checkpoint(req.dir);
+          execFileSync('cp', ['--reflink=auto', '--sparse=always', state.run.image, join(req.dir, 'rootfs.img')]);
+          if (!req.leaveRunning) sb.stop();
+          return { ok: true, ...r };
+        } finally {
+          if (req.leaveRunning) await sb.resume();
+        }
       }
       default:
         return { ok: false, error: `unknown verb ${JSON.stringify(req.verb)}` };
