@@ -63,7 +63,24 @@ export class HostFile implements FileOps {
     if (this.mount.readonly) return -E.EROFS;
     if (this.isDir) return -E.EISDIR;
     if (length === 0) return 0;
-    const src = this.mem.hostPtr(addr, length, PROT_READ);
+    return this.writeHost(f, this.mem.hostPtr(addr, length, PROT_READ), length, offset);
+  }
+
+  /** read() into host memory at `dst` at `offset` (or the position): sendfile and copy_file_range. */
+  readHost(f: OpenFile, dst: number, length: number, offset: number | null): number {
+    if (this.isDir) return -E.EISDIR;
+    const pos = offset ?? f.pos;
+    const n = libc.pread(this.fd, dst, length, pos);
+    if (n < 0) return -libc.errno();
+    if (offset === null) f.pos = pos + n;
+    return n;
+  }
+
+  /** write() from host memory at `src`. */
+  writeHost(f: OpenFile, src: number, length: number, offset: number | null): number {
+    if (this.mount.readonly) return -E.EROFS;
+    if (this.isDir) return -E.EISDIR;
+    if (length === 0) return 0;
     const pos = offset ?? (f.flags & O_APPEND ? this.size() : f.pos);
     let done = 0;
     while (done < length) {

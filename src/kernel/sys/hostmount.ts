@@ -9,6 +9,8 @@ import { encodeStat, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, type StatInfo }
 import koffi from 'koffi';
 import * as libc from '../../host/libc.js';
 import { HostFile } from '../files/hostfile.js';
+import { Ext4File } from '../files/ext4file.js';
+import { HostStream } from '../files/host.js';
 import { O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_DSYNC, O_EXCL, O_NOFOLLOW, O_PATH, O_RDONLY, O_TRUNC, O_WRONLY, OpenFile } from '../files/file.js';
 import type { Kernel } from '../kernel.js';
 import type { SyscallArgs, SyscallHandler, SyscallResult, SyscallTable } from '../types.js';
@@ -34,13 +36,11 @@ import { AT_FDCWD, normalizePath, openAtPath, resolve, statOf } from './fs.js';
 
 const lib = koffi.load('libc.so.6');
 const chmodPath = lib.func('int chmod(const char *path, int mode)') as (path: string, mode: number) => number;
-const truncatePath = lib.func('int truncate(const char *path, int64_t length)') as (path: string, length: number) => number;
 
 const PATH_MAX = 4096;
 const O_TMPFILE_BIT = 0o20000000;
 const O_SYNC = 0o4010000;
 const AT_SYMLINK_FOLLOW = 0x400;
-const ROOT_DEV = 0x801;
 const ST_RDONLY = 1;
 
 type Hit = { loc: HostLoc; slash: boolean } | { outside: string; slash: boolean } | number | null;
@@ -57,7 +57,8 @@ function baseDir(k: Kernel, dirfd: number, path: string): string | number | null
   const f = k.fds.get(dirfd);
   if (!f) return null;
   if (f.ops instanceof HostFile) return f.ops.isDir ? f.ops.name : -E.ENOTDIR;
-  if (f.ops.kind === 'ext4' || f.ops instanceof ProcDir) return f.ops.name;
+  if (f.ops instanceof Ext4File) return f.ops.isDir ? f.ops.name : null;
+  if (f.ops instanceof ProcDir) return f.ops.name;
   return null;
 }
 
@@ -89,11 +90,16 @@ function at<T>(loc: HostLoc, f: (loc: HostLoc) => T): T {
   }
 }
 
-/** Stat of a host object as the program sees it (a host device number equal to the image's is told apart). */
 function hostStat(b: Buffer): StatInfo {
-  const s = hostStatInfo(b);
-  if (s.dev === ROOT_DEV) s.dev ^= 1 << 20;
-  return s;
+  return hostStatInfo(b);
+}
+
+/** chmod the object O_PATH fd `fd` refers to (never a symbolic link: the fd was opened O_NOFOLLOW and is checked). */
+function chmodFd(fd: number, mode: number): number {
+  const b = Buffer.alloc(144);
+  if (libc.fstat(fd, b) < 0) return -libc.errno();
+  if ((modeOf(b) & S_IFMT) === S_IFLNK) return -E.EOPNOTSUPP;
+  return hostResult(chmodPath(`/proc/self/fd/${fd}`, mode & 0o7777));
 }
 
 function lstatLoc(loc: HostLoc): StatInfo | number {
@@ -272,7 +278,7 @@ function mkdirHost(k: Kernel, dirfd: number, pathAddr: number, mode: number): nu
     const c = changeable(loc);
     if (c < 0) return c;
     if (h.mkdirat(loc.dir, loc.name, 0o700) < 0) return -libc.errno();
-    withPathFd(loc, (magic) => chmodPath(magic, mode & 0o7777 & ~k.umask));
+    withPathFd(loc, (_magic, fd) => chmodFd(fd, mode & 0o7777 & ~k.umask));
     return 0;
   });
 }
@@ -404,7 +410,7 @@ function chmodLoc(loc: HostLoc, mode: number): number {
   const st = lstatAt(loc.dir, loc.name);
   if (typeof st === 'number') return st;
   if ((modeOf(st) & S_IFMT) === S_IFLNK) return -E.EOPNOTSUPP;
-  return withPathFd(loc, (magic) => hostResult(chmodPath(magic, mode & 0o7777)));
+  return withPathFd(loc, (_magic, fd) => chmodFd(fd, mode));
 }
 
 function readTimes(k: Kernel, addr: number): Buffer | null {
@@ -457,7 +463,11 @@ function truncateHost(k: Kernel, pathAddr: number, length: number): number | nul
     const type = modeOf(st) & S_IFMT;
     if (type === S_IFDIR) return -E.EISDIR;
     if (type !== S_IFREG) return -E.EINVAL;
-    return withPathFd(loc, (magic) => hostResult(truncatePath(magic, length)));
+    const fd = loc.name === '' ? libc.open(`/proc/self/fd/${loc.dir}`, O_WRONLY | HO_CLOEXEC, 0) : h.openat(loc.dir, loc.name, O_WRONLY | HO_NOFOLLOW | HO_CLOEXEC, 0);
+    if (fd < 0) return -libc.errno();
+    const r = hostResult(libc.ftruncate(fd, length));
+    libc.close(fd);
+    return r;
   });
 }
 
@@ -559,6 +569,110 @@ function mmapHost(k: Kernel, a: SyscallArgs, f: OpenFile, file: HostFile): Sysca
     sharedMaps.set(k.space, list);
   }
   return r;
+}
+
+// --- sendfile, copy_file_range -----------------------------------------------------------------
+
+const CHUNK = 1 << 20;
+let scratch = 0;
+function scratchBuf(): number {
+  if (!scratch) {
+    scratch = libc.mmap(0, CHUNK, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_PRIVATE | libc.MAP_ANONYMOUS, -1, 0);
+    if (scratch === -1) throw new Error(`cannot map a copy buffer (errno ${libc.errno()})`);
+  }
+  return scratch;
+}
+
+type Src = { readHost(f: OpenFile, dst: number, n: number, off: number): number };
+type Dst = { writeHost(f: OpenFile, src: number, n: number, off: number | null): number | 'stop' | 'block' };
+
+function sourceOf(f: OpenFile): Src | null {
+  if (f.ops instanceof HostFile) return f.ops;
+  if (f.ops instanceof Ext4File) {
+    const e = f.ops;
+    return { readHost: (of, dst, n, off) => e.readHost(of, () => dst, n, off) };
+  }
+  return null;
+}
+
+function sinkOf(f: OpenFile): Dst | null {
+  if (f.ops instanceof HostFile || f.ops instanceof Ext4File || f.ops instanceof HostStream) return f.ops as Dst;
+  return null;
+}
+
+/** Copy up to `count` bytes between files when one is a host mount's: the count, or -errno. */
+function copyBetween(inF: OpenFile, outF: OpenFile, posIn: number, posOut: number | null, count: number): { total: number; posIn: number } | number {
+  const src = sourceOf(inF);
+  const dst = sinkOf(outF);
+  if (!src || !dst) return -E.EINVAL;
+  const buf = scratchBuf();
+  let total = 0;
+  const want = Math.min(count, 0x7ffff000);
+  while (total < want) {
+    const n = src.readHost(inF, buf, Math.min(CHUNK, want - total), posIn);
+    if (n < 0) {
+      if (total === 0) return n;
+      break;
+    }
+    if (n === 0) break;
+    const w = dst.writeHost(outF, buf, n, posOut === null ? null : posOut + total);
+    if (typeof w !== 'number' || w < 0) {
+      if (total === 0) return typeof w === 'number' ? w : -E.EAGAIN;
+      break;
+    }
+    posIn += w;
+    total += w;
+    if (w < n) break;
+  }
+  return { total, posIn };
+}
+
+function sendfileHost(k: Kernel, a: SyscallArgs): SyscallResult | null {
+  const outF = k.fds.get(a.i32(0));
+  const inF = k.fds.get(a.i32(1));
+  if (!inF || !outF || !(inF.ops instanceof HostFile || outF.ops instanceof HostFile)) return null;
+  if (!sinkOf(outF) || !sourceOf(inF)) return null;
+  if (!inF.readable || !outF.writable) return -E.EBADF;
+  const offAddr = a.u64(2);
+  const count = a.i64(3);
+  if (count < 0) return -E.EINVAL;
+  let pos = inF.pos;
+  if (offAddr !== 0) {
+    pos = k.mem.readU64(offAddr);
+    if (pos < 0 || pos > Number.MAX_SAFE_INTEGER) return -E.EINVAL;
+    k.mem.writable(offAddr, 8);
+  }
+  const r = copyBetween(inF, outF, pos, null, count);
+  if (typeof r === 'number') return r;
+  if (offAddr !== 0) k.mem.writeU64(offAddr, r.posIn);
+  else inF.pos = r.posIn;
+  return r.total;
+}
+
+function copyFileRangeHost(k: Kernel, a: SyscallArgs): SyscallResult | null {
+  const inF = k.fds.get(a.i32(0));
+  const outF = k.fds.get(a.i32(2));
+  if (!inF || !outF || !(inF.ops instanceof HostFile || outF.ops instanceof HostFile)) return null;
+  if (a.u32(5) !== 0) return -E.EINVAL;
+  if (!inF.readable || !outF.writable || outF.flags & 0o2000) return -E.EBADF;
+  if ((inF.ops as { isDir?: boolean }).isDir || (outF.ops as { isDir?: boolean }).isDir) return -E.EISDIR;
+  if (!(outF.ops instanceof HostFile || outF.ops instanceof Ext4File) || !sourceOf(inF)) return -E.EINVAL;
+  const offIn = a.u64(1);
+  const offOut = a.u64(3);
+  const posIn = offIn !== 0 ? k.mem.readU64(offIn) : inF.pos;
+  const posOut = offOut !== 0 ? k.mem.readU64(offOut) : outF.pos;
+  if (posIn < 0 || posOut < 0 || posIn > Number.MAX_SAFE_INTEGER || posOut > Number.MAX_SAFE_INTEGER) return -E.EINVAL;
+  if (inF.ops instanceof HostFile && outF.ops instanceof HostFile && inF.ops.lockKey === outF.ops.lockKey) {
+    const len = a.u64(4);
+    if (posIn < posOut + len && posOut < posIn + len) return -E.EINVAL;
+  }
+  const r = copyBetween(inF, outF, posIn, posOut, a.u64(4));
+  if (typeof r === 'number') return r;
+  if (offIn !== 0) k.mem.writeU64(offIn, r.posIn);
+  else inF.pos = r.posIn;
+  if (offOut !== 0) k.mem.writeU64(offOut, posOut + r.total);
+  else outF.pos = posOut + r.total;
+  return r.total;
 }
 
 // --- the hook ---------------------------------------------------------------------------------------
@@ -708,6 +822,8 @@ const handlers: Record<string, (k: Kernel, a: SyscallArgs) => SyscallResult | nu
     if ('loc' in hit) done(hit.loc);
     return 'loc' in hit ? -E.EACCES : null; // programs are not run from host mounts (as noexec)
   },
+  sendfile: sendfileHost,
+  copy_file_range: copyFileRangeHost,
   mmap: (k, a) => {
     if (a.i32(3) & 0x20) return null; // MAP_ANONYMOUS
     const h2 = hostFileOf(k, a.i32(4));
@@ -721,6 +837,8 @@ const handlers: Record<string, (k: Kernel, a: SyscallArgs) => SyscallResult | nu
     if (a.u64(0) % 4096 === 0 && Number.isSafeInteger(a.u64(1))) writeBack(k, a.u64(0), Math.ceil(a.u64(1) / 4096) * 4096, false);
     return null;
   },
+  // Regular files cannot be watched by epoll (EPERM), as on Linux.
+  epoll_ctl: (k, a) => (hostFileOf(k, a.i32(2)) ? -E.EPERM : null),
   // Extended attributes of a mount's files: not supported (as a file system without them).
   getxattr: (k, a) => xattrNone(k, a.u64(0), true),
   lgetxattr: (k, a) => xattrNone(k, a.u64(0), false),

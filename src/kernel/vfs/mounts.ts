@@ -96,8 +96,10 @@ function normalize(path: string): string {
 export function hostStatInfo(b: Buffer): StatInfo {
   const n = (o: number): number => Number(b.readBigInt64LE(o));
   const mapId = (id: number, own: number): number => (id === own ? 0 : id === 0 ? 65534 : id);
+  const dev = n(STAT.dev);
   return {
-    dev: n(STAT.dev),
+    // A host device number equal to the image's (0x801, "sda1") is told apart from it.
+    dev: dev === 0x801 ? dev ^ (1 << 20) : dev,
     ino: n(STAT.ino),
     nlink: n(STAT.nlink),
     mode: b.readUInt32LE(STAT.mode),
@@ -275,7 +277,7 @@ export class MountTable {
           if (typeof t === 'number') return t;
           if (++links > MAX_LINKS) return -E.ELOOP;
           if (t.length === 0) return -E.ENOENT;
-          const text = t.toString('latin1');
+          const text = t.toString('utf8');
           const here = `${m.target}/${comps.slice(0, i).join('/')}`;
           const rest = comps.slice(i + 1).join('/');
           abs = normalize(`${text.startsWith('/') ? text : `${here}/${text}`}/${rest}`);
