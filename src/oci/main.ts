@@ -39,11 +39,6 @@ function parse(argv: string[], options: Record<string, { type: 'string' | 'boole
   }
 }
 
-/** Bind mounts of host directories: present once the kernel has them (SandboxOptions.mounts). */
-function hasBindMounts(): boolean {
-  return existsSync(fileURLToPath(new URL('../kernel/vfs/mounts.js', import.meta.url)));
-}
-
 async function ctl(g: Globals, id: string, req: Record<string, unknown>): Promise<Record<string, unknown>> {
   const sock = join(containerDir(g.root, id), 'ctl.sock');
   if (!existsSync(sock)) throw new OciError(`container ${id} is not running`, 'start it first');
@@ -99,7 +94,7 @@ async function startVmm(g: Globals, state: ContainerState, consoleSocket: string
 }
 
 function vmmPlanOf(g: Globals, bundle: string, id: string): { plan: VmmPlan; annotations: Record<string, string>; files: Array<{ source: string; destination: string }>; rootPath: string; ociVersion: string } {
-  const p = readPlan(bundle, { bindMounts: hasBindMounts() });
+  const p = readPlan(bundle);
   return {
     plan: {
       args: p.args,
@@ -139,7 +134,9 @@ async function create(g: Globals, id: string, bundle: string, pidFile: string | 
         execFileSync('cp', ['--reflink=auto', '--sparse=always', saved.image, spec.plan.image]);
       } else {
         const shared = sharedImage(g.root, spec.rootPath, new Set(spec.files.map((f) => f.destination)));
-        containerLayer(shared.path, spec.plan.image, spec.files);
+        // Read-only: every such container maps the shared image itself. Otherwise a layer of its own.
+        if (spec.plan.readonly) spec.plan.image = shared.path;
+        else containerLayer(shared.path, spec.plan.image);
       }
       const state: ContainerState = {
         ociVersion: spec.ociVersion,

@@ -36,9 +36,9 @@ export interface RunPlan {
   mem: number | undefined;
   pids: number | undefined;
   cpus: number | undefined;
-  /** Host files bound onto files of the container: copied into its layer at create. */
+  /** Host files bound onto files of the container (also in binds); left out of the image cache's key. */
   files: FileCopy[];
-  /** Host directories bound into the container (served by the kernel's host mounts). */
+  /** Host directories and files bound into the container (served by the kernel's host mounts). */
   binds: DirBind[];
   annotations: Record<string, string>;
 }
@@ -81,7 +81,7 @@ function unsupported(field: string, why: string, fix: string): never {
 }
 
 /** Read and check BUNDLE/config.json. */
-export function readPlan(bundle: string, opts: { bindMounts: boolean }): RunPlan {
+export function readPlan(bundle: string): RunPlan {
   const path = join(bundle, 'config.json');
   let text: string;
   try {
@@ -162,12 +162,14 @@ export function readPlan(bundle: string, opts: { bindMounts: boolean }): RunPlan
       unsupported(`mounts[${i}].source`, `${source} (bound at ${dest}) does not exist`, 'create it on the host first');
     }
     if (sst.isFile()) {
+      // The engine's own files (/etc/hosts, /etc/resolv.conf, /etc/hostname, /run/.containerenv) and
+      // file volumes: served live from the host like directories.
       files.push({ source, destination: dest });
+      binds.push({ source, destination: dest, readonly: options.includes('ro') });
       continue;
     }
     if (OWN_TREES.some((t) => dest === t || dest.startsWith(`${t}/`))) continue; // e.g. /dev/shm: the kernel's own
     if (!sst.isDirectory()) unsupported(`mounts[${i}]`, `binds ${source} at ${dest}, which is neither a file nor a directory`, 'bind a file or a directory');
-    if (!opts.bindMounts) unsupported(`mounts[${i}]`, `binds the host directory ${source} at ${dest}: this mapvisor has no host bind mounts yet`, 'drop the volume (-v), or copy its files into the image');
     binds.push({ source, destination: dest, readonly: options.includes('ro') });
   }
 

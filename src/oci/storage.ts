@@ -3,8 +3,9 @@
  * distinct tree (ROOT/images/HASH.img, HASH over every entry's path, type, mode, owner, size, mtime and
  * link target: a change to any file changes its size or mtime) and shared by every container of that
  * tree; each container runs on its own writable layer, ROOT/ID/rootfs.img, a sparse copy of the shared
- * image (cp --reflink=auto: free on btrfs/XFS, a copy of the used blocks on ext4) into which the
- * engine's small files (/etc/hosts, /etc/resolv.conf, /etc/hostname, /run/.containerenv) are written.
+ * image (cp --reflink=auto: free on btrfs/XFS, a copy of the used blocks on ext4); the
+ * engine's files (/etc/hosts and the like) are bind mounts, served by the kernel from the host. A
+ * read-only container (root.readonly) maps the shared image itself: no copy at all.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -12,7 +13,6 @@ import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, rea
 import { join } from 'node:path';
 import * as libc from '../host/libc.js';
 import { OciError, logInfo } from './log.js';
-import type { FileCopy } from './spec.js';
 
 interface Tree {
   hash: string;
@@ -85,30 +85,10 @@ export function sharedImage(root: string, rootDir: string, skip: Set<string> = n
   });
 }
 
-/**
- * The container's own layer: a sparse copy of the shared image at `out`, with the engine's files
- * written in (debugfs). Resolves the bytes the copy allocated.
- */
-export function containerLayer(shared: string, out: string, files: FileCopy[]): { ms: number; allocated: number } {
+/** The container's own layer: a sparse copy of the shared image at `out`. */
+export function containerLayer(shared: string, out: string): { ms: number; allocated: number } {
   const t0 = performance.now();
   execFileSync('cp', ['--reflink=auto', '--sparse=always', shared, out]);
-  if (files.length) {
-    const cmds: string[] = [];
-    for (const f of files) {
-      const parts = f.destination.split('/').filter(Boolean);
-      for (let i = 1; i < parts.length; i++) cmds.push(`mkdir /${parts.slice(0, i).join('/')}`);
-      cmds.push(`rm ${f.destination}`, `write ${f.source} ${f.destination}`);
-    }
-    const cmdFile = `${out}.debugfs`;
-    writeFileSync(cmdFile, `${cmds.join('\n')}\n`);
-    try {
-      execFileSync('debugfs', ['-w', '-f', cmdFile, out], { stdio: ['ignore', 'ignore', 'ignore'] });
-    } catch (e) {
-      throw new OciError(`cannot write the engine's files into the container's layer: ${(e as Error).message.split('\n')[0]}`, 'apt-get install e2fsprogs');
-    } finally {
-      rmSync(cmdFile, { force: true });
-    }
-  }
   const allocated = statSync(out).blocks * 512;
   const ms = performance.now() - t0;
   logInfo(`container layer ${out}: ${(allocated / 2 ** 20).toFixed(1)} MiB copied in ${ms.toFixed(0)} ms`);

@@ -62,8 +62,11 @@ async function main(): Promise<number> {
     },
   };
   if (p.terminal) libc.ioctlInt(0, TIOCSCTTY, 0); // the pty is this session's terminal: resizes raise SIGWINCH here
-  if (p.binds.length) (opts as SandboxOptions & { mounts?: unknown }).mounts = p.binds.map((b) => ({ host: b.host, target: b.target, readonly: b.readonly }));
-  const sb = p.restoreFrom ? Sandbox.restore(p.restoreFrom, { ...(p.platform ? { platform: p.platform as 'kvm' | 'process' } : {}) }) : new Sandbox(p.args[0]!, p.args.slice(1), opts);
+  const mounts = p.binds.map((b) => ({ host: b.host, target: b.target, readonly: b.readonly }));
+  if (mounts.length) opts.mounts = mounts;
+  const sb = p.restoreFrom
+    ? Sandbox.restore(p.restoreFrom, { ...(p.platform ? { platform: p.platform as 'kvm' | 'process' } : {}), ...(mounts.length ? { mounts } : {}) })
+    : new Sandbox(p.args[0]!, p.args.slice(1), opts);
 
   let started = p.restoreFrom !== null;
   let server: Server | null = null;
