@@ -113,7 +113,11 @@ function newKernel(space: AddressSpace, root: RootFs | null, exePath: string, ar
   // --init: the program is pid 2, a child of the kernel's own init (pid 1).
   const pid = cfg.init && !cfg.restore ? 2 : 1;
   const net = new Network({ policy: cfg.net, publish: cfg.publish, onListening: (event) => post({ type: 'listening', event }) });
-  if (cfg.mounts?.length) setMountTable(net, MountTable.open(cfg.mounts));
+  if (cfg.mounts?.length) {
+    const mounts = MountTable.open(cfg.mounts);
+    setMountTable(net, mounts);
+    if (root) mounts.createMountPoints(root.fs);
+  }
   const kernel = new Kernel({ space, stop, identity: { pid, uid: 0, gid: 0 }, cpus: cfg.cpus, strace, exePath, root, argv, net });
   if (pid !== 1) {
     kernel.pgid = 1;

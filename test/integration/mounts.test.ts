@@ -243,6 +243,16 @@ test('host mounts: files both ways, ro, a single file, escapes stay inside, /pro
     assert.equal(readFileSync(t.secret, 'utf8'), 'HOST SECRET\n');
     assert.deepEqual(o.mountinfo, ['/data', '/ro', '/etc/hosts']);
     assert.deepEqual(o.mounts, ['/data:rw', '/ro:ro', '/etc/hosts:ro']);
+    // A shared mapping's stores reach the host file when the program ends without munmap (os._exit).
+    const ex = await Sandbox.run('/usr/bin/python3', ['-c', 'import mmap, os\nf = open("/data/map.bin", "r+b")\nm = mmap.mmap(f.fileno(), 8192)\nm[0:4] = b"EXIT"\nos._exit(0)'], {
+      image: t.img,
+      platform: PLATFORM,
+      stderr: 'pipe',
+      timeout: 60,
+      mounts: [{ host: t.data, target: '/data' }],
+    });
+    assert.equal(ex.status, 0, ex.stderr?.toString());
+    assert.equal(readFileSync(join(t.data, 'map.bin')).subarray(0, 7).toString(), 'EXITEDa');
     const fsck = spawnSync('e2fsck', ['-fn', t.img], { encoding: 'utf8' });
     assert.equal(fsck.status, 0, fsck.stdout + fsck.stderr);
   } finally {
@@ -265,6 +275,7 @@ test('host mounts with coreutils and bash: cp, mv across, ls, a rw single file, 
       ': > /data/ready; until [ -e /data/from-host-later ]; do sleep 0.05; done; cat /data/from-host-later',
       '[ "$(sha256sum < /usr/bin/python3)" = "$(sha256sum < /data/py-copy)" ] && echo same',
       'df /data >/dev/null && echo statfs-ok',
+      'ls /srv/new', // a mount point the image lacks: made in the (cow) image, so its parent lists it
     ].join('\n');
     const sb = new Sandbox('/bin/bash', ['-c', script], {
       image: `${t.img},cow`,
@@ -275,6 +286,7 @@ test('host mounts with coreutils and bash: cp, mv across, ls, a rw single file, 
       mounts: [
         { host: t.data, target: '/data' },
         { host: t.hosts, target: '/etc/hosts' },
+        { host: t.ro, target: '/srv/new/point', readonly: true },
       ],
     });
     const run = sb.run();
@@ -293,6 +305,7 @@ test('host mounts with coreutils and bash: cp, mv across, ls, a rw single file, 
     assert.equal(lines[3], 'the host wrote this while it ran');
     assert.equal(lines[4], 'same');
     assert.equal(lines[5], 'statfs-ok');
+    assert.equal(lines[6], 'point');
     assert.equal(readFileSync(join(t.data, 'm.txt'), 'utf8'), 'moved\n');
     assert.equal(readFileSync(t.hosts, 'utf8'), '127.0.0.1 localhost\n10.1.2.3 mounted-host\n1.2.3.4 rw-file\n');
   } finally {

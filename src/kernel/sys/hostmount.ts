@@ -818,9 +818,17 @@ const handlers: Record<string, (k: Kernel, a: SyscallArgs) => SyscallResult | nu
     const path = pathArg(k, a.u64(0));
     if (typeof path !== 'string') return null;
     const hit = locate(k, AT_FDCWD, path, true);
-    if (hit === null || typeof hit === 'number') return hit;
-    if ('loc' in hit) done(hit.loc);
-    return 'loc' in hit ? -E.EACCES : null; // programs are not run from host mounts (as noexec)
+    if (typeof hit === 'number') return hit;
+    if (hit && 'loc' in hit) {
+      done(hit.loc);
+      return -E.EACCES; // programs are not run from host mounts (as noexec)
+    }
+    writeBack(k, 0, Number.MAX_SAFE_INTEGER, false); // the address space may go: shared maps reach their files
+    return null;
+  },
+  exit_group: (k) => {
+    writeBack(k, 0, Number.MAX_SAFE_INTEGER, false);
+    return null;
   },
   sendfile: sendfileHost,
   copy_file_range: copyFileRangeHost,

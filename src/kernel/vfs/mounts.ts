@@ -24,6 +24,8 @@ import { E } from '../../abi/errno.js';
 import { STAT, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type StatInfo } from '../../abi/stat.js';
 import { UsageError } from '../../errors.js';
 import * as libc from '../../host/libc.js';
+import { FsError } from '../../storage/ext4/errors.js';
+import type { Ext4 } from '../../storage/ext4/fs.js';
 
 const lib = koffi.load('libc.so.6');
 export const h = {
@@ -296,6 +298,38 @@ export class MountTable {
         owns = true;
       }
       return -E.ENOENT; // not reached
+    }
+  }
+
+  /**
+   * Create missing mount points in a writable image (directories 0755 for directory mounts, an empty
+   * 0644 file for file mounts, parents as directories), as a container engine creates them in the
+   * container's layer, so that `ls` of the parent lists them. Mounts are served before the image
+   * whether or not their point exists in it; a point that cannot be made (a read-only image, a file
+   * where a directory should be) is left as it is.
+   */
+  createMountPoints(fs: Ext4): void {
+    if (fs.readOnly) return;
+    for (const m of this.mounts) {
+      const parts = m.target.split('/').filter(Boolean);
+      let dir = fs.rootIno;
+      try {
+        for (let i = 0; i < parts.length; i++) {
+          const last = i === parts.length - 1;
+          let ino: number | null = null;
+          try {
+            ino = fs.resolve(parts[i]!, { cwdIno: dir, followFinal: true });
+          } catch (e) {
+            if (!(e instanceof FsError) || e.errno !== E.ENOENT) throw e;
+          }
+          if (ino === null) {
+            ino = last && !m.isDir ? fs.create(dir, parts[i]!, S_IFREG | 0o644, { uid: 0, gid: 0 }) : fs.mkdir(dir, parts[i]!, 0o755, { uid: 0, gid: 0 });
+          }
+          dir = ino;
+        }
+      } catch (e) {
+        if (!(e instanceof FsError)) throw e;
+      }
     }
   }
 
