@@ -337,3 +337,27 @@ test('--mount at the CLI: a missing host path, a relative target, /proc: exit 12
     t.cleanup();
   }
 });
+
+test('a checkpoint is refused while a file of a host mount is open, with one line naming it', { skip: noNet, timeout: 60_000 }, async () => {
+  const t = hostTree(NET);
+  try {
+    const sb = new Sandbox('/usr/bin/python3', ['-c', 'import time\nf = open("/data/from-host.txt")\nprint("open", flush=True)\ntime.sleep(30)'], {
+      image: `${t.img},cow`,
+      platform: PLATFORM,
+      stdout: 'pipe',
+      timeout: 45,
+      mounts: [{ host: t.data, target: '/data' }],
+    });
+    const run = sb.run();
+    for (let i = 0; i < 400; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      const st = (await sb.liveStats()) as { syscalls: Array<{ name: string; count: number }> };
+      if ((st.syscalls.find((c) => c.name === 'clock_nanosleep')?.count ?? 0) >= 1) break;
+    }
+    await assert.rejects(sb.checkpoint(join(t.dir, 'ckpt')), /fd \d+ is \/data\/from-host.txt of a host mount, which a checkpoint cannot hold yet/);
+    sb.stop();
+    await run;
+  } finally {
+    t.cleanup();
+  }
+});
