@@ -274,6 +274,11 @@ async function command(g: Globals, cmd: string | undefined, argv: string[]): Pro
     case 'delete': {
       const { values, positionals } = parse(argv, { force: { type: 'boolean', short: 'f' } }, cmd);
       const id = checkId(positionals[0]);
+      // As runc: --force of a container that is gone already is no error (containerd's shim cleans up twice).
+      if (values.force && !existsSync(join(containerDir(g.root, id), 'state.json'))) {
+        removeContainer(g.root, id);
+        return 0;
+      }
       const s = readState(g.root, id);
       const st = statusOf(s);
       if (st === 'running' && !values.force) throw new OciError(`container ${id} is running`, 'stop it first, or give delete --force');
