@@ -609,7 +609,9 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
     restoreMs: b.restoreStarted === undefined ? null : performance.now() - b.restoreStarted,
   });
   const hooks = { paused: (): boolean => Atomics.load(control, CONTROL_PAUSE) !== 0, pause: (): 'resume' | TaskEnd => pauseLoop(b) };
-  let end: TaskEnd | { kind: 'threaded' } = b.threads ? { kind: 'threaded' } : runTask(vcpu, kernel, hooks);
+  // A pause asked for before the program ran (the OCI runtime's create) holds it before its first instruction.
+  const held = !b.threads && hooks.paused() ? hooks.pause() : 'resume';
+  let end: TaskEnd | { kind: 'threaded' } = b.threads ? { kind: 'threaded' } : held !== 'resume' ? held : runTask(vcpu, kernel, hooks);
   if (end.kind === 'threaded') {
     // Several threads: every vCPU now runs in a worker of its own and this thread serves them.
     if (!b.threads) {
