@@ -161,6 +161,20 @@ out['dirfd_rel'] = err(lambda: os.stat('../secret.txt', dir_fd=d))
 out['dirfd_in'] = os.stat('from-host.txt', dir_fd=d).st_size
 os.close(d)
 out['loop'] = err(lambda: read('/data/loop-a'))
+# links of the mount leading into the image work for every call, there
+os.symlink('/tmp', '/data/to-tmp')
+os.mkdir('/data/to-tmp/via-link')
+os.rename('/data/to-tmp/via-link', '/data/to-tmp/via-link2')
+with open('/data/to-tmp/via-link2/f', 'w') as f: f.write('in the image')
+os.chmod('/data/to-tmp/via-link2/f', 0o640)
+out['via_link_image'] = [os.path.isdir('/tmp/via-link2'), read('/tmp/via-link2/f'), oct(os.stat('/tmp/via-link2/f').st_mode & 0o777)]
+os.unlink('/data/to-tmp/via-link2/f'); os.rmdir('/data/to-tmp/via-link2')
+out['via_link_gone'] = os.path.exists('/tmp/via-link2')
+os.chdir('/data/to-tmp'); out['cwd_via_link'] = os.getcwd(); os.chdir('/')
+d = os.open('/data', os.O_RDONLY | os.O_DIRECTORY)
+os.mkdir('../made-by-dirfd', dir_fd=d)
+os.close(d)
+out['dirfd_mkdir_image'] = os.path.isdir('/made-by-dirfd')
 out['mkdir_through_link'] = err(lambda: os.mkdir('/data/made-rel-dir/x'))
 out['exec'] = err(lambda: os.execv('/data/from-host.txt', ['x']))
 mi = read('/proc/self/mountinfo'); mo = read('/proc/self/mounts')
@@ -238,6 +252,12 @@ test('host mounts: files both ways, ro, a single file, escapes stay inside, /pro
     assert.equal(existsSync(join(t.data, 'hl')), false);
     assert.equal(lstatSync(join(t.data, 'hl2')).isSymbolicLink(), true, 'a hard link of the link itself, not of its target');
     assert.equal(o.loop, 'ELOOP');
+    assert.deepEqual(o.via_link_image, [true, 'in the image', '0o640']);
+    assert.equal(o.via_link_gone, false);
+    assert.equal(o.cwd_via_link, '/tmp');
+    assert.equal(o.dirfd_mkdir_image, true);
+    assert.equal(existsSync(join(t.dir, 'made-by-dirfd')), false);
+    assert.equal(existsSync('/made-by-dirfd'), false);
     assert.equal(o.mkdir_through_link, 'ENOENT');
     assert.equal(o.exec, 'EACCES');
     assert.equal(readFileSync(t.secret, 'utf8'), 'HOST SECRET\n');

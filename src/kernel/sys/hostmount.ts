@@ -262,7 +262,7 @@ function onName(k: Kernel, dirfd: number, pathAddr: number, follow: boolean, f: 
   if (path === '') return null;
   const hit = locate(k, dirfd, path, follow);
   if (hit === null || typeof hit === 'number') return hit;
-  if ('outside' in hit) return -E.EXDEV; // a link of a mount leading into the image: see docs/security.md
+  if ('outside' in hit) throw new Redirect(new Map([[pathAddr, hit.outside + (hit.slash ? '/' : '')]])); // a link of a mount leading out of it
   return at(hit.loc, (loc) => f(loc, hit.slash));
 }
 
@@ -321,6 +321,15 @@ function twoNames(
     return hb;
   }
   if (ha === null && hb === null) return null;
+  const outA = ha !== null && 'outside' in ha;
+  const outB = hb !== null && 'outside' in hb;
+  if ((outA || ha === null) && (outB || hb === null)) {
+    // Both in the image (through links of a mount): the image's handler, on the paths the links lead to.
+    const m = new Map<number, string>();
+    if (outA) m.set(p1, ha.outside + (ha.slash ? '/' : ''));
+    if (outB) m.set(p2, hb.outside + (hb.slash ? '/' : ''));
+    throw new Redirect(m);
+  }
   try {
     if (!ha || !hb || 'outside' in ha || 'outside' in hb || ha.loc.mount !== hb.loc.mount) return -E.EXDEV;
     return f(ha.loc, hb.loc);
@@ -677,11 +686,56 @@ function copyFileRangeHost(k: Kernel, a: SyscallArgs): SyscallResult | null {
 
 // --- the hook ---------------------------------------------------------------------------------------
 
+/**
+ * Thrown by a mount's handler when a path argument leads out of every mount through a link inside one
+ * (or `..` from a dirfd in one): the original handler then runs on the path it leads to.
+ */
+class Redirect {
+  /** Guest address of a path argument -> the absolute path it leads to. */
+  constructor(readonly paths: Map<number, string>) {}
+}
+
+/**
+ * Run `orig` with the path arguments at the addresses in `rd` replaced by the paths they lead to: the
+ * paths are written to a page mapped for the call in the program's address space (and unmapped after
+ * it), and the handler sees their address instead. The handler checks them as any path of the program.
+ */
+function redirected(k: Kernel, a: SyscallArgs, cpu: Parameters<SyscallHandler>[2], orig: SyscallHandler, rd: Redirect): SyscallResult {
+  const bytes = [...rd.paths].map(([addr, path]) => [addr, Buffer.from(`${path}\0`)] as const);
+  if (bytes.some(([, b]) => b.length > PATH_MAX)) return -E.ENAMETOOLONG;
+  const length = Math.ceil(bytes.reduce((n, [, b]) => n + b.length, 0) / 4096) * 4096;
+  const at = k.space.map({ addr: 0, length, prot: libc.PROT_READ | libc.PROT_WRITE, shared: false, fixed: false, noReplace: false, tag: 'mmap' });
+  if (at < 0) return at;
+  try {
+    const moved = new Map<number, number>();
+    let o = 0;
+    for (const [addr, b] of bytes) {
+      k.mem.write(at + o, b);
+      moved.set(addr, at + o);
+      o += b.length;
+    }
+    const proxy = Object.create(a) as SyscallArgs;
+    proxy.u64 = (i: number): number => {
+      const v = a.u64(i);
+      return moved.get(v) ?? v;
+    };
+    return orig(k, proxy, cpu);
+  } finally {
+    k.space.unmap(at, length);
+  }
+}
+
 /** Run the mount's handler; null from it: the original handler. */
 function hook(orig: SyscallHandler, mine: (k: Kernel, a: SyscallArgs) => SyscallResult | null): SyscallHandler {
   return (k, a, cpu) => {
     if (!mountTableOf(k)) return orig(k, a, cpu);
-    const r = mine(k, a);
+    let r: SyscallResult | null;
+    try {
+      r = mine(k, a);
+    } catch (e) {
+      if (e instanceof Redirect) return redirected(k, a, cpu, orig, e);
+      throw e;
+    }
     return r === null ? orig(k, a, cpu) : r;
   };
 }
@@ -802,7 +856,7 @@ const handlers: Record<string, (k: Kernel, a: SyscallArgs) => SyscallResult | nu
     if (typeof path === 'number') return null;
     const hit = locate(k, AT_FDCWD, path, true);
     if (hit === null || typeof hit === 'number') return hit;
-    if ('outside' in hit) return null; // (the original handler resolves the same path: no link of a mount in it)
+    if ('outside' in hit) throw new Redirect(new Map([[a.u64(0), hit.outside]]));
     return at(hit.loc, (loc) => chdirHost(k, loc));
   },
   fchdir: (k, a) => {
