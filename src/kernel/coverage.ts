@@ -30,7 +30,6 @@ export type Coverage =
 const GONE_FROM_LINUX = 'not in Linux either: its x86-64 table has no entry point for it';
 const gone: Coverage = { status: 'not-implemented', note: GONE_FROM_LINUX };
 
-const SIGMASK_IGNORED = 'the signal mask argument is ignored (the caller\'s mask stays as it is while it waits)';
 const RESTARTED = 'a signal handler installed with SA_RESTART restarts it (with its whole timeout) where Linux answers EINTR';
 const NO_PERMISSION_CHECKS = 'permission bits and ownership are not checked (the program is treated as root)';
 const IMAGE_ONLY = 'only files of the disk image';
@@ -80,13 +79,13 @@ export const COVERAGE: Partial<Record<SyscallName, Coverage>> = {
   },
   pipe2: { status: 'partial', missing: 'O_DIRECT (packet mode) is accepted but the pipe stays a byte stream' },
   select: { status: 'partial', missing: `the timeout is not updated with the time left; ${RESTARTED}` },
-  pselect6: { status: 'partial', missing: `${SIGMASK_IGNORED}; the timeout is not updated with the time left; ${RESTARTED}` },
+  pselect6: { status: 'partial', missing: `the timeout is not updated with the time left; ${RESTARTED}` },
   poll: { status: 'partial', missing: RESTARTED },
-  ppoll: { status: 'partial', missing: `${SIGMASK_IGNORED}; the timeout is not updated with the time left; ${RESTARTED}` },
+  ppoll: { status: 'partial', missing: `the timeout is not updated with the time left; ${RESTARTED}` },
   epoll_ctl: { status: 'partial', missing: 'EPOLLET is accepted but readiness is level-triggered; EPOLLEXCLUSIVE and EPOLLWAKEUP are ignored' },
   epoll_wait: { status: 'partial', missing: `edge-triggered interest is reported as level-triggered; ${RESTARTED}` },
-  epoll_pwait: { status: 'partial', missing: `${SIGMASK_IGNORED}; edge-triggered interest is reported as level-triggered; ${RESTARTED}` },
-  epoll_pwait2: { status: 'partial', missing: `${SIGMASK_IGNORED}; edge-triggered interest is reported as level-triggered; ${RESTARTED}` },
+  epoll_pwait: { status: 'partial', missing: `edge-triggered interest is reported as level-triggered; ${RESTARTED}` },
+  epoll_pwait2: { status: 'partial', missing: `edge-triggered interest is reported as level-triggered; ${RESTARTED}` },
   setxattr: { status: 'refused', errno: 'EOPNOTSUPP', why: 'attributes are not written into the image (Linux\'s answer where a file system does not support one; ls and cp -a then fall back to the mode bits), after the checks Linux makes first (EINVAL, ERANGE, E2BIG, EPERM for user.* names on other than regular files and directories, EROFS, EEXIST, ENODATA)' },
   lsetxattr: { status: 'refused', errno: 'EOPNOTSUPP', why: 'as setxattr' },
   fsetxattr: { status: 'refused', errno: 'EOPNOTSUPP', why: 'as setxattr' },

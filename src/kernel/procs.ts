@@ -261,14 +261,15 @@ export class ProcessTable {
       let savedMask: bigint | null = null;
       const p = t.park;
       if (p) {
-        if (p.kind === 'retry' && flags & SA_RESTART) {
+        if (p.kind === 'retry' && flags & SA_RESTART && p.savedMask === undefined) {
           t.park = null;
           t.cpu.restartSyscall();
           t.ready = true;
         } else {
           this.threads.answer(t, -E.EINTR);
           t.cpu.syscallReturnToRegs();
-          if (p.kind === 'signal') savedMask = p.savedMask;
+          // (pselect6, ppoll, epoll_pwait with a mask of their own: never restarted; the frame restores the caller's mask)
+          if (p.kind === 'signal' || (p.kind === 'retry' && p.savedMask !== undefined)) savedMask = p.savedMask ?? null;
         }
       } else {
         t.cpu.syscallReturnToRegs();

@@ -185,6 +185,11 @@ export function serveThreads(k: Kernel, threads: Threads, slots: ThreadSlots, ho
       const p = t.park;
       if (!p || threads.byTid.get(t.tid) !== t) continue;
       if (p.deadline <= now) {
+        // A pselect6/ppoll/epoll_pwait that times out puts the caller's mask back.
+        if (p.kind === 'retry' && p.savedMask !== undefined) {
+          if (t.k.curThread === t) t.k.signals.blocked = p.savedMask;
+          else t.blocked = p.savedMask;
+        }
         threads.answer(t, p.kind === 'futex' ? -E.ETIMEDOUT : p.kind === 'sleep' ? 0 : p.kind === 'vfork' ? p.child : p.onTimeout);
         continue;
       }

@@ -19,7 +19,7 @@ import type { SyscallResult } from './types.js';
 export type Park =
   | { kind: 'futex'; uaddr: number; bitset: number; deadline: number; key?: string } // deadline: ms (performance.now), Infinity; key: a shared futex's (see futexKey)
   | { kind: 'sleep'; deadline: number }
-  | { kind: 'retry'; deadline: number; onTimeout: number; host?: HostInterest[] } // re-run the call when anything changes (blocking I/O, poll, wait4); host: the host fds whose events can answer it
+  | { kind: 'retry'; deadline: number; onTimeout: number; host?: HostInterest[]; savedMask?: bigint } // re-run the call when anything changes (blocking I/O, poll, wait4); host: the host fds whose events can answer it; savedMask: the mask before a pselect6/ppoll/epoll_pwait's own, put back when the call ends
   | { kind: 'vfork'; deadline: number; child: number } // vfork: until the child execs or exits (answered with its pid)
   | { kind: 'signal'; deadline: number; onTimeout: number; savedMask: bigint | null }; // rt_sigsuspend, pause: until a signal is delivered
 

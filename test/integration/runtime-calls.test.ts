@@ -3,8 +3,9 @@
  * capset, rseq (with a critical section restarted by a signal), and the protection-key calls as on a CPU
  * without PKU; and what Python's multiprocessing needs between processes (named semaphores in /dev/shm,
  * shared futexes, an unlinked file that stays mapped, close_range), and file locks between processes
- * (flock, fcntl record locks, OFD locks). The guest programs test/guest/caps.c, rseq.c, shmsem.c and
- * locks.c run in the sandbox (from an image, so that they can exec
+ * (flock, fcntl record locks, OFD locks), and waits with a signal mask of their own (pselect6, ppoll,
+ * epoll_pwait: make -j). The guest programs test/guest/caps.c, rseq.c, shmsem.c, locks.c and
+ * sigmaskwait.c run in the sandbox (from an image, so that they can exec
  * themselves) and natively, and print the same lines.
  */
 import { test, before, after } from 'node:test';
@@ -19,7 +20,7 @@ import { PLATFORM } from '../platform.js';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const GUEST = join(ROOT, '.cache', 'guest');
-const PROGRAMS = ['caps', 'rseq', 'shmsem', 'locks'];
+const PROGRAMS = ['caps', 'rseq', 'shmsem', 'locks', 'sigmaskwait'];
 const built = PROGRAMS.every((g) => existsSync(join(GUEST, g)));
 let dir: string;
 let img: string;
@@ -48,7 +49,7 @@ async function both(name: string): Promise<{ box: string; native: string; status
   return { box: r.stdout!.toString(), native: n.stdout, status: r.status, why: `${r.stderr}\n${r.reason ?? ''}` };
 }
 
-const skip = built ? false : 'test/guest/caps.c, rseq.c, shmsem.c, locks.c not built';
+const skip = built ? false : 'test/guest/caps.c, rseq.c, shmsem.c, locks.c, sigmaskwait.c not built';
 
 test(`capget/capset (v1, v2, v3; capset only lowers; setuid and exec change the sets) and pkey_* without PKU: as natively [${PLATFORM}]`, { timeout: 90_000, skip }, async () => {
   const { box, native, status, why } = await both('caps');
@@ -79,6 +80,12 @@ test(`between processes: named semaphores in /dev/shm (unlinked at once), a post
 
 test(`file locks between processes: flock, fcntl record locks (ranges, F_GETLK, F_SETLKW, dropped by close and exit), OFD locks: as natively [${PLATFORM}]`, { timeout: 90_000, skip }, async () => {
   const { box, native, status, why } = await both('locks');
+  assert.equal(status, 0, why);
+  assert.equal(box, native, `--- sandbox\n${box}\n--- native\n${native}\n${why}`);
+});
+
+test(`pselect6, ppoll, epoll_pwait with their own signal mask: a child's SIGCHLD ends the wait, the caller's mask comes back (make -j): as natively [${PLATFORM}]`, { timeout: 90_000, skip }, async () => {
+  const { box, native, status, why } = await both('sigmaskwait');
   assert.equal(status, 0, why);
   assert.equal(box, native, `--- sandbox\n${box}\n--- native\n${native}\n${why}`);
 });

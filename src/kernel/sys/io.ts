@@ -455,6 +455,37 @@ function flock(k: Kernel, fd: number, op: number): SyscallResult {
   return op & LOCK_NB ? -E.EAGAIN : lockWait(k); // EWOULDBLOCK is EAGAIN
 }
 
+const UNBLOCKABLE = (1n << 8n) | (1n << 18n); // SIGKILL, SIGSTOP
+/** The caller's mask before a waiting call's own (pselect6, ppoll, epoll_pwait), kept across its retries. */
+const maskBefore = new WeakMap<object, bigint>();
+
+/**
+ * pselect6, ppoll, epoll_pwait(2): run the wait `run` with the signal mask at `maskAddr` (0: the
+ * caller's own) in place, as Linux's set_user_sigmask. When a signal ends the wait, its handler's frame
+ * restores the caller's mask (restore_saved_sigmask); otherwise the mask is put back as the call returns.
+ */
+function withSigmask(k: Kernel, maskAddr: number, size: number, run: () => SyscallResult): SyscallResult {
+  if (!maskAddr) return run();
+  if (size !== 8) return -E.EINVAL;
+  const mask = k.mem.readBigU64(maskAddr) & ~UNBLOCKABLE;
+  const key: object = k.curThread ?? k;
+  const saved = k.retrying && maskBefore.has(key) ? maskBefore.get(key)! : k.signals.blocked;
+  maskBefore.delete(key);
+  k.signals.blocked = mask;
+  if (k.signals.nextDeliverable() !== 0) {
+    k.suspendMask = saved; // the handler's frame restores it (task.ts)
+    return -E.EINTR;
+  }
+  const r = run();
+  if (typeof r === 'object' && r.kind === 'park' && r.park.kind === 'retry') {
+    r.park.savedMask = saved;
+    maskBefore.set(key, saved);
+    return r;
+  }
+  k.signals.blocked = saved;
+  return r;
+}
+
 /** fcntl(2) F_GETPIPE_SZ. */
 const F_GETPIPE_SZ = 1032;
 
@@ -516,7 +547,7 @@ export const ioSyscalls: SyscallTable = {
   ppoll: (k, a) => {
     const ms = timespecMs(k, a.u64(2));
     if (ms === null) return -E.EINVAL;
-    return doPoll(k, a.u64(0), a.i32(1), ms);
+    return withSigmask(k, a.u64(3), a.u64(4), () => doPoll(k, a.u64(0), a.i32(1), ms));
   },
   epoll_create1: (k, a) => {
     const flags = a.i32(0);
@@ -526,11 +557,11 @@ export const ioSyscalls: SyscallTable = {
   epoll_create: (k, a) => (a.i32(0) <= 0 ? -E.EINVAL : k.fds.install(new OpenFile(new EpollFile(), 2), false)),
   epoll_ctl: (k, a) => epollCtl(k, a.i32(0), a.i32(1), a.i32(2), a.u64(3)),
   epoll_wait: (k, a) => epollWait(k, a.i32(0), a.u64(1), a.i32(2), a.i32(3)),
-  epoll_pwait: (k, a) => epollWait(k, a.i32(0), a.u64(1), a.i32(2), a.i32(3)),
+  epoll_pwait: (k, a) => withSigmask(k, a.u64(4), a.u64(5), () => epollWait(k, a.i32(0), a.u64(1), a.i32(2), a.i32(3))),
   epoll_pwait2: (k, a) => {
     const ms = timespecMs(k, a.u64(3));
     if (ms === null) return -E.EINVAL;
-    return epollWait(k, a.i32(0), a.u64(1), a.i32(2), ms);
+    return withSigmask(k, a.u64(4), a.u64(5), () => epollWait(k, a.i32(0), a.u64(1), a.i32(2), ms));
   },
   select: (k, a) => {
     const tv = a.u64(4);
@@ -546,7 +577,11 @@ export const ioSyscalls: SyscallTable = {
   pselect6: (k, a) => {
     const ms = timespecMs(k, a.u64(4));
     if (ms === null) return -E.EINVAL;
-    return doSelect(k, a.i32(0), a.u64(1), a.u64(2), a.u64(3), ms);
+    // The sixth argument: { const sigset_t *ss; size_t ss_len } (or NULL).
+    const sig = a.u64(5);
+    const maskAddr = sig ? Number(k.mem.readBigU64(sig)) : 0;
+    const size = sig ? Number(k.mem.readBigU64(sig + 8)) : 0;
+    return withSigmask(k, maskAddr, size, () => doSelect(k, a.i32(0), a.u64(1), a.u64(2), a.u64(3), ms));
   },
   ioctl: (k, a) => {
     const fd = a.i32(0);
