@@ -175,6 +175,10 @@ d = os.open('/data', os.O_RDONLY | os.O_DIRECTORY)
 os.mkdir('../made-by-dirfd', dir_fd=d)
 os.close(d)
 out['dirfd_mkdir_image'] = os.path.isdir('/made-by-dirfd')
+# links of the image leading into a mount
+os.symlink('/data', '/link-to-data'); os.symlink('../data/dir', '/tmp/rel-to-dir')
+out['image_link_into_mount'] = [read('/link-to-data/from-host.txt'), sorted(os.listdir('/tmp/rel-to-dir/')), os.path.islink('/link-to-data')]
+with open('/tmp/rel-to-dir/via-image-link', 'w') as f: f.write('x')
 out['mkdir_through_link'] = err(lambda: os.mkdir('/data/made-rel-dir/x'))
 out['exec'] = err(lambda: os.execv('/data/from-host.txt', ['x']))
 mi = read('/proc/self/mountinfo'); mo = read('/proc/self/mounts')
@@ -209,7 +213,7 @@ test('host mounts: files both ways, ro, a single file, escapes stay inside, /pro
     assert.equal(o.ino, statSync(join(t.data, 'dir', 'moved.txt')).ino, 'the host inode number');
     assert.equal(o.dir_mode, '0o750');
     assert.deepEqual(o.listdir, ['moved.txt']);
-    assert.deepEqual(readdirSync(join(t.data, 'dir')).sort(), ['excl', 'hard', 'link', 'moved.txt']);
+    assert.deepEqual(readdirSync(join(t.data, 'dir')).sort(), ['excl', 'hard', 'link', 'moved.txt', 'via-image-link']);
     assert.equal(o.readlink, 'moved.txt');
     assert.equal(o.via_link, 'Written inside\nappended\n');
     assert.equal(o.nlink, 2);
@@ -256,6 +260,8 @@ test('host mounts: files both ways, ro, a single file, escapes stay inside, /pro
     assert.equal(o.via_link_gone, false);
     assert.equal(o.cwd_via_link, '/tmp');
     assert.equal(o.dirfd_mkdir_image, true);
+    assert.deepEqual(o.image_link_into_mount, ['written by the host\n', ['excl', 'hard', 'link', 'moved.txt'], true]);
+    assert.equal(readFileSync(join(t.data, 'dir', 'via-image-link'), 'utf8'), 'x');
     assert.equal(existsSync(join(t.dir, 'made-by-dirfd')), false);
     assert.equal(existsSync('/made-by-dirfd'), false);
     assert.equal(o.mkdir_through_link, 'ENOENT');

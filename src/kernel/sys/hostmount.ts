@@ -31,7 +31,9 @@ import {
   mountTableOf,
   readlinkAt,
   type HostLoc,
+  type MountTable,
 } from '../vfs/mounts.js';
+import { FsError } from '../../storage/ext4/errors.js';
 import { AT_FDCWD, normalizePath, openAtPath, resolve, statOf } from './fs.js';
 
 const lib = koffi.load('libc.so.6');
@@ -74,11 +76,55 @@ function locate(k: Kernel, dirfd: number, path: string, follow: boolean): Hit {
   const abs = normalizePath(path, dir);
   const slash = path.endsWith('/');
   const fromHost = dirfd !== AT_FDCWD && !path.startsWith('/') && k.fds.get(dirfd)?.ops instanceof HostFile;
-  if (!t.find(abs)) return fromHost ? { outside: abs, slash } : null;
-  const w = t.walk(abs, follow || slash);
+  let at = abs;
+  if (!t.find(abs)) {
+    if (fromHost) return { outside: abs, slash };
+    const via = viaImage(k, t, abs, follow || slash);
+    if (via === null) return null;
+    at = via;
+  }
+  const w = t.walk(at, follow || slash);
   if (typeof w === 'number') return w;
   if (w.kind === 'outside') return { outside: w.path, slash };
   return { loc: w, slash };
+}
+
+/**
+ * Does `abs` (no mount's path itself) lead into a mount through symbolic links of the image (`/var/run`
+ * -> `/run` with a mount at /run/x)? The path it leads to, or null: the image's handler serves it as
+ * given. Components are looked up in the image one at a time, as its resolver does.
+ */
+function viaImage(k: Kernel, t: MountTable, abs: string, follow: boolean): string | null {
+  const root = k.root;
+  if (!root) return null;
+  const fs = root.fs;
+  let links = 0;
+  let path = abs;
+  try {
+    outer: for (;;) {
+      if (t.find(path)) return path;
+      const comps = path.split('/').filter(Boolean);
+      let dir = fs.rootIno;
+      for (let i = 0; i < comps.length; i++) {
+        const last = i === comps.length - 1;
+        const ino = fs.lookup(dir, comps[i]!);
+        const type = fs.stat(ino).mode & S_IFMT;
+        if (type === S_IFLNK && (!last || follow)) {
+          if (++links > 40) return null;
+          const target = Buffer.from(fs.readlink(ino)).toString('utf8');
+          const here = `/${comps.slice(0, i).join('/')}`;
+          path = normalizePath(`${target.startsWith('/') ? target : `${here}/${target}`}/${comps.slice(i + 1).join('/')}`);
+          continue outer;
+        }
+        if (last || type !== S_IFDIR) return null;
+        dir = ino;
+      }
+      return null;
+    }
+  } catch (e) {
+    if (e instanceof FsError) return null;
+    throw e;
+  }
 }
 
 /** Run `f` on a located place, always releasing its directory fd. */
