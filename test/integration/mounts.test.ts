@@ -95,6 +95,9 @@ os.chmod('/data/dir/hard', 0o600)
 os.utime('/data/dir/hard', (1000000000, 1000000000))
 out['mtime'] = os.stat('/data/dir/moved.txt').st_mtime
 with open('/data/dir/excl', 'x') as f: pass
+with open('/data/suid', 'w') as f: os.fchmod(f.fileno(), 0o4755)
+os.chmod('/data/suid', 0o6755)
+os.mkdir('/data/sgid-dir'); os.chmod('/data/sgid-dir', 0o2775)
 out['excl_again'] = err(lambda: open('/data/dir/excl', 'x'))
 out['open_dir_w'] = err(lambda: open('/data/dir', 'w'))
 out['notdir'] = err(lambda: open('/data/dir/moved.txt/x'))
@@ -219,6 +222,8 @@ test('host mounts: files both ways, ro, a single file, escapes stay inside, /pro
     assert.equal(o.nlink, 2);
     assert.equal(statSync(join(t.data, 'dir', 'moved.txt')).mode & 0o777, 0o600);
     assert.equal(o.mtime, 1000000000);
+    assert.equal(statSync(join(t.data, 'suid')).mode & 0o7777, 0o755, 'no set-uid or set-gid file is made on the host');
+    assert.equal(statSync(join(t.data, 'sgid-dir')).mode & 0o7777, 0o2775, 'a set-gid directory is kept');
     assert.equal(o.excl_again, 'EEXIST');
     assert.equal(o.open_dir_w, 'EISDIR');
     assert.equal(o.notdir, 'ENOTDIR');

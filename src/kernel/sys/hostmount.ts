@@ -140,12 +140,27 @@ function hostStat(b: Buffer): StatInfo {
   return hostStatInfo(b);
 }
 
+/**
+ * The permission bits a change of the program's may give a host file: never set-user-ID or set-group-ID
+ * on anything but a directory (a mount is nosuid: the host user's set-uid programs must not be made
+ * from the sandbox; inside, the program is root anyway and runs nothing from a mount).
+ */
+function hostMode(mode: number, isDir: boolean): number {
+  return mode & (isDir ? 0o7777 : 0o1777);
+}
+
 /** chmod the object O_PATH fd `fd` refers to (never a symbolic link: the fd was opened O_NOFOLLOW and is checked). */
 function chmodFd(fd: number, mode: number): number {
   const b = Buffer.alloc(144);
   if (libc.fstat(fd, b) < 0) return -libc.errno();
-  if ((modeOf(b) & S_IFMT) === S_IFLNK) return -E.EOPNOTSUPP;
-  return hostResult(chmodPath(`/proc/self/fd/${fd}`, mode & 0o7777));
+  const type = modeOf(b) & S_IFMT;
+  if (type === S_IFLNK) return -E.EOPNOTSUPP;
+  return hostResult(chmodPath(`/proc/self/fd/${fd}`, hostMode(mode, type === S_IFDIR)));
+}
+
+/** fchmod of an open host file, through hostMode. */
+function fchmodHost(file: HostFile, mode: number): number {
+  return hostResult(h.fchmod(file.fd, hostMode(mode, file.isDir)));
 }
 
 function lstatLoc(loc: HostLoc): StatInfo | number {
@@ -201,7 +216,7 @@ function openHost(k: Kernel, dirfd: number, path: string, flags: number, mode: n
       if (loc.name === '') return -E.ENOENT;
       fd = h.openat(loc.dir, loc.name, (flags & O_PATH ? O_RDONLY : acc) | O_CREAT | O_EXCL | HO_NOFOLLOW | HO_CLOEXEC | syncBits, 0o600);
       if (fd < 0) return -libc.errno();
-      h.fchmod(fd, mode & 0o7777 & ~k.umask);
+      h.fchmod(fd, hostMode(mode & ~k.umask, false));
     } else {
       if (excl) return -E.EEXIST;
       const type = modeOf(st) & S_IFMT;
@@ -851,7 +866,7 @@ const handlers: Record<string, (k: Kernel, a: SyscallArgs) => SyscallResult | nu
     const h2 = hostFileOf(k, a.i32(0));
     if (!h2) return null;
     if (h2.file.mount.readonly) return -E.EROFS;
-    return hostResult(h.fchmod(h2.file.fd, a.u32(1) & 0o7777));
+    return fchmodHost(h2.file, a.u32(1));
   },
   chown: (k, a) => onName(k, AT_FDCWD, a.u64(0), true, (loc) => chownLoc(loc, a.i32(1), a.i32(2))),
   lchown: (k, a) => onName(k, AT_FDCWD, a.u64(0), false, (loc) => chownLoc(loc, a.i32(1), a.i32(2))),
@@ -978,7 +993,7 @@ function mknodHost(k: Kernel, dirfd: number, pathAddr: number, mode: number): nu
     if (c < 0) return c;
     const fd = h.openat(loc.dir, loc.name, O_WRONLY | O_CREAT | O_EXCL | HO_NOFOLLOW | HO_CLOEXEC, 0o600);
     if (fd < 0) return -libc.errno();
-    h.fchmod(fd, mode & 0o7777 & ~k.umask);
+    h.fchmod(fd, hostMode(mode & ~k.umask, false));
     libc.close(fd);
     return 0;
   });
