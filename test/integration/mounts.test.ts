@@ -14,7 +14,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,6 +37,8 @@ function hostTree(image = SHELL): { dir: string; data: string; ro: string; hosts
   mkdirSync(ro);
   writeFileSync(join(data, 'from-host.txt'), 'written by the host\n');
   writeFileSync(join(ro, 'kept.txt'), 'read-only\n');
+  writeFileSync(join(data, 'host-suid'), '#!/bin/sh\n', { mode: 0o4755 });
+  chmodSync(join(data, 'host-suid'), 0o4755);
   const hosts = join(dir, 'hosts');
   writeFileSync(hosts, '127.0.0.1 localhost\n10.1.2.3 mounted-host\n');
   const secret = join(dir, 'secret.txt');
@@ -98,6 +100,7 @@ with open('/data/dir/excl', 'x') as f: pass
 with open('/data/suid', 'w') as f: os.fchmod(f.fileno(), 0o4755)
 os.chmod('/data/suid', 0o6755)
 os.mkdir('/data/sgid-dir'); os.chmod('/data/sgid-dir', 0o2775)
+with open('/data/host-suid', 'a') as f: f.write('echo rewritten\\n')
 out['excl_again'] = err(lambda: open('/data/dir/excl', 'x'))
 out['open_dir_w'] = err(lambda: open('/data/dir', 'w'))
 out['notdir'] = err(lambda: open('/data/dir/moved.txt/x'))
@@ -224,6 +227,7 @@ test('host mounts: files both ways, ro, a single file, escapes stay inside, /pro
     assert.equal(o.mtime, 1000000000);
     assert.equal(statSync(join(t.data, 'suid')).mode & 0o7777, 0o755, 'no set-uid or set-gid file is made on the host');
     assert.equal(statSync(join(t.data, 'sgid-dir')).mode & 0o7777, 0o2775, 'a set-gid directory is kept');
+    assert.equal(statSync(join(t.data, 'host-suid')).mode & 0o7777, 0o755, 'a host set-uid file written by the program loses set-uid');
     assert.equal(o.excl_again, 'EEXIST');
     assert.equal(o.open_dir_w, 'EISDIR');
     assert.equal(o.notdir, 'ENOTDIR');
@@ -331,7 +335,7 @@ test('host mounts with coreutils and bash: cp, mv across, ls, a rw single file, 
     assert.equal(r.status, 0, r.stderr?.toString());
     const lines = r.stdout!.toString().split('\n');
     assert.equal(lines[0], 'written by the host');
-    assert.match(lines[1]!, /^abs-link etc-link from-host.txt loop-a loop-b m.txt py-copy rel-link $/);
+    assert.match(lines[1]!, /^abs-link etc-link from-host.txt host-suid loop-a loop-b m.txt py-copy rel-link $/);
     assert.equal(lines[2], '1.2.3.4 rw-file');
     assert.equal(lines[3], 'the host wrote this while it ran');
     assert.equal(lines[4], 'same');

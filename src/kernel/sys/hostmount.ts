@@ -237,6 +237,10 @@ function openHost(k: Kernel, dirfd: number, path: string, flags: number, mode: n
         fd = m.isDir ? h.openat(loc.dir, '.', hostFlags, 0) : libc.open(`/proc/self/fd/${loc.dir}`, hostFlags, 0);
       } else fd = h.openat(loc.dir, loc.name, hostFlags | HO_NOFOLLOW, 0);
       if (fd < 0) return -libc.errno();
+      // Opened for writing: a set-uid or set-gid file loses those bits first, as Linux does for a
+      // writer without CAP_FSETID (the program must not change what a host set-uid program does).
+      const fmode = modeOf(st);
+      if (acc !== O_RDONLY && !(flags & O_PATH) && type === S_IFREG && fmode & 0o6000) h.fchmod(fd, fmode & 0o1777);
     }
     const file = new OpenFile(new HostFile(fd, loc.path, m, k.mem), flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC | O_NOFOLLOW));
     const r = k.fds.install(file, (flags & O_CLOEXEC) !== 0);
