@@ -539,6 +539,7 @@ function truncateHost(k: Kernel, pathAddr: number, length: number): number | nul
     if (type !== S_IFREG) return -E.EINVAL;
     const fd = loc.name === '' ? libc.open(`/proc/self/fd/${loc.dir}`, O_WRONLY | HO_CLOEXEC, 0) : h.openat(loc.dir, loc.name, O_WRONLY | HO_NOFOLLOW | HO_CLOEXEC, 0);
     if (fd < 0) return -libc.errno();
+    if (modeOf(st) & 0o6000) h.fchmod(fd, modeOf(st) & 0o1777); // (as a write: see openHost)
     const r = hostResult(libc.ftruncate(fd, length));
     libc.close(fd);
     return r;
