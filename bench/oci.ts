@@ -37,6 +37,7 @@ interface Runtime {
 }
 
 const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+const ULIMIT = ['--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024'];
 const podman = (args: string[], timeout = 120_000): { status: number | null; stdout: string; stderr: string } => spawnSync('podman', args, { encoding: 'utf8', timeout });
 const firstLine = (s: string): string => s.trim().split('\n').find((l) => l.trim()) ?? '';
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -45,6 +46,8 @@ function runtimes(): { list: Runtime[]; notes: string[] } {
   const picked = pickPlatforms(platformArg(argv));
   const notes = platformLines(picked);
   const list: Runtime[] = picked.run.map((p) => ({ id: `mapvisor-${p}`, label: `mapvisor ${p}`, flags: [`--runtime=${RUNTIME}`, `--runtime-flag=platform=${p}`] }));
+  // podman's default RLIMIT_NOFILE and RLIMIT_NPROC can be above the host's hard limits, which crun and
+  // runc then fail to set (EPERM): every runtime gets the same lower limits (ULIMIT).
   if (has('runsc')) list.push({ id: 'runsc', label: 'runsc (ptrace)', flags: [`--runtime=${spawnSync('sh', ['-c', 'command -v runsc'], { encoding: 'utf8' }).stdout.trim()}`, '--runtime-flag=network=none', '--runtime-flag=platform=ptrace'] });
   else notes.push('runsc: not installed (apt-get install runsc)');
   for (const r of ['crun', 'runc']) {
@@ -56,7 +59,7 @@ function runtimes(): { list: Runtime[]; notes: string[] } {
 
 function latency(rt: Runtime): number | string {
   const t0 = performance.now();
-  const r = podman(['run', '--rm', '--network=none', ...rt.flags, BB, '/bin/true']);
+  const r = podman(['run', '--rm', '--network=none', ...ULIMIT, ...rt.flags, BB, '/bin/true']);
   const ms = performance.now() - t0;
   return r.status === 0 ? ms : `failed: ${firstLine(r.stderr) || `status ${r.status}`}`;
 }
@@ -80,7 +83,7 @@ async function density(rt: Runtime, image: string, cmd: string[]): Promise<{ pss
   const ids: string[] = [];
   try {
     for (let i = 0; i < DENSITY; i++) {
-      const r = podman(['run', '-d', '--network=none', '--label', 'mapvisor-bench=oci', ...rt.flags, image, ...cmd]);
+      const r = podman(['run', '-d', '--network=none', '--label', 'mapvisor-bench=oci', ...ULIMIT, ...rt.flags, image, ...cmd]);
       if (r.status !== 0) return `failed: ${firstLine(r.stderr) || `status ${r.status}`}`;
       ids.push(r.stdout.trim());
     }
@@ -92,11 +95,17 @@ async function density(rt: Runtime, image: string, cmd: string[]): Promise<{ pss
     }
     return { pss: total, avail: before - memAvailable() };
   } finally {
-    if (ids.length) podman(['rm', '-f', '-t', '0', ...ids]);
+    removeBenchContainers();
   }
 }
 
 const MiB = 2 ** 20;
+
+/** Remove this bench's containers (a failed `podman run -d` leaves one created). */
+function removeBenchContainers(): void {
+  const ids = podman(['ps', '-aq', '--filter', 'label=mapvisor-bench=oci']).stdout.trim().split('\n').filter(Boolean);
+  if (ids.length) podman(['rm', '-f', '-t', '0', ...ids]);
+}
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('bench:oci runs rootful podman: run it as root');
@@ -104,6 +113,7 @@ async function main(): Promise<void> {
   for (const img of [BB, DEB]) {
     if (podman(['image', 'exists', img]).status !== 0) throw new Error(`podman has no ${img}: run the OCI tests first (node --test dist/test/integration/oci.test.js imports it)`);
   }
+  removeBenchContainers();
   const { list, notes } = runtimes();
   const activity = hostActivity();
   const lat = new Map<string, number[]>();

@@ -6,7 +6,7 @@
  * the log, a non-zero exit, and no state left behind.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { constants } from 'node:os';
 import { join, resolve as resolvePath } from 'node:path';
@@ -93,9 +93,11 @@ async function startVmm(g: Globals, state: ContainerState, consoleSocket: string
   return child;
 }
 
-function vmmPlanOf(g: Globals, bundle: string, id: string): { plan: VmmPlan; annotations: Record<string, string>; files: Array<{ source: string; destination: string }>; rootPath: string; ociVersion: string } {
+function vmmPlanOf(g: Globals, bundle: string, id: string): { tmpfs: Array<{ dir: string; mode: number }>; plan: VmmPlan; annotations: Record<string, string>; files: Array<{ source: string; destination: string }>; rootPath: string; ociVersion: string } {
   const p = readPlan(bundle);
+  const tmpfs = p.tmpfs.map((t, i) => ({ dir: join(containerDir(g.root, id), `tmpfs-${i}`), mode: t.mode }));
   return {
+    tmpfs,
     plan: {
       args: p.args,
       env: p.env,
@@ -107,7 +109,10 @@ function vmmPlanOf(g: Globals, bundle: string, id: string): { plan: VmmPlan; ann
       pids: p.pids,
       cpus: p.cpus,
       identity: { uid: p.uid, gid: p.gid, groups: p.groups, cwd: p.cwd, hostname: p.hostname, rlimits: p.rlimits },
-      binds: p.binds.map((b) => ({ host: b.source, target: b.destination, readonly: b.readonly })),
+      binds: [
+        ...p.binds.map((b) => ({ host: b.source, target: b.destination, readonly: b.readonly })),
+        ...p.tmpfs.map((t, i) => ({ host: join(containerDir(g.root, id), `tmpfs-${i}`), target: t.destination, readonly: false })),
+      ],
       restoreFrom: null,
       terminal: p.terminal,
     },
@@ -124,8 +129,12 @@ async function create(g: Globals, id: string, bundle: string, pidFile: string | 
     if (existsSync(containerDir(g.root, id))) throw new OciError(`container ${id} exists already`, `delete it first: mapvisor-oci delete ${id}`);
     const spec = vmmPlanOf(g, bundle, id);
     spec.plan.restoreFrom = restoreFrom;
-    mkdirSync(containerDir(g.root, id), { recursive: true, mode: 0o700 });
+    mkdirSync(containerDir(g.root, id), { recursive: true, mode: 0o711 });
     try {
+      for (const t of spec.tmpfs) {
+        mkdirSync(t.dir);
+        chmodSync(t.dir, t.mode);
+      }
       if (restoreFrom !== null) {
         // A checkpoint names the image it ran on: restore onto the layer saved with it.
         // A checkpoint names the layer it ran on: put the saved copy back there (the same container id).
@@ -133,7 +142,8 @@ async function create(g: Globals, id: string, bundle: string, pidFile: string | 
         if (saved.layer !== spec.plan.image) throw new OciError(`the checkpoint in ${restoreFrom} was taken of another container (its layer was ${saved.layer})`, 'restore it under the id it had');
         execFileSync('cp', ['--reflink=auto', '--sparse=always', saved.image, spec.plan.image]);
       } else {
-        const shared = sharedImage(g.root, spec.rootPath, new Set(spec.files.map((f) => f.destination)));
+        const shared = sharedImage(g.root, spec.rootPath, new Set(spec.plan.binds.map((b) => b.target)));
+        if (spec.tmpfs.length) logInfo(`container ${id}: tmpfs mounts are directories of the container's (${spec.tmpfs.map((t) => t.dir).join(', ')})`);
         // Read-only: every such container maps the shared image itself. Otherwise a layer of its own.
         if (spec.plan.readonly) spec.plan.image = shared.path;
         else containerLayer(shared.path, spec.plan.image);

@@ -40,6 +40,8 @@ export interface RunPlan {
   files: FileCopy[];
   /** Host directories and files bound into the container (served by the kernel's host mounts). */
   binds: DirBind[];
+  /** tmpfs mounts outside /dev, /proc, /sys: each is a fresh directory of the container's, mounted there. */
+  tmpfs: Array<{ destination: string; mode: number }>;
   annotations: Record<string, string>;
 }
 
@@ -143,6 +145,7 @@ export function readPlan(bundle: string): RunPlan {
 
   const files: FileCopy[] = [];
   const binds: DirBind[] = [];
+  const tmpfs: Array<{ destination: string; mode: number }> = [];
   for (const [i, m] of ((c.mounts as unknown[] | undefined) ?? []).entries()) {
     const o = obj(m, `mounts[${i}]`);
     const dest = str(o.destination, `mounts[${i}].destination`);
@@ -151,6 +154,12 @@ export function readPlan(bundle: string): RunPlan {
     const options = strs(o.options, `mounts[${i}].options`);
     const bind = type === 'bind' || options.includes('bind') || options.includes('rbind');
     if (!bind) {
+      if (type === 'tmpfs' && !OWN_TREES.some((t) => dest === t || dest.startsWith(`${t}/`))) {
+        // mapvisor has no tmpfs: a fresh host directory of the container's (removed with it) stands in.
+        const mode = /^mode=([0-7]{3,4})$/.exec(options.find((o) => o.startsWith('mode=')) ?? '')?.[1];
+        tmpfs.push({ destination: dest, mode: mode ? parseInt(mode, 8) : 0o1777 });
+        continue;
+      }
       if (type !== undefined && OWN_MOUNTS.has(type)) continue;
       unsupported(`mounts[${i}]`, `of type ${JSON.stringify(type)} at ${dest} has no counterpart in mapvisor`, 'drop the mount');
     }
@@ -206,7 +215,7 @@ export function readPlan(bundle: string): RunPlan {
   }
   const annotations: Record<string, string> = {};
   for (const [k, v] of Object.entries(optObj(c.annotations, 'annotations') ?? {})) annotations[k] = String(v);
-  return { ociVersion, args, env, cwd, uid, gid, groups, terminal, rootPath, readonly, hostname, rlimits, mem, pids, cpus, files, binds, annotations };
+  return { ociVersion, args, env, cwd, uid, gid, groups, terminal, rootPath, readonly, hostname, rlimits, mem, pids, cpus, files, binds, tmpfs, annotations };
 }
 
 function countCpus(list: string): number {

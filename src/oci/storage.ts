@@ -31,7 +31,8 @@ export function hashTree(dir: string, skip: Set<string> = new Set()): Tree {
     entries++;
     bytes += Math.ceil(Number(st.size) / 4096) * 4096 + 256;
     // A directory's mtime is left out (its entries are in the hash), and so are the files the engine
-    // binds over (/etc/hosts and the like: it creates them in each container's tree).
+    // binds over (/etc/hosts and the like, and volumes' mount points: it creates them in each
+    // container's tree; the kernel serves a mount before the image, so they need not be in it).
     if (skip.has(`/${rel}`)) return;
     const mtime = st.isFile() ? st.mtimeNs : 0n;
     h.update(`${rel}\0${st.mode}\0${st.uid}\0${st.gid}\0${st.isDirectory() ? 0n : st.size}\0${mtime}\0${st.rdev}\0`);
