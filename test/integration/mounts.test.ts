@@ -122,6 +122,7 @@ a.close(); b.close()
 os.chdir('/data/dir')
 out['cwd'] = os.getcwd()
 out['rel'] = read('moved.txt')[:7]
+out['proc_cwd'] = read('/proc/self/cwd/moved.txt')[:7]
 os.chdir('..'); os.chdir('..')
 out['cwd_up'] = os.getcwd()
 out['image_after_up'] = os.path.exists('usr/bin/python3')
@@ -238,6 +239,7 @@ test('host mounts: files both ways, ro, a single file, escapes stay inside, /pro
     assert.equal(o.flock_conflict, 'EAGAIN');
     assert.equal(o.cwd, '/data/dir');
     assert.equal(o.rel, 'Written');
+    assert.equal(o.proc_cwd, 'Written');
     assert.equal(o.cwd_up, '/');
     assert.equal(o.image_after_up, true);
     // read-only

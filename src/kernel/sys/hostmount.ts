@@ -14,7 +14,7 @@ import { HostStream } from '../files/host.js';
 import { O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_DSYNC, O_EXCL, O_NOFOLLOW, O_PATH, O_RDONLY, O_TRUNC, O_WRONLY, OpenFile } from '../files/file.js';
 import type { Kernel } from '../kernel.js';
 import type { SyscallArgs, SyscallHandler, SyscallResult, SyscallTable } from '../types.js';
-import { ProcDir } from '../vfs/proc.js';
+import { ProcDir, pseudoWalk } from '../vfs/proc.js';
 import {
   AT_EMPTY_PATH,
   AT_REMOVEDIR,
@@ -73,8 +73,14 @@ function locate(k: Kernel, dirfd: number, path: string, follow: boolean): Hit {
   if (!t || path === '') return null;
   const dir = baseDir(k, dirfd, path);
   if (dir === null || typeof dir === 'number') return dir;
-  const abs = normalizePath(path, dir);
+  let abs = normalizePath(path, dir);
   const slash = path.endsWith('/');
+  if (abs.startsWith('/proc/')) {
+    // /proc/self/cwd/..., /proc/self/root/..., /proc/PID/fd/N/...: where the link leads may be a mount.
+    const w = pseudoWalk(k, abs, follow || slash);
+    if (typeof w === 'number' || w.kind !== 'redirect') return null;
+    abs = normalizePath(w.path);
+  }
   const fromHost = dirfd !== AT_FDCWD && !path.startsWith('/') && k.fds.get(dirfd)?.ops instanceof HostFile;
   let at = abs;
   if (!t.find(abs)) {
