@@ -70,7 +70,7 @@ export const COVERAGE: Partial<Record<SyscallName, Coverage>> = {
   fcntl: {
     status: 'partial',
     missing:
-      'F_DUPFD(_CLOEXEC), F_GETFD/F_SETFD, F_GETFL/F_SETFL, F_GETPIPE_SZ (a sandbox pipe\'s fixed 64 KiB; a host stream answers EBADF) and the record locks only; record locks (F_SETLK, F_SETLKW, F_GETLK, F_OFD_*) exclude between the sandbox\'s processes as on Linux, but F_SETLKW does not detect deadlocks (no EDEADLK), and a process\'s POSIX locks are dropped by close, close_range and its end, not by dup2 over an fd or exec\'s close-on-exec; F_GETOWN/F_SETOWN, F_SETSIG, F_SETLEASE, F_NOTIFY, F_SETPIPE_SZ and F_ADD_SEALS/F_GET_SEALS answer EINVAL',
+      'F_DUPFD(_CLOEXEC), F_GETFD/F_SETFD, F_GETFL/F_SETFL, F_GETPIPE_SZ (a sandbox pipe\'s fixed 64 KiB; a host stream answers EBADF) and the record locks only; record locks (F_SETLK, F_SETLKW, F_GETLK, F_OFD_*) exclude between the sandbox\'s processes as on Linux, but F_SETLKW does not detect deadlocks (no EDEADLK), a process\'s POSIX locks are dropped by any close of the file (close, close_range, dup2 over an fd, exec\'s close-on-exec) and by its end; files of host mounts lock per open, not per file; F_GETOWN/F_SETOWN, F_SETSIG, F_SETLEASE, F_NOTIFY, F_SETPIPE_SZ and F_ADD_SEALS/F_GET_SEALS answer EINVAL',
   },
   ioctl: {
     status: 'partial',

@@ -8,6 +8,7 @@
 import { capsExec } from './sys/caps.js';
 import { pkeyExec } from './sys/mm.js';
 import { releaseMappedFiles } from './vfs/mapholds.js';
+import { closePosix } from './files/locks.js';
 import { rseqForget } from './sys/rseq.js';
 import { randomBytes } from 'node:crypto';
 import { E } from '../abi/errno.js';
@@ -213,6 +214,7 @@ export function execve(k: Kernel, cpu: Context, dirfd: number, pathAddr: number,
 
   k.signals.resetForExec(); // the blocked mask and pending signals stay, as on Linux
   deletePosixTimers(k);
+  for (const [fd, f] of k.fds.entries()) if (k.fds.cloexec(fd)) closePosix(k, f); // closing them drops the process's record locks
   k.fds.closeOnExec();
   k.exePath = abs;
   k.argv = args;

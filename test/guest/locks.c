@@ -74,6 +74,12 @@ int main(void) {
     int d2 = open(F, O_RDONLY);
     close(d2); /* any close of the file drops the process's POSIX locks */
     IN_CHILD(getlk("child: after the holder closed another fd", open(F, O_RDWR), F_GETLK, F_WRLCK, 0, 0, me));
+    setlk(fd, F_SETLK, F_WRLCK, 0, 0);
+    int d3 = open(F, O_RDONLY), dn = open("/dev/null", O_RDONLY);
+    dup2(dn, d3); /* closes an fd of the file: the locks go */
+    IN_CHILD(getlk("child: after the holder dup2'd over another fd", open(F, O_RDWR), F_GETLK, F_WRLCK, 0, 0, me));
+    close(dn);
+    close(d3);
     printf("wr lock on a read-only fd: %s\n", (d2 = open(F, O_RDONLY), en(setlk(d2, F_SETLK, F_WRLCK, 0, 1))));
     printf("bad type: %s\n", en(setlk(fd, F_SETLK, 7, 0, 1)));
 

@@ -531,6 +531,8 @@ function dup3(k: Kernel, oldfd: number, newfd: number, flags: number): number {
   if (!f) return -E.EBADF;
   if (flags & ~O_CLOEXEC) return -E.EINVAL;
   if (oldfd === newfd) return -E.EINVAL;
+  const replaced = newfd >= 0 && newfd < k.fds.limit ? k.fds.get(newfd) : undefined;
+  if (replaced) closePosix(k, replaced); // the fd it closes drops the process's record locks on its file
   return k.fds.installAt(newfd, f, (flags & O_CLOEXEC) !== 0);
 }
 
