@@ -93,7 +93,8 @@ static void do_seccomp(void) {
 }
 
 static long mm(long addr, long len, long prot, long flags) {
-    return sys(SYS_mmap, addr, len, prot, flags, -1);
+    errno = 0;
+    return syscall(SYS_mmap, addr, len, prot, flags, -1, 0L); /* all six: the offset must be 0, not what r9 held */
 }
 
 static void do_map_stub(void) {
