@@ -133,6 +133,7 @@ out['ro_create'] = err(lambda: open('/ro/new', 'w'))
 out['ro_mkdir'] = err(lambda: os.mkdir('/ro/d'))
 out['ro_unlink'] = err(lambda: os.unlink('/ro/kept.txt'))
 out['ro_access_w'] = os.access('/ro/kept.txt', os.W_OK)
+out['access'] = [os.access('/data/from-host.txt', os.R_OK | os.W_OK), os.access('/data/host-suid', os.X_OK), os.access('/data/dir', os.X_OK), os.access('/data/etc-link/', os.W_OK), os.access('/data/nope', os.F_OK)]
 out['hosts'] = read('/etc/hosts')
 out['hosts_write'] = err(lambda: open('/etc/hosts', 'a'))
 out['hosts_rm'] = err(lambda: os.unlink('/etc/hosts'))
@@ -246,6 +247,7 @@ test('host mounts: files both ways, ro, a single file, escapes stay inside, /pro
     assert.equal(o.ro_read, 'read-only\n');
     for (const k of ['ro_write', 'ro_create', 'ro_mkdir', 'ro_unlink', 'hosts_write']) assert.equal(o[k], 'EROFS', k);
     assert.equal(o.ro_access_w, false);
+    assert.deepEqual(o.access, [true, false, true, true, false]);
     assert.equal(o.hosts, '127.0.0.1 localhost\n10.1.2.3 mounted-host\n');
     assert.equal(o.hosts_rm, 'EROFS');
     assert.deepEqual(readdirSync(t.ro), ['kept.txt']);

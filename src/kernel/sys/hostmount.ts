@@ -518,20 +518,20 @@ function utimensHost(k: Kernel, a: SyscallArgs): number | null {
 }
 
 function accessHost(k: Kernel, dirfd: number, pathAddr: number, mode: number, flags: number): number | null {
-  if (mode & ~7) return null;
-  const s = statHost(k, dirfd, pathAddr, flags);
-  if (s === null || typeof s === 'number') return s;
-  if (mode & 2) {
-    const path = pathArg(k, pathAddr);
-    const hit = typeof path === 'string' && path !== '' ? locate(k, dirfd, path, true) : null;
-    if (hit && typeof hit !== 'number' && 'loc' in hit) {
-      const ro = hit.loc.mount.readonly;
-      done(hit.loc);
-      if (ro) return -E.EROFS;
-    }
+  if (mode & ~7 || flags & ~(0x200 | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)) return null; // (EINVAL from the original)
+  const check = (s: StatInfo | number, ro: boolean): number => {
+    if (typeof s === 'number') return s;
+    if (mode & 2 && ro) return -E.EROFS;
+    if (mode & 1 && (s.mode & S_IFMT) !== S_IFDIR) return -E.EACCES; // nothing runs from a mount (noexec)
+    return 0;
+  };
+  const path = pathAddr === 0 ? '' : pathArg(k, pathAddr);
+  if (typeof path === 'number') return path;
+  if (path === '') {
+    const f = flags & AT_EMPTY_PATH ? k.fds.get(dirfd) : undefined;
+    return f?.ops instanceof HostFile ? check(f.ops.stat(), f.ops.mount.readonly) : null;
   }
-  if (mode & 1 && (s.mode & S_IFMT) !== S_IFDIR && !(s.mode & 0o111)) return -E.EACCES;
-  return 0;
+  return onName(k, dirfd, pathAddr, !(flags & AT_SYMLINK_NOFOLLOW), (loc) => check(lstatLoc(loc), loc.mount.readonly));
 }
 
 function truncateHost(k: Kernel, pathAddr: number, length: number): number | null {
