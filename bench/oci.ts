@@ -7,8 +7,10 @@
  *     Debian image's python3 idle in time.sleep), then the host memory they hold: the sum of the
  *     proportional set size (Pss, /proc/PID/smaps_rollup: a page shared by k processes counts 1/k) of
  *     every process under each container's conmon (the runtime's processes: mapvisor's VMM, and on the
- *     process platform its stub processes; runsc's sandbox and gofer; crun/runc's container process),
- *     and the drop in MemAvailable (/proc/meminfo) while they run.
+ *     process platform its stub processes; runsc's sandbox and gofer; crun/runc's container process);
+ *     python3 also with --read-only (mapvisor then maps the one shared image in every container: its
+ *     file pages are shared, where a writable container's layer is a copy). The host's MemAvailable is
+ *     not used: other work on a shared machine moves it by more than these containers hold.
  * Runtimes: mapvisor-oci on every platform that works here (--platform kvm|process|all), runsc
  * (--platform=ptrace --network=none, Debian's gVisor), crun and runc when installed. The images are the
  * tests' (test/integration/oci.test.ts imports them: localhost/mapvisor-oci-bb:1, -deb:1); a runtime that
@@ -73,17 +75,12 @@ function pss(pid: number): number {
   }
 }
 
-function memAvailable(): number {
-  return Number(/^MemAvailable:\s+(\d+) kB/m.exec(readFileSync('/proc/meminfo', 'utf8'))![1]) * 1024;
-}
-
 /** Start DENSITY containers of `image` running `cmd`; resolves the memory they hold, then removes them. */
-async function density(rt: Runtime, image: string, cmd: string[]): Promise<{ pss: number; avail: number } | string> {
-  const before = memAvailable();
+async function density(rt: Runtime, image: string, cmd: string[], extra: string[] = []): Promise<number | string> {
   const ids: string[] = [];
   try {
     for (let i = 0; i < DENSITY; i++) {
-      const r = podman(['run', '-d', '--network=none', '--label', 'mapvisor-bench=oci', ...ULIMIT, ...rt.flags, image, ...cmd]);
+      const r = podman(['run', '-d', '--network=none', '--label', 'mapvisor-bench=oci', ...ULIMIT, ...extra, ...rt.flags, image, ...cmd]);
       if (r.status !== 0) return `failed: ${firstLine(r.stderr) || `status ${r.status}`}`;
       ids.push(r.stdout.trim());
     }
@@ -93,7 +90,7 @@ async function density(rt: Runtime, image: string, cmd: string[]): Promise<{ pss
       const conmon = Number(podman(['inspect', id, '--format', '{{.State.ConmonPid}}']).stdout.trim());
       for (const p of processTree(conmon).slice(1)) total += pss(p);
     }
-    return { pss: total, avail: before - memAvailable() };
+    return total;
   } finally {
     removeBenchContainers();
   }
@@ -126,28 +123,30 @@ async function main(): Promise<void> {
       else lat.set(rt.id, [...(lat.get(rt.id) ?? []), v]);
     }
   }
-  const dens = new Map<string, Array<{ pss: number; avail: number } | string>>();
+  const dens = new Map<string, Array<number | string>>();
+  const py = ['/usr/bin/python3', '-c', 'import time; time.sleep(600)'];
   for (const rt of list) {
-    dens.set(rt.id, [await density(rt, BB, ['/bin/sleep', '600']), await density(rt, DEB, ['/usr/bin/python3', '-c', 'import time; time.sleep(600)'])]);
+    dens.set(rt.id, [await density(rt, BB, ['/bin/sleep', '600']), await density(rt, DEB, py), await density(rt, DEB, py, ['--read-only'])]);
   }
   const act = activity();
   const base = list.find((r) => r.id === 'crun' || r.id === 'runc');
   const baseMs = base && lat.has(base.id) ? median(lat.get(base.id)!) : null;
-  const cell = (d: { pss: number; avail: number } | string | undefined): string => (typeof d === 'string' || d === undefined ? String(d ?? '') : `${fmt(d.pss / MiB)} MiB (${fmt(d.avail / MiB)} MiB)`);
+  const cell = (d: number | string | undefined): string => (typeof d === 'string' || d === undefined ? String(d ?? '') : `${fmt(d / MiB)} MiB`);
   const out: string[] = [];
   out.push(`# bench:oci (${new Date().toISOString()}; ${cpus().length} CPUs; podman ${firstLine(podman(['--version']).stdout).replace('podman version ', '')}; median of ${RUNS} runs)`);
   for (const n of notes) out.push(`# ${n}`);
   out.push(`# ${activityLine(act, cpus().length)}`);
   out.push('');
-  out.push(`| runtime | podman run --rm IMG true | 10 × busybox sleep: Pss (MemAvailable drop) | 10 × python3 idle: Pss (MemAvailable drop) |`);
-  out.push('|---|---:|---:|---:|');
+  out.push('| runtime | podman run --rm IMG true | 10 × busybox sleep | 10 × python3 idle | 10 × python3 idle, --read-only |');
+  out.push('|---|---:|---:|---:|---:|');
   for (const rt of list) {
     const l = lat.get(rt.id);
     const ms = l ? `${fmt(median(l))} ms${baseMs ? ` (${fx(median(l) / baseMs)})` : ''}` : (fail.get(rt.id) ?? '');
-    const [a, b] = dens.get(rt.id)!;
-    out.push(`| ${rt.label} | ${ms} | ${cell(a)} | ${cell(b)} |`);
+    const [a, b, c] = dens.get(rt.id)!;
+    out.push(`| ${rt.label} | ${ms} | ${cell(a)} | ${cell(b)} | ${cell(c)} |`);
   }
-  if (baseMs) out.push('', `(× is ÷ ${base!.label}, the host-kernel runtime.)`);
+  out.push('', 'Memory: the sum of Pss of every process under the containers\' conmons (a page shared by k processes counts 1/k).');
+  if (baseMs) out.push(`(× is ÷ ${base!.label}, the host-kernel runtime.)`);
   process.stdout.write(`${out.join('\n')}\n`);
 }
 
