@@ -1,4 +1,5 @@
 /** Capturing a paused program into a SavedState, and putting a SavedState back into a fresh VM. */
+import { HOST_BACKING_BASE } from '../kernel/vfs/mounts.js';
 import type { PlatformName } from '../platform/platform.js';
 import { SocketFile } from '../kernel/net/socket.js';
 import { FXSAVE_SIZE, REGS_SIZE } from '../platform/regs.js';
@@ -270,6 +271,8 @@ export function captureState(
   materialized: Array<[number, number]> = [],
 ): Omit<SavedState, 'memory'> {
   if (shmSegmentCount(k) > 0) refuse('the program has System V shared memory segments, which a checkpoint cannot hold yet', 'checkpoint it before shmget, or after shmctl(IPC_RMID) and shmdt');
+  const hostMap = space.regions.regions().find((r) => r.backing.kind === 'file' && r.backing.id >= HOST_BACKING_BASE);
+  if (hostMap) refuse(`the program maps ${hostMap.path ?? 'a file'} of a host mount, which a checkpoint cannot hold yet`, 'unmap the files of host mounts before checkpointing');
   const { files, fds, pipes } = saveFdTable(k);
   const sig = k.signals;
   const threads = k.threads?.threaded ? k.threads : null;

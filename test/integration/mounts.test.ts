@@ -109,7 +109,11 @@ out['enoent'] = err(lambda: open('/data/nope'))
 with open('/data/map.bin', 'wb') as f: f.write(b'a' * 8192)
 with open('/data/map.bin', 'r+b') as f:
     m = mmap.mmap(f.fileno(), 8192, mmap.MAP_SHARED)
-    m[0:6] = b'SHARED'; m.flush(); m.close()
+    m[0:6] = b'SHARED'
+    out['coherent'] = os.pread(f.fileno(), 6, 0).decode()
+    with open('/data/map.bin', 'r+b') as g: g.seek(8); g.write(b'HOSTSIDE')
+    out['sees_write'] = m[8:16].decode()
+    m.flush(); m.close()
     p = mmap.mmap(f.fileno(), 8192, mmap.MAP_PRIVATE)
     p[0:7] = b'PRIVATE'; out['private_sees'] = p[0:7].decode(); p.close()
 with open('/data/map.bin', 'rb') as f: out['map_head'] = f.read(7).decode()
@@ -235,6 +239,11 @@ test('host mounts: files both ways, ro, a single file, escapes stay inside, /pro
     assert.equal(o.notdir, 'ENOTDIR');
     assert.equal(o.enoent, 'ENOENT');
     assert.equal(o.private_sees, 'PRIVATE');
+    if (PLATFORM === 'kvm') {
+      // The host file itself is mapped: stores are the file's at once, and writes to the file are seen.
+      assert.equal(o.coherent, 'SHARED');
+      assert.equal(o.sees_write, 'HOSTSIDE');
+    }
     assert.equal(o.map_head, 'SHAREDa');
     assert.equal(readFileSync(join(t.data, 'map.bin')).subarray(0, 7).toString(), 'SHAREDa');
     assert.equal(o.flock_conflict, 'EAGAIN');

@@ -30,7 +30,9 @@ import {
   modeOf,
   mountTableOf,
   readlinkAt,
+  HOST_BACKING_BASE,
   type HostLoc,
+  type Mount,
   type MountTable,
 } from '../vfs/mounts.js';
 import { FsError } from '../../storage/ext4/errors.js';
@@ -635,6 +637,9 @@ function mmapHost(k: Kernel, a: SyscallArgs, f: OpenFile, file: HostFile): Sysca
   if (!f.readable) return -E.EACCES;
   if (shared && prot & libc.PROT_WRITE && (!f.writable || file.mount.readonly)) return -E.EACCES;
   const length = Math.ceil(rawLen / PAGE) * PAGE;
+  if (!k.space.rules.copyPrivateFiles && !k.space.rules.copyWritableSharedFiles) {
+    return mapHostDirect(k, file, { addr, length, prot, shared, fixed: (flags & 0x10) !== 0, noReplace: (flags & 0x100000) !== 0, offset, writable: shared && (prot & libc.PROT_WRITE) !== 0 });
+  }
   const r = k.space.map({ addr, length, prot: prot | libc.PROT_WRITE, shared, fixed: (flags & 0x10) !== 0, noReplace: (flags & 0x100000) !== 0, tag: 'file' });
   if (r < 0) return r;
   const n = Math.max(0, Math.min(length, file.size() - offset));
@@ -650,6 +655,57 @@ function mmapHost(k: Kernel, a: SyscallArgs, f: OpenFile, file: HostFile): Sysca
     sharedMaps.set(k.space, list);
   }
   return r;
+}
+
+let nextBackingId = HOST_BACKING_BASE;
+/** Host fds (and backing ids) of mapped host files, per mount: by host inode and access. */
+const backings = new WeakMap<Mount, Map<string, { id: number; fd: number }>>();
+
+function backingOf(file: HostFile, writable: boolean): { id: number; fd: number } | number {
+  let byKey = backings.get(file.mount);
+  if (!byKey) backings.set(file.mount, (byKey = new Map()));
+  const key = `${file.lockKey}:${writable ? 'rw' : 'ro'}`;
+  const have = byKey.get(key);
+  if (have) return have;
+  const fd = libc.open(`/proc/self/fd/${file.fd}`, (writable ? libc.O_RDWR : libc.O_RDONLY) | libc.O_CLOEXEC, 0);
+  if (fd < 0) return -libc.errno();
+  file.mount.heldFds.push(fd);
+  const b = { id: nextBackingId++, fd };
+  byKey.set(key, b);
+  return b;
+}
+
+/**
+ * kvm: the host file itself mapped into the guest window (MAP_SHARED: the program's stores are the
+ * file's pages, seen by the host at once and the host's writes by the program; MAP_PRIVATE: the host's
+ * copy-on-write). Whole pages past the end of the file are left unmapped (a touch is SIGSEGV here,
+ * SIGBUS on Linux).
+ */
+function mapHostDirect(
+  k: Kernel,
+  file: HostFile,
+  req: { addr: number; length: number; prot: number; shared: boolean; fixed: boolean; noReplace: boolean; offset: number; writable: boolean },
+): SyscallResult {
+  const PAGE = 4096;
+  const { length, offset } = req;
+  let at: number;
+  if (req.fixed || req.noReplace) {
+    if (req.addr % PAGE) return -E.EINVAL;
+    if (!k.space.inUserSpace(req.addr, length)) return -E.ENOMEM;
+    if (req.noReplace && k.space.overlapBytes(req.addr, req.addr + length) > 0) return -E.EEXIST;
+    at = req.addr;
+  } else {
+    const p = k.space.place(req.addr - (req.addr % PAGE), length);
+    if (p === null) return -E.ENOMEM;
+    at = p;
+  }
+  if (k.space.mappedBytes() - k.space.overlapBytes(at, at + length) + length > k.space.layout.memLimit) return -E.ENOMEM;
+  const filePages = Math.max(0, Math.min(length, Math.ceil(file.size() / PAGE) * PAGE - offset));
+  if (filePages === 0) return at;
+  const b = backingOf(file, req.writable);
+  if (typeof b === 'number') return b;
+  const r = k.space.map({ addr: at, length: filePages, prot: req.prot, shared: req.shared, fixed: true, noReplace: false, tag: 'file', file: { id: b.id, fd: b.fd, offset, path: file.name } });
+  return r < 0 ? r : at;
 }
 
 // --- sendfile, copy_file_range -----------------------------------------------------------------

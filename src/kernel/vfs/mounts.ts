@@ -57,6 +57,12 @@ export const h = {
   fdatasync: lib.func('int fdatasync(int fd)') as (fd: number) => number,
 };
 
+/**
+ * Backing ids of the address space's file mappings of host-mount files (kvm: the host file mapped
+ * straight into the guest window) start here; anonymous memory and the image use small ids.
+ */
+export const HOST_BACKING_BASE = 0x40000000;
+
 export const HO_PATH = 0o10000000;
 export const HO_DIRECTORY = 0o200000;
 export const HO_NOFOLLOW = 0o400000;
@@ -149,6 +155,8 @@ export class Mount {
   /** The host's device number of the mounted object (st_dev), for mountinfo. */
   readonly dev: number;
   readonly id: number;
+  /** Host fds kept for the mount's mapped files (see HOST_BACKING_BASE), closed with the table. */
+  readonly heldFds: number[] = [];
 
   constructor(spec: MountSpec, id: number) {
     let real: string;
@@ -352,7 +360,10 @@ export class MountTable {
   }
 
   close(): void {
-    for (const m of this.mounts) libc.close(m.rootFd);
+    for (const m of this.mounts) {
+      libc.close(m.rootFd);
+      for (const fd of m.heldFds.splice(0)) libc.close(fd);
+    }
     this.mounts.length = 0;
   }
 }
