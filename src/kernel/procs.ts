@@ -296,10 +296,11 @@ export class ProcessTable {
    * them. The sandbox's program as pid 1 with no handler for a terminating one ends by it (the host's
    * kill of a container), where Linux's namespace init would ignore it.
    */
-  signalFromHost(mask: number): void {
+  signalFromHost(mask: number, mainOnly = false): void {
     for (let sig = 1; sig < 32; sig++) {
       if (!(mask & (1 << sig))) continue;
-      const group = this.group(this.foreground);
+      // mainOnly: the program's first process alone (runc's kill of a container without --all).
+      const group = mainOnly ? [] : this.group(this.foreground);
       const targets = group.length ? group : [this.main];
       for (const t of targets) {
         if (t === this.init && !this.kernelInit) {

@@ -175,6 +175,8 @@ export function serveThreads(k: Kernel, threads: Threads, slots: ThreadSlots, ho
     const nextTimer = procs?.fireTimers(now) ?? Infinity;
     const fromHost = k.stop.takeSignals?.() ?? 0;
     if (fromHost && procs) procs.signalFromHost(fromHost);
+    const toMain = k.stop.takeMainSignals?.() ?? 0;
+    if (toMain && procs) procs.signalFromHost(toMain, true);
     {
       const e = initEnd();
       if (e) return end(e);

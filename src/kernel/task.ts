@@ -170,8 +170,10 @@ export function deliverPending(k: Kernel, cpu: Context, savedMask: bigint | null
 function hostSignals(k: Kernel, cpu: Context): TaskEnd | null {
   if (k.threads?.threaded) return null;
   const mask = k.stop.takeSignals?.() ?? 0;
-  if (!mask || !k.procs) return null;
-  k.procs.signalFromHost(mask);
+  const mainMask = k.stop.takeMainSignals?.() ?? 0;
+  if ((!mask && !mainMask) || !k.procs) return null;
+  if (mask) k.procs.signalFromHost(mask);
+  if (mainMask) k.procs.signalFromHost(mainMask, true);
   const st = k.procs.main.zombie?.status;
   if (st !== undefined) return { kind: 'killed', signal: st & 0x7f, reason: `${signalName(st & 0x7f)} from the host` };
   return k.signals.nextDeliverable() !== 0 ? deliverPending(k, cpu) : null;

@@ -278,7 +278,10 @@ async function command(g: Globals, cmd: string | undefined, argv: string[]): Pro
       const sig = signalNumber(positionals[1] ?? (values.signal as string | undefined));
       const s = readState(g.root, id);
       if (statusOf(s) === 'stopped' || s.pid <= 1) throw new OciError(`container ${id} is not running`, 'it has stopped already');
-      process.kill(s.pid, sig);
+      // --all: the whole job (the VMM forwards it to the foreground process group); otherwise the
+      // VMM's own handler sends it to the program's first process, as runc signals the init.
+      if (values.all && sig !== constants.signals.SIGKILL && sig !== constants.signals.SIGSTOP && sig < 32) await ctl(g, id, { verb: 'kill', sig });
+      else process.kill(s.pid, sig);
       return 0;
     }
     case 'delete': {

@@ -80,7 +80,9 @@ async function main(): Promise<number> {
       return;
     }
     try {
-      sb.kill(n);
+      // As runc: a signal for the container goes to its init (the program's first process); a
+      // terminal's resize, to the terminal's foreground process group.
+      sb.kill(n, sig === 'SIGWINCH' ? 'foreground' : 'main');
     } catch {
       // not a signal the sandbox takes
     }
@@ -167,7 +169,7 @@ function serve(path: string, sb: Sandbox, state: ContainerState, onStart: () => 
     });
   });
   const answer = async (line: string): Promise<Record<string, unknown>> => {
-    const req = JSON.parse(line) as { verb?: string; dir?: string; leaveRunning?: boolean };
+    const req = JSON.parse(line) as { verb?: string; dir?: string; leaveRunning?: boolean; sig?: number };
     switch (req.verb) {
       case 'start':
         if (state.started) return { ok: false, error: 'the container was started already' };
@@ -176,6 +178,16 @@ function serve(path: string, sb: Sandbox, state: ContainerState, onStart: () => 
         onStart();
         await sb.resume();
         return { ok: true };
+      case 'kill': {
+        // kill --all: every process of the foreground process group (the sandbox's job), not the init alone.
+        const n = Number(req.sig);
+        if (!state.started) {
+          process.kill(process.pid, n);
+          return { ok: true };
+        }
+        sb.kill(n, 'foreground');
+        return { ok: true };
+      }
       case 'pause':
         await sb.pause();
         return { ok: true };

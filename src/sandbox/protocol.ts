@@ -64,6 +64,8 @@ export const CONTROL_KICK_LOCK = 4;
 export const CONTROL_KICK_ALIVE = 5;
 /** Signals the host sent the VMM, to forward to the sandbox's foreground process group (bit N: signal N). */
 export const CONTROL_SIGNALS = 6;
+/** Signals for the program alone (its first process), not its foreground process group (bit N: signal N). */
+export const CONTROL_SIGNALS_MAIN = 7;
 export const CONTROL_BYTES = 32;
 
 export type ControlCommand =

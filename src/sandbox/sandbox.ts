@@ -406,11 +406,12 @@ export class Sandbox {
    * Send signal `sig` (1..31) to the sandbox's foreground process group, as a terminal or a container
    * runtime would (the CLI forwards SIGINT, SIGTERM, SIGHUP and SIGQUIT this way). A program that is
    * pid 1 and has no handler for a terminating signal ends by it (unlike Linux's pid-namespace init,
-   * which would ignore it): the sandbox ends, as `docker kill` would end it.
+   * which would ignore it): the sandbox ends, as `docker kill` would end it. `to: 'main'` sends it to
+   * the program's first process alone (what runc's kill without --all does to a container's init).
    */
-  kill(sig: number): void {
+  kill(sig: number, to: 'foreground' | 'main' = 'foreground'): void {
     if (!Number.isInteger(sig) || sig < 1 || sig > 31) throw new UsageError(`signal ${sig} cannot be sent to a sandbox`, 'give a signal number from 1 to 31');
-    this.vm?.signal(sig);
+    this.vm?.signal(sig, to === 'main');
   }
 
   /** Stop the program (SIGKILL). */

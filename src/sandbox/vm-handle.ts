@@ -16,6 +16,7 @@ import {
   CONTROL_KICK_LOCK,
   CONTROL_PAUSE,
   CONTROL_SIGNALS,
+  CONTROL_SIGNALS_MAIN,
   CONTROL_STOP,
   CONTROL_WAKE,
   type WorkerConfig,
@@ -118,9 +119,9 @@ export class VmHandle {
     }
   }
 
-  /** Forward signal `sig` (1..31) to the sandbox's foreground process group. */
-  signal(sig: number): void {
-    Atomics.or(this.control, CONTROL_SIGNALS, 1 << sig);
+  /** Forward signal `sig` (1..31) to the sandbox's foreground process group (mainOnly: to the program's first process). */
+  signal(sig: number, mainOnly = false): void {
+    Atomics.or(this.control, mainOnly ? CONTROL_SIGNALS_MAIN : CONTROL_SIGNALS, 1 << sig);
     this.kick();
   }
 

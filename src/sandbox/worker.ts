@@ -46,7 +46,7 @@ import type { Context, Platform } from '../platform/platform.js';
 import { acceptedCheckpoints, openPlatform } from '../platform/select.js';
 import { findExecutable } from './exec.js';
 import { applyIdentity } from './identity.js';
-import { CONTROL_CMD, CONTROL_SIGNALS, CONTROL_KICK_ALIVE, CONTROL_KICK_LOCK, CONTROL_PAUSE, CONTROL_STOP, CONTROL_WAKE, type ControlCommand, type VmStats, type WorkerConfig, type WorkerMessage } from './protocol.js';
+import { CONTROL_CMD, CONTROL_SIGNALS, CONTROL_SIGNALS_MAIN, CONTROL_KICK_ALIVE, CONTROL_KICK_LOCK, CONTROL_PAUSE, CONTROL_STOP, CONTROL_WAKE, type ControlCommand, type VmStats, type WorkerConfig, type WorkerMessage } from './protocol.js';
 
 /** Region-map backing ids: anonymous memory, the root file system image, restored memory (private). */
 const ANON_BACKING_ID = 1;
@@ -68,9 +68,10 @@ const stop = {
   // programs): it is restarted after.
   stopRequested: (): boolean =>
     Atomics.load(control, CONTROL_STOP) !== 0 ||
-    ((Atomics.load(control, CONTROL_PAUSE) !== 0 || Atomics.load(control, CONTROL_SIGNALS) !== 0) && !(threadedKernel?.threads?.threaded ?? false)),
+    ((Atomics.load(control, CONTROL_PAUSE) !== 0 || Atomics.load(control, CONTROL_SIGNALS) !== 0 || Atomics.load(control, CONTROL_SIGNALS_MAIN) !== 0) && !(threadedKernel?.threads?.threaded ?? false)),
   /** Signals the host sent (bit N: signal N), taken once. */
   takeSignals: (): number => Atomics.exchange(control, CONTROL_SIGNALS, 0),
+  takeMainSignals: (): number => Atomics.exchange(control, CONTROL_SIGNALS_MAIN, 0),
   stopForGood: (): boolean => Atomics.load(control, CONTROL_STOP) !== 0,
   mustNotBlock: (): boolean => threadedKernel?.threads?.threaded ?? false,
 };

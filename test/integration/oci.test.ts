@@ -163,6 +163,24 @@ test(`podman stop: a program that traps SIGTERM is killed (137) after the timeou
   }
 });
 
+test(`podman kill -s: the program's first process gets the signal, as runc's init would [${PLATFORM}]`, { ...T, skip: SKIP }, async () => {
+  const c = podman(['run', '-d', '--network=none', `--runtime=${RUNTIME}`, `--runtime-flag=platform=${PLATFORM}`, BB, '/bin/sh', '-c', 'trap "echo got USR1" USR1; trap "echo got HUP" HUP; while true; do sleep 0.2; done']);
+  assert.equal(c.status, 0, why(c));
+  const id = c.stdout.trim();
+  try {
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(podman(['kill', '-s', 'USR1', id]).status, 0);
+    assert.equal(podman(['kill', '-s', 'HUP', id]).status, 0);
+    await new Promise((r) => setTimeout(r, 1000));
+    const logs = podman(['logs', id]);
+    // The shell's traps ran; its foreground sleep was not signalled (its shell would report the death).
+    assert.equal(logs.stdout, 'got USR1\ngot HUP\n', why(logs));
+    assert.equal(logs.stderr, '', why(logs));
+  } finally {
+    podman(['rm', '-f', '-t', '0', id]);
+  }
+});
+
 test(`podman exec: refused with one line (not supported yet) [${PLATFORM}]`, { ...T, skip: SKIP }, async () => {
   const c = podman(['run', '-d', '--network=none', `--runtime=${RUNTIME}`, `--runtime-flag=platform=${PLATFORM}`, BB, '/bin/sleep', '30']);
   assert.equal(c.status, 0, why(c));

@@ -34,6 +34,8 @@ export interface StopSignal {
   mustNotBlock?(): boolean;
   /** Signals the host sent the sandbox since the last call (bit N: signal N). */
   takeSignals?(): number;
+  /** Signals the host sent the program alone (runc's kill of a container's init, without --all). */
+  takeMainSignals?(): number;
 }
 
 /** The events host fd `fd` is ready for now, of `events` (and POLLERR/POLLHUP/POLLNVAL); 0: none. */
