@@ -100,6 +100,7 @@ with open('/data/dir/excl', 'x') as f: pass
 with open('/data/suid', 'w') as f: os.fchmod(f.fileno(), 0o4755)
 os.chmod('/data/suid', 0o6755)
 os.mkdir('/data/sgid-dir'); os.chmod('/data/sgid-dir', 0o2775)
+pf = os.open('/data/dir', os.O_PATH | os.O_NOFOLLOW); os.chmod('/proc/self/fd/%d' % pf, 0o751); os.close(pf)  # glibc's fchmodat(AT_SYMLINK_NOFOLLOW), tar
 with open('/data/host-suid', 'a') as f: f.write('echo rewritten\\n')
 out['excl_again'] = err(lambda: open('/data/dir/excl', 'x'))
 out['open_dir_w'] = err(lambda: open('/data/dir', 'w'))
@@ -233,6 +234,7 @@ test('host mounts: files both ways, ro, a single file, escapes stay inside, /pro
     assert.equal(o.mtime, 1000000000);
     assert.equal(statSync(join(t.data, 'suid')).mode & 0o7777, 0o755, 'no set-uid or set-gid file is made on the host');
     assert.equal(statSync(join(t.data, 'sgid-dir')).mode & 0o7777, 0o2775, 'a set-gid directory is kept');
+    assert.equal(statSync(join(t.data, 'dir')).mode & 0o777, 0o751, 'chmod through /proc/self/fd of an O_PATH fd');
     assert.equal(statSync(join(t.data, 'host-suid')).mode & 0o7777, 0o755, 'a host set-uid file written by the program loses set-uid');
     assert.equal(o.excl_again, 'EEXIST');
     assert.equal(o.open_dir_w, 'EISDIR');

@@ -79,9 +79,12 @@ function locate(k: Kernel, dirfd: number, path: string, follow: boolean): Hit {
   const slash = path.endsWith('/');
   if (abs.startsWith('/proc/')) {
     // /proc/self/cwd/..., /proc/self/root/..., /proc/PID/fd/N/...: where the link leads may be a mount.
+    // /proc/self/fd/N of a file of a mount (chmod through an O_PATH fd, as glibc's fchmodat does): that file.
     const w = pseudoWalk(k, abs, follow || slash);
-    if (typeof w === 'number' || w.kind !== 'redirect') return null;
-    abs = normalizePath(w.path);
+    if (typeof w === 'number') return null;
+    if (w.kind === 'redirect') abs = normalizePath(w.path);
+    else if (w.open?.ops instanceof HostFile) abs = w.open.ops.name;
+    else return null;
   }
   const fromHost = dirfd !== AT_FDCWD && !path.startsWith('/') && k.fds.get(dirfd)?.ops instanceof HostFile;
   let at = abs;
@@ -380,6 +383,7 @@ function twoNames(
   d2: number,
   p2: number,
   f: (a: HostLoc, b: HostLoc) => number,
+  apart: (a: HostLoc | null, b: HostLoc | null) => number = () => -E.EXDEV,
 ): number | null {
   if (!mountTableOf(k)) return null;
   const a = pathArg(k, p1);
@@ -404,8 +408,10 @@ function twoNames(
     throw new Redirect(m);
   }
   try {
-    if (!ha || !hb || 'outside' in ha || 'outside' in hb || ha.loc.mount !== hb.loc.mount) return -E.EXDEV;
-    return f(ha.loc, hb.loc);
+    const la = ha && 'loc' in ha ? ha.loc : null;
+    const lb = hb && 'loc' in hb ? hb.loc : null;
+    if (!la || !lb || la.mount !== lb.mount) return apart(la, lb);
+    return f(la, lb);
   } finally {
     if (ha && 'loc' in ha) done(ha.loc);
     if (hb && 'loc' in hb) done(hb.loc);
@@ -417,7 +423,7 @@ function renameHost(k: Kernel, d1: number, p1: number, d2: number, p2: number, f
     if (a.mount.readonly) return -E.EROFS;
     if (a.name === '' || b.name === '') return -E.EBUSY;
     return hostResult(h.renameat2(a.dir, a.name, b.dir, b.name, flags));
-  });
+  }, (a, b) => (a?.name === '' || b?.name === '' ? -E.EBUSY : -E.EXDEV)); // a mount point does not move
 }
 
 function linkHost(k: Kernel, d1: number, p1: number, d2: number, p2: number, flags: number): number | null {
