@@ -25,7 +25,11 @@ export class HostFile implements FileOps {
   private readonly mem: GuestMemory;
   private closed = false;
 
-  constructor(fd: number, name: string, mount: Mount, mem: GuestMemory) {
+  private readonly counter: { openFiles: number } | null;
+
+  constructor(fd: number, name: string, mount: Mount, mem: GuestMemory, counter: { openFiles: number } | null = null) {
+    this.counter = counter;
+    if (counter) counter.openFiles++;
     this.fd = fd;
     this.name = name;
     this.mount = mount;
@@ -125,6 +129,7 @@ export class HostFile implements FileOps {
   release(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.counter) this.counter.openFiles--;
     libc.close(this.fd);
   }
 }

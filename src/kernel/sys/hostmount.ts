@@ -31,6 +31,7 @@ import {
   mountTableOf,
   readlinkAt,
   HOST_BACKING_BASE,
+  MAX_OPEN_HOST_FILES,
   type HostLoc,
   type Mount,
   type MountTable,
@@ -212,6 +213,8 @@ function openHost(k: Kernel, dirfd: number, path: string, flags: number, mode: n
   if ('outside' in hit) return openAtPath(k, AT_FDCWD, hit.outside, flags, mode);
   if ((flags & O_ACCMODE) === O_ACCMODE) return done(hit.loc), -E.EINVAL;
   if (flags & O_TMPFILE_BIT) return done(hit.loc), -E.EOPNOTSUPP;
+  const table = mountTableOf(k)!;
+  if (table.openFiles >= MAX_OPEN_HOST_FILES) return done(hit.loc), -E.ENFILE;
   return at(hit.loc, (loc) => {
     const m = loc.mount;
     const acc = flags & O_ACCMODE;
@@ -253,7 +256,7 @@ function openHost(k: Kernel, dirfd: number, path: string, flags: number, mode: n
       const fmode = modeOf(st);
       if (acc !== O_RDONLY && !(flags & O_PATH) && type === S_IFREG && fmode & 0o6000) h.fchmod(fd, fmode & 0o1777);
     }
-    const file = new OpenFile(new HostFile(fd, loc.path, m, k.mem), flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC | O_NOFOLLOW));
+    const file = new OpenFile(new HostFile(fd, loc.path, m, k.mem, table), flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC | O_NOFOLLOW));
     const r = k.fds.install(file, (flags & O_CLOEXEC) !== 0);
     if (r < 0) file.discard();
     return r;

@@ -205,8 +205,16 @@ export function done(loc: HostLoc): void {
   loc.ownsDir = false;
 }
 
+/**
+ * The most files of a sandbox's mounts open at once (host fds of the VMM's process, which every
+ * sandbox of that process shares): past it, opens answer ENFILE.
+ */
+export const MAX_OPEN_HOST_FILES = 8192;
+
 export class MountTable {
   readonly mounts: Mount[] = [];
+  /** Files of the mounts open now (HostFile descriptions). */
+  openFiles = 0;
 
   /** Open every host path now (one-line errors for a missing host path, a relative or duplicate target). */
   static open(specs: readonly MountSpec[]): MountTable {
