@@ -27,6 +27,7 @@ const USAGE = `usage: mapvisor run [options] -- PROGRAM [ARGS...]
        mapvisor restore DIR [--in-place | --clones N] [--api SOCKET]
        mapvisor ctl SOCKET pause|resume|checkpoint DIR|stats|stop|rejuvenate
        mapvisor info
+       mapvisor oci [--root DIR] create|start|state|kill|delete|run|ps|checkpoint|restore ...  (an OCI runtime: docs/oci.md)
 
 Runs a Linux x86-64 program under mapvisor's own kernel: a static program from the host, or any
 program inside a disk image given with --image. The program's code runs on a platform: a KVM virtual
@@ -393,6 +394,9 @@ export async function main(argv: string[]): Promise<number> {
         return await ctlCommand(rest);
       case 'info':
         return infoCommand(rest);
+      case 'oci':
+        // The OCI runtime (bin/mapvisor-oci), runc's command line: mapvisor oci [--root DIR] create ...
+        return await (await import('../oci/main.js')).ociMain(rest);
       case undefined:
       case '-h':
       case '--help':
@@ -400,7 +404,7 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(USAGE);
         return command === undefined ? EXIT_INTERNAL : 0;
       default:
-        usage(`unknown command ${JSON.stringify(command)}`, 'the commands are: mapvisor run, image create, bench, restore, ctl, info');
+        usage(`unknown command ${JSON.stringify(command)}`, 'the commands are: mapvisor run, image create, bench, restore, ctl, info, oci');
     }
   } catch (e) {
     if (e instanceof MapvisorError) {
