@@ -646,7 +646,7 @@ function mmapHost(k: Kernel, a: SyscallArgs, f: OpenFile, file: HostFile): Sysca
   if (!f.readable) return -E.EACCES;
   if (shared && prot & libc.PROT_WRITE && (!f.writable || file.mount.readonly)) return -E.EACCES;
   const length = Math.ceil(rawLen / PAGE) * PAGE;
-  if (!k.space.rules.copyPrivateFiles && !k.space.rules.copyWritableSharedFiles) {
+  if (!k.space.rules.copyPrivateFiles && !k.space.rules.copyWritableSharedFiles && heldBackings(file) < MAX_HELD_BACKINGS) {
     return mapHostDirect(k, file, { addr, length, prot, shared, fixed: (flags & 0x10) !== 0, noReplace: (flags & 0x100000) !== 0, offset, writable: shared && (prot & libc.PROT_WRITE) !== 0 });
   }
   const r = k.space.map({ addr, length, prot: prot | libc.PROT_WRITE, shared, fixed: (flags & 0x10) !== 0, noReplace: (flags & 0x100000) !== 0, tag: 'file' });
@@ -667,6 +667,11 @@ function mmapHost(k: Kernel, a: SyscallArgs, f: OpenFile, file: HostFile): Sysca
 }
 
 let nextBackingId = HOST_BACKING_BASE;
+/** The most host fds kept for mapped host files per mount (past it, mappings are copies, as on process). */
+const MAX_HELD_BACKINGS = 1024;
+function heldBackings(file: HostFile): number {
+  return file.mount.heldFds.length;
+}
 /** Host fds (and backing ids) of mapped host files, per mount: by host inode and access. */
 const backings = new WeakMap<Mount, Map<string, { id: number; fd: number }>>();
 
