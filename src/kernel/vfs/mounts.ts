@@ -5,9 +5,12 @@
  *
  * Resolution. A path is made absolute against the working directory (or dirfd) and normalized
  * lexically (`.`, `..`, repeated slashes), as the kernel does for /dev and /proc; the mount whose
- * target is the longest prefix of it serves it, before the image is consulted (so a mount point need
- * not exist in the image: it is not created there, and `ls` of its parent in the image does not list
- * it). Inside a mount the rest of the path is walked on the host one component at a time from the
+ * target is the longest prefix of it serves it, before the image is consulted, so a mount point need
+ * not exist in the image (in a writable image a missing one is created when the sandbox starts, so
+ * that `ls` of its parent lists it: createMountPoints). A path of the image that leads into a mount
+ * through the image's own links is found by src/kernel/sys/hostmount.ts (viaImage); /proc/self/cwd,
+ * /proc/self/root and /proc/PID/fd/N paths likewise. Inside a mount the rest of the path is walked on
+ * the host one component at a time from the
  * mount's root fd (an O_PATH fd opened when the sandbox starts): each step is
  * `fstatat(dir, NAME, AT_SYMLINK_NOFOLLOW)` and `openat(dir, NAME, O_PATH|O_NOFOLLOW|O_DIRECTORY)`,
  * where NAME is one component (never "", "." or "..", never with a "/"). A symbolic link found on the
