@@ -16,7 +16,7 @@ import { OciError, log, logError, logInfo } from './log.js';
 import { readPlan } from './spec.js';
 import { containerLayer, sharedImage } from './storage.js';
 import { DEFAULT_ROOT, checkId, containerDir, lockedAsync, processStart, readState, removeContainer, statusOf, writeState, type ContainerState, type VmmPlan } from './state.js';
-import { closeFd, openPty, sendFd } from './pty.js';
+import { closeFd, joinNetns, openPty, sendFd } from './pty.js';
 
 const VERSION = '0.1.0';
 const SPEC_VERSION = '1.0.2';
@@ -70,6 +70,9 @@ async function startVmm(g: Globals, state: ContainerState, consoleSocket: string
     stdio = [slave, slave, slave, 'pipe'];
     toClose = [slave];
   }
+  // The engine's network namespace: this thread joins it so that the VMM is born there (setns of a
+  // network namespace is per thread, and a child takes its creator's).
+  if (state.run.netns) joinNetns(state.run.netns);
   const child = spawn(process.execPath, [vmmScript(), g.root, state.id, log.file ?? '', log.format], {
     stdio,
     detached: true, // its own session: the pty becomes its controlling terminal
@@ -104,7 +107,8 @@ function vmmPlanOf(g: Globals, bundle: string, id: string): { tmpfs: Array<{ dir
       image: join(containerDir(g.root, id), 'rootfs.img'),
       readonly: p.readonly,
       platform: g.platform,
-      net: g.net,
+      net: p.netns ? 'host' : g.net,
+      netns: p.netns ?? null,
       mem: p.mem,
       pids: p.pids,
       cpus: p.cpus,

@@ -63,4 +63,22 @@ export function sendFd(path: string, fd: number, name: string): void {
   }
 }
 
+const setns = lib.func('int setns(int fd, int nstype)') as (fd: number, nstype: number) => number;
+const errnoLoc = lib.func('int *__errno_location()') as () => unknown;
+const CLONE_NEWNET = 0x40000000;
+
+/** Make this thread (and the processes it starts) join the network namespace at `path`. */
+export function joinNetns(path: string): void {
+  const fd = open(path, O_CLOEXEC, 0);
+  if (fd < 0) throw new OciError(`cannot open the network namespace ${path}`, 'is the engine\'s network still there? or give podman --network=none');
+  try {
+    if (setns(fd, CLONE_NEWNET) !== 0) {
+      const errno = koffi.decode(errnoLoc(), 'int') as number;
+      throw new OciError(`cannot join the network namespace ${path} (errno ${errno})`, 'run as root, or give podman --network=none');
+    }
+  } finally {
+    close(fd);
+  }
+}
+
 export { close as closeFd };

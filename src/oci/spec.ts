@@ -36,6 +36,8 @@ export interface RunPlan {
   mem: number | undefined;
   pids: number | undefined;
   cpus: number | undefined;
+  /** linux.namespaces' network path: the network namespace the engine set up (the VMM joins it). */
+  netns: string | undefined;
   /** Host files bound onto files of the container (also in binds); left out of the image cache's key. */
   files: FileCopy[];
   /** Host directories and files bound into the container (served by the kernel's host mounts). */
@@ -182,6 +184,7 @@ export function readPlan(bundle: string): RunPlan {
     binds.push({ source, destination: dest, readonly: options.includes('ro') });
   }
 
+  let netns: string | undefined;
   let mem: number | undefined;
   let pids: number | undefined;
   let cpus: number | undefined;
@@ -192,6 +195,12 @@ export function readPlan(bundle: string): RunPlan {
       const type = str(o.type, `linux.namespaces[${i}].type`);
       // Every sandbox is its own pid, network, ipc, uts, mount, user and cgroup namespace.
       if (!['pid', 'network', 'ipc', 'uts', 'mount', 'user', 'cgroup', 'time'].includes(type)) unsupported(`linux.namespaces[${i}].type`, `${JSON.stringify(type)} is not a namespace`, 'fix the bundle\'s config.json');
+      if (type === 'network' && typeof o.path === 'string' && o.path !== '') {
+        // The engine's network (podman's netavark, a CNI plugin): the VMM runs in that namespace and the
+        // program's sockets are host sockets there (--net host inside the container's network).
+        netns = o.path;
+        continue;
+      }
       if (o.path !== undefined && o.path !== '') unsupported(`linux.namespaces[${i}].path`, `joins an existing ${type} namespace (${String(o.path)}), which a mapvisor sandbox cannot share`, 'drop the path (no --network=container:, --pod sharing)');
     }
     const res = optObj(linux.resources, 'linux.resources');
@@ -215,7 +224,7 @@ export function readPlan(bundle: string): RunPlan {
   }
   const annotations: Record<string, string> = {};
   for (const [k, v] of Object.entries(optObj(c.annotations, 'annotations') ?? {})) annotations[k] = String(v);
-  return { ociVersion, args, env, cwd, uid, gid, groups, terminal, rootPath, readonly, hostname, rlimits, mem, pids, cpus, files, binds, tmpfs, annotations };
+  return { ociVersion, args, env, cwd, uid, gid, groups, terminal, rootPath, readonly, hostname, rlimits, mem, pids, cpus, netns, files, binds, tmpfs, annotations };
 }
 
 function countCpus(list: string): number {

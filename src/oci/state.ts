@@ -34,6 +34,8 @@ export interface VmmPlan {
   readonly: boolean;
   platform: string | undefined;
   net: 'none' | 'host';
+  /** The engine's network namespace, joined by the VMM (the program's sockets are host sockets there). */
+  netns: string | null;
   mem: number | undefined;
   pids: number | undefined;
   cpus: number | undefined;

@@ -182,6 +182,26 @@ test(`podman kill -s: the program's first process gets the signal, as runc's ini
   }
 });
 
+test(`podman's own network: -p publishes a server in the container (the VMM joins its namespace) [${PLATFORM}]`, { ...T, skip: SKIP || (sh('curl', ['--version']).status !== 0 ? 'curl missing' : false) }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mapvisor-oci-www-'));
+  writeFileSync(join(dir, 'index.html'), 'served from mapvisor\n');
+  const port = 18000 + (process.pid % 1000) + (PLATFORM === 'kvm' ? 0 : 1000);
+  const c = podman(['run', '-d', `--runtime=${RUNTIME}`, `--runtime-flag=platform=${PLATFORM}`, '-p', `${port}:8000`, '-v', `${dir}:/www`, BB, '/bin/busybox', 'httpd', '-f', '-p', '8000', '-h', '/www']);
+  assert.equal(c.status, 0, why(c));
+  const id = c.stdout.trim();
+  try {
+    let got = '';
+    for (let i = 0; i < 40 && !got; i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      got = sh('curl', ['-s', '-m', '5', `http://127.0.0.1:${port}/index.html`]).stdout;
+    }
+    assert.equal(got, 'served from mapvisor\n');
+  } finally {
+    podman(['rm', '-f', '-t', '0', id]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test(`podman exec: refused with one line (not supported yet) [${PLATFORM}]`, { ...T, skip: SKIP }, async () => {
   const c = podman(['run', '-d', '--network=none', `--runtime=${RUNTIME}`, `--runtime-flag=platform=${PLATFORM}`, BB, '/bin/sleep', '30']);
   assert.equal(c.status, 0, why(c));
