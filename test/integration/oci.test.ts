@@ -288,7 +288,7 @@ const BAD: Array<[string, unknown, boolean, RegExp]> = [
   ['a malformed config.json', '{"ociVersion": "1.0.2", "process": ', true, /config\.json is not JSON/],
   ['a missing root file system', CONFIG, false, /root\.path .* does not exist/],
   ['an unknown spec version', { ...CONFIG, ociVersion: '2.0.0' }, true, /ociVersion "2\.0\.0" is not a 1\.x runtime spec/],
-  ['a namespace to join', { ...CONFIG, linux: { namespaces: [{ type: 'network', path: '/proc/1/ns/net' }] } }, true, /linux\.namespaces\[0\]\.path/],
+  ['an IPC namespace to join', { ...CONFIG, linux: { namespaces: [{ type: 'ipc', path: '/proc/1/ns/ipc' }] } }, true, /linux\.namespaces\[0\]\.path/],
   ['a mount type mapvisor lacks', { ...CONFIG, mounts: [{ destination: '/mnt', type: 'nfs', source: 'x:/y' }] }, true, /mounts\[0\] of type "nfs"/],
 ];
 
