@@ -12,6 +12,9 @@ import type { GuestMemory } from '../../mm/guest.js';
 import { hostStatInfo, h, type Mount } from '../vfs/mounts.js';
 import { O_APPEND, POLLIN, POLLOUT, type FileOps, type OpenFile } from './file.js';
 
+const F_GETFL = 3;
+const F_SETFL = 4;
+
 export class HostFile implements FileOps {
   readonly kind = 'hostfile';
   /** The host fd (O_PATH for an O_PATH open). */
@@ -85,7 +88,8 @@ export class HostFile implements FileOps {
     if (this.mount.readonly) return -E.EROFS;
     if (this.isDir) return -E.EISDIR;
     if (length === 0) return 0;
-    const pos = offset ?? (f.flags & O_APPEND ? this.size() : f.pos);
+    if (f.flags & O_APPEND && offset === null) return this.append(f, src, length);
+    const pos = offset ?? f.pos;
     let done = 0;
     while (done < length) {
       const n = libc.pwrite(this.fd, src + done, length - done, pos + done);
@@ -99,6 +103,35 @@ export class HostFile implements FileOps {
       done += n;
     }
     if (offset === null) f.pos = pos + done;
+    return done;
+  }
+
+  /**
+   * An O_APPEND write: the host appends (O_APPEND set on the host fd for it), so writers on the host
+   * appending to the same file interleave whole writes, as two Linux processes do.
+   */
+  private append(f: OpenFile, src: number, length: number): number {
+    const fl = libc.fcntl(this.fd, F_GETFL, 0);
+    if (fl >= 0 && !(fl & O_APPEND)) libc.fcntl(this.fd, F_SETFL, fl | O_APPEND);
+    let done = 0;
+    try {
+      while (done < length) {
+        const n = libc.write(this.fd, src + done, length - done);
+        if (n < 0) {
+          const err = libc.errno();
+          if (err === E.EINTR) continue;
+          if (done === 0) return -err;
+          break;
+        }
+        if (n === 0) break;
+        done += n;
+      }
+    } finally {
+      // Back without O_APPEND: positional writes (pwrite, a later F_SETFL without O_APPEND) go where asked.
+      if (fl >= 0 && !(fl & O_APPEND)) libc.fcntl(this.fd, F_SETFL, fl);
+    }
+    const end = libc.lseek(this.fd, 0, 1);
+    f.pos = end >= 0 ? end : f.pos + done;
     return done;
   }
 
