@@ -14,9 +14,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { OciError, log, logError, logInfo } from './log.js';
 import { readPlan } from './spec.js';
-import { containerLayer, sharedImage } from './storage.js';
 import { DEFAULT_ROOT, checkId, containerDir, lockedAsync, processStart, readState, removeContainer, statusOf, writeState, type ContainerState, type VmmPlan } from './state.js';
-import { closeFd, joinNetns, openPty, sendFd } from './pty.js';
+// storage.js and pty.js load the C library (koffi): only create, run and restore import them, so that
+// start, state, kill and delete (a Node start each, for every `podman run`) stay quick.
 
 const VERSION = '0.1.0';
 const SPEC_VERSION = '1.0.2';
@@ -61,6 +61,7 @@ function vmmScript(): string {
 
 /** Start the VMM for a container whose state is written; resolves once it is ready (or throws its error). */
 async function startVmm(g: Globals, state: ContainerState, consoleSocket: string | undefined, detach: boolean): Promise<ChildProcess> {
+  const { closeFd, joinNetns, openPty, sendFd } = await import('./pty.js');
   let stdio: Array<number | 'inherit' | 'pipe'> = ['inherit', 'inherit', 'inherit', 'pipe'];
   let toClose: number[] = [];
   if (consoleSocket !== undefined) {
@@ -129,6 +130,7 @@ function vmmPlanOf(g: Globals, bundle: string, id: string): { tmpfs: Array<{ dir
 
 /** create (and the first half of run and restore): the container's layer, state and VMM. */
 async function create(g: Globals, id: string, bundle: string, pidFile: string | undefined, consoleSocket: string | undefined, detach: boolean, restoreFrom: string | null): Promise<{ child: ChildProcess; state: ContainerState }> {
+  const { containerLayer, sharedImage } = await import('./storage.js');
   return await lockedAsync(g.root, id, async () => {
     if (existsSync(containerDir(g.root, id))) throw new OciError(`container ${id} exists already`, `delete it first: mapvisor-oci delete ${id}`);
     const spec = vmmPlanOf(g, bundle, id);

@@ -5,7 +5,6 @@
  */
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import * as libc from '../host/libc.js';
 import { OciError } from './log.js';
 
 export const DEFAULT_ROOT = '/run/mapvisor-oci';
@@ -96,18 +95,6 @@ export function statusOf(s: ContainerState): Status {
   return s.started ? 'running' : 'created';
 }
 
-/** Run `f` holding ROOT/ID.lock. */
-export function locked<T>(root: string, id: string, f: () => T): T {
-  mkdirSync(root, { recursive: true, mode: 0o700 });
-  const fd = openSync(join(root, `${id}.lock`), 'a');
-  try {
-    if (libc.flock(fd, libc.LOCK_EX) !== 0) throw new OciError(`cannot lock container ${id}`, `check the permissions of ${root}`);
-    return f();
-  } finally {
-    closeSync(fd);
-  }
-}
-
 export function removeContainer(root: string, id: string): void {
   rmSync(containerDir(root, id), { recursive: true, force: true });
   rmSync(join(root, `${id}.lock`), { force: true });
@@ -116,6 +103,7 @@ export function removeContainer(root: string, id: string): void {
 /** Run async `f` holding ROOT/ID.lock. */
 export async function lockedAsync<T>(root: string, id: string, f: () => Promise<T>): Promise<T> {
   mkdirSync(root, { recursive: true, mode: 0o700 });
+  const libc = await import('../host/libc.js'); // (koffi: loaded by create, run and restore only)
   const fd = openSync(join(root, `${id}.lock`), 'a');
   try {
     if (libc.flock(fd, libc.LOCK_EX) !== 0) throw new OciError(`cannot lock container ${id}`, `check the permissions of ${root}`);
