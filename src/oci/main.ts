@@ -104,6 +104,7 @@ function vmmPlanOf(g: Globals, bundle: string, id: string): { tmpfs: Array<{ dir
     tmpfs,
     plan: {
       args: p.args,
+      init: p.init,
       env: p.env,
       image: join(containerDir(g.root, id), 'rootfs.img'),
       readonly: p.readonly,

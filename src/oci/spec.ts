@@ -23,6 +23,8 @@ export interface DirBind {
 export interface RunPlan {
   ociVersion: string;
   args: string[];
+  /** Run under mapvisor's own init (podman --init's catatonit was asked for). */
+  init: boolean;
   env: string[];
   cwd: string;
   uid: number;
@@ -222,9 +224,18 @@ export function readPlan(bundle: string): RunPlan {
     }
     // Accepted as the sandbox's own: seccomp, sysctl, maskedPaths, readonlyPaths, devices, cgroupsPath.
   }
+  // podman --init: its catatonit, bound at /run/podman-init, runs `-- PROGRAM...` as pid 1. A bound file
+  // cannot run in mapvisor (the kernel runs programs from the image): mapvisor's own init (--init) does
+  // that job, reaping orphans with the program as pid 2.
+  let init = false;
+  let runArgs = args;
+  if (args[1] === '--' && args.length > 2 && files.some((f) => f.destination === args[0] && /catatonit|tini|podman-init/.test(f.source + f.destination))) {
+    init = true;
+    runArgs = args.slice(2);
+  }
   const annotations: Record<string, string> = {};
   for (const [k, v] of Object.entries(optObj(c.annotations, 'annotations') ?? {})) annotations[k] = String(v);
-  return { ociVersion, args, env, cwd, uid, gid, groups, terminal, rootPath, readonly, hostname, rlimits, mem, pids, cpus, netns, files, binds, tmpfs, annotations };
+  return { ociVersion, args: runArgs, init, env, cwd, uid, gid, groups, terminal, rootPath, readonly, hostname, rlimits, mem, pids, cpus, netns, files, binds, tmpfs, annotations };
 }
 
 function countCpus(list: string): number {

@@ -29,6 +29,8 @@ export interface ContainerState {
 export interface VmmPlan {
   args: string[];
   env: string[];
+  /** mapvisor's own init as pid 1 (podman --init). */
+  init: boolean;
   image: string;
   readonly: boolean;
   platform: string | undefined;

@@ -46,6 +46,7 @@ async function main(): Promise<number> {
   const opts: SandboxOptions = {
     env: p.env,
     argv0: p.args[0]!,
+    ...(p.init ? { init: true } : {}),
     image: { path: p.image, mode: p.readonly ? 'ro' : 'rw' },
     net: p.net,
     ...(p.platform ? { platform: p.platform as 'kvm' | 'process' } : {}),

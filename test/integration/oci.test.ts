@@ -101,6 +101,12 @@ test(`podman run: -e and -w reach the program; the hostname is the container's [
   assert.equal(r.stdout, 'hi there\n/tmp\nboxy\n');
 });
 
+test(`podman run --init: mapvisor's own init is pid 1, the program pid 2 [${PLATFORM}]`, { ...T, skip: SKIP }, () => {
+  const r = podman(RUN('--init', BB, '/bin/sh', '-c', 'echo "pid $$"; exit 4'));
+  assert.equal(r.status, 4, why(r));
+  assert.equal(r.stdout, 'pid 2\n');
+});
+
 test(`podman run --user 1000:1000 [${PLATFORM}]`, { ...T, skip: SKIP }, () => {
   const r = podman(RUN('--user', '1000:1000', BB, '/bin/sh', '-c', 'id -u; id -g'));
   assert.equal(r.status, 0, why(r));
