@@ -1,6 +1,6 @@
 /**
  * config.json (the OCI runtime spec) read into what mapvisor runs: the program, its identity, the
- * root file system, limits, and the engine's small files (/etc/hosts and the like) to copy in. Every
+ * root file system, limits, mounts (the engine's files such as /etc/hosts and volumes are host mounts). Every
  * field it cannot honour is a one-line error naming the field (OciError), never a silent difference.
  */
 import { readFileSync, statSync } from 'node:fs';
