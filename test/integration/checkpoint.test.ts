@@ -109,7 +109,8 @@ test('a pipe with bytes in it, a dup of its read end, an eventfd, an epoll watch
   const ckpt = join(dir, 'fdstate');
   const sb = new Sandbox(guest('fdstate'), ['1500'], { stdout: 'pipe' });
   const run = sb.run();
-  await new Promise((r) => setTimeout(r, 500));
+  // Once it has printed "ready" (its objects are set up; start-up takes longer on a loaded machine).
+  await untilCalls(sb, 'write', 1);
   await sb.checkpoint(ckpt);
   sb.stop();
   await run;
