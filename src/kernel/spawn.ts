@@ -42,7 +42,7 @@ function lookPath(k: Kernel, name: string, env: string[]): string {
       // not in this directory
     }
   }
-  throw new ExecError('ENOENT', `executable file ${JSON.stringify(name)} not found in $PATH (${path})`, 'give its full path, or a program the image holds');
+  throw new ExecError('ENOENT', `exec: ${JSON.stringify(name)}: executable file not found in $PATH (${path})`, 'give its full path, or a program the image holds');
 }
 
 /**

@@ -100,7 +100,7 @@ test(`Sandbox.exec: a signal ends the exec'd process; the program runs on [${PLA
 
 test(`Sandbox.exec: a program the image lacks is a one-line error [${PLATFORM}]`, T, async () => {
   await withSandbox(async (sb) => {
-    await assert.rejects(sb.exec({ args: ['nosuch'], stdio: [0, 1, 2] }), /"nosuch" not found in \$PATH/);
+    await assert.rejects(sb.exec({ args: ['nosuch'], stdio: [0, 1, 2] }), /"nosuch": executable file not found in \$PATH/);
     const r = await execIn(sb, ['echo', 'ok']);
     assert.equal(r.out, 'ok\n');
   });
