@@ -105,3 +105,17 @@ test(`Sandbox.exec: a program the image lacks is a one-line error [${PLATFORM}]`
     assert.equal(r.out, 'ok\n');
   });
 });
+
+test(`Sandbox.exec: the exec'd process forks and waits; it ends (SIGKILL) when the sandbox's program does [${PLATFORM}]`, T, async () => {
+  await withSandbox(async (sb) => {
+    const r = await execIn(sb, ['sh', '-c', 'echo a | cat; sleep 0.1 & wait; echo done']);
+    assert.deepEqual([r.status, r.out], [0, 'a\ndone\n'], r.err);
+    const fds: [number, number, number] = [openSync('/dev/null', 'r'), openSync('/dev/null', 'w'), openSync('/dev/null', 'w')];
+    try {
+      const { done } = await sb.exec({ args: ['sleep', '20'], stdio: fds });
+      assert.deepEqual(await done, { status: 128 + 9, signal: 9 });
+    } finally {
+      for (const fd of fds) closeSync(fd);
+    }
+  }, ['/bin/sleep', '1']);
+});
