@@ -45,6 +45,25 @@ function lookPath(k: Kernel, name: string, env: string[]): string {
   throw new ExecError('ENOENT', `exec: ${JSON.stringify(name)}: executable file not found in $PATH (${path})`, 'give its full path, or a program the image holds');
 }
 
+/** A script's interpreter and its optional argument, or null when `path` is not a `#!` script. */
+function shebangOf(k: Kernel, path: string): [string, string | null] | null {
+  const fs = k.root!.fs;
+  let ino: number;
+  try {
+    ino = fs.resolve(path);
+  } catch {
+    return null; // findExecutable says why
+  }
+  const head = new Uint8Array(Math.min(256, fs.stat(ino).size));
+  fs.read(ino, 0, head);
+  if (head[0] !== 0x23 || head[1] !== 0x21) return null;
+  let end = head.indexOf(0x0a);
+  if (end < 0) end = head.length;
+  const m = /^[ \t]*(\S+)(?:[ \t]+(.*?))?[ \t]*$/.exec(new TextDecoder().decode(head.subarray(2, end)));
+  if (!m) throw new ExecError('ENOEXEC', `${path} starts with #! but names no interpreter`, 'fix its first line');
+  return [m[1]!, m[2] || null];
+}
+
 /**
  * Start `spec` in `main`'s sandbox with `files` as its fds 0, 1, 2. Returns the new process (its first
  * thread is unstarted: it runs once the kernel serves processes). Throws a one-line error when the
@@ -58,15 +77,22 @@ export function spawnProcess(main: Kernel, spec: SpawnSpec, files: OpenFile[]): 
   if (!spec.args.length) throw new MapvisorError('EEXEC', 'exec needs a program to run', 'give its arguments');
   if (procs.count >= procs.limit) throw new MapvisorError('EAGAIN', `the sandbox holds ${procs.count} processes, its --pids limit`, 'raise the pids limit');
   const current = threads.current.k;
-  const path = lookPath(main, spec.args[0]!, spec.env);
+  let path = lookPath(main, spec.args[0]!, spec.env);
+  let args = spec.args;
+  // A `#!` script runs its interpreter (with at most one argument), as execve does; one level.
+  const script = shebangOf(main, path);
+  if (script) {
+    args = [script[0], ...(script[1] !== null ? [script[1]] : []), path, ...spec.args.slice(1)];
+    path = script[0];
+  }
   const { main: exe, interp } = findExecutable(main.root, path);
   const made = procs.host.newSpace(main);
   if (typeof made === 'number') throw new MapvisorError('ENOMEM', `no machine for a new process (errno ${-made})`, 'free host memory');
   let child: Kernel | null = null;
   try {
-    const loaded = loadProgram(made.space, exe, { argv: spec.args, envp: spec.env, execfn: spec.args[0]!, uid: spec.uid, gid: spec.gid, hwcap: main.hwcap, random: new Uint8Array(randomBytes(16)), vdso: vdsoImage() }, interp);
+    const loaded = loadProgram(made.space, exe, { argv: args, envp: spec.env, execfn: spec.args[0]!, uid: spec.uid, gid: spec.gid, hwcap: main.hwcap, random: new Uint8Array(randomBytes(16)), vdso: vdsoImage() }, interp);
     const pid = threads.allocId();
-    child = new Kernel({ space: made.space, stop: main.stop, identity: { pid, uid: 0, gid: 0 }, cpus: main.cpus, strace: main.strace, exePath: path, root: main.root, argv: spec.args, mem: main.mem, net: main.net });
+    child = new Kernel({ space: made.space, stop: main.stop, identity: { pid, uid: 0, gid: 0 }, cpus: main.cpus, strace: main.strace, exePath: path, root: main.root, argv: args, mem: main.mem, net: main.net });
     child.machine = made.machine;
     child.stats = main.stats;
     child.hwcap = main.hwcap;

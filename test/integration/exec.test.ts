@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +29,7 @@ before(() => {
   mkdirSync(join(tree, 'tmp'));
   copyFileSync(BUSYBOX, join(tree, 'bin', 'busybox'));
   for (const a of ['sh', 'echo', 'cat', 'sleep', 'ps', 'pwd', 'env']) symlinkSync('busybox', join(tree, 'bin', a));
+  writeFileSync(join(tree, 'bin', 'script.sh'), '#!/bin/sh -e\necho "script $0 args: $*"\nexit 6\n', { mode: 0o755 });
   img = join(dir, 'exec.img');
   execFileSync('mkfs.ext4', ['-q', '-F', '-d', tree, img, '32M']);
 });
@@ -70,6 +71,8 @@ test(`Sandbox.exec: echo, exit status, env and cwd in a running sandbox [${PLATF
     assert.equal(b.status, 4, b.err);
     const c = await execIn(sb, ['sh', '-c', 'echo "$K"; pwd; echo "ppid $PPID"'], { env: ['K=V', 'PATH=/bin'], cwd: '/tmp' });
     assert.equal(c.out, 'V\n/tmp\nppid 0\n', c.err);
+    const d = await execIn(sb, ['script.sh', 'a', 'b']);
+    assert.deepEqual([d.status, d.out], [6, 'script /bin/script.sh args: a b\n'], d.err);
   });
 });
 
