@@ -83,7 +83,7 @@ function initialFpu(like: Uint8Array): Uint8Array {
 }
 
 /** Registers for a new program: at `entry` with stack `sp`, everything else as a new process has it. */
-function startAt(cpu: Context, entry: number, sp: number, fxLike: Uint8Array): void {
+export function startAt(cpu: Context, entry: number, sp: number, fxLike: Uint8Array): void {
   const regs = Buffer.alloc(REGS_SIZE);
   regs.writeBigUInt64LE(BigInt(entry), REGS.rip);
   regs.writeBigUInt64LE(BigInt(sp), REGS.rsp);

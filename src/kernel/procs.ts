@@ -98,6 +98,12 @@ export class ProcessTable {
     this.add(main);
   }
 
+  /**
+   * Processes started from outside (spawn.ts: the OCI runtime's exec) have no parent in the sandbox:
+   * as each ends it is reaped and this hears its wait status.
+   */
+  onDetachedExit: ((k: Kernel, status: number) => void) | null = null;
+
   /** The terminal's foreground process group (tcsetpgrp), when the sandbox's stdin is a terminal. */
   foreground = 1;
 
@@ -169,6 +175,11 @@ export class ProcessTable {
       if (c.zombie) this.notifyParent(c);
     }
     k.children.clear();
+    if (!k.parent) {
+      this.byPid.delete(k.identity.pid);
+      this.onDetachedExit?.(k, status);
+      return;
+    }
     this.notifyParent(k);
   }
 

@@ -291,7 +291,7 @@ export function handleExit(k: Kernel, cpu: Context, exit: Exit): ExitResult | nu
 export function runTask(
   cpu: Context,
   k: Kernel,
-  hooks?: { paused(): boolean; pause(): 'resume' | TaskEnd },
+  hooks?: { paused(): boolean; pause(): 'resume' | TaskEnd | { kind: 'threaded' } },
 ): TaskEnd | { kind: 'threaded' } {
   for (;;) {
     const exit = cpu.enter();

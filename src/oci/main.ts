@@ -6,13 +6,14 @@
  * the log, a non-zero exit, and no state left behind.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { constants } from 'node:os';
 import { join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { OciError, log, logError, logInfo } from './log.js';
+import type { ExecRequest } from './vmm.js';
 import { readPlan } from './spec.js';
 import { DEFAULT_ROOT, checkId, containerDir, lockedAsync, processStart, readState, removeContainer, statusOf, writeState, type ContainerState, type VmmPlan } from './state.js';
 // storage.js and pty.js load the C library (koffi): only create, run and restore import them, so that
@@ -182,6 +183,106 @@ async function create(g: Globals, id: string, bundle: string, pidFile: string | 
   });
 }
 
+/** The process `exec` starts: --process (config.json's process object), else the container's own with the flags over it, as runc does. */
+function execSpec(s: ContainerState, v: Record<string, string | boolean | string[] | undefined>, args: string[]): { spec: ExecRequest; terminal: boolean } {
+  if (v.process !== undefined) {
+    let p: { args?: unknown; env?: unknown; cwd?: unknown; terminal?: unknown; user?: { uid?: unknown; gid?: unknown; additionalGids?: unknown } };
+    try {
+      p = JSON.parse(readFileSync(v.process as string, 'utf8')) as typeof p;
+    } catch (e) {
+      throw new OciError(`exec --process ${String(v.process)}: ${(e as Error).message.split('\n')[0]}`, 'give a JSON file holding a runtime-spec process object');
+    }
+    const strings = (x: unknown): x is string[] => Array.isArray(x) && x.every((e) => typeof e === 'string');
+    if (!strings(p.args) || p.args.length === 0) throw new OciError(`exec --process ${String(v.process)}: process.args is not a non-empty list of strings`, 'give the program and its arguments');
+    if (p.env !== undefined && !strings(p.env)) throw new OciError(`exec --process ${String(v.process)}: process.env is not a list of strings`, 'give KEY=VALUE strings');
+    if (p.cwd !== undefined && (typeof p.cwd !== 'string' || !p.cwd.startsWith('/'))) throw new OciError(`exec --process ${String(v.process)}: process.cwd is not an absolute path`, 'give an absolute path');
+    const num = (x: unknown, d: number): number => (typeof x === 'number' && Number.isInteger(x) && x >= 0 ? x : d);
+    const gids = Array.isArray(p.user?.additionalGids) ? p.user.additionalGids.map((x) => num(x, 0)) : s.run.identity.groups;
+    return {
+      spec: { args: p.args, env: (p.env as string[] | undefined) ?? s.run.env, cwd: (p.cwd as string | undefined) ?? s.run.identity.cwd, uid: num(p.user?.uid, s.run.identity.uid), gid: num(p.user?.gid, s.run.identity.gid), groups: gids },
+      terminal: v.tty === true || p.terminal === true,
+    };
+  }
+  if (args.length === 0) throw new OciError('exec needs a command', 'give the program and its arguments after the container id, or --process FILE');
+  let uid = s.run.identity.uid;
+  let gid = s.run.identity.gid;
+  if (typeof v.user === 'string') {
+    const m = /^(\d+)(?::(\d+))?$/.exec(v.user);
+    if (!m) throw new OciError(`exec --user ${v.user} is not UID[:GID]`, 'give numbers (the engine resolves names)');
+    uid = Number(m[1]);
+    gid = m[2] !== undefined ? Number(m[2]) : 0;
+  }
+  const groups = (v['additional-gids'] as string[] | undefined)?.map((x) => {
+    if (!/^\d+$/.test(x)) throw new OciError(`exec --additional-gids ${x} is not a number`, 'give group ids');
+    return Number(x);
+  }) ?? s.run.identity.groups;
+  const env = [...s.run.env];
+  for (const e of (v.env as string[] | undefined) ?? []) {
+    const k = e.split('=')[0]!;
+    const at = env.findIndex((x) => x.split('=')[0] === k);
+    if (at >= 0) env[at] = e;
+    else env.push(e);
+  }
+  const cwd = (v.cwd as string | undefined) ?? s.run.identity.cwd;
+  if (!cwd.startsWith('/')) throw new OciError(`exec --cwd ${cwd} is not an absolute path`, 'give an absolute path');
+  return { spec: { args, env, cwd, uid, gid, groups }, terminal: v.tty === true };
+}
+
+function execWaitScript(): string {
+  return fileURLToPath(new URL('./exec-wait.js', import.meta.url));
+}
+
+/**
+ * exec: without --detach or a console socket, this process is the exec'd process's host side (the pid
+ * file names it); otherwise exec-wait.js is, started in a session of its own (with the pty as its
+ * terminal), and exec returns once the process runs.
+ */
+async function execCommand(g: Globals, id: string, spec: ExecRequest, terminal: boolean, consoleSocket: string | undefined, pidFile: string | undefined, detach: boolean): Promise<number> {
+  const { execInContainer, exitLike } = await import('./exec-client.js');
+  if (terminal && consoleSocket === undefined && detach) throw new OciError('exec --tty --detach needs --console-socket', 'give the socket the terminal goes to');
+  if (!detach && consoleSocket === undefined) {
+    const r = await execInContainer(g.root, id, spec, () => {
+      if (pidFile) writeFileSync(pidFile, String(process.pid));
+    });
+    return await exitLike(r);
+  }
+  let stdio: Array<number | 'inherit' | 'pipe'> = ['inherit', 'inherit', 'inherit', 'pipe'];
+  const toClose: number[] = [];
+  const { closeFd, openPty, sendFd } = await import('./pty.js');
+  if (terminal && consoleSocket !== undefined) {
+    const [master, slave, name] = openPty();
+    sendFd(consoleSocket, master, name);
+    closeFd(master);
+    stdio = [slave, slave, slave, 'pipe'];
+    toClose.push(slave);
+  }
+  const specFile = join(containerDir(g.root, id), `exec-${process.pid}-${Date.now()}.json`);
+  writeFileSync(specFile, JSON.stringify(spec), { mode: 0o600 });
+  const child = spawn(process.execPath, [execWaitScript(), g.root, id, specFile, log.file ?? '', log.format, terminal && consoleSocket !== undefined ? '1' : '0'], { stdio, detached: true });
+  for (const fd of toClose) closeFd(fd);
+  const ready = await new Promise<string>((resolve) => {
+    let buf = '';
+    const pipe = child.stdio[3] as NodeJS.ReadableStream;
+    pipe.setEncoding('utf8');
+    pipe.on('data', (d: string) => (buf += d));
+    pipe.on('end', () => resolve(buf.trim()));
+    pipe.on('error', () => resolve(buf.trim()));
+  });
+  rmSync(specFile, { force: true });
+  if (ready !== 'ready') {
+    child.kill('SIGKILL');
+    throw new OciError(ready.replace(/^error /, '') || 'the exec\'d process ended before it started', '');
+  }
+  (child.stdio[3] as unknown as { destroy(): void }).destroy();
+  if (pidFile) writeFileSync(pidFile, String(child.pid));
+  if (detach) {
+    child.unref();
+    return 0;
+  }
+  const [code, sig] = await new Promise<[number | null, NodeJS.Signals | null]>((r) => child.on('exit', (c, s2) => r([c, s2])));
+  return await exitLike({ status: sig ? 128 + constants.signals[sig] : (code ?? 0), signal: sig ? constants.signals[sig] : null });
+}
+
 function signalNumber(s: string | undefined): number {
   if (s === undefined) return constants.signals.SIGTERM;
   if (/^\d+$/.test(s)) {
@@ -239,11 +340,12 @@ const USAGE = `usage: mapvisor-oci [--root DIR] [--log FILE] [--log-format json|
 commands: create --bundle DIR [--pid-file F] [--console-socket S] ID | start ID | state ID | kill ID [SIG] [--all]
           delete [--force] ID | run [--bundle DIR] [--detach] ID | ps [--format json] ID | features | list
           pause ID | resume ID | checkpoint --image-path DIR [--leave-running] ID
-          restore --image-path DIR --bundle DIR [--pid-file F] [--detach] ID | exec (not yet)
+          restore --image-path DIR --bundle DIR [--pid-file F] [--detach] ID
+          exec [--process F] [--tty] [--console-socket S] [--pid-file F] [--detach] [-e K=V] [--cwd D] [--user U[:G]] ID [ARGS...]
 `;
 
 async function command(g: Globals, cmd: string | undefined, argv: string[]): Promise<number> {
-  if (cmd !== undefined && (argv.includes('--help') || argv.includes('-h'))) {
+  if (cmd !== undefined && (cmd === 'exec' ? argv[0] === '--help' || argv[0] === '-h' : argv.includes('--help') || argv.includes('-h'))) {
     process.stdout.write(USAGE); // podman asks `checkpoint --help` whether checkpoints are supported
     return 0;
   }
@@ -379,8 +481,30 @@ async function command(g: Globals, cmd: string | undefined, argv: string[]): Pro
       const [code, sig] = await new Promise<[number | null, NodeJS.Signals | null]>((r) => child.on('exit', (c, s2) => r([c, s2])));
       return sig ? 128 + constants.signals[sig] : (code ?? 0);
     }
-    case 'exec':
-      throw new OciError('exec is not supported yet: mapvisor cannot start a second program in a running sandbox', 'run the command as the container\'s program instead');
+    case 'exec': {
+      // Options end at the container id: what follows is the command's own (`exec ID sh -c ...`).
+      const valued = new Set(['--process', '-p', '--console-socket', '--pid-file', '--cwd', '--env', '-e', '--user', '-u', '--additional-gids', '-g', '--cap', '-c', '--process-label', '--apparmor', '--preserve-fds', '--cgroup']);
+      let at = 0;
+      while (at < argv.length && argv[at]!.startsWith('-') && argv[at] !== '--') at += valued.has(argv[at]!) ? 2 : 1;
+      const rest = argv[at] === '--' ? argv.slice(at + 1) : argv.slice(at);
+      const { values } = parse(
+        argv.slice(0, Math.min(at, argv.length)),
+        {
+          process: { type: 'string', short: 'p' }, tty: { type: 'boolean', short: 't' }, 'console-socket': { type: 'string' }, 'pid-file': { type: 'string' }, detach: { type: 'boolean', short: 'd' },
+          cwd: { type: 'string' }, env: { type: 'string', short: 'e', multiple: true }, user: { type: 'string', short: 'u' }, 'additional-gids': { type: 'string', short: 'g', multiple: true },
+          cap: { type: 'string', short: 'c', multiple: true }, 'no-new-privs': { type: 'boolean' }, 'process-label': { type: 'string' }, apparmor: { type: 'string' }, 'preserve-fds': { type: 'string' },
+          cgroup: { type: 'string', multiple: true }, 'ignore-paused': { type: 'boolean' },
+        },
+        cmd,
+      );
+      const id = checkId(rest[0]);
+      const s = readState(g.root, id);
+      const st = statusOf(s);
+      if (st !== 'running') throw new OciError(`container ${id} is ${st}, not running`, 'exec runs a process in a running container: start it first');
+      if (values['preserve-fds'] !== undefined && values['preserve-fds'] !== '0') throw new OciError('exec --preserve-fds: mapvisor passes only stdin, stdout and stderr to an exec\'d process', 'drop --preserve-fds');
+      const { spec, terminal } = execSpec(s, values, rest.slice(1));
+      return await execCommand(g, id, spec, terminal, values['console-socket'] as string | undefined, values['pid-file'] as string | undefined, values.detach === true);
+    }
     case 'spec':
       throw new OciError('spec is not provided', 'use runc spec or write config.json by hand');
     case undefined:
@@ -395,7 +519,7 @@ async function command(g: Globals, cmd: string | undefined, argv: string[]): Pro
       process.stdout.write(`mapvisor-oci version ${VERSION}\nspec: ${SPEC_VERSION}\n`);
       return 0;
     default:
-      throw new OciError(`unknown command ${JSON.stringify(cmd)}`, 'the commands are create, start, state, kill, delete, run, ps, list, features, pause, resume, checkpoint, restore');
+      throw new OciError(`unknown command ${JSON.stringify(cmd)}`, 'the commands are create, start, state, kill, delete, run, exec, ps, list, features, pause, resume, checkpoint, restore');
   }
 }
 

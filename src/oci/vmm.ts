@@ -9,8 +9,8 @@
  *   node dist/src/oci/vmm.js ROOT ID   (fd 3: the readiness pipe to create)
  */
 import { execFileSync } from 'node:child_process';
-import { closeSync, rmSync, writeSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { closeSync, constants as constants_, openSync, readFileSync, readlinkSync, rmSync, writeSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { constants } from 'node:os';
 import { Sandbox, type SandboxOptions } from '../sandbox/sandbox.js';
@@ -152,6 +152,56 @@ async function main(): Promise<number> {
   return status;
 }
 
+/** What `mapvisor-oci exec` asks for (config.json's process, resolved). */
+export interface ExecRequest {
+  args: string[];
+  env: string[];
+  cwd: string;
+  uid: number;
+  gid: number;
+  groups: number[];
+}
+
+/**
+ * The client's fds 0, 1, 2, opened anew through /proc/PID/fd (pipes, ttys, files; not sockets).
+ * Non-blocking opens: a pipe's read end whose writer is gone opens (and reads EOF); a write end whose
+ * reader is gone is /dev/null. A file keeps O_APPEND.
+ */
+function clientFds(client: number): number[] {
+  const fds: number[] = [];
+  try {
+    for (let i = 0; i < 3; i++) {
+      const path = `/proc/${client}/fd/${i}`;
+      let flags = 0;
+      try {
+        flags = parseInt(/^flags:\s+([0-7]+)/m.exec(readFileSync(`/proc/${client}/fdinfo/${i}`, 'utf8'))?.[1] ?? '0', 8);
+      } catch {
+        throw new Error(`exec: the client's fd ${i} is not open`);
+      }
+      const want = (i === 0 ? constants_.O_RDONLY : constants_.O_WRONLY | (flags & constants_.O_APPEND)) | constants_.O_NONBLOCK;
+      try {
+        fds.push(openSync(path, want));
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENXIO' && i > 0) fds.push(openSync('/dev/null', constants_.O_WRONLY));
+        else throw new Error(`exec: cannot open the client's fd ${i} (${readlinkOr(path)}): ${code ?? (e as Error).message}; give exec pipes, files or a terminal for stdio, not sockets`);
+      }
+    }
+    return fds;
+  } catch (e) {
+    for (const fd of fds) closeSync(fd);
+    throw e;
+  }
+}
+
+function readlinkOr(path: string): string {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return '?';
+  }
+}
+
 function serve(path: string, sb: Sandbox, state: ContainerState, onStart: () => void): Server {
   rmSync(path, { force: true });
   const server = createServer((conn) => {
@@ -164,13 +214,47 @@ function serve(path: string, sb: Sandbox, state: ContainerState, onStart: () => 
       if (i < 0) return;
       const line = buf.slice(0, i);
       buf = buf.slice(i + 1);
+      if (/"verb":"exec"/.test(line)) {
+        void execFor(line, conn);
+        return;
+      }
       void answer(line)
         .catch((e: Error) => ({ ok: false, error: e instanceof MapvisorError ? e.oneLine() : e.message }))
         .then((r) => conn.end(`${JSON.stringify(r)}\n`));
     });
   });
+  /**
+   * exec: a process in the running container. Its stdio are the client's fds 0, 1 and 2 (the engine
+   * gave them to `mapvisor-oci exec`), opened here through /proc. The first line answers its pid; the
+   * connection stays open until it ends, and the last line is how. A client that goes away kills it.
+   */
+  const execFor = async (line: string, conn: Socket): Promise<void> => {
+    let fds: number[] = [];
+    let pid = 0;
+    let ended = false;
+    try {
+      const req = JSON.parse(line) as { spec: ExecRequest; client: number };
+      if (!state.started) throw new Error('the container has not been started');
+      fds = clientFds(req.client);
+      const { pid: p, done } = await sb.exec({ ...req.spec, stdio: fds as [number, number, number] });
+      pid = p;
+      logInfo(`container ${id}: exec ${JSON.stringify(req.spec.args)} is pid ${pid} in the container`);
+      conn.write(`${JSON.stringify({ ok: true, pid })}\n`);
+      conn.on('close', () => {
+        if (!ended) sb.signalProcess(pid, 9).catch(() => undefined);
+      });
+      const r = await done;
+      ended = true;
+      conn.end(`${JSON.stringify({ ok: true, status: r.status, signal: r.signal })}\n`);
+    } catch (e) {
+      ended = true;
+      conn.end(`${JSON.stringify({ ok: false, error: e instanceof MapvisorError ? e.oneLine() : (e as Error).message })}\n`);
+    } finally {
+      for (const fd of fds) closeSync(fd);
+    }
+  };
   const answer = async (line: string): Promise<Record<string, unknown>> => {
-    const req = JSON.parse(line) as { verb?: string; dir?: string; leaveRunning?: boolean; sig?: number };
+    const req = JSON.parse(line) as { verb?: string; dir?: string; leaveRunning?: boolean; sig?: number; pid?: number };
     switch (req.verb) {
       case 'start':
         if (state.started) return { ok: false, error: 'the container was started already' };
@@ -189,6 +273,9 @@ function serve(path: string, sb: Sandbox, state: ContainerState, onStart: () => 
         sb.kill(n, 'foreground');
         return { ok: true };
       }
+      case 'signal-exec':
+        await sb.signalProcess(Number(req.pid), Number(req.sig));
+        return { ok: true };
       case 'pause':
         await sb.pause();
         return { ok: true };

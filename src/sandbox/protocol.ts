@@ -9,6 +9,7 @@ import type { ImageSpec } from '../kernel/vfs/rootfs.js';
 import type { MountSpec } from '../kernel/vfs/mounts.js';
 import type { ListeningEvent, NetPolicy, Publish } from '../kernel/net/network.js';
 import type { StartIdentity } from './identity.js';
+import type { SpawnSpec } from '../kernel/spawn.js';
 
 export interface WorkerConfig {
   /** What runs the program's code (resolved: never 'auto' here). */
@@ -71,7 +72,11 @@ export const CONTROL_BYTES = 32;
 export type ControlCommand =
   | { id: number; cmd: 'checkpoint'; dir: string; inPlace: boolean }
   | { id: number; cmd: 'resume' }
-  | { id: number; cmd: 'stats' };
+  | { id: number; cmd: 'stats' }
+  /** Start a process in the running sandbox (the OCI runtime's exec) on host fds `stdio`; answers its pid. */
+  | { id: number; cmd: 'exec'; spec: SpawnSpec; stdio: [number, number, number] }
+  /** Send signal `sig` to process `pid` of the sandbox (one that exec started). */
+  | { id: number; cmd: 'signal'; pid: number; sig: number };
 
 export interface VmStats extends StatsReport {
   exits: Record<string, number>;
@@ -109,5 +114,7 @@ export type WorkerMessage =
   | { type: 'listening'; event: ListeningEvent }
   | { type: 'threaded'; doorbell: SharedArrayBuffer }
   | { type: 'reply'; id: number; ok: boolean; result?: unknown; error?: string }
+  /** A process that exec started ended with wait status `status` (and was reaped). */
+  | { type: 'exec-exit'; pid: number; status: number }
   | { type: 'end'; end: TaskEnd; stats: VmStats }
   | { type: 'error'; error: { name: string; code: string; message: string; fix: string; exitCode: number; stack?: string } };

@@ -94,6 +94,29 @@ export interface SandboxOptions {
   identity?: StartIdentity;
 }
 
+/** A program to start in a running sandbox (Sandbox.exec; the OCI runtime's exec). */
+export interface SandboxExecOptions {
+  /** argv; a name without a slash is looked up in the image along PATH (of env, or the default). */
+  args: string[];
+  env?: string[];
+  /** Working directory in the image (default /). */
+  cwd?: string;
+  uid?: number;
+  gid?: number;
+  groups?: number[];
+  /**
+   * Host fds for its stdin, stdout and stderr. The sandbox uses them until the process ends (the
+   * caller closes them after `done`).
+   */
+  stdio: [number, number, number];
+}
+
+/** How a process that exec started ended: status as a shell shows it (128+N when killed by signal N). */
+export interface SandboxExecResult {
+  status: number;
+  signal: number | null;
+}
+
 export interface SandboxResult {
   /** The exit status (0..255), or 128 + signal when the program was killed. */
   status: number;
@@ -338,6 +361,47 @@ export class Sandbox {
     }
   }
 
+  /** Processes that exec started and that have not ended: their waiters. */
+  private readonly execWaiters = new Map<number, (r: SandboxExecResult) => void>();
+  /** Ends heard before anyone waited (the process may end before exec() returns). */
+  private readonly execEnded = new Map<number, SandboxExecResult>();
+
+  private execExit(pid: number, status: number): void {
+    const killed = status & 0x7f;
+    const r: SandboxExecResult = killed ? { status: 128 + killed, signal: killed } : { status: (status >> 8) & 0xff, signal: null };
+    const w = this.execWaiters.get(pid);
+    this.execWaiters.delete(pid);
+    if (w) w(r);
+    else this.execEnded.set(pid, r);
+  }
+
+  /**
+   * Start another program in the running sandbox (what `podman exec` does to a container): a new
+   * process of its own (a machine, memory, a session), ppid 0 as runc's exec'd processes show, seen by
+   * the sandbox's other processes (ps). Resolves with its pid once it exists, and `done` with how it
+   * ended. It ends with the sandbox (SIGKILL) when the sandbox's program ends first.
+   */
+  async exec(o: SandboxExecOptions): Promise<{ pid: number; done: Promise<SandboxExecResult> }> {
+    if (!Array.isArray(o.args) || o.args.length === 0) throw new UsageError('exec needs a program', 'give args: [program, ...arguments]');
+    const spec = { args: o.args, env: o.env ?? [], cwd: o.cwd ?? '/', uid: o.uid ?? 0, gid: o.gid ?? 0, groups: o.groups ?? [] };
+    const r = (await this.whilePaused((vm) => vm.command({ cmd: 'exec', spec, stdio: o.stdio }))) as { pid: number };
+    const pid = r.pid;
+    const done = new Promise<SandboxExecResult>((resolve) => {
+      const early = this.execEnded.get(pid);
+      this.execEnded.delete(pid);
+      if (early) resolve(early);
+      else if (!this.vm) resolve({ status: 128 + SIG.SIGKILL, signal: SIG.SIGKILL });
+      else this.execWaiters.set(pid, resolve);
+    });
+    return { pid, done };
+  }
+
+  /** Send signal `sig` (1..64) to process `pid`, one that exec() started (pausing the sandbox for the moment it takes). */
+  async signalProcess(pid: number, sig: number): Promise<void> {
+    if (!Number.isInteger(sig) || sig < 1 || sig > 64) throw new UsageError(`signal ${sig} cannot be sent`, 'give a signal number from 1 to 64');
+    await this.whilePaused((vm) => vm.command({ cmd: 'signal', pid, sig }));
+  }
+
   /** Write a checkpoint of the running program to `dir` (pausing it meanwhile). */
   checkpoint(dir: string): Promise<CheckpointResult> {
     return this.whilePaused((vm) => vm.command({ cmd: 'checkpoint', dir: resolvePath(dir), inPlace: false }) as Promise<CheckpointResult>);
@@ -461,6 +525,7 @@ export class Sandbox {
     const timer = o.timeout ? setTimeout(() => ((timedOut = true), this.vm?.stop()), o.timeout * 1000) : null;
     let vm = new VmHandle(base, this.restoreFrom?.standby ?? false, {
       listening: (e) => this.emitListening(e),
+      execExit: (pid, status) => this.execExit(pid, status),
       standby: () => this.markStandby(),
       ready: (ms: number | null) => {
         this.restoreMs = ms;
@@ -481,6 +546,8 @@ export class Sandbox {
     } finally {
       if (timer) clearTimeout(timer);
       this.vm = null;
+      // Processes that exec started end with the sandbox.
+      for (const pid of [...this.execWaiters.keys()]) this.execExit(pid, SIG.SIGKILL);
       this.markReady();
       this.markStandby();
     }

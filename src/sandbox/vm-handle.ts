@@ -9,6 +9,7 @@ import { MapvisorError } from '../errors.js';
 import { Doorbell } from '../kernel/mailbox.js';
 import { KickGuard, kickTarget } from '../platform/kick.js';
 import type { KickTarget } from '../platform/platform.js';
+import type { SpawnSpec } from '../kernel/spawn.js';
 import {
   CONTROL_BYTES,
   CONTROL_CMD,
@@ -26,13 +27,20 @@ import {
 /** A VM worker's configuration, without the control words and command port VmHandle makes for it. */
 export type VmConfig = Omit<WorkerConfig, 'control' | 'commands' | 'standby'>;
 
-export type VmCommand = { cmd: 'checkpoint'; dir: string; inPlace: boolean } | { cmd: 'resume' } | { cmd: 'stats' };
+export type VmCommand =
+  | { cmd: 'checkpoint'; dir: string; inPlace: boolean }
+  | { cmd: 'resume' }
+  | { cmd: 'stats' }
+  | { cmd: 'exec'; spec: SpawnSpec; stdio: [number, number, number] }
+  | { cmd: 'signal'; pid: number; sig: number };
 
 /** What the owner hears from the worker besides the end. */
 export interface VmEvents {
   standby(): void;
   ready(restoreMs: number | null): void;
   listening?(e: ListeningEvent): void;
+  /** A process that exec started ended (wait status). */
+  execExit?(pid: number, status: number): void;
 }
 
 export class VmHandle {
@@ -82,6 +90,9 @@ export class VmHandle {
             break;
           case 'listening':
             events.listening?.(m.event);
+            break;
+          case 'exec-exit':
+            events.execExit?.(m.pid, m.status);
             break;
           case 'paused':
             this.paused = true;

@@ -21,6 +21,7 @@ import { nap, wakeOn } from '../kernel/nap.js';
 import { Strace } from '../kernel/strace.js';
 import { normalizePath } from '../kernel/sys/fs.js';
 import { runTask, type TaskEnd } from '../kernel/task.js';
+import { spawnProcess } from '../kernel/spawn.js';
 import { Threads, type Thread, type ThreadStart } from '../kernel/threads.js';
 import { ProcessTable, type ForkedSpace, type ProcessHost } from '../kernel/procs.js';
 import { HostError } from '../host/errors.js';
@@ -252,7 +253,13 @@ function sameRun(dir: string): boolean {
 }
 
 /** Paused at an exit boundary: answer control commands until resumed or stopped. */
-function pauseLoop(b: Booted): 'resume' | TaskEnd {
+/** What the pause loop asks of the running sandbox's process table (exec and its signals). */
+interface ProcessOps {
+  exec(c: Extract<ControlCommand, { cmd: 'exec' }>): number;
+  signal(pid: number, sig: number): void;
+}
+
+function pauseLoop(b: Booted, ops: ProcessOps): 'resume' | TaskEnd {
   post({ type: 'paused' });
   for (;;) {
     const seen = Atomics.load(control, CONTROL_CMD);
@@ -310,6 +317,13 @@ function pauseLoop(b: Booted): 'resume' | TaskEnd {
             return 'resume';
           case 'stats':
             post({ type: 'reply', id: c.id, ok: true, result: b.kernel.stats.report() });
+            break;
+          case 'exec':
+            post({ type: 'reply', id: c.id, ok: true, result: { pid: ops.exec(c) } });
+            break;
+          case 'signal':
+            ops.signal(c.pid, c.sig);
+            post({ type: 'reply', id: c.id, ok: true, result: {} });
             break;
         }
       } catch (e) {
@@ -609,10 +623,36 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
     platform: machine.name,
     restoreMs: b.restoreStarted === undefined ? null : performance.now() - b.restoreStarted,
   });
-  const hooks = { paused: (): boolean => Atomics.load(control, CONTROL_PAUSE) !== 0, pause: (): 'resume' | TaskEnd => pauseLoop(b) };
+  procs.onDetachedExit = (k, status) => post({ type: 'exec-exit', pid: k.identity.pid, status });
+  const ops: ProcessOps = {
+    exec: (c) => {
+      if (kernel.zombie) throw new MapvisorError('ENOTRUNNING', 'the program has ended', '');
+      const files = c.stdio.map((fd, i) => new OpenFile(new HostStream(fd, ['stdin', 'stdout', 'stderr'][i]!, kernel.mem, stop), i === 0 ? O_RDONLY : O_WRONLY));
+      return spawnProcess(kernel, c.spec, files).identity.pid;
+    },
+    signal: (pid, sig) => {
+      const k = procs.get(pid);
+      if (!k || k.zombie || k.parent) throw new MapvisorError('ESRCH', `no process ${pid} that exec started is running in the sandbox`, 'it has ended');
+      procs.signal(k, sig, { signo: sig, code: 0 /* SI_USER */ });
+    },
+  };
+  /** Serving processes (serveThreads) rather than running the single program's vCPU here. */
+  let serving = false;
+  const hooks = {
+    paused: (): boolean => Atomics.load(control, CONTROL_PAUSE) !== 0,
+    pause: (): 'resume' | TaskEnd => pauseLoop(b, ops),
+  };
+  // The single program's loop: a process that exec started while it was paused makes it serve processes.
+  const singleHooks = {
+    paused: hooks.paused,
+    pause: (): 'resume' | TaskEnd | { kind: 'threaded' } => {
+      const r = pauseLoop(b, ops);
+      return r === 'resume' && !serving && threads.threaded ? { kind: 'threaded' } : r;
+    },
+  };
   // A pause asked for before the program ran (the OCI runtime's create) holds it before its first instruction.
-  const held = !b.threads && hooks.paused() ? hooks.pause() : 'resume';
-  let end: TaskEnd | { kind: 'threaded' } = b.threads ? { kind: 'threaded' } : held !== 'resume' ? held : runTask(vcpu, kernel, hooks);
+  const held = !b.threads && hooks.paused() ? singleHooks.pause() : 'resume';
+  let end: TaskEnd | { kind: 'threaded' } = b.threads ? { kind: 'threaded' } : held !== 'resume' ? held : runTask(vcpu, kernel, singleHooks);
   if (end.kind === 'threaded') {
     // Several threads: every vCPU now runs in a worker of its own and this thread serves them.
     if (!b.threads) {
@@ -621,6 +661,7 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
       threads.unstarted.unshift(main);
     }
     post({ type: 'threaded', doorbell: doorbell.sab });
+    serving = true;
     end = serveThreads(kernel, threads, { slotOf: (t) => slots.get(t.tid)!, doorbell, contended: () => Atomics.load(cpuGate, 2) > 0, idle }, hooks);
   }
   kickGuard.setAlive(false); // from here on the vCPUs are closed

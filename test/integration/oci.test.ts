@@ -208,17 +208,62 @@ test(`podman's own network: -p publishes a server in the container (the VMM join
   }
 });
 
-test(`podman exec: refused with one line (not supported yet) [${PLATFORM}]`, { ...T, skip: SKIP }, async () => {
-  const c = podman(['run', '-d', '--network=none', `--runtime=${RUNTIME}`, `--runtime-flag=platform=${PLATFORM}`, BB, '/bin/sleep', '30']);
+/** A container running `sleep 60` for `f`; removed after. */
+async function withRunning(f: (id: string) => Promise<void> | void): Promise<void> {
+  const c = podman(['run', '-d', '--network=none', `--runtime=${RUNTIME}`, `--runtime-flag=platform=${PLATFORM}`, BB, '/bin/sleep', '60']);
   assert.equal(c.status, 0, why(c));
   const id = c.stdout.trim();
   try {
-    const r = podman(['exec', id, '/bin/echo', 'hi']);
-    assert.notEqual(r.status, 0, why(r));
-    assert.match(r.stderr, /exec is not supported yet/);
+    await f(id);
   } finally {
     podman(['rm', '-f', '-t', '0', id]);
   }
+}
+
+test(`podman exec: echo, the exit status (4), -e and -w, stdin with -i [${PLATFORM}]`, { ...T, skip: SKIP }, async () => {
+  await withRunning((id) => {
+    const a = podman(['exec', id, 'echo', 'hi']);
+    assert.equal(a.status, 0, why(a));
+    assert.equal(a.stdout, 'hi\n');
+    const b = podman(['exec', id, 'sh', '-c', 'exit 4']);
+    assert.equal(b.status, 4, why(b));
+    const c = podman(['exec', '-e', 'K=V', '-w', '/tmp', id, 'sh', '-c', 'echo "$K"; pwd; echo "ppid $PPID"']);
+    assert.equal(c.status, 0, why(c));
+    assert.equal(c.stdout, 'V\n/tmp\nppid 0\n');
+    const d = podman(['exec', '-i', id, 'cat'], 'through stdin\n');
+    assert.equal(d.stdout, 'through stdin\n', why(d));
+    const e = podman(['exec', id, 'sh', '-c', 'kill -TERM $$']);
+    assert.equal(e.status, 143, why(e));
+  });
+});
+
+test(`podman exec: ps inside shows the container's program and the exec'd process (ppid 0) [${PLATFORM}]`, { ...T, skip: SKIP }, async () => {
+  await withRunning((id) => {
+    const bg = podman(['exec', '-d', id, 'sleep', '30']);
+    assert.equal(bg.status, 0, why(bg));
+    const r = podman(['exec', id, 'busybox', 'ps', '-o', 'pid,ppid,comm']);
+    assert.equal(r.status, 0, why(r));
+    const rows = r.stdout.trim().split('\n').slice(1).map((l) => l.trim().split(/\s+/));
+    assert.ok(rows.some(([pid, ppid, comm]) => pid === '1' && ppid === '0' && comm === 'sleep'), r.stdout);
+    assert.equal(rows.filter(([pid, ppid, comm]) => pid !== '1' && ppid === '0' && comm === 'sleep').length, 1, r.stdout);
+    assert.ok(rows.some(([pid, ppid, comm]) => pid !== '1' && ppid === '0' && comm === 'busybox'), r.stdout);
+  });
+});
+
+test(`podman exec: a program the image lacks is podman's 127, with runc's message [${PLATFORM}]`, { ...T, skip: SKIP }, async () => {
+  await withRunning((id) => {
+    const r = podman(['exec', id, 'nosuch']);
+    assert.equal(r.status, 127, why(r));
+    assert.match(r.stderr, /"nosuch": executable file not found in \$PATH/);
+  });
+});
+
+test(`podman exec -it: a terminal, and the status through it [${PLATFORM}]`, { ...T, skip: SKIP || (sh('script', ['--version']).status !== 0 ? 'script(1) missing (apt-get install bsdutils)' : false) }, async () => {
+  await withRunning((id) => {
+    const r = spawnSync('script', ['-qec', `podman exec -it ${id} sh -c '[ -t 0 ] && [ -t 1 ] && echo on-a-tty; exit 3'`, '/dev/null'], { encoding: 'utf8', timeout: 60_000 });
+    assert.match(r.stdout, /on-a-tty\r\n/, why(r));
+    assert.equal(r.status, 3, why(r));
+  });
 });
 
 test(`podman run -it: a shell on a pty (script(1) drives it) [${PLATFORM}]`, { ...T, skip: SKIP || (sh('script', ['--version']).status !== 0 ? 'script(1) missing (apt-get install bsdutils)' : false) }, () => {
