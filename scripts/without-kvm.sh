@@ -2,7 +2,7 @@
 # Run a command as on a host without /dev/kvm, to check that mapvisor (and its test suite) works there:
 #   scripts/without-kvm.sh node scripts/test.mjs
 # As root: the script re-runs itself in a private mount namespace (unshare -m, private propagation)
-# and mounts there a fresh /dev holding only the usual devices, without kvm. The host's /dev is
+# and mounts there a fresh /dev holding every entry of the host's /dev but kvm. The host's /dev is
 # never touched.
 set -e
 if [ "$1" != "--in-private-namespace" ]; then
@@ -10,11 +10,18 @@ if [ "$1" != "--in-private-namespace" ]; then
 fi
 shift
 old=$(mktemp -d)
-mount --bind /dev "$old"
-mount -t tmpfs none /dev
-for d in null zero full random urandom tty; do touch /dev/$d; mount --bind "$old/$d" /dev/$d; done
-mkdir -p /dev/shm /dev/pts
-mount --bind "$old/shm" /dev/shm
-mount --bind "$old/pts" /dev/pts
-ln -s /proc/self/fd /dev/fd; ln -s /proc/self/fd/0 /dev/stdin; ln -s /proc/self/fd/1 /dev/stdout; ln -s /proc/self/fd/2 /dev/stderr
+# --rbind: the host's /dev with its submounts (devpts, shm, mqueue). Every entry but kvm is put back in
+# the fresh /dev: links as links, the rest bound (so ptys, /dev/shm and the like work as on the host).
+mount --rbind /dev "$old"
+mount -t tmpfs -o mode=755 none /dev
+for p in "$old"/* "$old"/.[!.]*; do
+  [ -e "$p" ] || [ -L "$p" ] || continue
+  n=${p##*/}
+  [ "$n" = kvm ] && continue
+  # ptmx finds its devpts next to itself: a bound device node has no "pts" beside it, a link to it does.
+  if [ "$n" = ptmx ]; then ln -s pts/ptmx /dev/ptmx; continue; fi
+  if [ -L "$p" ]; then ln -s "$(readlink "$p")" "/dev/$n"
+  elif [ -d "$p" ]; then mkdir "/dev/$n"; mount --rbind "$p" "/dev/$n"
+  else touch "/dev/$n"; mount --bind "$p" "/dev/$n"; fi
+done
 exec "$@"
