@@ -67,6 +67,50 @@ export function encodeStat(s: StatInfo): Uint8Array {
   return b;
 }
 
+/** struct statx (<linux/stat.h>): its size and the offsets mapvisor fills. */
+export const STATX_SIZE = 256;
+export const STATX = {
+  mask: 0, blksize: 4, nlink: 16, uid: 20, gid: 24, mode: 28, ino: 32, size: 40, blocks: 48,
+  atime: 64, btime: 80, ctime: 96, mtime: 112, rdevMajor: 128, rdevMinor: 132, devMajor: 136, devMinor: 140,
+} as const;
+const STATX_BASIC_STATS = 0x7ff;
+const STATX_BTIME = 0x800;
+
+/** A dev_t's major and minor numbers (glibc's gnu_dev_major/minor encoding). */
+function devParts(d: number): [number, number] {
+  return [Number((BigInt(d) >> 8n) & 0xfffn), (d & 0xff) | ((d >> 12) & 0xfff00)];
+}
+
+/** struct statx for `s`, with the birth time when the file system keeps one. */
+export function encodeStatx(s: StatInfo, btime: [number, number] | null = null): Uint8Array {
+  const b = new Uint8Array(STATX_SIZE);
+  const dv = new DataView(b.buffer);
+  dv.setUint32(STATX.mask, STATX_BASIC_STATS | (btime ? STATX_BTIME : 0), true);
+  dv.setUint32(STATX.blksize, s.blksize, true);
+  dv.setUint32(STATX.nlink, s.nlink, true);
+  dv.setUint32(STATX.uid, s.uid, true);
+  dv.setUint32(STATX.gid, s.gid, true);
+  dv.setUint16(STATX.mode, s.mode, true);
+  dv.setBigUint64(STATX.ino, BigInt(s.ino), true);
+  dv.setBigUint64(STATX.size, BigInt(s.size), true);
+  dv.setBigUint64(STATX.blocks, BigInt(s.blocks), true);
+  const ts = (o: number, t: [number, number]): void => {
+    dv.setBigInt64(o, BigInt(t[0]), true);
+    dv.setUint32(o + 8, t[1], true);
+  };
+  ts(STATX.atime, s.atime);
+  if (btime) ts(STATX.btime, btime);
+  ts(STATX.ctime, s.ctime);
+  ts(STATX.mtime, s.mtime);
+  const [rmaj, rmin] = devParts(s.rdev);
+  const [dmaj, dmin] = devParts(s.dev);
+  dv.setUint32(STATX.rdevMajor, rmaj, true);
+  dv.setUint32(STATX.rdevMinor, rmin, true);
+  dv.setUint32(STATX.devMajor, dmaj, true);
+  dv.setUint32(STATX.devMinor, dmin, true);
+  return b;
+}
+
 export function decodeStat(b: Uint8Array): StatInfo {
   const dv = new DataView(b.buffer, b.byteOffset, STAT_SIZE);
   const n = (o: number): number => Number(dv.getBigInt64(o, true));

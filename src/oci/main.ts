@@ -61,6 +61,19 @@ function vmmScript(): string {
 }
 
 /** Start the VMM for a container whose state is written; resolves once it is ready (or throws its error). */
+
+/** What a child started with a pipe as fd 3 writes there before closing it ("ready", or "error ..."). */
+function readyLine(child: ChildProcess): Promise<string> {
+  return new Promise<string>((resolve) => {
+    let buf = '';
+    const pipe = child.stdio[3] as NodeJS.ReadableStream;
+    pipe.setEncoding('utf8');
+    pipe.on('data', (d: string) => (buf += d));
+    pipe.on('end', () => resolve(buf.trim()));
+    pipe.on('error', () => resolve(buf.trim()));
+  });
+}
+
 async function startVmm(g: Globals, state: ContainerState, consoleSocket: string | undefined, detach: boolean): Promise<ChildProcess> {
   const { closeFd, joinNetns, openPty, sendFd } = await import('./pty.js');
   let stdio: Array<number | 'inherit' | 'pipe'> = ['inherit', 'inherit', 'inherit', 'pipe'];
@@ -81,14 +94,7 @@ async function startVmm(g: Globals, state: ContainerState, consoleSocket: string
     env: { ...process.env, MAPVISOR_TMPDIR: containerDir(g.root, state.id) },
   });
   for (const fd of toClose) closeFd(fd);
-  const ready = await new Promise<string>((resolve) => {
-    let buf = '';
-    const pipe = child.stdio[3] as NodeJS.ReadableStream;
-    pipe.setEncoding('utf8');
-    pipe.on('data', (d: string) => (buf += d));
-    pipe.on('end', () => resolve(buf.trim()));
-    pipe.on('error', () => resolve(buf.trim()));
-  });
+  const ready = await readyLine(child);
   if (ready !== 'ready') {
     child.kill('SIGKILL');
     throw new OciError(ready.replace(/^error /, '') || 'the VMM ended before the program was ready', '');
@@ -260,14 +266,7 @@ async function execCommand(g: Globals, id: string, spec: ExecRequest, terminal: 
   writeFileSync(specFile, JSON.stringify(spec), { mode: 0o600 });
   const child = spawn(process.execPath, [execWaitScript(), g.root, id, specFile, log.file ?? '', log.format, terminal && consoleSocket !== undefined ? '1' : '0'], { stdio, detached: true });
   for (const fd of toClose) closeFd(fd);
-  const ready = await new Promise<string>((resolve) => {
-    let buf = '';
-    const pipe = child.stdio[3] as NodeJS.ReadableStream;
-    pipe.setEncoding('utf8');
-    pipe.on('data', (d: string) => (buf += d));
-    pipe.on('end', () => resolve(buf.trim()));
-    pipe.on('error', () => resolve(buf.trim()));
-  });
+  const ready = await readyLine(child);
   rmSync(specFile, { force: true });
   if (ready !== 'ready') {
     child.kill('SIGKILL');

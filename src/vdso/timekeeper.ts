@@ -43,9 +43,10 @@ const FIRST_UPDATES_MS = [10, 100, 1000];
 const UPDATE_EVERY_MS = 1000;
 
 const scratchAddr = libc.mmap(0, 4096, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_PRIVATE | libc.MAP_ANONYMOUS, -1, 0);
-const scratch = new DataView(libc.view(scratchAddr, 4096));
+const scratch = new DataView(libc.view(scratchAddr, 16));
 
-function hostNs(clock: number): bigint {
+/** The host's reading of `clock`, in ns. */
+export function hostNs(clock: number): bigint {
   libc.clockGettime(clock, scratchAddr);
   return scratch.getBigInt64(0, true) * 1_000_000_000n + scratch.getBigInt64(8, true);
 }

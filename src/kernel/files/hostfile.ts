@@ -59,11 +59,7 @@ export class HostFile implements FileOps {
   read(f: OpenFile, addr: number, length: number, offset: number | null): number {
     if (this.isDir) return -E.EISDIR;
     if (length === 0) return 0;
-    const pos = offset ?? f.pos;
-    const n = libc.pread(this.fd, this.mem.hostPtr(addr, length, PROT_WRITE), length, pos);
-    if (n < 0) return -libc.errno();
-    if (offset === null) f.pos = pos + n;
-    return n;
+    return this.readHost(f, this.mem.hostPtr(addr, length, PROT_WRITE), length, offset);
   }
 
   write(f: OpenFile, addr: number, length: number, offset: number | null): number {

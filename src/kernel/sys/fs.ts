@@ -4,7 +4,7 @@
  * /dev, /proc and its pipes; other paths do not exist (ENOENT).
  */
 import { E } from '../../abi/errno.js';
-import { encodeStat, type StatInfo } from '../../abi/stat.js';
+import { encodeStat, encodeStatx, type StatInfo } from '../../abi/stat.js';
 import { Device, devLink, isDevice } from '../files/devices.js';
 import { Ext4File, ROOT_DEV, S_IFDIR, S_IFMT, S_IFREG, fsCall, toStatInfo } from '../files/ext4file.js';
 import {
@@ -374,32 +374,7 @@ function writeStat(k: Kernel, addr: number, s: StatInfo | number): number {
 /** struct statx (256 bytes). */
 function writeStatx(k: Kernel, addr: number, s: StatInfo | number, crtime: [number, number] | null): number {
   if (typeof s === 'number') return s;
-  const b = new Uint8Array(256);
-  const dv = new DataView(b.buffer);
-  const STATX_BASIC_STATS = 0x7ff;
-  const STATX_BTIME = 0x800;
-  dv.setUint32(0, STATX_BASIC_STATS | (crtime ? STATX_BTIME : 0), true);
-  dv.setUint32(4, s.blksize, true);
-  dv.setUint32(16, s.nlink, true);
-  dv.setUint32(20, s.uid, true);
-  dv.setUint32(24, s.gid, true);
-  dv.setUint16(28, s.mode, true);
-  dv.setBigUint64(32, BigInt(s.ino), true);
-  dv.setBigUint64(40, BigInt(s.size), true);
-  dv.setBigUint64(48, BigInt(s.blocks), true);
-  const ts = (o: number, t: [number, number]): void => {
-    dv.setBigInt64(o, BigInt(t[0]), true);
-    dv.setUint32(o + 8, t[1], true);
-  };
-  ts(64, s.atime);
-  if (crtime) ts(80, crtime);
-  ts(96, s.ctime);
-  ts(112, s.mtime);
-  dv.setUint32(128, s.rdev >> 8, true);
-  dv.setUint32(132, s.rdev & 0xff, true);
-  dv.setUint32(136, s.dev >> 8, true);
-  dv.setUint32(140, s.dev & 0xff, true);
-  k.mem.write(addr, b);
+  k.mem.write(addr, encodeStatx(s, crtime));
   return 0;
 }
 

@@ -5,7 +5,7 @@
  * wrapper is one WeakMap lookup and then the original handler.
  */
 import { E } from '../../abi/errno.js';
-import { encodeStat, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, type StatInfo } from '../../abi/stat.js';
+import { encodeStat, encodeStatx, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, type StatInfo } from '../../abi/stat.js';
 import koffi from 'koffi';
 import * as libc from '../../host/libc.js';
 import { HostFile } from '../files/hostfile.js';
@@ -291,36 +291,6 @@ function statHost(k: Kernel, dirfd: number, pathAddr: number, flags: number): St
     if (typeof s !== 'number' && hit.slash && (s.mode & S_IFMT) !== S_IFDIR) return -E.ENOTDIR;
     return s;
   });
-}
-
-function writeStatx(k: Kernel, addr: number, s: StatInfo): number {
-  const b = new Uint8Array(256);
-  const dv = new DataView(b.buffer);
-  dv.setUint32(0, 0x7ff, true); // STATX_BASIC_STATS
-  dv.setUint32(4, s.blksize, true);
-  dv.setUint32(16, s.nlink, true);
-  dv.setUint32(20, s.uid, true);
-  dv.setUint32(24, s.gid, true);
-  dv.setUint16(28, s.mode, true);
-  dv.setBigUint64(32, BigInt(s.ino), true);
-  dv.setBigUint64(40, BigInt(s.size), true);
-  dv.setBigUint64(48, BigInt(s.blocks), true);
-  const ts = (o: number, t: [number, number]): void => {
-    dv.setBigInt64(o, BigInt(t[0]), true);
-    dv.setUint32(o + 8, t[1], true);
-  };
-  ts(64, s.atime);
-  ts(96, s.ctime);
-  ts(112, s.mtime);
-  const split = (d: number): [number, number] => [Number((BigInt(d) >> 8n) & 0xfffn), (d & 0xff) | ((d >> 12) & 0xfff00)];
-  const [rmaj, rmin] = split(s.rdev);
-  const [dmaj, dmin] = split(s.dev);
-  dv.setUint32(128, rmaj, true);
-  dv.setUint32(132, rmin, true);
-  dv.setUint32(136, dmaj, true);
-  dv.setUint32(140, dmin, true);
-  k.mem.write(addr, b);
-  return 0;
 }
 
 function statfsHost(k: Kernel, fd: number, ro: boolean, addr: number): number {
@@ -908,7 +878,7 @@ const handlers: Record<string, (k: Kernel, a: SyscallArgs) => SyscallResult | nu
   newfstatat: (k, a) => stat(k, a.u64(2), statHost(k, a.i32(0), a.u64(1), a.i32(3))),
   statx: (k, a) => {
     const s = statHost(k, a.i32(0), a.u64(1), a.i32(2));
-    return s === null || typeof s === 'number' ? s : writeStatx(k, a.u64(4), s);
+    return s === null || typeof s === 'number' ? s : (k.mem.write(a.u64(4), encodeStatx(s)), 0);
   },
   statfs: (k, a) =>
     onName(k, AT_FDCWD, a.u64(0), true, (loc) => withPathFd(loc, (_m, fd) => statfsHost(k, fd, loc.mount.readonly, a.u64(1)))),

@@ -7,7 +7,7 @@ import { E } from '../../abi/errno.js';
 import * as libc from '../../host/libc.js';
 import { PROT_WRITE } from '../../host/libc.js';
 import type { Kernel } from '../kernel.js';
-import { FORMULA_CLOCKS, timekeeper } from '../../vdso/timekeeper.js';
+import { FORMULA_CLOCKS, hostNs, timekeeper } from '../../vdso/timekeeper.js';
 import type { SyscallResult, SyscallTable } from '../types.js';
 
 const CLOCK_REALTIME = 0;
@@ -20,18 +20,12 @@ const CLOCK_TAI = 11;
 const VALID_CLOCKS = new Set([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11]);
 const TIMER_ABSTIME = 1;
 
-// A host timespec the VMM reads its own clocks into (clock_gettime wants an address).
-const scratchAddr = libc.mmap(0, 4096, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_PRIVATE | libc.MAP_ANONYMOUS, -1, 0);
-const scratch = new DataView(libc.view(scratchAddr, 16));
-
 /**
  * The program's reading of `clock`, in nanoseconds: the sandbox's clock formula (the vDSO's, see
  * vdso/timekeeper.ts) for the clocks it answers, the host's for the rest (CPU time, MONOTONIC_RAW).
  */
 export function nowNs(clock: number): bigint {
-  if (FORMULA_CLOCKS.has(clock)) return timekeeper().now(clock);
-  libc.clockGettime(clock, scratchAddr);
-  return scratch.getBigInt64(0, true) * 1_000_000_000n + scratch.getBigInt64(8, true);
+  return FORMULA_CLOCKS.has(clock) ? timekeeper().now(clock) : hostNs(clock);
 }
 
 /** Sleep until `deadlineNs` on `clock`; false when the VMM is asked to stop first. */
