@@ -8,6 +8,7 @@ import { parseCommandLine } from './args.js';
 import { existsSync } from 'node:fs';
 import { UsageError } from '../errors.js';
 import { createImage } from '../image/create.js';
+import { flattenLayer } from '../storage/layer.js';
 import { formatSize, parseSize } from '../util/size.js';
 
 const USAGE = `usage: mapvisor image create [options] OUT.img
@@ -103,11 +104,36 @@ async function create(argv: string[]): Promise<number> {
 }
 
 /** `mapvisor image ...`; argv starts after "image" (with "create"). */
+const FLATTEN_USAGE = `usage: mapvisor image flatten IMAGE LAYER OUT.img
+
+Lays a copy-on-write layer (mapvisor run --image IMAGE --layer LAYER, or a container's) over a copy of
+IMAGE: OUT.img is the file system the program saw, an ext4 image of its own. IMAGE must be as it was
+when the layer was made.
+`;
+
+/** \`mapvisor image flatten IMAGE LAYER OUT.img\` */
+function flatten(argv: string[]): number {
+  if (argv.includes('-h') || argv.includes('--help')) {
+    process.stdout.write(FLATTEN_USAGE);
+    return 0;
+  }
+  if (argv.length !== 3 || argv.some((a) => a.startsWith('-'))) usage('give an image, its layer and an output path', 'mapvisor image flatten IMAGE LAYER OUT.img');
+  const [image, layer, out] = argv as [string, string, string];
+  for (const [what, p] of [['image', image], ['layer', layer]] as const) if (!existsSync(p)) usage(`the ${what} ${p} does not exist`, `give the path of the ${what}`);
+  if (existsSync(out)) usage(`${out} exists already`, 'give a path that does not exist yet');
+  const t0 = performance.now();
+  const bytes = flattenLayer(image, layer, out);
+  process.stderr.write(`${out}: ${image} with ${formatSize(bytes)} from ${layer} (${(performance.now() - t0).toFixed(0)} ms)\n`);
+  return 0;
+}
+
 export async function imageCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   switch (sub) {
     case 'create':
       return create(rest);
+    case 'flatten':
+      return flatten(rest);
     case '-h':
     case '--help':
     case 'help':
@@ -116,6 +142,6 @@ export async function imageCommand(argv: string[]): Promise<number> {
     case undefined:
       usage('no image command given', 'mapvisor image create [options] OUT.img');
     default:
-      usage(`unknown image command ${JSON.stringify(sub)}`, 'the command is: mapvisor image create [options] OUT.img');
+      usage(`unknown image command ${JSON.stringify(sub)}`, 'the commands are: mapvisor image create [options] OUT.img, mapvisor image flatten IMAGE LAYER OUT.img');
   }
 }

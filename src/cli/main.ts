@@ -4,6 +4,7 @@
  * a program's own status passes through, and death by signal N exits 128+N with a one-line reason.
  */
 import { parseMountSpec } from '../kernel/vfs/mounts.js';
+import { parseImageSpec } from '../kernel/vfs/rootfs.js';
 import { parseCommandLine } from './args.js';
 import { MapvisorError, UsageError, EXIT_INTERNAL } from '../errors.js';
 import { Sandbox, type SandboxResult } from '../sandbox/sandbox.js';
@@ -23,6 +24,7 @@ import { infoCommand } from './info.js';
 
 const USAGE = `usage: mapvisor run [options] -- PROGRAM [ARGS...]
        mapvisor image create [--size S] [--debian PKG...] [--add HOSTDIR[:DIR]...] OUT.img
+       mapvisor image flatten IMAGE LAYER OUT.img
        mapvisor bench [--quick] [--only ID] [--platform kvm|process|all] [--json FILE] [--svg FILE]
        mapvisor restore DIR [--in-place | --clones N] [--api SOCKET]
        mapvisor ctl SOCKET pause|resume|checkpoint DIR|stats|stop|rejuvenate
@@ -37,7 +39,10 @@ options:
   --platform kvm|process|auto  what runs the program (default auto, or MAPVISOR_PLATFORM: kvm where
                       /dev/kvm opens, else process); \`mapvisor info\` says which work here
   --image PATH[,ro|,cow]  an ext4 disk image as the root file system; PROGRAM is a path inside it
-                      (rw: exclusive, written in place; ro: shared, read-only; cow: private copy)
+                      (rw: exclusive, written in place; ro: shared, read-only; cow: shared, with the
+                      program's changes in a copy-on-write layer of its own, gone at exit)
+  --layer FILE        with --image: the copy-on-write layer that keeps the changes (made when missing,
+                      used again by the next run; mapvisor image flatten lays it over the image)
   --storage memory|blk  how the image is reached: mapped into memory (default), or the conventional
                       path through a block device with a VMM-side cache (the baseline)
   --cache SIZE        blk: size of the block cache (default 256M)
@@ -91,6 +96,15 @@ function sizeOption(name: string, value: string | undefined): number | undefined
   return n;
 }
 
+/** --image PATH[,MODE] with --layer FILE: a copy-on-write image whose changes last in FILE. */
+function imageOption(text: string | undefined, layer: string | undefined): string | { path: string; mode: 'cow'; layer: string } | undefined {
+  if (layer === undefined) return text;
+  if (text === undefined) usage('--layer needs an --image to lie over', 'give --image PATH --layer FILE');
+  const spec = parseImageSpec(text);
+  if (/,(rw|ro)$/.test(text)) usage(`--layer goes with a copy-on-write image, not ,${spec.mode}`, `give --image ${spec.path} --layer ${layer}`);
+  return { path: spec.path, mode: 'cow', layer };
+}
+
 async function run(argv: string[]): Promise<number> {
   const parsed = parseCommandLine(
     argv,
@@ -98,6 +112,7 @@ async function run(argv: string[]): Promise<number> {
     mem: { type: 'string' },
     platform: { type: 'string' },
     image: { type: 'string' },
+    layer: { type: 'string' },
     storage: { type: 'string' },
     cache: { type: 'string' },
     'cache-mode': { type: 'string' },
@@ -168,6 +183,7 @@ async function run(argv: string[]): Promise<number> {
   const publish = (values.publish ?? []).map(publishOption);
   const mounts = (values.mount ?? []).map(parseMountSpec);
   const platform = platformOption(values.platform);
+  const image = imageOption(values.image, values.layer);
   const sb = new Sandbox(program, args, {
     ...(net ? { net } : {}),
     ...(publish.length ? { publish } : {}),
@@ -183,7 +199,7 @@ async function run(argv: string[]): Promise<number> {
     ...(space !== undefined ? { space } : {}),
     ...(timeout !== undefined ? { timeout } : {}),
     ...(ret ? { syscallReturn: ret } : {}),
-    ...(values.image !== undefined ? { image: values.image } : {}),
+    ...(image !== undefined ? { image } : {}),
     ...(storage ? { storage } : {}),
     ...(cache !== undefined ? { cache } : {}),
     ...(cacheMode ? { cacheMode } : {}),
@@ -319,6 +335,7 @@ async function restore(argv: string[]): Promise<number> {
       timeout: { type: 'string' },
       stats: { type: 'boolean' },
       platform: { type: 'string' },
+      layer: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     'mapvisor restore --help',
@@ -331,6 +348,8 @@ async function restore(argv: string[]): Promise<number> {
         '  --clones N      start N copies from the checkpoint, sharing its unmodified pages\n' +
         '  --stats         also print the restore time to the first instruction\n' +
         '  --platform P    kvm or process (default: the platform the checkpoint was taken on)\n' +
+        '  --layer FILE    a copy-on-write image: keep the restored program\'s layer in FILE (a copy of the\n' +
+        '                  checkpoint\'s; FILE must not exist yet); default a temporary one\n' +
         '  (--standby-fd FD and --space S are used by rejuvenation: build the VM, restore on "go" from FD)\n',
     );
     return 0;
@@ -371,6 +390,7 @@ async function restore(argv: string[]): Promise<number> {
     ...(platform ? { platform } : {}),
     inPlace: values['in-place'] ?? false,
     standby: standby !== undefined,
+    ...(values.layer !== undefined ? { layer: values.layer } : {}),
     ...(space !== undefined ? { space } : {}),
     ...(timeout !== undefined ? { timeout } : {}),
   });

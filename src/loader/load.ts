@@ -87,10 +87,23 @@ export function segmentPages(elf: ElfInfo, bias: number): Array<{ start: number;
   return runs;
 }
 
+/** A run of a file's pages in the image. */
+export interface XipRun {
+  offset: number;
+  length: number;
+  physical: number | null;
+  /** Backing id and host fd to map the run from, when not the image's own. */
+  id?: number;
+  fd?: number;
+}
+
 /** Where a file's pages can be mapped from directly (the root file system's image). */
 export interface XipSource {
-  /** Runs of the file: physical byte offsets in the image (page-aligned when blocks are 4 KiB). */
-  runs(offset: number, length: number): Array<{ offset: number; length: number; physical: number | null }>;
+  /**
+   * Runs of the file: physical byte offsets in the image (page-aligned when blocks are 4 KiB), and the
+   * file they are mapped from when it is not the image's (a copy-on-write layer's, at the same offset).
+   */
+  runs(offset: number, length: number): XipRun[];
   /** Backing id and host fd of the image, for the region map and the window. */
   backingId: number;
   fd: number;
@@ -131,7 +144,7 @@ function mapSegmentInPlace(space: AddressSpace, image: ExecImageSource, bias: nu
         fixed: true,
         noReplace: false,
         tag: 'elf',
-        file: { id: xip.backingId, fd: xip.fd, offset: r.physical!, path: image.path },
+        file: { id: r.id ?? xip.backingId, fd: r.fd ?? xip.fd, offset: r.physical!, path: image.path },
       }),
       image.path,
     );

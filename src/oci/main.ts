@@ -5,7 +5,7 @@
  * and --net none|host (podman: --runtime-flag platform=kvm). Every failure is one line on stderr and in
  * the log, a non-zero exit, and no state left behind.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { constants } from 'node:os';
@@ -113,7 +113,8 @@ function vmmPlanOf(g: Globals, bundle: string, id: string): { tmpfs: Array<{ dir
       args: p.args,
       init: p.init,
       env: p.env,
-      image: join(containerDir(g.root, id), 'rootfs.img'),
+      image: '', // the shared image, found (or built) by create
+      layer: p.readonly ? null : join(containerDir(g.root, id), 'layer'),
       readonly: p.readonly,
       platform: g.platform,
       net: p.netns ? 'host' : g.net,
@@ -138,7 +139,7 @@ function vmmPlanOf(g: Globals, bundle: string, id: string): { tmpfs: Array<{ dir
 
 /** create (and the first half of run and restore): the container's layer, state and VMM. */
 async function create(g: Globals, id: string, bundle: string, pidFile: string | undefined, consoleSocket: string | undefined, detach: boolean, restoreFrom: string | null): Promise<{ child: ChildProcess; state: ContainerState }> {
-  const { containerLayer, sharedImage } = await import('./storage.js');
+  const { sharedImage } = await import('./storage.js');
   return await lockedAsync(g.root, id, async () => {
     if (existsSync(containerDir(g.root, id))) throw new OciError(`container ${id} exists already`, `delete it first: mapvisor-oci delete ${id}`);
     const spec = vmmPlanOf(g, bundle, id);
@@ -150,17 +151,18 @@ async function create(g: Globals, id: string, bundle: string, pidFile: string | 
         chmodSync(t.dir, t.mode);
       }
       if (restoreFrom !== null) {
-        // A checkpoint names the image it ran on: restore onto the layer saved with it.
-        // A checkpoint names the layer it ran on: put the saved copy back there (the same container id).
-        const saved = JSON.parse(readFileSync(join(restoreFrom, 'oci.json'), 'utf8')) as { image: string; layer: string };
-        if (saved.layer !== spec.plan.image) throw new OciError(`the checkpoint in ${restoreFrom} was taken of another container (its layer was ${saved.layer})`, 'restore it under the id it had');
-        execFileSync('cp', ['--reflink=auto', '--sparse=always', saved.image, spec.plan.image]);
+        // A checkpoint names the shared image it ran on and holds a copy of the container's layer: the
+        // restored program continues on a copy of that at the container's layer path (the same id).
+        const saved = JSON.parse(readFileSync(join(restoreFrom, 'oci.json'), 'utf8')) as { image: string; layer: string | null };
+        if (saved.layer !== spec.plan.layer) throw new OciError(`the checkpoint in ${restoreFrom} was taken of another container (its layer was ${saved.layer ?? 'none: a read-only root'})`, 'restore it under the id it had');
+        if (!existsSync(saved.image)) throw new OciError(`the checkpoint's image ${saved.image} is gone`, 'restore under the --root the checkpoint was taken with');
+        spec.plan.image = saved.image;
       } else {
         const shared = sharedImage(g.root, spec.rootPath, new Set(spec.plan.binds.map((b) => b.target)));
         if (spec.tmpfs.length) logInfo(`container ${id}: tmpfs mounts are directories of the container's (${spec.tmpfs.map((t) => t.dir).join(', ')})`);
-        // Read-only: every such container maps the shared image itself. Otherwise a layer of its own.
-        if (spec.plan.readonly) spec.plan.image = shared.path;
-        else containerLayer(shared.path, spec.plan.image);
+        // Every container maps the shared image itself; a writable one keeps its changes in a layer of
+        // its own (made empty by the VMM when it opens it).
+        spec.plan.image = shared.path;
       }
       const state: ContainerState = {
         ociVersion: spec.ociVersion,
@@ -452,13 +454,12 @@ async function command(g: Globals, cmd: string | undefined, argv: string[]): Pro
       const s = readState(g.root, id);
       if (statusOf(s) !== 'running') throw new OciError(`container ${id} is not running`, 'only a running container can be checkpointed');
       mkdirSync(dir, { recursive: true });
-      // The checkpoint keeps the container's layer (the image the program's files are in).
-      const image = join(dir, 'rootfs.img');
+      // The checkpoint keeps a copy of the container's layer (its changes to the shared image).
       const t0 = performance.now();
       const r = await ctl(g, id, { verb: 'checkpoint', dir, leaveRunning: values['leave-running'] === true });
-      writeFileSync(join(dir, 'oci.json'), JSON.stringify({ image, id, bundle: s.bundle, layer: s.run.image }));
+      writeFileSync(join(dir, 'oci.json'), JSON.stringify({ image: s.run.image, id, bundle: s.bundle, layer: s.run.layer }));
       // podman looks for CRIU's inventory before it asks for a restore: say what this checkpoint is instead.
-      writeFileSync(join(dir, 'inventory.img'), 'mapvisor checkpoint (state.json, memory.bin, rootfs.img), not a CRIU image\n');
+      writeFileSync(join(dir, 'inventory.img'), 'mapvisor checkpoint (state.json, memory.bin, layer), not a CRIU image\n');
       logInfo(`container ${id}: checkpoint in ${dir} (${String(r.memoryBytes)} bytes of memory) in ${(performance.now() - t0).toFixed(0)} ms`);
       return 0;
     }

@@ -1,7 +1,8 @@
 /**
  * Containers' state under the runtime's --root (default /run/mapvisor-oci): ROOT/ID/state.json (what
  * `state` reports, and what the VMM needs), ROOT/ID/ctl.sock (the VMM's control socket: start,
- * checkpoint), ROOT/ID/rootfs.img (the container's layer). Changes happen under ROOT/ID.lock.
+ * checkpoint), ROOT/ID/layer (the container's copy-on-write layer over its shared image in
+ * ROOT/images). Changes happen under ROOT/ID.lock.
  */
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -31,7 +32,10 @@ export interface VmmPlan {
   env: string[];
   /** mapvisor's own init as pid 1 (podman --init). */
   init: boolean;
+  /** The shared image of the root file system (ROOT/images/HASH.img). */
   image: string;
+  /** The container's copy-on-write layer over it (ROOT/ID/layer), or null for a read-only root. */
+  layer: string | null;
   readonly: boolean;
   platform: string | undefined;
   net: 'none' | 'host';

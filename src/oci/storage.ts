@@ -1,15 +1,15 @@
 /**
  * Storage as memory for containers: the bundle's root directory becomes an ext4 image, built once per
  * distinct tree (ROOT/images/HASH.img, HASH over every entry's path, type, mode, owner, size, mtime and
- * link target: a change to any file changes its size or mtime) and shared by every container of that
- * tree; each container runs on its own writable layer, ROOT/ID/rootfs.img, a sparse copy of the shared
- * image (cp --reflink=auto: free on btrfs/XFS, a copy of the used blocks on ext4); the
- * engine's files (/etc/hosts and the like) are bind mounts, served by the kernel from the host. A
- * read-only container (root.readonly) maps the shared image itself: no copy at all.
+ * link target: a change to any file changes its size or mtime) and mapped by every container of that
+ * tree, read-only: its pages are one copy in the host page cache. A writable container keeps its
+ * changes in a copy-on-write layer of its own, ROOT/ID/layer (src/storage/layer.ts: a sparse file
+ * holding only the pages it changed, made empty when the VMM opens it). The engine's files
+ * (/etc/hosts and the like) are bind mounts, served by the kernel from the host.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as libc from '../host/libc.js';
 import { OciError, logInfo } from './log.js';
@@ -84,14 +84,4 @@ export function sharedImage(root: string, rootDir: string, skip: Set<string> = n
     logInfo(`root file system ${rootDir}: built image ${img} (${tree.entries} entries, ${(size / 2 ** 20).toFixed(0)} MiB) in ${ms.toFixed(0)} ms`);
     return { path: img, hash: tree.hash, built: true, ms };
   });
-}
-
-/** The container's own layer: a sparse copy of the shared image at `out`. */
-export function containerLayer(shared: string, out: string): { ms: number; allocated: number } {
-  const t0 = performance.now();
-  execFileSync('cp', ['--reflink=auto', '--sparse=always', shared, out]);
-  const allocated = statSync(out).blocks * 512;
-  const ms = performance.now() - t0;
-  logInfo(`container layer ${out}: ${(allocated / 2 ** 20).toFixed(1)} MiB copied in ${ms.toFixed(0)} ms`);
-  return { ms, allocated };
 }

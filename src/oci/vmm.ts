@@ -8,7 +8,6 @@
  *
  *   node dist/src/oci/vmm.js ROOT ID   (fd 3: the readiness pipe to create)
  */
-import { execFileSync } from 'node:child_process';
 import { closeSync, constants as constants_, openSync, readFileSync, readlinkSync, rmSync, writeSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -47,7 +46,7 @@ async function main(): Promise<number> {
     env: p.env,
     argv0: p.args[0]!,
     ...(p.init ? { init: true } : {}),
-    image: { path: p.image, mode: p.readonly ? 'ro' : 'rw' },
+    image: p.layer === null ? { path: p.image, mode: 'ro' } : { path: p.image, mode: 'cow', layer: p.layer },
     net: p.net,
     ...(p.platform ? { platform: p.platform as 'kvm' | 'process' } : {}),
     ...(p.mem !== undefined ? { mem: p.mem } : {}),
@@ -66,7 +65,7 @@ async function main(): Promise<number> {
   const mounts = p.binds.map((b) => ({ host: b.host, target: b.target, readonly: b.readonly }));
   if (mounts.length) opts.mounts = mounts;
   const sb = p.restoreFrom
-    ? Sandbox.restore(p.restoreFrom, { ...(p.platform ? { platform: p.platform as 'kvm' | 'process' } : {}), ...(mounts.length ? { mounts } : {}) })
+    ? Sandbox.restore(p.restoreFrom, { ...(p.platform ? { platform: p.platform as 'kvm' | 'process' } : {}), ...(mounts.length ? { mounts } : {}), ...(p.layer !== null ? { layer: p.layer } : {}) })
     : new Sandbox(p.args[0]!, p.args.slice(1), opts);
 
   let started = p.restoreFrom !== null;
@@ -288,7 +287,6 @@ function serve(path: string, sb: Sandbox, state: ContainerState, onStart: () => 
         await sb.pause();
         try {
           const r = await sb.checkpoint(req.dir);
-          execFileSync('cp', ['--reflink=auto', '--sparse=always', state.run.image, join(req.dir, 'rootfs.img')]);
           if (!req.leaveRunning) sb.stop();
           return { ok: true, ...r };
         } finally {

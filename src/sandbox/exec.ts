@@ -6,8 +6,8 @@
 import { E } from '../abi/errno.js';
 import { ExecError, EXIT_NOT_FOUND } from '../errors.js';
 import type { RootFs } from '../kernel/vfs/rootfs.js';
-import { parseElf } from '../loader/elf.js';
-import type { ExecImageSource } from '../loader/load.js';
+import { PAGE_SIZE, parseElf } from '../loader/elf.js';
+import type { ExecImageSource, XipRun } from '../loader/load.js';
 import { FsError } from '../storage/ext4/errors.js';
 import { checkProgram, inspectProgram } from './program.js';
 
@@ -63,9 +63,24 @@ export function execFromImage(root: RootFs, path: string, what = 'program'): Exe
       return bytes;
     },
     ...(xipOk
-      ? { xip: { runs: (o: number, l: number) => fs.fileRuns(ino, o, l), backingId: root.backingId, fd: root.fd, imagePath: root.spec.path } }
+      ? { xip: { runs: (o: number, l: number) => xipRuns(root, ino, o, l), backingId: root.backingId, fd: root.fd, imagePath: root.spec.path } }
       : {}),
   };
+}
+
+/** The file's runs, each split where its pages lie now (the image's file, or a copy-on-write layer's). */
+function xipRuns(root: RootFs, ino: number, offset: number, length: number): XipRun[] {
+  const out: XipRun[] = [];
+  for (const r of root.fs.fileRuns(ino, offset, length)) {
+    if (r.physical === null || r.physical % PAGE_SIZE || r.length % PAGE_SIZE) {
+      out.push(r);
+      continue;
+    }
+    for (const src of root.sources(r.physical, r.length, false)) {
+      out.push({ offset: r.offset + (src.offset - r.physical), length: src.length, physical: src.offset, id: src.id, fd: src.fd });
+    }
+  }
+  return out;
 }
 
 /** The program and, for a dynamic one, its interpreter. */

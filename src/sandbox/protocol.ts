@@ -45,7 +45,7 @@ export interface WorkerConfig {
   /** Keep anonymous memory in DIR/memory.bin instead of a memfd. */
   memoryDir: string | null;
   /** Start from a checkpoint instead of a program. */
-  restore: { dir: string; inPlace: boolean } | null;
+  restore: { dir: string; inPlace: boolean; layer?: string } | null;
   /** The first process's user, groups, working directory, hostname and limits (the OCI runtime sets them). */
   identity?: StartIdentity | null;
   /**

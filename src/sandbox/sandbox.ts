@@ -70,8 +70,12 @@ export interface SandboxOptions {
    * writes get EROFS). The kernel reads and writes the host files themselves; see src/kernel/vfs/mounts.ts.
    */
   mounts?: Array<{ host: string; target: string; readonly?: boolean }>;
-  /** A root file system: an ext4 image ("PATH[,ro|,cow]"); PROGRAM is then a path inside it. */
-  image?: string | { path: string; mode?: 'rw' | 'ro' | 'cow' };
+  /**
+   * A root file system: an ext4 image ("PATH[,ro|,cow]"); PROGRAM is then a path inside it. With
+   * `cow`, the image is shared read-only and the program's changes go to a copy-on-write layer:
+   * `layer` names a file that keeps them across runs (made when missing), else a temporary one.
+   */
+  image?: string | { path: string; mode?: 'rw' | 'ro' | 'cow'; layer?: string };
   /** How the image is reached: 'memory' (mapped, the default) or 'blk' (block device + cache). */
   storage?: 'memory' | 'blk';
   /** blk: bytes of block cache (default 256 MiB). */
@@ -260,7 +264,9 @@ export class Sandbox {
         o.image === undefined
           ? null
           : {
-              ...(typeof o.image === 'string' ? parseImageSpec(o.image) : { path: o.image.path, mode: o.image.mode ?? 'rw' }),
+              ...(typeof o.image === 'string'
+                ? parseImageSpec(o.image)
+                : { path: o.image.path, mode: o.image.mode ?? (o.image.layer !== undefined ? 'cow' : 'rw'), ...(o.image.layer !== undefined ? { layer: o.image.layer } : {}) }),
               storage: o.storage ?? 'memory',
               ...(o.cache !== undefined ? { cacheBytes: o.cache } : {}),
               direct: o.cacheMode === 'none',
@@ -288,7 +294,7 @@ export class Sandbox {
   }
 
   /** Set by Sandbox.restore: start from this checkpoint instead of the program. */
-  private restoreFrom: { dir: string; inPlace: boolean; standby: boolean } | null = null;
+  private restoreFrom: { dir: string; inPlace: boolean; standby: boolean; layer?: string } | null = null;
   /** While running: the VM worker running the program (another one after a rejuvenation). */
   private vm: VmHandle | null = null;
   private standbyWaiters: Array<() => void> = [];
@@ -305,9 +311,14 @@ export class Sandbox {
    * is the checkpoint's memory file mapped copy-on-write (inPlace: continue on that file itself). With
    * standby, run() builds the VM and waits (whenStandby()) until release() says to restore.
    */
-  static restore(dir: string, options: SandboxOptions & { inPlace?: boolean; standby?: boolean } = {}): Sandbox {
+  /**
+   * A program from a checkpoint. `layer` (a checkpoint of a copy-on-write image): where the restored
+   * program's layer is kept, a copy of the checkpoint's (a path that does not exist yet); by default a
+   * temporary one, so the checkpoint can be restored again.
+   */
+  static restore(dir: string, options: SandboxOptions & { inPlace?: boolean; standby?: boolean; layer?: string } = {}): Sandbox {
     const sb = new Sandbox('(restored)', [], options);
-    sb.restoreFrom = { dir, inPlace: options.inPlace ?? false, standby: options.standby ?? false };
+    sb.restoreFrom = { dir, inPlace: options.inPlace ?? false, standby: options.standby ?? false, ...(options.layer !== undefined ? { layer: options.layer } : {}) };
     return sb;
   }
 

@@ -40,7 +40,7 @@ import { timekeeper } from '../vdso/timekeeper.js';
 import { AnonMemory } from '../mm/anon.js';
 import { AddressSpace } from '../mm/space.js';
 import { captureState, restoreKernel, restoreSpace, restoreThreads, updateMemoryFile } from '../snapshot/snapshot.js';
-import { MEMORY_FILE, memoryPath, readCheckpoint, writeCheckpoint, type SavedState } from '../snapshot/state.js';
+import { LAYER_FILE, MEMORY_FILE, memoryPath, readCheckpoint, saveLayer, writeCheckpoint, type SavedState } from '../snapshot/state.js';
 import { MAX_VCPUS } from '../platform/layout.js';
 import { KickGuard } from '../platform/kick.js';
 import type { Context, Platform } from '../platform/platform.js';
@@ -53,6 +53,18 @@ import { CONTROL_CMD, CONTROL_SIGNALS, CONTROL_SIGNALS_MAIN, CONTROL_KICK_ALIVE,
 const ANON_BACKING_ID = 1;
 const IMAGE_BACKING_ID = 2;
 const FRESH_ANON_BACKING_ID = 3;
+/** The copy-on-write layer over the image (a `cow` image). */
+const LAYER_BACKING_ID = 4;
+
+/** The image's file (and its layer's) can be mapped into the program's memory: register and declare them. */
+function attachRoot(space: AddressSpace, machine: { declareFile(fd: number, writable: boolean): void }, root: RootFs): void {
+  space.registerFile(IMAGE_BACKING_ID, root.fd);
+  machine.declareFile(root.fd, false);
+  if (root.layer) {
+    space.registerFile(LAYER_BACKING_ID, root.layer.layerFd);
+    machine.declareFile(root.layer.layerFd, false);
+  }
+}
 
 const cfg = workerData as WorkerConfig;
 const port = parentPort!;
@@ -141,10 +153,7 @@ function boot(root: RootFs | null): Booted {
   const anon = new AnonMemory(ANON_BACKING_ID, anonFile());
   const space = new AddressSpace(machine.window, anon, { size: cfg.spaceSize, stackTop: cfg.spaceSize, stackSize: cfg.stackSize, memLimit: cfg.memLimit }, rulesOf(machine));
   machine.declareFile(anon.fd, true);
-  if (root) {
-    space.registerFile(IMAGE_BACKING_ID, root.fd);
-    machine.declareFile(root.fd, false);
-  }
+  if (root) attachRoot(space, machine, root);
   const loaded = loadProgram(space, exe, {
     argv: cfg.argv,
     envp: cfg.envp,
@@ -207,10 +216,7 @@ function bootRestore(root: RootFs | null, state: SavedState, dir: string, inPlac
     space.privateAnon.add(state.space.anonId);
     machine.declareFile(saved.fd, false);
   }
-  if (root) {
-    space.registerFile(IMAGE_BACKING_ID, root.fd);
-    machine.declareFile(root.fd, false);
-  }
+  if (root) attachRoot(space, machine, root);
   restoreSpace(space, state);
   const { kernel, streams } = newKernel(space, root, state.program.exePath, state.program.argv);
   procStart(kernel, state.program.envp ?? []);
@@ -285,6 +291,13 @@ function pauseLoop(b: Booted, ops: ProcessOps): 'resume' | TaskEnd {
             b.kernel.root?.sync(!c.inPlace);
             const materialized: Array<[number, number]> = [];
             const state = captureState(b.kernel, b.vcpu, b.space, b.machine.cpuFingerprint(), b.machine.name, cfg.programPath, RUN_ID, materialized);
+            // A copy-on-write image: the checkpoint keeps a copy of the layer (sparse: the changed pages),
+            // except for a hand-over onto a layer that lasts (the successor continues on it).
+            const layer = b.kernel.root?.layer;
+            if (layer && state.image?.layer && (!c.inPlace || b.kernel.root!.spec.layer === undefined)) {
+              saveLayer(c.dir, layer.layerPath);
+              state.image.layer.saved = true;
+            }
             // With dirty logging (--memory-dir), a later checkpoint of this run into the same directory
             // writes only the pages changed since the previous one.
             const again = !c.inPlace && sameRun(c.dir); // a later checkpoint of this run into the same directory
@@ -476,10 +489,7 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
     const anon = new AnonMemory(nextAnonId++, null);
     const childSpace = new AddressSpace(m.window, anon, { ...like.space.layout }, rulesOf(m));
     m.declareFile(anon.fd, true);
-    if (root) {
-      childSpace.registerFile(IMAGE_BACKING_ID, root.fd);
-      m.declareFile(root.fd, false);
-    }
+    if (root) attachRoot(childSpace, m, root);
     const cpu = m.createContext(0, 0, 0);
     const e: MachineEntry = { machine: m, allVcpus: [cpu], lastSlot: new Map(), anon, closed: false };
     return { space: childSpace, cpu, machine: e };
@@ -694,7 +704,7 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
     pagesFilledOnFault: kernel.pagesFilledOnFault,
     imageMappedBytes: space.regions
       .regions()
-      .filter((r) => r.backing.kind === 'file' && r.backing.id === IMAGE_BACKING_ID)
+      .filter((r) => r.backing.kind === 'file' && (r.backing.id === IMAGE_BACKING_ID || r.backing.id === LAYER_BACKING_ID))
       .reduce((a, r) => a + (r.end - r.start), 0),
   };
   // blk mode: shared file mappings are copies; write them back before the files and image are closed
@@ -710,7 +720,7 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
     // Unlock the image first: the successor waits for it, not for this VM's teardown. The program's
     // mappings of the image hold its open file description, and so the lock: unmap them first.
     for (const r of space.regions.regions()) {
-      if (r.backing.kind === 'file' && r.backing.id === IMAGE_BACKING_ID) machine.window.release(r.start, r.end - r.start);
+      if (r.backing.kind === 'file' && root?.ownsBacking(r.backing.id)) machine.window.release(r.start, r.end - r.start);
     }
     root?.close(false);
     post({ type: 'released' });
@@ -720,6 +730,14 @@ function execute(t0: bigint, root: RootFs | null, b: Booted): WorkerMessage {
   machine.close();
   for (const a of b.anon) a.close();
   return { type: 'end', end, stats };
+}
+
+/** A checkpoint of a copy-on-write image: the layer to continue on (a copy of the saved one, or the live one). */
+function restoredLayer(state: SavedState, restore: { dir: string; layer?: string }): { layer?: string; layerFrom?: string } {
+  const l = state.image?.layer;
+  if (!l) return {};
+  if (!l.saved) return { layer: l.path };
+  return { layerFrom: join(restore.dir, LAYER_FILE), ...(restore.layer !== undefined ? { layer: restore.layer } : {}) };
 }
 
 /** Standby: build the VM now, then wait for the word to restore (or a stop). */
@@ -748,8 +766,8 @@ function main(): void {
     // Check the checkpoint (and the CPU it needs) before anything is built.
     state = readCheckpoint(cfg.restore.dir, acceptedCheckpoints(cfg.platform), cfg.platform);
   }
-  const imageSpec = state?.image ? { path: state.image.path, mode: state.image.mode, storage: 'memory' as const } : cfg.image;
-  const root = imageSpec ? RootFs.open(imageSpec, IMAGE_BACKING_ID) : null;
+  const imageSpec = state?.image ? { path: state.image.path, mode: state.image.mode, storage: 'memory' as const, ...restoredLayer(state, cfg.restore!) } : cfg.image;
+  const root = imageSpec ? RootFs.open(imageSpec, IMAGE_BACKING_ID, LAYER_BACKING_ID) : null;
   let result: WorkerMessage;
   try {
     const booted = state ? bootRestore(root, state, cfg.restore!.dir, cfg.restore!.inPlace, warm, restoreStarted) : boot(root);

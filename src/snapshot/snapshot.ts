@@ -285,7 +285,7 @@ export function captureState(
     cpuid,
     platform,
     program: { path: programPath, exePath: k.exePath, argv: k.argv, envp: procEnviron(k) },
-    image: root ? { path: root.spec.path, mode: root.spec.mode, ...imageIdentity(root.spec.path) } : null,
+    image: root ? { path: root.spec.path, mode: root.spec.mode, ...imageIdentity(root.spec.path), layer: root.layer ? { path: root.layer.layerPath, saved: false } : null } : null,
     space: {
       size: space.layout.size,
       stackTop: space.layout.stackTop,

@@ -6,8 +6,8 @@
  */
 import type { PlatformName } from '../platform/platform.js';
 import { createHash } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MapvisorError } from '../errors.js';
 import type { RegionMapJSON } from '../mm/regions.js';
@@ -17,6 +17,8 @@ export const STATE_FORMAT = 'mapvisor-checkpoint';
 export const STATE_VERSION = 3; // 3: FPU state as an FXSAVE image (was kvm_fpu), the platform recorded
 export const STATE_FILE = 'state.json';
 export const MEMORY_FILE = 'memory.bin';
+/** The copy of a copy-on-write image's layer in a checkpoint's directory. */
+export const LAYER_FILE = 'layer';
 
 /** An open file description, shared by the fds that dup()ed it (their offset and flags are one). */
 export type SavedFile = { flags: number; pos: number } & (
@@ -76,7 +78,11 @@ export interface SavedState {
   platform: PlatformName;
   /** envp: the environment execve gave, for /proc/PID/environ (absent in older checkpoints). */
   program: { path: string; exePath: string; argv: string[]; envp?: string[] };
-  image: { path: string; mode: 'rw' | 'ro' | 'cow'; size: number; mtimeMs: number; superblock: string } | null;
+  /**
+   * The image, and (cow) its copy-on-write layer: `saved` when the checkpoint holds a copy of it
+   * (LAYER_FILE in the checkpoint's directory), else the live layer at `path` (a hand-over).
+   */
+  image: { path: string; mode: 'rw' | 'ro' | 'cow'; size: number; mtimeMs: number; superblock: string; layer?: { path: string; saved: boolean } | null } | null;
   space: {
     size: number;
     stackTop: number;
@@ -144,6 +150,18 @@ export function imageIdentity(path: string): { size: number; mtimeMs: number; su
   }
   for (const [off, len] of [[0x2c, 8], [0x34, 2], [0x178, 8], [0x3fc, 4]] as const) sb.fill(0, off, off + len);
   return { size: st.size, mtimeMs: st.mtimeMs, superblock: createHash('sha256').update(sb).digest('hex') };
+}
+
+/** Copy a copy-on-write image's layer into the checkpoint's directory (sparse: the pages it holds). */
+export function saveLayer(dir: string, layerPath: string): void {
+  mkdirSync(dir, { recursive: true });
+  const tmp = join(dir, `${LAYER_FILE}.tmp`);
+  const r = spawnSync('cp', ['--reflink=auto', '--sparse=always', layerPath, tmp], { encoding: 'utf8' });
+  if (r.status !== 0) {
+    rmSync(tmp, { force: true });
+    refuse(`cannot copy the layer ${layerPath} into ${dir}: ${(r.stderr || r.error?.message || '').trim().split('\n')[0]}`, 'check free space where the checkpoint goes');
+  }
+  renameSync(tmp, join(dir, LAYER_FILE));
 }
 
 /**
@@ -232,6 +250,11 @@ export function readCheckpoint(dir: string, accepts: Partial<Record<PlatformName
     const id = imageIdentity(state.image.path);
     if (id.size !== state.image.size || id.superblock !== state.image.superblock) {
       refuse(`the disk image ${state.image.path} changed since the checkpoint`, 'restore with the image as it was at the checkpoint');
+    }
+    const layer = state.image.layer;
+    if (layer) {
+      const at = layer.saved ? join(dir, LAYER_FILE) : layer.path;
+      if (!existsSync(at)) refuse(`the checkpoint's layer ${at} is missing`, layer.saved ? 'take the checkpoint again' : 'put the layer back where it was');
     }
   }
   return state;

@@ -101,12 +101,17 @@ function mapFile(
     }
     for (const p of direct && filePages > 0 ? fs.fileRuns(file.ino, offset, filePages) : []) {
       const at = addr + (p.offset - offset);
-      const r =
-        p.physical !== null
-          ? k.space.map({ ...base, addr: at, length: p.length, tag: 'file', file: { id: root.backingId, fd: root.fd, offset: p.physical, path: file.name } })
-          : // A hole in a private mapping: zero pages (shared mappings had their holes allocated above).
-            k.space.map({ ...base, addr: at, length: p.length, shared: false, tag: 'file' });
-      if (r < 0) return r;
+      if (p.physical === null) {
+        // A hole in a private mapping: zero pages (shared mappings had their holes allocated above).
+        const r = k.space.map({ ...base, addr: at, length: p.length, shared: false, tag: 'file' });
+        if (r < 0) return r;
+        continue;
+      }
+      // The image's pages, or (a copy-on-write image) the layer's where they are now.
+      for (const src of root.sources(p.physical, p.length, req.shared)) {
+        const r = k.space.map({ ...base, addr: at + (src.offset - p.physical), length: src.length, tag: 'file', file: { id: src.id, fd: src.fd, offset: src.offset, path: file.name } });
+        if (r < 0) return r;
+      }
     }
     if (filePages < length) {
       // Past the end of the file: inaccessible; an access faults and becomes SIGBUS.
@@ -260,7 +265,7 @@ export const mmSyscalls: SyscallTable = {
     if (root && flags & MS_SYNC) {
       for (const r of k.space.regions.regions()) {
         if (r.end <= addr || r.start >= addr + len) continue;
-        if (r.backing.kind !== 'file' || r.backing.id !== root.backingId || !r.shared) continue;
+        if (r.backing.kind !== 'file' || !root.ownsBacking(r.backing.id) || !r.shared) continue;
         const s = Math.max(r.start, addr);
         const e = Math.min(r.end, addr + len);
         root.flush(r.backing.offset + (s - r.start), e - s);

@@ -49,7 +49,7 @@ export function sweepMappedFiles(k: Kernel): void {
     if (k.sharedFileMaps.mapsInode(ino)) continue;
     fileRegions ??= k.space.regions
       .regions()
-      .filter((r) => r.backing.kind === 'file' && r.backing.id === root.backingId)
+      .filter((r) => r.backing.kind === 'file' && root.ownsBacking(r.backing.id))
       .map((r) => ({ start: r.backing.offset, end: r.backing.offset + (r.end - r.start) }));
     const size = fs.stat(ino).size;
     const runs = fs.fileRuns(ino, 0, Math.max(size, 1)).filter((p) => p.physical !== null);

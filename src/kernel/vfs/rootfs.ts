@@ -4,18 +4,21 @@
  * (the image's own pages: one copy in the host page cache for every VM that uses it).
  *
  * Modes: `rw` takes an exclusive lock on the image and writes it in place; `ro` takes a shared lock,
- * maps it PROT_READ and answers EROFS to every change; `cow` takes a shared lock and runs on a private
- * sparse copy (made with cp --reflink=auto --sparse=always, deleted at exit), so the program can write
- * freely and the image never changes.
+ * maps it PROT_READ and answers EROFS to every change; `cow` takes a shared lock and keeps the image
+ * read-only and shared: the pages the program changes go to a copy-on-write layer of its own
+ * (src/storage/layer.ts), a named file that lasts (`layer`) or a temporary one deleted at exit. Its
+ * unchanged pages stay one copy in the host page cache for every VM of the image. (blk mode runs a
+ * `cow` image on a private sparse copy.)
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { MapvisorError, UsageError } from '../../errors.js';
 import * as libc from '../../host/libc.js';
 import { MappedImage, type MapMode } from '../../storage/blockdev.js';
 import { BlockImage, BLOCK_SIZE, type BlockImageStats } from '../../storage/blkdev.js';
+import { LayeredImage, type LayerStats } from '../../storage/layer.js';
 import * as libcCopy from '../../host/libc.js';
 import { Ext4 } from '../../storage/ext4/fs.js';
 
@@ -37,6 +40,20 @@ export interface ImageSpec {
   direct?: boolean;
   /** blk: fill file mappings at mmap time ('eager', the default) or on first touch ('fault', userfaultfd). */
   blkMmap?: 'eager' | 'fault';
+  /** cow (memory mode): the layer file that keeps the program's changes (made when missing); default a temporary one. */
+  layer?: string;
+  /** cow: start the layer as a copy of this layer file (a checkpoint's); `layer` must not exist then. */
+  layerFrom?: string;
+}
+
+/** Where a run of image pages is mapped from: the image's file or the layer's, at the same offset. */
+export interface PageSource {
+  /** Byte offset in the image (and in the layer). */
+  offset: number;
+  length: number;
+  /** Region-map backing id and host fd of the file. */
+  id: number;
+  fd: number;
 }
 
 /** Parse `PATH[,ro|,cow|,rw]`. */
@@ -51,7 +68,11 @@ export class RootFs {
   readonly spec: ImageSpec;
   readonly storage: StorageMode;
   /** The mapped image (memory mode), or null. */
-  readonly mapped: MappedImage | null;
+  readonly mapped: MappedImage | LayeredImage | null;
+  /** cow in memory mode: the copy-on-write layer over the shared image, or null. */
+  readonly layer: LayeredImage | null;
+  /** Backing id of the layer file in the region map (used only with a layer). */
+  readonly layerBackingId: number;
   /** The block device (blk mode), or null. */
   readonly blk: BlockImage | null;
   readonly fs: Ext4;
@@ -65,10 +86,12 @@ export class RootFs {
   /** Every process's hook for writes (each keeps its own copies of shared file mappings in step). */
   readonly writeHooks = new Set<(ino: number, off: number, len: number, src: number) => void>();
 
-  private constructor(spec: ImageSpec, dev: MappedImage | BlockImage, fs: Ext4, fd: number, backingId: number, tmpDir: string | null) {
+  private constructor(spec: ImageSpec, dev: MappedImage | LayeredImage | BlockImage, fs: Ext4, fd: number, backingId: number, layerBackingId: number, tmpDir: string | null) {
     this.spec = spec;
     this.storage = dev instanceof BlockImage ? 'blk' : 'memory';
-    this.mapped = dev instanceof MappedImage ? dev : null;
+    this.mapped = dev instanceof BlockImage ? null : dev;
+    this.layer = dev instanceof LayeredImage ? dev : null;
+    this.layerBackingId = layerBackingId;
     this.blk = dev instanceof BlockImage ? dev : null;
     this.fs = fs;
     this.fd = fd;
@@ -80,7 +103,9 @@ export class RootFs {
     return this.fs.readOnly;
   }
 
-  static open(spec: ImageSpec, backingId: number): RootFs {
+  static open(spec: ImageSpec, backingId: number, layerBackingId = backingId + 1): RootFs {
+    if (spec.layer !== undefined && spec.mode !== 'cow') throw new UsageError(`a layer (${spec.layer}) goes with a copy-on-write image, not ${spec.mode}`, `open the image with ,cow`);
+    if (spec.layer !== undefined && spec.storage === 'blk') throw new UsageError('a layer file is for --storage memory', 'drop the layer, or use --storage memory');
     let st;
     try {
       st = statSync(spec.path);
@@ -108,6 +133,26 @@ export class RootFs {
     let mapPath = spec.path;
     let mapMode: MapMode = spec.mode === 'ro' ? 'ro' : 'rw';
     try {
+      if (spec.mode === 'cow' && spec.storage !== 'blk') {
+        // The image stays open read-only (and shared-locked: it must not change under the layer).
+        let layerPath = spec.layer;
+        if (layerPath === undefined) {
+          tmpDir = mkdtempSync(join(process.env.MAPVISOR_TMPDIR ?? tmpdir(), 'mapvisor-cow-'));
+          layerPath = join(tmpDir, 'layer');
+        }
+        if (spec.layerFrom !== undefined) {
+          if (existsSync(layerPath)) throw new UsageError(`the layer ${layerPath} exists already`, 'restore onto a path that does not exist yet');
+          execFileSync('cp', ['--reflink=auto', '--sparse=always', spec.layerFrom, layerPath]);
+        }
+        const image = LayeredImage.open(spec.path, fd, layerPath);
+        try {
+          const fs = Ext4.open(image, { name: spec.path, readOnly: false });
+          return new RootFs(spec, image, fs, fd, backingId, layerBackingId, tmpDir);
+        } catch (e) {
+          image.close(false);
+          throw e;
+        }
+      }
       if (spec.mode === 'cow') {
         tmpDir = mkdtempSync(join(process.env.MAPVISOR_TMPDIR ?? tmpdir(), 'mapvisor-cow-'));
         mapPath = join(tmpDir, basename(spec.path));
@@ -122,7 +167,7 @@ export class RootFs {
           : MappedImage.open(mapPath, mapMode);
       const fs = Ext4.open(image, { name: spec.path, readOnly: spec.mode === 'ro' });
       if (spec.mode === 'cow') libc.close(fd); // the lock is only needed while copying
-      return new RootFs(spec, image, fs, runFd, backingId, tmpDir);
+      return new RootFs(spec, image, fs, runFd, backingId, layerBackingId, tmpDir);
     } catch (e) {
       if (runFd !== fd) libc.close(runFd);
       libc.close(fd);
@@ -131,7 +176,7 @@ export class RootFs {
     }
   }
 
-  private get dev(): MappedImage | BlockImage {
+  private get dev(): MappedImage | LayeredImage | BlockImage {
     return (this.mapped ?? this.blk)!;
   }
 
@@ -156,9 +201,36 @@ export class RootFs {
     }
   }
 
+  /** Is `id` a region-map backing of this image (the image's file, or its layer's)? */
+  ownsBacking(id: number): boolean {
+    return id === this.backingId || (this.layer !== null && id === this.layerBackingId);
+  }
+
+  /**
+   * Where the program maps the image pages [physical, physical+length) from (page-aligned). Without a
+   * layer, the image itself. With one: a MAP_SHARED mapping must see every later write, so its pages
+   * are copied up first and mapped from the layer; a private mapping takes each page from where it is
+   * now (a page copied up later leaves the mapping on the image's: like overlayfs, and POSIX leaves it
+   * unspecified whether a MAP_PRIVATE mapping sees later writes).
+   */
+  sources(physical: number, length: number, shared: boolean): PageSource[] {
+    const layer = this.layer;
+    if (!layer) return [{ offset: physical, length, id: this.backingId, fd: this.fd }];
+    if (shared) {
+      layer.copyUp(physical, length);
+      return [{ offset: physical, length, id: this.layerBackingId, fd: layer.layerFd }];
+    }
+    return layer.sources(physical, length).map((r) => (r.layer ? { offset: r.offset, length: r.length, id: this.layerBackingId, fd: layer.layerFd } : { offset: r.offset, length: r.length, id: this.backingId, fd: this.fd }));
+  }
+
+  layerStats(): LayerStats | null {
+    return this.layer ? this.layer.stats() : null;
+  }
+
   /** Copy `length` bytes from host address `src` into the image at `physical`. */
   copyIn(physical: number, src: number, length: number): void {
     if (this.mapped) {
+      this.layer?.prepareWrite(physical, length);
       libcCopy.memmove(this.mapped.base + physical, src, length);
       return;
     }
@@ -209,8 +281,8 @@ export class RootFs {
     this.closed = true;
     if (!this.fs.readOnly) this.fs.close(durable);
     // The block device always writes its cache back (the image is the only place its writes go).
-    if (this.dev instanceof MappedImage) this.dev.close(durable);
-    else this.dev.close();
+    if (this.dev instanceof BlockImage) this.dev.close();
+    else this.dev.close(durable);
     libc.close(this.fd);
     if (this.tmpDir) rmSync(this.tmpDir, { recursive: true, force: true });
   }
