@@ -8,8 +8,8 @@
  *     proportional set size (Pss, /proc/PID/smaps_rollup: a page shared by k processes counts 1/k) of
  *     every process under each container's conmon (the runtime's processes: mapvisor's VMM, and on the
  *     process platform its stub processes; runsc's sandbox and gofer; crun/runc's container process);
- *     python3 also with --read-only (mapvisor then maps the one shared image in every container: its
- *     file pages are shared, where a writable container's layer is a copy). The host's MemAvailable is
+ *     python3 also with --read-only (no layer at all). mapvisor's writable containers map the one shared
+ *     image too, with a copy-on-write layer each, whose size is printed. The host's MemAvailable is
  *     not used: other work on a shared machine moves it by more than these containers hold.
  * Runtimes: mapvisor-oci on every platform that works here (--platform kvm|process|all), runsc
  * (--platform=ptrace --network=none, Debian's gVisor), crun and runc when installed. The images are the
@@ -17,7 +17,7 @@
  * fails a row says `failed: <first line>` and the bench goes on. --quick: fewer runs. Prints Markdown.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -75,6 +75,20 @@ function pss(pid: number): number {
   }
 }
 
+/** Bytes on disk of a mapvisor container's copy-on-write layer (ROOT/ID/layer under /run), or null. */
+function layerBytes(id: string): number | null {
+  const found = spawnSync('find', ['/run', '-maxdepth', '4', '-path', `*/${id}/layer`], { encoding: 'utf8' }).stdout.trim().split('\n')[0];
+  if (!found) return null;
+  try {
+    return statSync(found).blocks * 512;
+  } catch {
+    return null;
+  }
+}
+
+/** Mean layer size of the last density row's mapvisor containers, by runtime and row. */
+const layers = new Map<string, number>();
+
 /** Start DENSITY containers of `image` running `cmd`; resolves the memory they hold, then removes them. */
 async function density(rt: Runtime, image: string, cmd: string[], extra: string[] = []): Promise<number | string> {
   const ids: string[] = [];
@@ -86,10 +100,14 @@ async function density(rt: Runtime, image: string, cmd: string[], extra: string[
     }
     await new Promise((r) => setTimeout(r, 3000)); // settled: programs started and asleep
     let total = 0;
+    const sizes: number[] = [];
     for (const id of ids) {
       const conmon = Number(podman(['inspect', id, '--format', '{{.State.ConmonPid}}']).stdout.trim());
       for (const p of processTree(conmon).slice(1)) total += pss(p);
+      const l = rt.id.startsWith('mapvisor') ? layerBytes(id) : null;
+      if (l !== null) sizes.push(l);
     }
+    if (sizes.length) layers.set(`${rt.id} ${image} ${extra.join(' ')}`, sizes.reduce((a, b) => a + b, 0) / sizes.length);
     return total;
   } finally {
     removeBenchContainers();
@@ -146,6 +164,10 @@ async function main(): Promise<void> {
     out.push(`| ${rt.label} | ${ms} | ${cell(a)} | ${cell(b)} | ${cell(c)} |`);
   }
   out.push('', 'Memory: the sum of Pss of every process under the containers\' conmons (a page shared by k processes counts 1/k).');
+  if (layers.size) {
+    out.push('mapvisor\'s writable containers map the shared image and keep their changes in a copy-on-write layer each; mean layer size on disk:');
+    for (const [k, v] of layers) out.push(`- ${k.trim()}: ${fmt(v / 1024)} KiB`);
+  }
   if (baseMs) out.push(`(× is ÷ ${base!.label}, the host-kernel runtime.)`);
   process.stdout.write(`${out.join('\n')}\n`);
 }

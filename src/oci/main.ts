@@ -26,9 +26,11 @@ interface Globals {
   root: string;
   platform: string | undefined;
   net: 'none' | 'host';
+  /** A container asked to join another's IPC namespace (a Kubernetes pod's): 'refuse', or 'own' (it keeps its own). */
+  podIpc: 'refuse' | 'own';
 }
 
-const GLOBAL_VALUE = new Set(['--root', '--log', '--log-format', '--platform', '--net', '--criu', '--rootless']);
+const GLOBAL_VALUE = new Set(['--root', '--log', '--log-format', '--platform', '--net', '--pod-ipc', '--criu', '--rootless']);
 const GLOBAL_FLAG = new Set(['--systemd-cgroup', '--debug']);
 
 function parse(argv: string[], options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>, command: string): { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] } {
@@ -105,7 +107,7 @@ async function startVmm(g: Globals, state: ContainerState, consoleSocket: string
 }
 
 function vmmPlanOf(g: Globals, bundle: string, id: string): { tmpfs: Array<{ dir: string; mode: number }>; plan: VmmPlan; annotations: Record<string, string>; files: Array<{ source: string; destination: string }>; rootPath: string; ociVersion: string } {
-  const p = readPlan(bundle);
+  const p = readPlan(bundle, { podIpc: g.podIpc });
   const tmpfs = p.tmpfs.map((t, i) => ({ dir: join(containerDir(g.root, id), `tmpfs-${i}`), mode: t.mode }));
   return {
     tmpfs,
@@ -337,7 +339,7 @@ const FEATURES = {
   annotations: { 'org.mapvisor.platforms': 'kvm,process', 'org.mapvisor.storage': 'ext4 image mapped into memory' },
 };
 
-const USAGE = `usage: mapvisor-oci [--root DIR] [--log FILE] [--log-format json|text] [--platform kvm|process] [--net none|host] COMMAND
+const USAGE = `usage: mapvisor-oci [--root DIR] [--log FILE] [--log-format json|text] [--platform kvm|process] [--net none|host] [--pod-ipc refuse|own] COMMAND
 commands: create --bundle DIR [--pid-file F] [--console-socket S] ID | start ID | state ID | kill ID [SIG] [--all]
           delete [--force] ID | run [--bundle DIR] [--detach] ID | ps [--format json] ID | features | list
           pause ID | resume ID | checkpoint --image-path DIR [--leave-running] ID
@@ -524,7 +526,7 @@ async function command(g: Globals, cmd: string | undefined, argv: string[]): Pro
 }
 
 export async function ociMain(argv: string[]): Promise<number> {
-  const g: Globals = { root: DEFAULT_ROOT, platform: undefined, net: 'none' };
+  const g: Globals = { root: DEFAULT_ROOT, platform: undefined, net: 'none', podIpc: 'refuse' };
   try {
     let i = 0;
     for (; i < argv.length; i++) {
@@ -533,7 +535,7 @@ export async function ociMain(argv: string[]): Promise<number> {
       const eq = a.indexOf('=');
       const name = eq > 0 ? a.slice(0, eq) : a;
       if (GLOBAL_FLAG.has(name)) continue;
-      if (!GLOBAL_VALUE.has(name)) throw new OciError(`unknown global option ${name}`, 'the global options are --root, --log, --log-format, --systemd-cgroup, --platform, --net');
+      if (!GLOBAL_VALUE.has(name)) throw new OciError(`unknown global option ${name}`, 'the global options are --root, --log, --log-format, --systemd-cgroup, --platform, --net, --pod-ipc');
       const value = eq > 0 ? a.slice(eq + 1) : argv[++i];
       if (value === undefined) throw new OciError(`${name} needs a value`, USAGE.split('\n')[0]!);
       if (name === '--root') g.root = resolvePath(value);
@@ -547,6 +549,9 @@ export async function ociMain(argv: string[]): Promise<number> {
       } else if (name === '--net') {
         if (value !== 'none' && value !== 'host') throw new OciError(`--net ${value} is not none or host`, 'give --runtime-flag net=none or net=host');
         g.net = value;
+      } else if (name === '--pod-ipc') {
+        if (value !== 'refuse' && value !== 'own') throw new OciError(`--pod-ipc ${value} is not refuse or own`, 'give --pod-ipc own (each container keeps its own System V IPC and message queues)');
+        g.podIpc = value;
       }
     }
     return await command(g, argv[i], argv.slice(i + 1));

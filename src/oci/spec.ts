@@ -3,6 +3,7 @@
  * root file system, limits, mounts (the engine's files such as /etc/hosts and volumes are host mounts). Every
  * field it cannot honour is a one-line error naming the field (OciError), never a silent difference.
  */
+import { spawnSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join, resolve as resolvePath } from 'node:path';
 import { OciError } from './log.js';
@@ -87,7 +88,12 @@ function unsupported(field: string, why: string, fix: string): never {
 }
 
 /** Read and check BUNDLE/config.json. */
-export function readPlan(bundle: string): RunPlan {
+/**
+ * `podIpc`: what to do with a namespace path of type ipc (a Kubernetes pod's containers join the pause
+ * container's): 'refuse' (a one-line error), or 'own' (the container keeps its own System V IPC and
+ * message queues; given with mapvisor-oci --pod-ipc own, e.g. in the BinaryName wrapper).
+ */
+export function readPlan(bundle: string, opts: { podIpc?: 'refuse' | 'own' } = {}): RunPlan {
   const path = join(bundle, 'config.json');
   let text: string;
   try {
@@ -187,6 +193,7 @@ export function readPlan(bundle: string): RunPlan {
   }
 
   let netns: string | undefined;
+  let joinedUts: string | undefined;
   let mem: number | undefined;
   let pids: number | undefined;
   let cpus: number | undefined;
@@ -203,6 +210,13 @@ export function readPlan(bundle: string): RunPlan {
         netns = o.path;
         continue;
       }
+      // A pod's UTS namespace: its containers share the hostname. The sandbox takes config.json's, or
+      // (none given, as runc allows when joining) the one the namespace has.
+      if (type === 'uts' && typeof o.path === 'string' && o.path !== '') {
+        joinedUts = o.path;
+        continue;
+      }
+      if (type === 'ipc' && opts.podIpc === 'own') continue;
       if (o.path !== undefined && o.path !== '') unsupported(`linux.namespaces[${i}].path`, `joins an existing ${type} namespace (${String(o.path)}), which a mapvisor sandbox cannot share`, 'drop the path (no --network=container:, --pod sharing)');
     }
     const res = optObj(linux.resources, 'linux.resources');
@@ -235,7 +249,15 @@ export function readPlan(bundle: string): RunPlan {
   }
   const annotations: Record<string, string> = {};
   for (const [k, v] of Object.entries(optObj(c.annotations, 'annotations') ?? {})) annotations[k] = String(v);
-  return { ociVersion, args: runArgs, init, env, cwd, uid, gid, groups, terminal, rootPath, readonly, hostname, rlimits, mem, pids, cpus, netns, files, binds, tmpfs, annotations };
+  const name = hostname ?? (joinedUts !== undefined ? utsHostname(joinedUts) : undefined);
+  return { ociVersion, args: runArgs, init, env, cwd, uid, gid, groups, terminal, rootPath, readonly, hostname: name, rlimits, mem, pids, cpus, netns, files, binds, tmpfs, annotations };
+}
+
+/** The hostname of the UTS namespace at `path` (a pod's): what uname -n says inside it. */
+function utsHostname(path: string): string {
+  const r = spawnSync('nsenter', [`--uts=${path}`, 'uname', '-n'], { encoding: 'utf8' });
+  if (r.status !== 0) unsupported('linux.namespaces[uts].path', `cannot read the hostname of ${path}: ${(r.stderr || r.error?.message || '').trim().split('\n')[0]}`, 'give the container a hostname in config.json, or run as root with util-linux\'s nsenter');
+  return r.stdout.trim();
 }
 
 function countCpus(list: string): number {

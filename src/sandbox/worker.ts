@@ -295,7 +295,7 @@ function pauseLoop(b: Booted, ops: ProcessOps): 'resume' | TaskEnd {
             // except for a hand-over onto a layer that lasts (the successor continues on it).
             const layer = b.kernel.root?.layer;
             if (layer && state.image?.layer && (!c.inPlace || b.kernel.root!.spec.layer === undefined)) {
-              saveLayer(c.dir, layer.layerPath);
+              saveLayer(c.dir, `/proc/${process.pid}/fd/${layer.layerFd}`);
               state.image.layer.saved = true;
             }
             // With dirty logging (--memory-dir), a later checkpoint of this run into the same directory

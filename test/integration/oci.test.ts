@@ -400,3 +400,32 @@ test(`mapvisor-oci: create, state (created), start, state (stopped), delete [${P
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test(`mapvisor-oci: a Kubernetes pod's namespaces: the pod's hostname; its IPC namespace refused unless --pod-ipc own [${PLATFORM}]`, {
+  ...T,
+  skip: !existsSync(BUSYBOX) ? 'no .cache/busybox' : process.getuid?.() !== 0 ? 'making a pod\'s namespaces (unshare) needs root' : false,
+}, async () => {
+  // The pause container of a pod, as CRI makes it: UTS and IPC namespaces of its own, the pod's hostname.
+  const { spawn } = await import('node:child_process');
+  const pause = spawn('unshare', ['--uts', '--ipc', 'sh', '-c', 'hostname pod-4711 && exec sleep 60'], { stdio: 'ignore' });
+  const b = bundle({
+    ...CONFIG,
+    process: { ...CONFIG.process, args: ['/bin/busybox', 'hostname'] },
+    linux: { namespaces: [{ type: 'pid' }, { type: 'uts', path: `/proc/${pause.pid}/ns/uts` }, { type: 'ipc', path: `/proc/${pause.pid}/ns/ipc` }, { type: 'mount' }] },
+  });
+  const root = mkdtempSync(join(tmpdir(), 'mapvisor-oci-root-'));
+  try {
+    for (let i = 0; i < 100 && sh('nsenter', [`--uts=/proc/${pause.pid}/ns/uts`, 'uname', '-n']).stdout.trim() !== 'pod-4711'; i++) await new Promise((r) => setTimeout(r, 20));
+    const refused = runtime(root, join(b, 'log.json'), ['run', '--bundle', b, 'c1']);
+    assert.notEqual(refused.status, 0);
+    assert.match(refused.stderr, /linux\.namespaces\[2\]\.path.*joins an existing ipc namespace/);
+    assert.equal(refused.stderr.trim().split('\n').length, 1, refused.stderr);
+    const r = spawnSync(RUNTIME, ['--root', root, '--pod-ipc', 'own', `--platform=${PLATFORM}`, 'run', '--bundle', b, 'c2'], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, why(r));
+    assert.equal(r.stdout, 'pod-4711\n');
+  } finally {
+    pause.kill('SIGKILL');
+    rmSync(b, { recursive: true, force: true });
+    rmSync(root, { recursive: true, force: true });
+  }
+});

@@ -145,6 +145,11 @@ export class RootFs {
           execFileSync('cp', ['--reflink=auto', '--sparse=always', spec.layerFrom, layerPath]);
         }
         const image = LayeredImage.open(spec.path, fd, layerPath);
+        if (tmpDir) {
+          // A temporary layer lives only as long as its open file: nothing is left if the VMM is killed.
+          rmSync(tmpDir, { recursive: true, force: true });
+          tmpDir = null;
+        }
         try {
           const fs = Ext4.open(image, { name: spec.path, readOnly: false });
           return new RootFs(spec, image, fs, fd, backingId, layerBackingId, tmpDir);
@@ -166,7 +171,12 @@ export class RootFs {
           ? BlockImage.open(mapPath, { mode: mapMode, ...(spec.cacheBytes ? { cacheBytes: spec.cacheBytes } : {}), direct: spec.direct ?? false })
           : MappedImage.open(mapPath, mapMode);
       const fs = Ext4.open(image, { name: spec.path, readOnly: spec.mode === 'ro' });
-      if (spec.mode === 'cow') libc.close(fd); // the lock is only needed while copying
+      if (spec.mode === 'cow') {
+        libc.close(fd); // the lock is only needed while copying
+        // The private copy lives only as long as its open files: nothing is left if the VMM is killed.
+        rmSync(tmpDir!, { recursive: true, force: true });
+        tmpDir = null;
+      }
       return new RootFs(spec, image, fs, runFd, backingId, layerBackingId, tmpDir);
     } catch (e) {
       if (runFd !== fd) libc.close(runFd);
