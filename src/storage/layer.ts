@@ -127,6 +127,8 @@ export function layerRuns(fd: number, end: number): Array<[number, number]> {
 export interface LayerStats {
   /** Pages of the image held in the layer (changed, or copied up for a shared mapping). */
   pages: number;
+  /** Runs of consecutive layer pages (mappings of the view). */
+  runs: number;
   /** Copy-ups done by this VM (runs). */
   copyUps: number;
   /** Bytes copied from the image into the layer by this VM (partial pages and pages mapped shared). */
@@ -148,6 +150,8 @@ export class LayeredImage implements BlockDev {
   /** One bit per page: in the layer. */
   private readonly bits: Uint32Array;
   private pageCount = 0;
+  /** Runs of layer pages (each one mapping of the view, and one split of the image's). */
+  private runCount = 0;
   private copyUps = 0;
   private bytesCopied = 0;
 
@@ -295,6 +299,41 @@ export class LayeredImage implements BlockDev {
   }
 
   /**
+   * Write `length` bytes from host address `src` at `offset`: the pages move to the layer (whole ones
+   * without a copy) and the bytes go in with pwrite. Storing through the view would fault each fresh
+   * page of the layer in, which on some host file systems (ext4) costs several times the copy.
+   */
+  writeFrom(offset: number, src: number, length: number): void {
+    this.check(offset, length);
+    if (length === 0) return;
+    this.copyUp(offset, length, { offset, end: offset + length });
+    this.pwriteAll(src, length, offset);
+  }
+
+  /** Zero [offset, offset+length) (see writeFrom). */
+  zero(offset: number, length: number): void {
+    this.check(offset, length);
+    if (length === 0) return;
+    this.copyUp(offset, length, { offset, end: offset + length });
+    const z = zeroPage();
+    for (let o = 0; o < length; o += ZERO_BYTES) this.pwriteAll(z, Math.min(ZERO_BYTES, length - o), offset + o);
+  }
+
+  private pwriteAll(src: number, length: number, offset: number): void {
+    for (let done = 0; done < length; ) {
+      const w = libc.pwrite(this.layerFd, src + done, length - done, offset + done);
+      if (w <= 0) throw new MapvisorError('ELAYER', `cannot write the layer ${this.layerPath} (errno ${libc.errno()})`, 'check free space on its file system');
+      done += w;
+    }
+  }
+
+  /** Like bytes(), for a caller that overwrites the whole range (its pages need no copy). */
+  overwrite(offset: number, length: number): Uint8Array {
+    this.prepareWrite(offset, length);
+    return this.bytes(offset, length);
+  }
+
+  /**
    * Move the pages of [offset, offset+length) that are not in the layer yet into it (their current
    * contents, except pages wholly inside `overwrite`), and map them from there. Short gaps between
    * layer runs are filled too, so the view stays a few large mappings (the host's limit on mappings
@@ -312,9 +351,10 @@ export class LayeredImage implements BlockDev {
       }
       let e = p;
       while (e < last && !this.bit(e)) e++;
-      // Join a layer run that ends or starts within GAP pages.
+      // Join a layer run that ends or starts within `gap` pages.
+      const gap = this.gap();
       let s = p;
-      for (let q = p - 1; q >= Math.max(0, p - GAP); q--) {
+      for (let q = p - 1; q >= Math.max(0, p - gap); q--) {
         if (this.bit(q)) {
           s = q + 1;
           break;
@@ -322,7 +362,7 @@ export class LayeredImage implements BlockDev {
       }
       let f = e;
       if (e === last) {
-        for (let q = e; q < Math.min(maxPage, total, e + GAP); q++) {
+        for (let q = e; q < Math.min(maxPage, total, e + gap); q++) {
           if (this.bit(q)) {
             f = q;
             break;
@@ -332,6 +372,15 @@ export class LayeredImage implements BlockDev {
       this.moveRun(s, f, overwrite);
       p = Math.max(e, f);
     }
+  }
+
+  /**
+   * Pages between two layer runs that a copy-up fills rather than leave as a gap. Each run costs the
+   * VMM two mappings, and the host allows a process about 65,000 (vm.max_map_count): past a few
+   * thousand runs, larger gaps are filled (more bytes copied, fewer mappings).
+   */
+  private gap(): number {
+    return this.runCount < 2048 ? 8 : this.runCount < 8192 ? 64 : 1024;
   }
 
   private bit(p: number): boolean {
@@ -378,7 +427,11 @@ export class LayeredImage implements BlockDev {
     if (r !== this.baseAddr + off) {
       throw new MapvisorError('ELAYER', `cannot map the layer ${this.layerPath} (errno ${libc.errno()})`, 'raise vm.max_map_count, or give the VM a fresh layer');
     }
-    for (let p = off / PAGE; p < (off + len) / PAGE; p++) {
+    const first = off / PAGE;
+    const end = (off + len) / PAGE;
+    // Pages [first, end) join the layer: a new run, or one that merges with its neighbours.
+    this.runCount += 1 - (first > 0 && this.bit(first - 1) ? 1 : 0) - (this.bit(end) ? 1 : 0);
+    for (let p = first; p < end; p++) {
       if (!this.bit(p)) {
         this.bits[p >>> 5]! |= 1 << (p & 31);
         this.pageCount++;
@@ -387,7 +440,7 @@ export class LayeredImage implements BlockDev {
   }
 
   stats(): LayerStats {
-    return { pages: this.pageCount, copyUps: this.copyUps, bytesCopied: this.bytesCopied };
+    return { pages: this.pageCount, runs: this.runCount, copyUps: this.copyUps, bytesCopied: this.bytesCopied };
   }
 
   /** Makes the layer's pages in the range (default: all, and the layer file itself) durable. */
@@ -419,8 +472,16 @@ export class LayeredImage implements BlockDev {
   }
 }
 
-/** Pages between two layer runs that a copy-up fills, rather than leave a gap (a mapping of its own). */
-const GAP = 8;
+const ZERO_BYTES = 1 << 20;
+let zeroes = 0;
+/** A read-only MiB of zeros (host address), for zero(). */
+function zeroPage(): number {
+  if (zeroes === 0) {
+    zeroes = libc.mmap(0, ZERO_BYTES, libc.PROT_READ, libc.MAP_PRIVATE | libc.MAP_ANONYMOUS, -1, 0);
+    if (zeroes === -1 || zeroes === 0) throw new MapvisorError('ENOMEM', 'cannot map a page of zeros', 'free some host memory');
+  }
+  return zeroes;
+}
 
 /**
  * Lay the layer over a copy of its image: `out` becomes the file system the VM saw (an ext4 image of

@@ -9,7 +9,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync, copyFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -427,5 +427,30 @@ test(`mapvisor-oci: a Kubernetes pod's namespaces: the pod's hostname; its IPC n
     pause.kill('SIGKILL');
     rmSync(b, { recursive: true, force: true });
     rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test(`podman: writable containers of one image map the one shared image; each keeps its changes in a small layer of its own [${PLATFORM}]`, { ...T, skip: SKIP }, async () => {
+  const ids: string[] = [];
+  try {
+    for (const word of ['first', 'second']) {
+      const r = podman([...RUN('-d').filter((a) => a !== '--rm'), BB, '/bin/sh', '-c', `echo ${word} > /tmp/mine; sleep 30`]);
+      assert.equal(r.status, 0, why(r));
+      ids.push(r.stdout.trim());
+    }
+    await new Promise((r) => setTimeout(r, 1500));
+    const states = ids.map((id) => JSON.parse(readFileSync(join('/run/mapvisor-oci', id, 'state.json'), 'utf8')) as { pid: number; run: { image: string; layer: string } });
+    assert.equal(states[0]!.run.image, states[1]!.run.image, 'one shared image');
+    for (const [i, s] of states.entries()) {
+      assert.equal(s.run.layer, join('/run/mapvisor-oci', ids[i]!, 'layer'));
+      const held = statSync(s.run.layer).blocks * 512;
+      assert.ok(held < 1 << 20, `the layer holds ${held} bytes, not a copy of the image`);
+      // The VMM maps the shared image itself (its file pages are the page cache's, for both containers).
+      assert.match(readFileSync(`/proc/${s.pid}/maps`, 'utf8'), new RegExp(s.run.image.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+    }
+    assert.equal(podman(['exec', ids[0]!, 'cat', '/tmp/mine']).stdout, 'first\n');
+    assert.equal(podman(['exec', ids[1]!, 'cat', '/tmp/mine']).stdout, 'second\n');
+  } finally {
+    if (ids.length) podman(['rm', '-f', '-t', '0', ...ids]);
   }
 });

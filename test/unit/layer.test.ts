@@ -14,6 +14,7 @@ import { LAYER_HEADER, LayeredImage, decodeLayerHeader, encodeLayerHeader, flatt
 import { Ext4 } from '../../src/storage/ext4/fs.js';
 import { debugfs, fsckCheck, mkfs } from '../../src/storage/ext4/mkimage.js';
 import { MapvisorError } from '../../src/errors.js';
+import * as libc from '../../src/host/libc.js';
 
 const PAGE = 4096;
 let tmp = '';
@@ -96,7 +97,10 @@ test('random writes through a layer equal the same writes on a plain copy (prope
   const base = Buffer.alloc(48 * PAGE);
   for (let i = 0; i < base.length; i++) base[i] = (i * 13 + 5) & 0xff;
   fs.writeFileSync(img, base);
-  const op = fc.record({ off: fc.integer({ min: 0, max: 48 * PAGE - 1 }), len: fc.integer({ min: 1, max: 3 * PAGE }), byte: fc.integer({ min: 0, max: 255 }), announced: fc.boolean() });
+  const op = fc.record({ off: fc.integer({ min: 0, max: 48 * PAGE - 1 }), len: fc.integer({ min: 1, max: 3 * PAGE }), byte: fc.integer({ min: 0, max: 255 }), how: fc.constantFrom('dirty', 'announced', 'writeFrom', 'zero') });
+  // A host buffer for writeFrom (the kernel writes from the program's memory).
+  const src = libc.mmap(0, 3 * PAGE, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_PRIVATE | libc.MAP_ANONYMOUS, -1, 0);
+  const srcView = new Uint8Array(libc.view(src, 3 * PAGE));
   let n = 0;
   fc.assert(
     fc.property(fc.array(op, { maxLength: 25 }), fc.boolean(), (ops, reopen) => {
@@ -106,12 +110,18 @@ test('random writes through a layer equal the same writes on a plain copy (prope
       try {
         ops.forEach((o, i) => {
           const len = Math.min(o.len, model.length - o.off);
-          model.fill(o.byte, o.off, o.off + len);
-          if (o.announced) {
+          const byte = o.how === 'zero' ? 0 : o.byte;
+          model.fill(byte, o.off, o.off + len);
+          if (o.how === 'announced') {
             l.dev.prepareWrite(o.off, len);
-            l.dev.bytes(o.off, len).fill(o.byte);
+            l.dev.bytes(o.off, len).fill(byte);
+          } else if (o.how === 'writeFrom') {
+            srcView.fill(byte, 0, len);
+            l.dev.writeFrom(o.off, src, len);
+          } else if (o.how === 'zero') {
+            l.dev.zero(o.off, len);
           } else {
-            l.dev.bytes(o.off, len).fill(o.byte);
+            l.dev.bytes(o.off, len).fill(byte);
             l.dev.dirty(o.off, len);
           }
           if (reopen && i === Math.floor(ops.length / 2)) {
@@ -126,8 +136,9 @@ test('random writes through a layer equal the same writes on a plain copy (prope
       }
       assert.equal(sha(fs.readFileSync(img)), sha(base));
     }),
-    { numRuns: 60 },
+    { numRuns: 80 },
   );
+  libc.munmap(src, 3 * PAGE);
 });
 
 test('the ext4 writer on a layered image: the image is unchanged, the flattened image checks clean and holds the files', () => {

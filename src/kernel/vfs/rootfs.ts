@@ -239,8 +239,11 @@ export class RootFs {
 
   /** Copy `length` bytes from host address `src` into the image at `physical`. */
   copyIn(physical: number, src: number, length: number): void {
+    if (this.layer) {
+      this.layer.writeFrom(physical, src, length);
+      return;
+    }
     if (this.mapped) {
-      this.layer?.prepareWrite(physical, length);
       libcCopy.memmove(this.mapped.base + physical, src, length);
       return;
     }

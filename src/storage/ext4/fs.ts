@@ -518,6 +518,10 @@ export class Ext4 implements DirCtx, FsCtx {
 
   private zeroBlocks(pblk: number, count: number): void {
     const bs = this.geo.blockSize;
+    if (this.dev.zero) {
+      this.dev.zero(pblk * bs, count * bs);
+      return;
+    }
     for (let i = 0; i < count; i++) {
       for (let off = 0; off < bs; off += 4096) {
         const len = Math.min(4096, bs - off);
