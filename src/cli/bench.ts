@@ -1,8 +1,8 @@
 /** `mapvisor bench`: run the workloads in every mode, print the table, write JSON and an SVG chart. */
 import { parseCommandLine } from './args.js';
 import { writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname } from 'node:path';
+import { rootPath } from '../util/paths.js';
 import { existsSync } from 'node:fs';
 import { MapvisorError, UsageError } from '../errors.js';
 import { runBench } from '../bench/run.js';
@@ -46,7 +46,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     if (f !== undefined && !existsSync(dirname(f) || '.')) throw new UsageError(`the directory of ${f} does not exist`, 'create it first');
   }
   const platforms = pickPlatforms(v.platform ?? null);
-  const readbench = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '.cache', 'guest', 'readbench');
+  const readbench = rootPath('.cache', 'guest', 'readbench');
   if (!existsSync(readbench)) throw new MapvisorError('EBENCHFIXTURES', 'the benchmark programs are not built', 'run: node scripts/fixtures.mjs');
   const tty = process.stderr.isTTY;
   const report = await runBench({

@@ -3,8 +3,7 @@
  * once when first needed, then copied into every program's memory at exec, after its vvar page.
  */
 import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { distPath } from '../util/paths.js';
 import { MapvisorError } from '../errors.js';
 import { parseElf } from '../loader/elf.js';
 
@@ -19,8 +18,7 @@ let cached: VdsoImage | null = null;
 /** The vDSO image; a one-line error when the build did not make it. */
 export function vdsoImage(): VdsoImage {
   if (cached) return cached;
-  // dist/src/vdso/image.js -> dist/vdso/vdso.so
-  const path = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'vdso', 'vdso.so');
+  const path = distPath('vdso', 'vdso.so');
   let bytes: Uint8Array;
   try {
     bytes = new Uint8Array(readFileSync(path));

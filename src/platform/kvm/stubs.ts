@@ -1,7 +1,7 @@
 /** The assembled trap stubs (src/platform/kvm/asm/stubs.S → dist/stubs/*.bin by scripts/build-stubs.mjs). */
 import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { distPath } from '../../util/paths.js';
 import { MapvisorError } from '../../errors.js';
 import { EXCEPTION_STUB_STRIDE } from './layout.js';
 
@@ -19,8 +19,7 @@ let cached: TrapStubs | null = null;
 
 export function loadStubs(): TrapStubs {
   if (cached) return cached;
-  // This module is dist/src/platform/kvm/stubs.js; the images are dist/stubs/.
-  const dir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'stubs');
+  const dir = distPath('stubs');
   try {
     const syscall = new Uint8Array(readFileSync(join(dir, 'syscall.bin')));
     const exceptions = new Uint8Array(readFileSync(join(dir, 'exceptions.bin')));

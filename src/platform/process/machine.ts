@@ -14,8 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { distPath } from '../../util/paths.js';
 import { errnoName } from '../../abi/errno.js';
 import { MapvisorError } from '../../errors.js';
 import * as libc from '../../host/libc.js';
@@ -68,8 +67,7 @@ import { HostProcess } from './host-process.js';
 
 /** The stub binary, built by `npm run build` (scripts/build-process-stub.mjs). */
 export function stubPath(): string {
-  // This module is dist/src/platform/process/machine.js; the stub is dist/stubs/mapvisor-stub.
-  return join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'stubs', 'mapvisor-stub');
+  return distPath('stubs', 'mapvisor-stub');
 }
 
 interface Op {
