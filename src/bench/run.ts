@@ -15,6 +15,7 @@ import { Sandbox, type SandboxOptions, type SandboxResult } from '../sandbox/san
 import { MapvisorError } from '../errors.js';
 import { platformOf, storageOf, vmMode, type BenchReport, type Measurement, type Mode, type Platform, type PlatformStatus, type WorkloadResult } from './report.js';
 import { hostActivity, processTree } from './host.js';
+import { rootPath } from '../util/paths.js';
 
 const MB = 2 ** 20;
 
@@ -356,7 +357,7 @@ function cachedBytes(path: string): number {
 
 /** N readers of the same file held open: page cache brought in + each one's own memory beyond an idle one. */
 async function share(c: Ctx, mode: Mode): Promise<Measurement> {
-  const cli = join(new URL('../../..', import.meta.url).pathname, 'bin', 'mapvisor.js');
+  const cli = rootPath('bin', 'mapvisor.js');
   const platform = platformOf(mode);
   const storage = storageOf(mode);
   const argv = (file: string): string[] => {

@@ -6,6 +6,7 @@
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { ListeningEvent } from '../kernel/net/network.js';
 import { MapvisorError } from '../errors.js';
+import { entryUrl } from '../util/paths.js';
 import { Doorbell } from '../kernel/mailbox.js';
 import { KickGuard, kickTarget } from '../platform/kick.js';
 import type { KickTarget } from '../platform/platform.js';
@@ -69,7 +70,7 @@ export class VmHandle {
     const channel = new MessageChannel();
     this.port = channel.port1;
     const workerData: WorkerConfig = { ...cfg, control: sab, commands: channel.port2, standby: standby ? this.standbyFlag : null };
-    this.worker = new Worker(new URL('./worker.js', import.meta.url), { workerData, transferList: [channel.port2] });
+    this.worker = new Worker(entryUrl('worker', new URL('./worker.js', import.meta.url)), { workerData, transferList: [channel.port2] });
     this.ended = new Promise<WorkerMessage>((resolve, reject) => {
       this.worker.on('message', (m: WorkerMessage) => {
         switch (m.type) {
