@@ -45,7 +45,10 @@
 // Prints progress lines, then the table; exits 1 on any mismatch (or when a workload cannot be run),
 // 0 when all match. Bad options or workload headers: one line `compat: ...` and exit 2.
 //
-//   node scripts/compat.mjs [--quick] [--only NAME[,NAME]] [--platform kvm|process|all] [--einval] [--json FILE] [--readme]
+// With --layer, each mapvisor run maps the workload's image itself, unchanged, with a fresh copy-on-write
+// layer (mapvisor run --layer), and the checks read the image with the layer laid over it.
+//
+//   node scripts/compat.mjs [--quick] [--only NAME[,NAME]] [--platform kvm|process|all] [--einval] [--layer] [--json FILE] [--readme]
 //   import { compatImages, workloads } from './compat.mjs';   (scripts/fixtures.mjs builds the quick images)
 
 import { spawn, spawnSync } from 'node:child_process';
@@ -345,16 +348,26 @@ function splitStats(stderr) {
   return { programErr: stderr.slice(0, at), enosys };
 }
 
-async function runMapvisor(w, img, platform) {
+async function runMapvisor(w, img, platform, layered = false) {
   const dir = join(CACHE, 'runs');
   mkdirSync(dir, { recursive: true });
   const copy = join(dir, `${w.name}.${platform}.${process.pid}.img`);
+  const layer = `${copy}.layer`;
   const outDir = `${copy}.out`;
   try {
-    const cp = spawnSync('cp', ['--sparse=always', '--reflink=auto', img, copy]);
-    if (cp.status !== 0) fail(`cannot copy ${relative(ROOT, img)}: ${lastLine(cp.stderr?.toString())}`);
-    const args = [CLI, 'run', '--image', copy, '--platform', platform, '--stats', '--timeout', String(w.timeout), ...ENV.flatMap((e) => ['--env', e]), '--', '/usr/bin/env', '-C', '/out', '/bin/bash', `/compat/${w.name}.sh`];
+    if (!layered) {
+      const cp = spawnSync('cp', ['--sparse=always', '--reflink=auto', img, copy]);
+      if (cp.status !== 0) fail(`cannot copy ${relative(ROOT, img)}: ${lastLine(cp.stderr?.toString())}`);
+    }
+    // --layer: the image itself, shared and unchanged, with a fresh copy-on-write layer; the layer is
+    // then laid over a copy of the image for the checks below.
+    const image = layered ? ['--image', img, '--layer', layer] : ['--image', copy];
+    const args = [CLI, 'run', ...image, '--platform', platform, '--stats', '--timeout', String(w.timeout), ...ENV.flatMap((e) => ['--env', e]), '--', '/usr/bin/env', '-C', '/out', '/bin/bash', `/compat/${w.name}.sh`];
     const r = await runCommand(process.execPath, args, { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, timeout: w.timeout + 60, label: `${w.name}: ${platform}` });
+    if (layered) {
+      const f = spawnSync(process.execPath, [CLI, 'image', 'flatten', img, layer, copy], { encoding: 'utf8' });
+      if (f.status !== 0) fail(`cannot flatten the layer of ${w.name}: ${lastLine(f.stderr)}`);
+    }
     const { programErr, enosys } = splitStats(r.stderr.toString());
     const fsck = spawnSync('e2fsck', ['-fn', copy], { encoding: 'utf8' });
     mkdirSync(outDir);
@@ -370,6 +383,7 @@ async function runMapvisor(w, img, platform) {
     };
   } finally {
     rmSync(copy, { force: true });
+    rmSync(layer, { force: true });
     rmSync(outDir, { recursive: true, force: true });
   }
 }
@@ -508,7 +522,7 @@ function writeReadme(tbl, platforms, rows) {
 // Main
 
 function parseArgs(argv) {
-  const o = { quick: false, only: null, platform: 'all', json: null, readme: false, quiet: false, einval: false };
+  const o = { quick: false, only: null, platform: 'all', json: null, readme: false, quiet: false, einval: false, layer: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -520,14 +534,15 @@ function parseArgs(argv) {
     else if (a === '--readme') o.readme = true;
     else if (a === '--quiet') o.quiet = true;
     else if (a === '--einval') o.einval = true;
+    else if (a === '--layer') o.layer = true;
     else if (a === '--only') o.only = value().split(',').filter(Boolean);
     else if (a === '--platform') {
       o.platform = value();
       if (!['kvm', 'process', 'all'].includes(o.platform)) usage(`--platform ${o.platform} is not kvm, process or all`);
     } else if (a === '--json') o.json = value();
-    else usage(`unknown option ${a} (use --quick, --only NAME[,NAME], --platform kvm|process|all, --einval, --json FILE, --readme)`);
+    else usage(`unknown option ${a} (use --quick, --only NAME[,NAME], --platform kvm|process|all, --einval, --layer, --json FILE, --readme)`);
   }
-  if (o.readme && (o.quick || o.only)) usage('--readme writes the whole corpus\'s table; drop --quick and --only');
+  if (o.readme && (o.quick || o.only || o.layer)) usage('--readme writes the whole corpus\'s table; drop --quick, --only and --layer');
   return o;
 }
 
@@ -568,7 +583,7 @@ async function main() {
     log(`${w.name}: native ${nat.signal ? `signal ${nat.signal}` : `exit ${nat.status}`} in ${fmtS(nat.ms)}${nat.timedOut ? ' (timed out)' : ''}`);
     let natEinval = null;
     for (const p of platforms) {
-      const box = await runMapvisor(w, images[w.name], p);
+      const box = await runMapvisor(w, images[w.name], p, o.layer);
       const why = compare(w, nat, box);
       row.platforms[p] = { pass: why.length === 0, ms: box.ms, enosys: box.enosys ?? {}, why };
       const enosys = Object.keys(box.enosys ?? {});
