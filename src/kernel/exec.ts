@@ -179,6 +179,7 @@ export function execve(k: Kernel, cpu: Context, dirfd: number, pathAddr: number,
     k.machine = made.machine;
     k.borrowsFrom = null;
     k.attachVvar(loaded.vvar);
+    k.sharedFileMaps.clear();
     k.sharedFileMaps = new SharedFileMaps(made.space.window, k.root);
     k.activate();
     startAt(made.cpu, loaded.entry, loaded.sp, cpu.getFxsave());
@@ -199,6 +200,7 @@ export function execve(k: Kernel, cpu: Context, dirfd: number, pathAddr: number,
       }
     }
     k.writeBackSharedMaps();
+    k.sharedFileMaps.clear(); // the old program's mappings go with it
     k.space.clear();
     let loaded;
     try {

@@ -158,6 +158,7 @@ export class ProcessTable {
     this.releaseVforkParent(k);
     k.activate();
     k.writeBackSharedMaps();
+    k.sharedFileMaps.clear();
     k.fds.closeAll();
     k.close();
     releaseMappedFiles(k);

@@ -97,6 +97,9 @@ export class AddressSpace {
    */
   readonly privateAnon = new Set<number>();
 
+  /** Backing ids of files the program may map shared and writable (memory of the sandbox's, not the image). */
+  readonly writableFiles = new Set<number>();
+
   /** How the host maps a backing: anonymous memory is MAP_SHARED (our file) unless restored privately. */
   private hostShared(b: Backing, programShared: boolean): boolean {
     return b.kind === 'anon' ? !this.privateAnon.has(b.id) : programShared;
@@ -244,9 +247,10 @@ export class AddressSpace {
   private copyBeforeWrite(addr: number, len: number): number {
     const end = addr + len;
     const files = this.regions.regions().filter((r) => r.backing.kind === 'file' && r.end > addr && r.start < end);
-    if (this.rules.copyWritableSharedFiles && files.some((r) => r.shared)) return -E.EACCES;
+    if (this.rules.copyWritableSharedFiles && files.some((r) => r.shared && !this.writableFiles.has(r.backing.id))) return -E.EACCES;
     if (!this.rules.copyPrivateFiles) return 0;
     for (const r of files) {
+      if (r.shared) continue; // the sandbox's own memory (writableFiles): already writable
       const s = Math.max(r.start, addr);
       const e = Math.min(r.end, end);
       this.mapCopy(r, s, e - s, this.fdOf(r.backing), r.backing.offset + (s - r.start));

@@ -29,6 +29,7 @@ import { E } from '../abi/errno.js';
 import { ST } from '../kernel/mailbox.js';
 import { WorkerPool } from './pool.js';
 import { RootFs } from '../kernel/vfs/rootfs.js';
+import { CACHE_BACKING_ID } from '../kernel/vfs/sharedcache.js';
 import { procStart } from '../kernel/vfs/proc.js';
 import { setGuestCpuid, type GuestCpuidEntry } from '../kernel/vfs/cpuinfo.js';
 import * as libc from '../host/libc.js';
@@ -63,6 +64,12 @@ function attachRoot(space: AddressSpace, machine: { declareFile(fd: number, writ
   if (root.layer) {
     space.registerFile(LAYER_BACKING_ID, root.layer.layerFd);
     machine.declareFile(root.layer.layerFd, false);
+  }
+  if (space.rules.copyWritableSharedFiles && root.mapsInPlace && !root.readOnly) {
+    const cache = root.enableSharedCache();
+    space.registerFile(CACHE_BACKING_ID, cache.fd);
+    space.writableFiles.add(CACHE_BACKING_ID);
+    machine.declareFile(cache.fd, true);
   }
 }
 

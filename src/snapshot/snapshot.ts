@@ -1,5 +1,6 @@
 /** Capturing a paused program into a SavedState, and putting a SavedState back into a fresh VM. */
 import { HOST_BACKING_BASE } from '../kernel/vfs/mounts.js';
+import { CACHE_BACKING_ID } from '../kernel/vfs/sharedcache.js';
 import type { PlatformName } from '../platform/platform.js';
 import { SocketFile } from '../kernel/net/socket.js';
 import { FXSAVE_SIZE, REGS_SIZE } from '../platform/regs.js';
@@ -271,6 +272,8 @@ export function captureState(
   materialized: Array<[number, number]> = [],
 ): Omit<SavedState, 'memory'> {
   if (shmSegmentCount(k) > 0) refuse('the program has System V shared memory segments, which a checkpoint cannot hold yet', 'checkpoint it before shmget, or after shmctl(IPC_RMID) and shmdt');
+  const cached = space.regions.regions().find((r) => r.backing.kind === 'file' && r.backing.id === CACHE_BACKING_ID);
+  if (cached) refuse(`the program maps ${cached.path ?? 'a file'} shared and writable through the sandbox's shared-file cache (process platform), which a checkpoint cannot hold yet`, 'unmap it before checkpointing, or checkpoint on the kvm platform');
   const hostMap = space.regions.regions().find((r) => r.backing.kind === 'file' && r.backing.id >= HOST_BACKING_BASE);
   if (hostMap) refuse(`the program maps ${hostMap.path ?? 'a file'} of a host mount, which a checkpoint cannot hold yet`, 'unmap the files of host mounts before checkpointing');
   const { files, fds, pipes } = saveFdTable(k);

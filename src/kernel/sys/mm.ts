@@ -8,6 +8,7 @@ import type { Kernel } from '../kernel.js';
 import { Device } from '../files/devices.js';
 import { Ext4File, fsCall } from '../files/ext4file.js';
 import { holdMappedFile, sweepMappedFiles } from '../vfs/mapholds.js';
+import { CACHE_BACKING_ID, CACHE_CHUNK, type SharedFileCache } from '../vfs/sharedcache.js';
 
 const MAP_SHARED = 0x01;
 const MAP_PRIVATE = 0x02;
@@ -71,7 +72,12 @@ function mapFile(
     const copyShared = req.shared && (req.prot & libc.PROT_WRITE) !== 0 && k.space.rules.copyWritableSharedFiles;
     const direct = root.mapsInPlace && !copyShared;
     const base = { prot: req.prot, shared: req.shared, fixed: true, noReplace: false };
-    if (!direct && filePages > 0) {
+    const cache = copyShared && root.mapsInPlace ? root.sharedCache : null;
+    if (cache && filePages > 0) {
+      // One copy for the whole sandbox: every process that maps these pages shared maps the same slots.
+      const r = mapCached(k, cache, file, st.size, { addr, offset, length: filePages, prot: req.prot });
+      if (r < 0) return r;
+    } else if (!direct && filePages > 0) {
       // The conventional path (blk mode, or blocks smaller than a page): the VM's own memory, filled
       // from the file now (as a guest kernel's page cache would be); a shared mapping is written back
       // on msync and munmap, and kept in step with write().
@@ -120,6 +126,41 @@ function mapFile(
     }
     return addr;
   });
+}
+
+/**
+ * A writable MAP_SHARED mapping of an image file through the sandbox's shared-file cache: each 2 MiB
+ * chunk of the file is a slot that every process maps; pages no process has filled yet are filled from
+ * the file now. Written back like any copy (SharedFileMaps).
+ */
+function mapCached(k: Kernel, cache: SharedFileCache, file: Ext4File, size: number, m: { addr: number; offset: number; length: number; prot: number }): number {
+  const root = k.root!;
+  const fs = root.fs;
+  for (let fo = m.offset; fo < m.offset + m.length; ) {
+    const chunk = Math.floor(fo / CACHE_CHUNK);
+    const cs = chunk * CACHE_CHUNK;
+    const ce = Math.min(cs + CACHE_CHUNK, m.offset + m.length);
+    const slot = cache.acquire(file.ino, chunk);
+    if (!slot) return -E.ENOMEM;
+    for (let p = fo; p < ce; p += PAGE_SIZE) {
+      const i = (p - cs) / PAGE_SIZE;
+      if (slot.filled[i]) continue;
+      slot.filled[i] = 1;
+      const n = Math.min(PAGE_SIZE, size - p);
+      if (n <= 0) continue; // past the end of the file: zero
+      for (const run of fs.fileRuns(file.ino, p, n)) {
+        if (run.physical !== null) root.copyOut(run.physical, cache.base + slot.offset + (run.offset - cs), run.length);
+      }
+    }
+    const r = k.space.map({ addr: m.addr + (fo - m.offset), length: ce - fo, prot: m.prot, shared: true, fixed: true, noReplace: false, tag: 'file', file: { id: CACHE_BACKING_ID, fd: cache.fd, offset: slot.offset + (fo - cs), path: file.name } });
+    if (r < 0) {
+      cache.dropIfUnused(slot);
+      return r;
+    }
+    fo = ce;
+  }
+  k.sharedFileMaps.add({ file, addr: m.addr, offset: m.offset, length: m.length, cached: true });
+  return 0;
 }
 
 /** Region tag of the pages of a file mapping that lie past the end of the file. */

@@ -120,6 +120,8 @@ export function forkProcess(k: Kernel, cpu: Context, args: CloneArgs & { exitSig
   child.vdsoPlatform = k.vdsoPlatform;
   // The child's copy of the vvar page is its own to keep (a CLONE_VM child reads its parent's).
   if (!(f & CLONE_VM)) child.attachVvar(k.vvarAddr);
+  // The child maps the shared-file cache's slots the parent maps (a vfork child borrows the parent's).
+  if (!(f & CLONE_VM)) child.sharedFileMaps.inherit(k.sharedFileMaps);
   child.fds = k.fds.fork();
   child.signals = k.signals.fork();
   child.cwd = { ...k.cwd };

@@ -21,6 +21,7 @@ import { BlockImage, BLOCK_SIZE, type BlockImageStats } from '../../storage/blkd
 import { LayeredImage, type LayerStats } from '../../storage/layer.js';
 import * as libcCopy from '../../host/libc.js';
 import { Ext4 } from '../../storage/ext4/fs.js';
+import { SharedFileCache } from './sharedcache.js';
 
 export type ImageMode = 'rw' | 'ro' | 'cow';
 
@@ -85,6 +86,18 @@ export class RootFs {
   onWrite: ((ino: number, off: number, len: number, src: number) => void) | null = null;
   /** Every process's hook for writes (each keeps its own copies of shared file mappings in step). */
   readonly writeHooks = new Set<(ino: number, off: number, len: number, src: number) => void>();
+  /** The sandbox's shared-file cache (see sharedcache.ts), where a platform needs one; else null. */
+  sharedCache: SharedFileCache | null = null;
+
+  /** The shared-file cache, made on first use (before any process that maps it starts). */
+  enableSharedCache(): SharedFileCache {
+    if (!this.sharedCache) {
+      const cache = new SharedFileCache();
+      this.sharedCache = cache;
+      this.writeHooks.add((ino, off, len, src) => cache.refresh(ino, off, len, src));
+    }
+    return this.sharedCache;
+  }
 
   private constructor(spec: ImageSpec, dev: MappedImage | LayeredImage | BlockImage, fs: Ext4, fd: number, backingId: number, layerBackingId: number, tmpDir: string | null) {
     this.spec = spec;
@@ -297,6 +310,7 @@ export class RootFs {
     if (this.dev instanceof BlockImage) this.dev.close();
     else this.dev.close(durable);
     libc.close(this.fd);
+    this.sharedCache?.close();
     if (this.tmpDir) rmSync(this.tmpDir, { recursive: true, force: true });
   }
 }

@@ -1,13 +1,17 @@
 /**
- * MAP_SHARED file mappings on the conventional path (blk mode). There the program's mapping is the
- * VM's own memory filled from the file at mmap time, as a guest kernel's page cache would hold it; this
- * table keeps it in step with the file: msync and munmap write the mapping back, write() updates the
- * mapping's copy, and everything is written back before the program's end is reported.
+ * MAP_SHARED file mappings that are copies: on the conventional path (blk mode) the VM's own memory
+ * filled from the file at mmap time, as a guest kernel's page cache would hold it; where the program's
+ * processes hold the image read-only (process), slots of the sandbox's shared-file cache
+ * (sharedcache.ts), one copy for every process. This table keeps a process's such mappings in step
+ * with the file: msync and munmap write the mapping back, write() updates the mapping's copy, and
+ * everything is written back before the program's end is reported. It also holds the process's
+ * references to cache slots.
  */
 import { memmove } from '../../host/libc.js';
 import type { Window } from '../../platform/window.js';
 import type { Ext4File } from '../files/ext4file.js';
 import type { RootFs } from './rootfs.js';
+import { CACHE_CHUNK, type CacheSlot } from './sharedcache.js';
 
 export interface SharedMap {
   file: Ext4File;
@@ -15,6 +19,8 @@ export interface SharedMap {
   /** File offset of `addr`. */
   offset: number;
   length: number;
+  /** The pages are the shared-file cache's (kept in step with write() by the cache itself). */
+  cached?: boolean;
 }
 
 export class SharedFileMaps {
@@ -35,6 +41,39 @@ export class SharedFileMaps {
 
   add(m: SharedMap): void {
     this.maps.push(m);
+    this.syncSlots();
+  }
+
+  /** Cache slots this process maps (each counted once in the slot's refs). */
+  private held = new Set<CacheSlot>();
+
+  /** Bring the slots' references in line with the cached maps left. */
+  private syncSlots(): void {
+    const cache = this.root?.sharedCache;
+    if (!cache) return;
+    const now = new Set<CacheSlot>();
+    for (const m of this.maps) {
+      if (!m.cached || m.length === 0) continue;
+      for (let c = Math.floor(m.offset / CACHE_CHUNK); c * CACHE_CHUNK < m.offset + m.length; c++) {
+        const slot = cache.peek(m.file.ino, c);
+        if (slot) now.add(slot);
+      }
+    }
+    for (const s of now) if (!this.held.has(s)) cache.ref(s);
+    for (const s of this.held) if (!now.has(s)) cache.unref(s);
+    this.held = now;
+  }
+
+  /** A fork: the child maps what the parent's cached maps map (the same slots). */
+  inherit(parent: SharedFileMaps): void {
+    for (const m of parent.maps) if (m.cached) this.maps.push({ ...m });
+    this.syncSlots();
+  }
+
+  /** The mappings are gone (an exec, the process's end), after writeBackAll: forget them. */
+  clear(): void {
+    this.maps = [];
+    this.syncSlots();
   }
 
   /** Does a shared map of file `ino` remain? */
@@ -79,12 +118,13 @@ export class SharedFileMaps {
       if (end > addr + length) out.push({ ...m, addr: addr + length, offset: m.offset + (addr + length - m.addr), length: end - addr - length });
     }
     this.maps = out;
+    this.syncSlots();
   }
 
   /** write() changed [offset, offset+length) of `ino` from host address `src`: update the maps' copies. */
   refresh(ino: number, offset: number, length: number, src: number): void {
     for (const m of this.maps) {
-      if (m.file.ino !== ino) continue;
+      if (m.file.ino !== ino || m.cached) continue;
       const s = Math.max(m.offset, offset);
       const e = Math.min(m.offset + m.length, offset + length);
       if (s >= e) continue;
