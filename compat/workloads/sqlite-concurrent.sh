@@ -1,7 +1,7 @@
 # compat: sqlite3 WAL mode with processes at the same time: while a writer's transaction is open, a reader (another process) sees the last commit and a second writer is refused
 # packages: sqlite3,dash,grep
-# quick: no
-# timeout: 120
+# quick: yes
+# timeout: 60
 set -eu
 sqlite3 wal.db <<'SQL'
 pragma journal_mode=wal;
