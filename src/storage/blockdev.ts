@@ -75,6 +75,31 @@ export type MapMode = 'rw' | 'cow' | 'ro';
 const CHUNK = 1 << 30; // views are made per GiB (koffi's views are at most 4 GiB)
 const PAGE = 4096;
 
+/**
+ * Views of a host mapping of `size` bytes at `base`, for the file system's in-place access: one view
+ * per GiB (koffi's views are at most 4 GiB), made on first use and kept; a range across a GiB boundary
+ * gets a one-off view. The caller checks the range.
+ */
+export class MappingViews {
+  private readonly chunks: Uint8Array[] = [];
+  constructor(
+    private readonly base: number,
+    private readonly size: number,
+  ) {}
+
+  view(offset: number, length: number): Uint8Array {
+    const c = Math.floor(offset / CHUNK);
+    const start = c * CHUNK;
+    if (offset + length > start + CHUNK) return new Uint8Array(libc.view(this.base + offset, length));
+    let chunk = this.chunks[c];
+    if (chunk === undefined) {
+      chunk = new Uint8Array(libc.view(this.base + start, Math.min(CHUNK, this.size - start)));
+      this.chunks[c] = chunk;
+    }
+    return chunk.subarray(offset - start, offset - start + length);
+  }
+}
+
 /** An image file mmapped once. `base` is the host address of byte 0 of the image. */
 export class MappedImage implements BlockDev {
   readonly size: number;
@@ -82,11 +107,12 @@ export class MappedImage implements BlockDev {
   readonly mode: MapMode;
   readonly path: string;
   private baseAddr: number;
-  private chunks: Uint8Array[] = [];
+  private views: MappingViews;
 
   private constructor(path: string, base: number, size: number, mode: MapMode) {
     this.path = path;
     this.baseAddr = base;
+    this.views = new MappingViews(base, size);
     this.size = size;
     this.mode = mode;
     this.readOnly = mode === 'ro';
@@ -135,18 +161,7 @@ export class MappedImage implements BlockDev {
   bytes(offset: number, length: number): Uint8Array {
     if (this.baseAddr === 0) throw new RangeError('image is closed');
     checkRange(this, offset, length);
-    const c = Math.floor(offset / CHUNK);
-    const start = c * CHUNK;
-    if (offset + length <= start + CHUNK) {
-      let chunk = this.chunks[c];
-      if (chunk === undefined) {
-        chunk = new Uint8Array(libc.view(this.baseAddr + start, Math.min(CHUNK, this.size - start)));
-        this.chunks[c] = chunk;
-      }
-      return chunk.subarray(offset - start, offset - start + length);
-    }
-    // Crosses a chunk boundary: a one-off view.
-    return new Uint8Array(libc.view(this.baseAddr + offset, length));
+    return this.views.view(offset, length);
   }
 
   dirty(offset: number, length: number): void {
@@ -172,7 +187,7 @@ export class MappedImage implements BlockDev {
   close(durable = true): void {
     if (this.baseAddr === 0) return;
     if (durable) this.flush();
-    this.chunks = [];
+    this.views = new MappingViews(0, 0);
     libc.munmap(this.baseAddr, this.size);
     this.baseAddr = 0;
   }

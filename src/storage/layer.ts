@@ -23,10 +23,9 @@ import { createHash } from 'node:crypto';
 import * as nodefs from 'node:fs';
 import { MapvisorError } from '../errors.js';
 import * as libc from '../host/libc.js';
-import type { BlockDev } from './blockdev.js';
+import { MappingViews, type BlockDev } from './blockdev.js';
 
 const PAGE = 4096;
-const CHUNK = 1 << 30;
 
 export const LAYER_MAGIC = 'MVLAYER1';
 export const LAYER_VERSION = 1;
@@ -146,7 +145,7 @@ export class LayeredImage implements BlockDev {
   /** The layer file, read-write. */
   readonly layerFd: number;
   private baseAddr: number;
-  private chunks: Uint8Array[] = [];
+  private views: MappingViews;
   /** One bit per page: in the layer. */
   private readonly bits: Uint32Array;
   private pageCount = 0;
@@ -162,6 +161,7 @@ export class LayeredImage implements BlockDev {
     this.layerFd = layerFd;
     this.baseAddr = base;
     this.size = size;
+    this.views = new MappingViews(base, size);
     this.bits = new Uint32Array(Math.ceil(pageUp(size) / PAGE / 32));
   }
 
@@ -270,17 +270,7 @@ export class LayeredImage implements BlockDev {
   bytes(offset: number, length: number): Uint8Array {
     if (this.baseAddr === 0) throw new RangeError('image is closed');
     this.check(offset, length);
-    const c = Math.floor(offset / CHUNK);
-    const start = c * CHUNK;
-    if (offset + length <= start + CHUNK) {
-      let chunk = this.chunks[c];
-      if (chunk === undefined) {
-        chunk = new Uint8Array(libc.view(this.baseAddr + start, Math.min(CHUNK, this.size - start)));
-        this.chunks[c] = chunk;
-      }
-      return chunk.subarray(offset - start, offset - start + length);
-    }
-    return new Uint8Array(libc.view(this.baseAddr + offset, length));
+    return this.views.view(offset, length);
   }
 
   /** A write was made through bytes(): its pages go to the layer (with what was written). */
@@ -459,7 +449,7 @@ export class LayeredImage implements BlockDev {
   close(durable = true): void {
     if (this.baseAddr === 0) return;
     if (durable) this.flush();
-    this.chunks = [];
+    this.views = new MappingViews(0, 0);
     libc.munmap(this.baseAddr, this.size);
     this.baseAddr = 0;
     nodefs.closeSync(this.layerFd);

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { onlyOn } from '../platform.js';
+import { untilCalls } from '../live.js';
 import { probePlatforms } from '../../src/platform/select.js';
 import { MapvisorError, Sandbox } from '../../src/index.js';
 
@@ -26,16 +27,6 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 const lines = (b: Buffer | null): number[] => (b?.toString().trim().split('\n') ?? []).filter(Boolean).map(Number);
 const sha = (p: string): string => createHash('sha256').update(readFileSync(p)).digest('hex');
-
-/** Wait (up to 20 s) until the running program has made `n` calls of `name` (live stats). */
-async function untilCalls(sb: Sandbox, name: string, n: number): Promise<void> {
-  for (let i = 0; i < 400; i++) {
-    await new Promise((r) => setTimeout(r, 50));
-    const st = (await sb.liveStats()) as { syscalls: Array<{ name: string; count: number }> };
-    if ((st.syscalls.find((c) => c.name === name)?.count ?? 0) >= n) return;
-  }
-  assert.fail(`the program made fewer than ${n} ${name} calls in 20 s`);
-}
 
 /** Run the counter, checkpoint it once it has printed a few lines, stop it; returns what it printed and the checkpoint. */
 async function checkpointed(name: string, memoryDir?: string): Promise<{ printed: number[]; ckpt: string }> {

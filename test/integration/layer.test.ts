@@ -11,6 +11,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { untilCalls } from '../live.js';
 import { Sandbox, MapvisorError } from '../../src/index.js';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
@@ -39,15 +40,6 @@ function debugfsCat(image: string, path: string): Buffer {
 
 /** Bytes a file holds on disk (a layer is sparse: only the pages it keeps). */
 const allocated = (p: string): number => statSync(p).blocks * 512;
-
-async function untilCalls(sb: Sandbox, name: string, n: number): Promise<void> {
-  for (let i = 0; i < 400; i++) {
-    await new Promise((r) => setTimeout(r, 50));
-    const st = (await sb.liveStats()) as { syscalls: Array<{ name: string; count: number }> };
-    if ((st.syscalls.find((c) => c.name === name)?.count ?? 0) >= n) return;
-  }
-  assert.fail(`the program made fewer than ${n} ${name} calls in 20 s`);
-}
 
 before(() => {
   dir = mkdtempSync(join(tmpdir(), 'mapvisor-layer-'));
