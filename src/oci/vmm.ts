@@ -13,6 +13,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { constants } from 'node:os';
 import { Sandbox, type SandboxOptions } from '../sandbox/sandbox.js';
+import type { SpawnSpec } from '../kernel/spawn.js';
 import { MapvisorError } from '../errors.js';
 import { readState, writeState, type ContainerState } from './state.js';
 import { log, logError, logInfo } from './log.js';
@@ -151,15 +152,8 @@ async function main(): Promise<number> {
   return status;
 }
 
-/** What `mapvisor-oci exec` asks for (config.json's process, resolved). */
-export interface ExecRequest {
-  args: string[];
-  env: string[];
-  cwd: string;
-  uid: number;
-  gid: number;
-  groups: number[];
-}
+/** What `mapvisor-oci exec` asks for (config.json's process, resolved): what the kernel spawns. */
+export type ExecRequest = SpawnSpec;
 
 /**
  * The client's fds 0, 1, 2, opened anew through /proc/PID/fd (pipes, ttys, files; not sockets).

@@ -28,12 +28,6 @@ export interface BlockDev {
    * old contents first (as a guest kernel's page cache does not for a full-page write).
    */
   overwrite?(offset: number, length: number): Uint8Array;
-  /**
-   * The caller will write all of [offset, offset+length) (through views of any size) and report it with
-   * dirty(): a device that moves pages before they are written (a copy-on-write layer) does the whole
-   * range at once, and need not copy what is overwritten.
-   */
-  prepareWrite?(offset: number, length: number): void;
   /** Make [offset, offset+length) zero, reported as written (a device may do it without touching its pages). */
   zero?(offset: number, length: number): void;
 }

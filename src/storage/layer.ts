@@ -11,9 +11,10 @@
  *
  * The VMM's view is one mapping of the image's size: the image MAP_PRIVATE (a write the file system
  * code makes before it reports it lands in a private page, never in the image), with every page that
- * is in the layer mapped MAP_SHARED from the layer file over it. A write is reported with `dirty()`
- * (the page is then copied up: written to the layer and mapped from there) or announced with
- * `prepareWrite()` (data about to be written: whole pages need no copy). The program's own mappings
+ * is in the layer mapped MAP_SHARED from the layer file over it. A write through the view is reported
+ * with `dirty()` (the page is then copied up: written to the layer and mapped from there); data and
+ * zeros go in with `writeFrom()` and `zero()` (pages moved first with `prepareWrite()`: whole pages
+ * need no copy). The program's own mappings
  * take each page from where it is now (`inLayer`); a MAP_SHARED one is copied up first
  * (`copyUp`), so that later writes reach it.
  *
@@ -294,17 +295,13 @@ export class LayeredImage implements BlockDev {
    * page of the layer in, which on some host file systems (ext4) costs several times the copy.
    */
   writeFrom(offset: number, src: number, length: number): void {
-    this.check(offset, length);
-    if (length === 0) return;
-    this.copyUp(offset, length, { offset, end: offset + length });
-    this.pwriteAll(src, length, offset);
+    this.prepareWrite(offset, length);
+    if (length > 0) this.pwriteAll(src, length, offset);
   }
 
   /** Zero [offset, offset+length) (see writeFrom). */
   zero(offset: number, length: number): void {
-    this.check(offset, length);
-    if (length === 0) return;
-    this.copyUp(offset, length, { offset, end: offset + length });
+    this.prepareWrite(offset, length);
     const z = zeroPage();
     for (let o = 0; o < length; o += ZERO_BYTES) this.pwriteAll(z, Math.min(ZERO_BYTES, length - o), offset + o);
   }
@@ -315,12 +312,6 @@ export class LayeredImage implements BlockDev {
       if (w <= 0) throw new MapvisorError('ELAYER', `cannot write the layer ${this.layerPath} (errno ${libc.errno()})`, 'check free space on its file system');
       done += w;
     }
-  }
-
-  /** Like bytes(), for a caller that overwrites the whole range (its pages need no copy). */
-  overwrite(offset: number, length: number): Uint8Array {
-    this.prepareWrite(offset, length);
-    return this.bytes(offset, length);
   }
 
   /**
@@ -401,13 +392,7 @@ export class LayeredImage implements BlockDev {
   private writeLayer(off: number, n: number): void {
     // The view's last page may reach past the image's end; the layer holds whole pages.
     const inImage = Math.min(n, this.size - off);
-    for (let done = 0; done < inImage; ) {
-      const w = libc.pwrite(this.layerFd, this.baseAddr + off + done, inImage - done, off + done);
-      if (w <= 0) {
-        throw new MapvisorError('ELAYER', `cannot write the layer ${this.layerPath} (errno ${libc.errno()})`, 'check free space on its file system');
-      }
-      done += w;
-    }
+    this.pwriteAll(this.baseAddr + off, inImage, off);
     this.bytesCopied += inImage;
   }
 

@@ -86,19 +86,8 @@ export class HostFile implements FileOps {
     if (length === 0) return 0;
     if (f.flags & O_APPEND && offset === null) return this.append(f, src, length);
     const pos = offset ?? f.pos;
-    let done = 0;
-    while (done < length) {
-      const n = libc.pwrite(this.fd, src + done, length - done, pos + done);
-      if (n < 0) {
-        const err = libc.errno();
-        if (err === E.EINTR) continue;
-        if (done === 0) return -err;
-        break;
-      }
-      if (n === 0) break;
-      done += n;
-    }
-    if (offset === null) f.pos = pos + done;
+    const done = writeAll(length, (at) => libc.pwrite(this.fd, src + at, length - at, pos + at));
+    if (offset === null && done > 0) f.pos = pos + done;
     return done;
   }
 
@@ -109,23 +98,14 @@ export class HostFile implements FileOps {
   private append(f: OpenFile, src: number, length: number): number {
     const fl = libc.fcntl(this.fd, F_GETFL, 0);
     if (fl >= 0 && !(fl & O_APPEND)) libc.fcntl(this.fd, F_SETFL, fl | O_APPEND);
-    let done = 0;
+    let done: number;
     try {
-      while (done < length) {
-        const n = libc.write(this.fd, src + done, length - done);
-        if (n < 0) {
-          const err = libc.errno();
-          if (err === E.EINTR) continue;
-          if (done === 0) return -err;
-          break;
-        }
-        if (n === 0) break;
-        done += n;
-      }
+      done = writeAll(length, (at) => libc.write(this.fd, src + at, length - at));
     } finally {
       // Back without O_APPEND: positional writes (pwrite, a later F_SETFL without O_APPEND) go where asked.
       if (fl >= 0 && !(fl & O_APPEND)) libc.fcntl(this.fd, F_SETFL, fl);
     }
+    if (done < 0) return done;
     const end = libc.lseek(this.fd, 0, 1);
     f.pos = end >= 0 ? end : f.pos + done;
     return done;
@@ -162,4 +142,23 @@ export class HostFile implements FileOps {
     if (this.counter) this.counter.openFiles--;
     libc.close(this.fd);
   }
+}
+
+/**
+ * A host write of `length` bytes in as many calls as it takes (`call(done)` writes from byte `done`):
+ * the bytes written, or -errno when the first call fails (EINTR is retried).
+ */
+function writeAll(length: number, call: (done: number) => number): number {
+  let done = 0;
+  while (done < length) {
+    const n = call(done);
+    if (n < 0) {
+      const err = libc.errno();
+      if (err === E.EINTR) continue;
+      return done === 0 ? -err : done;
+    }
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
 }

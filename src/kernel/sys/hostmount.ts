@@ -148,10 +148,6 @@ function at<T>(loc: HostLoc, f: (loc: HostLoc) => T): T {
   }
 }
 
-function hostStat(b: Buffer): StatInfo {
-  return hostStatInfo(b);
-}
-
 /**
  * The permission bits a change of the program's may give a host file: never set-user-ID or set-group-ID
  * on anything but a directory (a mount is nosuid: the host user's set-uid programs must not be made
@@ -177,7 +173,7 @@ function fchmodHost(file: HostFile, mode: number): number {
 
 function lstatLoc(loc: HostLoc): StatInfo | number {
   const b = lstatAt(loc.dir, loc.name);
-  return typeof b === 'number' ? b : hostStat(b);
+  return typeof b === 'number' ? b : hostStatInfo(b);
 }
 
 /** An O_PATH fd of the final object (the caller closes it), or -errno. */

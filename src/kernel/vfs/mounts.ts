@@ -24,7 +24,7 @@
 import { realpathSync, statSync } from 'node:fs';
 import koffi from 'koffi';
 import { E } from '../../abi/errno.js';
-import { STAT, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type StatInfo } from '../../abi/stat.js';
+import { STAT, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, decodeStat, type StatInfo } from '../../abi/stat.js';
 import { UsageError } from '../../errors.js';
 import * as libc from '../../host/libc.js';
 import { FsError } from '../../storage/ext4/errors.js';
@@ -105,26 +105,16 @@ function normalize(path: string): string {
 
 /** struct stat of a host object (a 144-byte buffer) as the program sees it. */
 export function hostStatInfo(b: Buffer): StatInfo {
-  const n = (o: number): number => Number(b.readBigInt64LE(o));
+  const s = decodeStat(b);
+  // The host user who runs mapvisor is the program's root (as a rootless container maps it); the
+  // host's root is nobody.
   const mapId = (id: number, own: number): number => (id === own ? 0 : id === 0 ? 65534 : id);
-  const dev = n(STAT.dev);
   return {
+    ...s,
     // A host device number equal to the image's (0x801, "sda1") is told apart from it.
-    dev: dev === 0x801 ? dev ^ (1 << 20) : dev,
-    ino: n(STAT.ino),
-    nlink: n(STAT.nlink),
-    mode: b.readUInt32LE(STAT.mode),
-    // The host user who runs mapvisor is the program's root (as a rootless container maps it); the
-    // host's root is nobody.
-    uid: mapId(b.readUInt32LE(STAT.uid), process.getuid?.() ?? 0),
-    gid: mapId(b.readUInt32LE(STAT.gid), process.getgid?.() ?? 0),
-    rdev: n(STAT.rdev),
-    size: n(STAT.size),
-    blksize: n(STAT.blksize),
-    blocks: n(STAT.blocks),
-    atime: [n(STAT.atime), n(STAT.atime_nsec)],
-    mtime: [n(STAT.mtime), n(STAT.mtime_nsec)],
-    ctime: [n(STAT.ctime), n(STAT.ctime_nsec)],
+    dev: s.dev === 0x801 ? s.dev ^ (1 << 20) : s.dev,
+    uid: mapId(s.uid, process.getuid?.() ?? 0),
+    gid: mapId(s.gid, process.getgid?.() ?? 0),
   };
 }
 

@@ -18,7 +18,7 @@ import { MapvisorError, UsageError } from '../../errors.js';
 import * as libc from '../../host/libc.js';
 import { MappedImage, type MapMode } from '../../storage/blockdev.js';
 import { BlockImage, BLOCK_SIZE, type BlockImageStats } from '../../storage/blkdev.js';
-import { LayeredImage, type LayerStats } from '../../storage/layer.js';
+import { LayeredImage } from '../../storage/layer.js';
 import * as libcCopy from '../../host/libc.js';
 import { Ext4 } from '../../storage/ext4/fs.js';
 import { SharedFileCache } from './sharedcache.js';
@@ -81,7 +81,6 @@ export class RootFs {
   readonly fd: number;
   /** Backing id of the image in the region map. */
   readonly backingId: number;
-  private readonly tmpDir: string | null;
   /** Called after write() put `len` bytes from host address `src` at `off` of file `ino`. */
   onWrite: ((ino: number, off: number, len: number, src: number) => void) | null = null;
   /** Every process's hook for writes (each keeps its own copies of shared file mappings in step). */
@@ -99,7 +98,7 @@ export class RootFs {
     return this.sharedCache;
   }
 
-  private constructor(spec: ImageSpec, dev: MappedImage | LayeredImage | BlockImage, fs: Ext4, fd: number, backingId: number, layerBackingId: number, tmpDir: string | null) {
+  private constructor(spec: ImageSpec, dev: MappedImage | LayeredImage | BlockImage, fs: Ext4, fd: number, backingId: number, layerBackingId: number) {
     this.spec = spec;
     this.storage = dev instanceof BlockImage ? 'blk' : 'memory';
     this.mapped = dev instanceof BlockImage ? null : dev;
@@ -109,7 +108,6 @@ export class RootFs {
     this.fs = fs;
     this.fd = fd;
     this.backingId = backingId;
-    this.tmpDir = tmpDir;
   }
 
   get readOnly(): boolean {
@@ -165,7 +163,7 @@ export class RootFs {
         }
         try {
           const fs = Ext4.open(image, { name: spec.path, readOnly: false });
-          return new RootFs(spec, image, fs, fd, backingId, layerBackingId, tmpDir);
+          return new RootFs(spec, image, fs, fd, backingId, layerBackingId);
         } catch (e) {
           image.close(false);
           throw e;
@@ -190,7 +188,7 @@ export class RootFs {
         rmSync(tmpDir!, { recursive: true, force: true });
         tmpDir = null;
       }
-      return new RootFs(spec, image, fs, runFd, backingId, layerBackingId, tmpDir);
+      return new RootFs(spec, image, fs, runFd, backingId, layerBackingId);
     } catch (e) {
       if (runFd !== fd) libc.close(runFd);
       libc.close(fd);
@@ -244,10 +242,6 @@ export class RootFs {
       return [{ offset: physical, length, id: this.layerBackingId, fd: layer.layerFd }];
     }
     return layer.sources(physical, length).map((r) => (r.layer ? { offset: r.offset, length: r.length, id: this.layerBackingId, fd: layer.layerFd } : { offset: r.offset, length: r.length, id: this.backingId, fd: this.fd }));
-  }
-
-  layerStats(): LayerStats | null {
-    return this.layer ? this.layer.stats() : null;
   }
 
   /** Copy `length` bytes from host address `src` into the image at `physical`. */
@@ -311,6 +305,5 @@ export class RootFs {
     else this.dev.close(durable);
     libc.close(this.fd);
     this.sharedCache?.close();
-    if (this.tmpDir) rmSync(this.tmpDir, { recursive: true, force: true });
   }
 }
